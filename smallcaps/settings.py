@@ -1,0 +1,191 @@
+"""One validated settings object for the whole project.
+
+Values come from keyword arguments, then `SMALLCAPS_*` environment variables, then defaults.
+An environment variable with the `SMALLCAPS_` prefix that names no setting is an error: a typo
+must not silently do nothing.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import date
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from typing import Annotated
+
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+ENV_PREFIX = "SMALLCAPS_"
+
+SourceName = Literal["sample", "yahoo", "csv"]
+
+
+class Universe(BaseModel):
+    """A constituent universe: the index it mirrors and the ETF whose holdings define it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    index_symbol: str
+    etf: str
+    holdings_url: str
+    min_members: int
+    max_members: int
+
+
+DEFAULT_UNIVERSES = (
+    Universe(
+        name="russell2000",
+        index_symbol="^RUT",
+        etf="IWM",
+        holdings_url=(
+            "https://www.ishares.com/us/products/239710/ishares-russell-2000-etf/"
+            "1467271812596.ajax?fileType=csv&fileName=IWM_holdings&dataType=fund"
+        ),
+        min_members=1_800,
+        max_members=2_100,
+    ),
+    Universe(
+        name="sp600",
+        index_symbol="^SP600",
+        etf="IJR",
+        holdings_url=(
+            "https://www.ishares.com/us/products/239774/ishares-core-sp-smallcap-etf/"
+            "1467271812596.ajax?fileType=csv&fileName=IJR_holdings&dataType=fund"
+        ),
+        min_members=580,
+        max_members=620,
+    ),
+)
+
+
+class Pair(BaseModel):
+    """A relative-performance pair: does `lead` beat `lag`?"""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    lead: str
+    lag: str
+
+    @classmethod
+    def parse(cls, text: str) -> "Pair":
+        lead, sep, lag = text.partition("/")
+        if not sep or not lead or not lag:
+            raise ValueError(f"pair {text!r} must look like LEAD/LAG, e.g. ^RUT/^GSPC")
+        return cls(lead=lead.strip(), lag=lag.strip())
+
+    def __str__(self) -> str:
+        return f"{self.lead}/{self.lag}"
+
+
+def parse_anchor(text: str) -> str:
+    """Anchors are `ytd`, `1y`, or an ISO date (the session on or before it is used)."""
+    if text in ("ytd", "1y"):
+        return text
+    try:
+        date.fromisoformat(text)
+    except ValueError as exc:
+        raise ValueError(f"anchor {text!r} must be 'ytd', '1y' or a date like 2025-04-08") from exc
+    return text
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        extra="forbid",
+        validate_default=True,
+    )
+
+    home: Path = Field(Path("data"), description="data home: warehouse, snapshots, exports, report, caches")
+    source: SourceName = Field("sample", description="where market data comes from")
+    csv_path: Path | None = Field(None, description="folder read by the csv source")
+    universes: list[Universe] = Field(default_factory=lambda: list(DEFAULT_UNIVERSES))
+    index_symbols: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["^RUT", "^GSPC", "^SP600", "^IXIC", "^VIX"])
+    pairs: Annotated[list[Pair], NoDecode] = Field(
+        default_factory=lambda: [Pair.parse(p) for p in ("^RUT/^GSPC", "^RUT/^SP600", "^SP600/^GSPC", "^RUT/^IXIC")]
+    )
+    anchors: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["ytd", "1y", "2025-04-02", "2025-04-08"])
+    sample_seed: int = Field(2025, description="seed of the embedded sample market")
+    sample_start: date = Field(date(2024, 1, 2), description="first session of the sample market")
+    chunk_size: int = Field(250, ge=1, description="symbols per fetch task")
+    keep_snapshots: int = Field(30, ge=1, description="nightly published snapshots kept for --as-of")
+    completeness_min_share: float = Field(0.98, gt=0, le=1, description="share of members that must have a bar")
+    dq_severity: dict[str, Literal["error", "warning"]] = Field(
+        default_factory=dict, description="expectation name -> severity override"
+    )
+    # Live-source politeness and bounds.
+    user_agent: str = "smallcaps/0.1 (+nightly small-cap pipeline)"
+    http_timeout_s: float = Field(20.0, gt=0)
+    chunk_timeout_s: float = Field(120.0, gt=0, description="a fetch chunk that takes longer is abandoned")
+    max_requests_per_run: int = Field(20_000, ge=1)
+    requests_per_second: float = Field(4.0, gt=0)
+    fetch_concurrency: int = Field(2, ge=1)
+    overlap_sessions: int = Field(5, ge=0, description="stored sessions re-fetched to catch revisions")
+    fundamentals_max_age_days: int = Field(100, ge=1, description="re-fetch fundamentals older than this")
+
+    @field_validator("pairs", mode="before")
+    @classmethod
+    def _pairs(cls, value):
+        if isinstance(value, str):
+            value = [p for p in value.split(",") if p.strip()]
+        return [Pair.parse(v) if isinstance(v, str) else v for v in value]
+
+    @field_validator("anchors", "index_symbols", mode="before")
+    @classmethod
+    def _csv_list(cls, value):
+        if isinstance(value, str):
+            value = [p.strip() for p in value.split(",") if p.strip()]
+        return value
+
+    @field_validator("anchors")
+    @classmethod
+    def _anchors(cls, value: list[str]) -> list[str]:
+        return [parse_anchor(a) for a in value]
+
+    @model_validator(mode="after")
+    def _no_unknown_env(self) -> "Settings":
+        known = {ENV_PREFIX + name.upper() for name in type(self).model_fields}
+        unknown = sorted(k for k in os.environ if k.upper().startswith(ENV_PREFIX) and k.upper() not in known)
+        if unknown:
+            raise ValueError(
+                f"unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+            )
+        symbols = set(self.index_symbols)
+        for pair in self.pairs:
+            missing = {pair.lead, pair.lag} - symbols
+            if missing:
+                raise ValueError(f"pair {pair} uses {', '.join(sorted(missing))}, not among index_symbols")
+        return self
+
+    # Paths inside the data home.
+    @property
+    def warehouse_path(self) -> Path:
+        return self.home / "warehouse.duckdb"
+
+    @property
+    def published_dir(self) -> Path:
+        return self.home / "published"
+
+    @property
+    def published_path(self) -> Path:
+        return self.published_dir / "smallcaps.duckdb"
+
+    @property
+    def exports_dir(self) -> Path:
+        return self.home / "exports"
+
+    @property
+    def report_dir(self) -> Path:
+        return self.home / "report"
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.home / "cache"
+
+    def universe(self, name: str) -> Universe:
+        for u in self.universes:
+            if u.name == name:
+                return u
+        raise KeyError(f"unknown universe {name!r}; configured: {', '.join(u.name for u in self.universes)}")

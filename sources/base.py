@@ -1,0 +1,127 @@
+"""The contract every source fulfils: what it returns, in which shape.
+
+A source fetches; it does not stamp `load_id`, `fetched_at` or `source` (staging does that) and it
+never touches the warehouse. Every frame it returns has exactly the columns and dtypes below, so
+that the gate and the merge can rely on them. A symbol that could not be fetched is reported in
+`failures`, never silently left out. Rows a source reads but deliberately does not keep (cash and
+futures lines of a holdings file, say) are reported in `excluded` with the reason.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from datetime import date
+from typing import Protocol, Sequence, runtime_checkable
+
+import polars as pl
+
+BARS_SCHEMA: dict[str, pl.DataType] = {
+    "symbol": pl.String,
+    "session_date": pl.Date,
+    "open": pl.Float64,
+    "high": pl.Float64,
+    "low": pl.Float64,
+    "close": pl.Float64,
+    "adj_close": pl.Float64,
+    "volume": pl.Int64,  # null where the source has none (indexes: ^VIX)
+}
+
+HOLDINGS_SCHEMA: dict[str, pl.DataType] = {
+    "universe": pl.String,  # settings universe name: russell2000, sp600
+    "as_of_date": pl.Date,  # the "Fund Holdings as of" date of the snapshot
+    "symbol": pl.String,  # Yahoo symbol (MOG-A), the warehouse's key for a company
+    "ticker": pl.String,  # ticker as printed in the holdings file (MOGA)
+    "name": pl.String,
+    "sector": pl.String,
+    "asset_class": pl.String,  # always "Equity" for kept rows
+    "exchange": pl.String,
+    "weight_pct": pl.Float64,  # share of the whole fund in percent, as published (cash included)
+    "market_value_usd": pl.Float64,
+    "shares": pl.Float64,
+    "price_usd": pl.Float64,
+}
+
+FUNDAMENTALS_SCHEMA: dict[str, pl.DataType] = {
+    "symbol": pl.String,
+    "period_end_date": pl.Date,  # fiscal quarter end
+    "report_date": pl.Date,  # when the quarter became public, null where unknown
+    "net_income_common_usd": pl.Float64,  # net income to common shareholders; null = missing
+    "net_income_usd": pl.Float64,
+    "diluted_eps": pl.Float64,
+    "revenue_usd": pl.Float64,
+}
+
+ACTIONS_SCHEMA: dict[str, pl.DataType] = {
+    "symbol": pl.String,
+    "ex_date": pl.Date,
+    "action": pl.String,  # "split" (value = new shares per old share) or "dividend" (value = USD per share)
+    "value": pl.Float64,
+}
+
+FAILURES_SCHEMA: dict[str, pl.DataType] = {
+    "symbol": pl.String,  # symbol, or universe name for holdings
+    "dataset": pl.String,  # bars, fundamentals, holdings
+    "error": pl.String,
+}
+
+EXCLUDED_SCHEMA: dict[str, pl.DataType] = {
+    "dataset": pl.String,
+    "key": pl.String,  # what identifies the row in its file (e.g. "IWM 2025-11-05 line 1970 XTSLA")
+    "reason": pl.String,
+    "row_json": pl.String,
+}
+
+
+def empty(schema: dict[str, pl.DataType]) -> pl.DataFrame:
+    return pl.DataFrame(schema=schema)
+
+
+def conform(df: pl.DataFrame, schema: dict[str, pl.DataType], what: str) -> pl.DataFrame:
+    """Select and cast `df` to `schema`; a missing column is an error naming it."""
+    missing = [c for c in schema if c not in df.columns]
+    if missing:
+        raise ValueError(f"{what}: missing column(s) {', '.join(missing)}")
+    return df.select([pl.col(c).cast(t, strict=True) for c, t in schema.items()])
+
+
+@dataclass(frozen=True)
+class Fetched:
+    """What one fetch call returned. Frames follow the schemas above; absent parts are empty."""
+
+    bars: pl.DataFrame = field(default_factory=lambda: empty(BARS_SCHEMA))
+    actions: pl.DataFrame = field(default_factory=lambda: empty(ACTIONS_SCHEMA))
+    fundamentals: pl.DataFrame = field(default_factory=lambda: empty(FUNDAMENTALS_SCHEMA))
+    holdings: pl.DataFrame = field(default_factory=lambda: empty(HOLDINGS_SCHEMA))
+    failures: pl.DataFrame = field(default_factory=lambda: empty(FAILURES_SCHEMA))
+    excluded: pl.DataFrame = field(default_factory=lambda: empty(EXCLUDED_SCHEMA))
+    requests: int = 0  # HTTP requests made (0 for offline sources)
+
+    @staticmethod
+    def combine(parts: Sequence["Fetched"]) -> "Fetched":
+        if not parts:
+            return Fetched()
+        frames = {
+            f.name: pl.concat([getattr(p, f.name) for p in parts], how="vertical")
+            for f in fields(Fetched)
+            if f.name != "requests"
+        }
+        return Fetched(**frames, requests=sum(p.requests for p in parts))
+
+
+@runtime_checkable
+class Source(Protocol):
+    """A market data source. Dates are NYSE session dates, inclusive."""
+
+    name: str
+
+    def holdings(self, universes: Sequence[str], start: date, end: date) -> Fetched:
+        """Holdings snapshots of each universe with as_of_date in [start, end]."""
+        ...
+
+    def bars(self, symbols: Sequence[str], start: date, end: date) -> Fetched:
+        """Daily bars (and splits/dividends in `actions`) of `symbols` for sessions in [start, end]."""
+        ...
+
+    def fundamentals(self, symbols: Sequence[str], as_of: date) -> Fetched:
+        """Quarterly income statement lines of `symbols` as known on `as_of`."""
+        ...
