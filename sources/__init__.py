@@ -1,0 +1,25 @@
+"""Market data sources behind one protocol (`sources.base.Source`)."""
+
+from __future__ import annotations
+
+from smallcaps.settings import Settings
+from sources.base import Source
+
+
+def make_source(settings: Settings) -> Source:
+    """The configured source. Imports are local: a source's dependencies load only when used."""
+    if settings.source == "sample":
+        from sources.sample import SampleSource
+
+        return SampleSource(seed=settings.sample_seed, start=settings.sample_start)
+    if settings.source == "csv":
+        from sources.csv import CsvSource
+
+        if settings.csv_path is None:
+            raise ValueError("the csv source needs a folder: pass --path DIR or set SMALLCAPS_CSV_PATH")
+        return CsvSource(settings.csv_path, universes={u.etf: u.name for u in settings.universes})
+    if settings.source == "yahoo":
+        from sources.yahoo import YahooSource
+
+        return YahooSource(settings)
+    raise ValueError(f"unknown source {settings.source!r}")

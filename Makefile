@@ -1,0 +1,31 @@
+# Two commands set everything up (README): `make demo` and `make test`.
+SHELL := /bin/bash
+export UV_PYTHON_DOWNLOADS := never
+export PREFECT_SERVER_ANALYTICS_ENABLED := false
+export DO_NOT_TRACK := 1
+PYTHON ?= python3
+UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
+
+.PHONY: env demo test bench clean
+
+# The environment: uv from PyPI if absent, then the locked packages into .venv (no Python download).
+env: .venv/.synced
+
+$(UV):
+	$(PYTHON) -m pip install --user --quiet uv
+
+.venv/.synced: pyproject.toml uv.lock | $(UV)
+	$(UV) sync --frozen --python $$($(PYTHON) -c 'import sys; print(sys.executable)')
+	@touch $@
+
+demo: env
+	.venv/bin/smallcaps demo
+
+test: env
+	.venv/bin/python -m pytest -q
+
+bench: env
+	for b in bench/*.py; do echo "== $$b"; .venv/bin/python $$b || exit 1; done
+
+clean:
+	rm -rf .venv data

@@ -1,0 +1,33 @@
+"""The backfill flow: load a range of sessions (default: the source's whole history)."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from prefect import flow
+from prefect.task_runners import ThreadPoolTaskRunner
+
+from flows.nightly import settings_for
+from flows.run import run_load
+from smallcaps import calendar
+
+
+@flow(name="backfill", task_runner=ThreadPoolTaskRunner(max_workers=4), log_prints=True)
+def backfill(
+    start: date | None = None,
+    end: date | None = None,
+    source: str | None = None,
+    csv_path: str | None = None,
+    home: str | None = None,
+) -> dict:
+    """Load every session in [start, end] and publish the night of `end`.
+
+    Defaults: `start` = the sample market's first session (sample) or the earliest date a csv folder
+    holds; `end` = the latest completed NYSE session.
+    """
+    settings = settings_for(source, csv_path, home)
+    end = calendar.session_on_or_before(end or calendar.latest_completed_session())
+    start = start or (settings.sample_start if settings.source == "sample" else date(1990, 1, 2))
+    if start > end:
+        raise ValueError(f"backfill start {start} is after end {end}")
+    return run_load(settings, "backfill", as_of=end, start=start)

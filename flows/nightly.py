@@ -1,0 +1,44 @@
+"""The nightly flow: bring the warehouse up to the latest completed NYSE session and publish it."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+from prefect import flow, get_run_logger
+from prefect.task_runners import ThreadPoolTaskRunner
+
+from flows.run import run_load
+from smallcaps import calendar
+from smallcaps.settings import Settings
+
+
+def settings_for(source: str | None, csv_path: str | None, home: str | None) -> Settings:
+    overrides = {}
+    if source:
+        overrides["source"] = source
+    if csv_path:
+        overrides["csv_path"] = Path(csv_path)
+    if home:
+        overrides["home"] = Path(home)
+    return Settings(**overrides)
+
+
+@flow(name="nightly", task_runner=ThreadPoolTaskRunner(max_workers=4), log_prints=True)
+def nightly(
+    as_of: date | None = None,
+    source: str | None = None,
+    csv_path: str | None = None,
+    home: str | None = None,
+) -> dict:
+    """Load the session `as_of` (default: the latest completed NYSE session) and publish it.
+
+    A date that is not an NYSE session is skipped (nothing fetched, nothing changed).
+    """
+    log = get_run_logger()
+    settings = settings_for(source, csv_path, home)
+    day = as_of or calendar.latest_completed_session()
+    if not calendar.is_session(day):
+        log.info("%s is not an NYSE session (weekend or holiday): nothing to load, skipping", day)
+        return {"status": "skipped", "as_of": day.isoformat(), "message": f"{day} is not an NYSE session"}
+    return run_load(settings, "nightly", as_of=day)

@@ -1,0 +1,121 @@
+"""The sequence shared by the nightly and backfill flows: lock, plan, fetch, validate, load,
+check completeness, publish, record. Only orchestration here; the work is in smallcaps.pipeline."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict
+from datetime import date, datetime, timezone
+
+import polars as pl
+from prefect import get_run_logger, runtime, unmapped
+
+from flows import tasks
+from smallcaps import pipeline
+from smallcaps.lock import load_lock
+from smallcaps.settings import Settings
+from sources import make_source
+from sources.base import Fetched
+from warehouse import loads
+from warehouse.db import connect
+
+
+def run_load(settings: Settings, kind: str, *, as_of: date, start: date | None = None) -> dict:
+    log = get_run_logger()
+    timings: dict[str, float] = {}
+    with load_lock(settings.home):
+        con = connect(settings.warehouse_path)
+        try:
+            for dead in loads.mark_interrupted(con):
+                log.warning("load %s was interrupted before it finished; its changes were rolled back, redoing it", dead)
+            now = datetime.now(timezone.utc).replace(tzinfo=None)
+            load_id = pipeline.new_load_id(now)
+            plan = pipeline.plan_backfill(settings, start, as_of) if kind == "backfill" else pipeline.plan_nightly(con, settings, as_of)
+            loads.begin(
+                con, load_id=load_id, flow_run_id=str(runtime.flow_run.id or "") or None, flow_name=kind,
+                source=settings.source, start=plan.bars_start, end=plan.as_of,
+            )
+            log.info("load %s: %s from %s, sessions %s..%s", load_id, kind, settings.source, plan.bars_start, plan.as_of)
+            try:
+                outcome = _load(con, settings, plan, load_id, now, timings)
+            except pipeline.LoadFailed as exc:
+                status = "blocked" if isinstance(exc, pipeline.LoadBlocked) else "failed"
+                loads.finish(con, load_id=load_id, status=status, message=str(exc), timings=timings)
+                raise
+            except pipeline.NightHeld as exc:
+                loads.finish(con, load_id=load_id, status="held", message=str(exc), timings=timings)
+                raise
+            except BaseException as exc:
+                loads.finish(con, load_id=load_id, status="failed", message=f"{type(exc).__name__}: {exc}", timings=timings)
+                raise
+            return outcome
+        finally:
+            con.close()
+
+
+def _load(con, settings: Settings, plan: pipeline.Plan, load_id: str, now: datetime, timings: dict) -> dict:
+    log = get_run_logger()
+    source = make_source(settings)
+
+    t = time.perf_counter()
+    held = tasks.fetch_holdings(source, plan.universes, plan.holdings_start, plan.as_of)
+    symbols = pipeline.equity_symbols(con, held.holdings)
+    index_symbols = plan.index_symbols
+    parts = pipeline.chunks(index_symbols + symbols, settings.chunk_size)
+    names = [f"{i + 1}of{len(parts)}" for i in range(len(parts))]
+    bars = tasks.fetch_bars.map(unmapped(source), parts, unmapped(plan.bars_start), unmapped(plan.as_of), names)
+    fparts = pipeline.chunks(symbols, settings.chunk_size)
+    fnames = [f"{i + 1}of{len(fparts)}" for i in range(len(fparts))]
+    funds = tasks.fetch_fundamentals.map(unmapped(source), fparts, unmapped(plan.as_of), fnames)
+    fetched = Fetched.combine([held] + [f.result() for f in bars] + [f.result() for f in funds])
+    timings["fetch"] = time.perf_counter() - t
+    batch = pipeline.split(fetched, index_symbols)
+    warnings = pipeline.check_fetched(batch, settings.source, plan)
+    log.info("fetched %s rows (%s requests)", f"{batch.rows_in:,}", batch.requests)
+
+    t = time.perf_counter()
+    gated = tasks.validate(con, batch, load_id, plan.as_of, settings)
+    timings["validate"] = time.perf_counter() - t
+    if any(g.blocked for g in gated.values()):
+        quarantined, reason = pipeline.record_blocked(con, batch, gated, load_id=load_id, at=now)
+        raise pipeline.LoadBlocked(
+            f"{reason}. {quarantined:,} rows are in dq.quarantine (load {load_id}); the warehouse and the "
+            "published snapshot are unchanged. See `smallcaps dq`."
+        )
+
+    t = time.perf_counter()
+    counts, quarantined, more_warnings, load_timings = tasks.load(
+        con, batch, gated, load_id, settings.source, now, settings, plan.as_of
+    )
+    timings["load"] = time.perf_counter() - t
+    timings.update({f"load.{k}": v for k, v in load_timings.items()})
+    warnings += more_warnings
+    for w in warnings:
+        log.warning(w)
+
+    outcome = pipeline.Outcome(load_id, "succeeded", plan.as_of, tables=counts, rows_quarantined=quarantined, warnings=warnings, timings=timings)
+    sessions = con.execute(
+        "SELECT count(DISTINCT session_date) FROM raw.index_bars WHERE session_date BETWEEN ? AND ?", [plan.bars_start, plan.as_of]
+    ).fetchone()[0]
+    held_msg = pipeline.check_completeness(con, settings, plan.as_of, batch)
+    if held_msg:
+        outcome.status = "held"
+        outcome.message = held_msg
+        pipeline.finish_ok(con, outcome, sessions, batch.rows_in)
+        raise pipeline.NightHeld(held_msg + f" The load is in the private warehouse; {plan.as_of} was not published.")
+
+    t = time.perf_counter()
+    pipeline.finish_ok(con, outcome, sessions, batch.rows_in)
+    published = tasks.publish_snapshot(con, settings, plan.as_of, load_id, settings.source)
+    pipeline.record_publish(con, published, load_id)
+    timings["publish"] = time.perf_counter() - t
+    outcome.published_path = str(published.path)
+    pipeline.finish_ok(con, outcome, sessions, batch.rows_in)
+    log.info("published %s (%s MB) for %s", published.path, round(published.bytes / 1e6, 1), plan.as_of)
+    summary = asdict(outcome)
+    summary["as_of"] = plan.as_of.isoformat()
+    summary["sessions"] = sessions
+    summary["rows_in"] = batch.rows_in
+    summary["tables"] = {k: asdict(v) for k, v in counts.items()}
+    summary["warehouse"] = str(settings.warehouse_path)
+    return summary

@@ -1,0 +1,67 @@
+"""Prefect tasks: thin wrappers over `smallcaps.pipeline` steps.
+
+Retries sit only on the tasks that do I/O against a source or the file system; validation and
+the transactional load are deterministic, so retrying them would only repeat a failure. No task
+caches its result (sources return fresh data; frames are large).
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Sequence
+
+import duckdb
+from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+
+from smallcaps import pipeline
+from smallcaps.settings import Settings
+from sources.base import Fetched, Source
+from warehouse.publish import Published, publish
+
+FETCH_RETRIES = dict(retries=3, retry_delay_seconds=[2, 5, 15], cache_policy=NO_CACHE)
+
+
+@task(name="fetch-holdings", **FETCH_RETRIES)
+def fetch_holdings(source: Source, universes: Sequence[str], start: date, end: date) -> Fetched:
+    got = source.holdings(universes, start, end)
+    get_run_logger().info(
+        "holdings: %s rows for %s, %s..%s (%s excluded, %s failures)",
+        f"{got.holdings.height:,}", ", ".join(universes), start, end, got.excluded.height, got.failures.height,
+    )
+    return got
+
+
+@task(name="fetch-bars", task_run_name="fetch-bars-{part}", **FETCH_RETRIES)
+def fetch_bars(source: Source, symbols: Sequence[str], start: date, end: date, part: str) -> Fetched:
+    got = source.bars(symbols, start, end)
+    get_run_logger().info(
+        "bars %s: %s symbols, %s rows, %s failures", part, len(symbols), f"{got.bars.height:,}", got.failures.height
+    )
+    return got
+
+
+@task(name="fetch-fundamentals", task_run_name="fetch-fundamentals-{part}", **FETCH_RETRIES)
+def fetch_fundamentals(source: Source, symbols: Sequence[str], as_of: date, part: str) -> Fetched:
+    got = source.fundamentals(symbols, as_of)
+    get_run_logger().info(
+        "fundamentals %s: %s symbols, %s quarters, %s failures", part, len(symbols), got.fundamentals.height, got.failures.height
+    )
+    return got
+
+
+@task(name="validate", cache_policy=NO_CACHE)
+def validate(con: duckdb.DuckDBPyConnection, batch: pipeline.Batch, load_id: str, as_of: date, settings: Settings):
+    return pipeline.validate(con, batch, load_id=load_id, as_of=as_of, settings=settings)
+
+
+@task(name="load", cache_policy=NO_CACHE)
+def load(con, batch, gated, load_id: str, source: str, fetched_at: datetime, settings: Settings, as_of: date):
+    return pipeline.load(
+        con, batch, gated, load_id=load_id, source=source, fetched_at=fetched_at, settings=settings, as_of=as_of
+    )
+
+
+@task(name="publish", retries=1, retry_delay_seconds=2, cache_policy=NO_CACHE)
+def publish_snapshot(con, settings: Settings, as_of: date, load_id: str, source: str) -> Published:
+    return publish(con, settings.published_dir, as_of=as_of, load_id=load_id, source=source, keep=settings.keep_snapshots)

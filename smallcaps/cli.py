@@ -1,0 +1,243 @@
+"""`smallcaps`: a thin command line over the flows and the published warehouse."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from datetime import date
+from enum import Enum
+from pathlib import Path
+from typing import Optional
+
+# Prefect must stay offline and quiet unless the user configured otherwise.
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("DO_NOT_TRACK", "1")
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+app = typer.Typer(
+    help="smallcaps: the nightly US small-cap warehouse (Prefect flows, DuckDB, polars, Great Expectations).",
+    no_args_is_help=True,
+    add_completion=False,
+)
+console = Console()
+err = Console(stderr=True)
+
+
+class Fmt(str, Enum):
+    table = "table"
+    csv = "csv"
+    json = "json"
+
+
+def _settings(source: Optional[str] = None, path: Optional[Path] = None, home: Optional[Path] = None):
+    from smallcaps.settings import Settings
+
+    overrides = {}
+    if source:
+        overrides["source"] = source
+    if path:
+        overrides["csv_path"] = path
+    if home:
+        overrides["home"] = home
+    try:
+        return Settings(**overrides)
+    except Exception as exc:  # pydantic's message names the bad setting
+        err.print(f"[red]invalid settings:[/red] {exc}")
+        raise typer.Exit(2)
+
+
+def _fail(message: str, code: int = 1) -> None:
+    err.print(f"[bold red]error:[/bold red] {message}")
+    raise typer.Exit(code)
+
+
+def _run_flow(label: str, fn, **kwargs) -> dict:
+    """Run a flow with a live elapsed-time status; turn pipeline errors into clear exits."""
+    from smallcaps.lock import LoadLocked
+    from smallcaps.pipeline import LoadFailed, NightHeld
+
+    started = time.perf_counter()
+    try:
+        with console.status(f"[bold]{label}[/bold] (Prefect flow run; logs below)", spinner="dots"):
+            result = fn(**kwargs)
+    except (LoadFailed, NightHeld, LoadLocked) as exc:
+        _fail(str(exc))
+    except ValueError as exc:
+        _fail(str(exc), 2)
+    result["seconds"] = round(time.perf_counter() - started, 1)
+    return result
+
+
+def _print_summary(result: dict, settings) -> None:
+    if result.get("status") == "skipped":
+        console.print(f"[yellow]skipped:[/yellow] {result['message']}")
+        return
+    t = Table(title=f"load {result['load_id']} ({result['status']}), night of {result['as_of']}")
+    for col in ("table", "rows in", "inserted", "changed"):
+        t.add_column(col, justify="right" if col != "table" else "left")
+    for name, c in result["tables"].items():
+        t.add_row(name, f"{c['rows_in']:,}", f"{c['inserted']:,}", f"{c['changed']:,}")
+    console.print(t)
+    console.print(f"warehouse: {result['warehouse']}")
+    console.print(f"published: {result['published_path']}")
+    if result.get("rows_quarantined"):
+        console.print(f"quarantined: {result['rows_quarantined']:,} rows (see `smallcaps dq`)")
+    for w in result.get("warnings", []):
+        console.print(f"[yellow]warning:[/yellow] {w}")
+    console.print(f"took {result['seconds']} s")
+    _print_headlines(settings, date.fromisoformat(result["as_of"]))
+
+
+def _print_headlines(settings, as_of: date) -> None:
+    from warehouse.db import connect
+    from warehouse.publish import snapshot_for
+
+    con = connect(snapshot_for(settings.published_dir, None), read_only=True)
+    try:
+        rows = con.execute(
+            "SELECT sentence FROM marts.headlines WHERE as_of_date = ? ORDER BY rank", [as_of]
+        ).fetchall()
+    finally:
+        con.close()
+    t = Table(title=f"The night of {as_of}", show_header=False)
+    t.add_column("fact")
+    for (sentence,) in rows:
+        t.add_row(sentence)
+    console.print(t)
+
+
+@app.command()
+def run(
+    as_of: Optional[str] = typer.Option(None, "--as-of", help="session to load (YYYY-MM-DD); default: latest completed"),
+    source: Optional[str] = typer.Option(None, help="sample | yahoo | csv (default: SMALLCAPS_SOURCE or sample)"),
+    path: Optional[Path] = typer.Option(None, help="folder for the csv source"),
+    home: Optional[Path] = typer.Option(None, help="data home (default: SMALLCAPS_HOME or ./data)"),
+) -> None:
+    """Nightly load: fetch the session, gate it, merge it, rebuild the marts, publish, print the headlines."""
+    settings = _settings(source, path, home)
+    from flows.nightly import nightly
+
+    day = _date(as_of, "--as-of")
+    result = _run_flow(
+        "nightly", nightly, as_of=day, source=settings.source, csv_path=str(path) if path else None, home=str(settings.home)
+    )
+    _print_summary(result, settings)
+
+
+@app.command()
+def backfill(
+    start: Optional[str] = typer.Option(None, help="first session (YYYY-MM-DD); default: the source's first"),
+    end: Optional[str] = typer.Option(None, help="last session; default: latest completed"),
+    source: Optional[str] = typer.Option(None, help="sample | yahoo | csv"),
+    path: Optional[Path] = typer.Option(None, help="folder for the csv source (bar CSVs, holdings, fundamentals.csv)"),
+    home: Optional[Path] = typer.Option(None, help="data home"),
+) -> None:
+    """Load a range of sessions (whole history by default) and publish its last night."""
+    settings = _settings(source, path, home)
+    from flows.backfill import backfill as backfill_flow
+
+    result = _run_flow(
+        "backfill",
+        backfill_flow,
+        start=_date(start, "--start"),
+        end=_date(end, "--end"),
+        source=settings.source,
+        csv_path=str(path) if path else None,
+        home=str(settings.home),
+    )
+    _print_summary(result, settings)
+
+
+@app.command()
+def demo(home: Optional[Path] = typer.Option(None, help="data home")) -> None:
+    """Backfill the embedded sample market, run the nightly load for the latest session, print the night."""
+    settings = _settings("sample", None, home)
+    from flows.demo import demo as demo_flow
+
+    result = _run_flow("demo: sample backfill + nightly", demo_flow, home=str(settings.home))
+    for stage in ("backfill", "nightly"):
+        r = result[stage]
+        console.print(
+            f"{stage}: load {r['load_id']} {r['status']}, night of {r['as_of']}, "
+            f"{r['rows_in']:,} rows in, timings {json.dumps({k: round(v, 1) for k, v in r['timings'].items() if '.' not in k})}"
+        )
+    result["nightly"]["seconds"] = result["seconds"]
+    _print_summary(result["nightly"], settings)
+
+
+@app.command()
+def sql(
+    query: str = typer.Argument(..., help="SQL to run on the published snapshot"),
+    fmt: Fmt = typer.Option(Fmt.table, "--format", help="table | csv | json"),
+    as_of: Optional[str] = typer.Option(None, "--as-of", help="read the snapshot published that night"),
+    allow_files: bool = typer.Option(False, "--allow-files", help="let the query read or write files (off by default)"),
+    home: Optional[Path] = typer.Option(None, help="data home"),
+) -> None:
+    """Query the published warehouse, read-only. Writes, ATTACH and file access are refused."""
+    settings = _settings(None, None, home)
+    from smallcaps.query import QueryRefused, run_query
+
+    try:
+        columns, rows = run_query(settings, query, as_of=_date(as_of, "--as-of"), allow_files=allow_files)
+    except (QueryRefused, FileNotFoundError) as exc:
+        _fail(str(exc))
+    if fmt is Fmt.json:
+        sys.stdout.write(json.dumps([dict(zip(columns, r)) for r in rows], default=str, indent=1) + "\n")
+    elif fmt is Fmt.csv:
+        import csv
+
+        w = csv.writer(sys.stdout)
+        w.writerow(columns)
+        w.writerows(rows)
+    else:
+        t = Table()
+        for c in columns:
+            t.add_column(c)
+        for r in rows:
+            t.add_row(*["" if v is None else (f"{v:,.4f}" if isinstance(v, float) else str(v)) for v in r])
+        console.print(t)
+        console.print(f"{len(rows):,} row(s)")
+
+
+@app.command()
+def status(home: Optional[Path] = typer.Option(None, help="data home")) -> None:
+    """Last loads, freshness per table, row counts, and the published snapshot BI tools should open."""
+    settings = _settings(None, None, home)
+    from smallcaps.status import collect
+
+    try:
+        s = collect(settings)
+    except FileNotFoundError as exc:
+        _fail(str(exc))
+    console.print(f"published: {s.published}")
+    console.print(f"warehouse: {s.warehouse} ({s.read_from})")
+    t = Table(title="last loads")
+    for c in ("load", "flow", "source", "sessions", "status", "rows loaded", "quarantined", "finished", "message"):
+        t.add_column(c)
+    for r in s.loads:
+        t.add_row(*["" if v is None else str(v) for v in r])
+    console.print(t)
+    t = Table(title="tables")
+    for c in ("table", "rows", "latest"):
+        t.add_column(c)
+    for name, rows, latest in s.tables:
+        t.add_row(name, f"{rows:,}", "" if latest is None else str(latest))
+    console.print(t)
+
+
+def _date(text: Optional[str], flag: str) -> Optional[date]:
+    if text is None:
+        return None
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        _fail(f"{flag} {text!r} is not a date like 2026-01-22", 2)
+
+
+if __name__ == "__main__":
+    app()

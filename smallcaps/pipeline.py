@@ -1,0 +1,376 @@
+"""The steps of one load, as plain functions: plan, fetch, validate, load, publish.
+
+`flows/` wraps these in Prefect tasks and sequences them; nothing here imports Prefect, so the
+steps can be tested and reused (benchmarks, the CLI) without an orchestrator.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Sequence
+
+import duckdb
+import polars as pl
+
+from smallcaps import calendar
+from smallcaps.settings import Settings
+from sources.base import (
+    ACTIONS_SCHEMA,
+    BARS_SCHEMA,
+    FUNDAMENTALS_SCHEMA,
+    HOLDINGS_SCHEMA,
+    Fetched,
+    Source,
+)
+from warehouse import loads
+from warehouse.load import MergeCounts, merge, stage, transaction
+
+# Raw table of each part of a fetch, with the source schema it follows.
+RAW_TABLES: dict[str, dict[str, pl.DataType]] = {
+    "raw.holdings": HOLDINGS_SCHEMA,
+    "raw.index_bars": BARS_SCHEMA,
+    "raw.equity_bars": BARS_SCHEMA,
+    "raw.fundamentals": FUNDAMENTALS_SCHEMA,
+    "raw.corporate_actions": ACTIONS_SCHEMA,
+}
+
+
+class LoadFailed(RuntimeError):
+    """The load changed nothing in raw, core or marts; the message says why and what to do."""
+
+
+class LoadBlocked(LoadFailed):
+    """An error-level expectation failed: offending rows are in dq.quarantine."""
+
+
+class NightHeld(RuntimeError):
+    """The load is in the private warehouse but was not published (completeness gate)."""
+
+
+def new_load_id(now: datetime) -> str:
+    return f"{now:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
+
+
+@dataclass
+class Plan:
+    """What one load fetches."""
+
+    kind: str  # nightly | backfill
+    as_of: date  # the session the load brings up to date (published night)
+    bars_start: date
+    holdings_start: date
+    index_symbols: list[str]
+    universes: list[str]
+
+
+@dataclass
+class Batch:
+    """Everything one load fetched, split by destination raw table."""
+
+    frames: dict[str, pl.DataFrame]
+    failures: pl.DataFrame
+    excluded: pl.DataFrame
+    requests: int = 0
+
+    @property
+    def rows_in(self) -> int:
+        return sum(f.height for f in self.frames.values()) + self.excluded.height
+
+
+@dataclass
+class Outcome:
+    load_id: str
+    status: str
+    as_of: date
+    message: str = ""
+    tables: dict[str, MergeCounts] = field(default_factory=dict)
+    rows_quarantined: int = 0
+    warnings: list[str] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+    published_path: str | None = None
+
+
+# plan -----------------------------------------------------------------------------------------
+
+
+def plan_nightly(con: duckdb.DuckDBPyConnection, settings: Settings, as_of: date) -> Plan:
+    """Bring the warehouse up to `as_of`, re-fetching a few stored sessions to catch revisions."""
+    last = con.execute("SELECT max(session_date) FROM raw.index_bars").fetchone()[0]
+    from_ = min(last, as_of) if last else as_of
+    start = from_
+    for _ in range(settings.overlap_sessions):
+        start = calendar.previous_session(start)
+    start = max(start, settings.sample_start) if settings.source == "sample" else start
+    holdings_start = calendar.sessions(min(from_, as_of), as_of)[0] if last else as_of
+    return Plan("nightly", as_of, start, holdings_start, list(settings.index_symbols), [u.name for u in settings.universes])
+
+
+def plan_backfill(settings: Settings, start: date, end: date) -> Plan:
+    return Plan("backfill", end, start, start, list(settings.index_symbols), [u.name for u in settings.universes])
+
+
+def chunks(symbols: Sequence[str], size: int) -> list[list[str]]:
+    return [list(symbols[i : i + size]) for i in range(0, len(symbols), size)]
+
+
+def equity_symbols(con: duckdb.DuckDBPyConnection, holdings: pl.DataFrame) -> list[str]:
+    """Members in this fetch's holdings plus every member stored before: a dropped member keeps
+    being priced while it trades, so buy-and-hold returns since an anchor stay complete."""
+    stored = [r[0] for r in con.execute("SELECT DISTINCT symbol FROM raw.holdings").fetchall()]
+    return sorted(set(stored) | set(holdings.get_column("symbol").to_list()))
+
+
+# fetch ----------------------------------------------------------------------------------------
+
+
+def split(fetched: Fetched, index_symbols: Sequence[str]) -> Batch:
+    is_index = pl.col("symbol").is_in(list(index_symbols)) | pl.col("symbol").str.starts_with("^")
+    return Batch(
+        frames={
+            "raw.holdings": fetched.holdings,
+            "raw.index_bars": fetched.bars.filter(is_index),
+            "raw.equity_bars": fetched.bars.filter(~is_index),
+            "raw.fundamentals": fetched.fundamentals,
+            "raw.corporate_actions": fetched.actions,
+        },
+        failures=fetched.failures,
+        excluded=fetched.excluded,
+        requests=fetched.requests,
+    )
+
+
+def check_fetched(batch: Batch, source: str, plan: Plan) -> list[str]:
+    """Fail when the source gave nothing to load; return warnings for partial failures."""
+    bars = batch.frames["raw.index_bars"].height + batch.frames["raw.equity_bars"].height
+    failed = batch.failures.filter(pl.col("dataset") == "bars")
+    if bars == 0:
+        if failed.height:
+            errors = failed.get_column("error").value_counts(sort=True).head(3)
+            why = "; ".join(f"{e} ({n})" for e, n in errors.iter_rows())
+            raise LoadFailed(
+                f"{source} returned no data for {failed.height:,} of {failed.height:,} symbols ({why}): "
+                "nothing was loaded; check the network or run with --source sample"
+            )
+        raise LoadFailed(
+            f"{source} returned no bars for {plan.bars_start}..{plan.as_of}: nothing was loaded"
+        )
+    warnings = []
+    if failed.height:
+        sample = ", ".join(failed.get_column("symbol").head(10).to_list())
+        warnings.append(f"{source}: no bars for {failed.height:,} symbol(s), e.g. {sample}; they are fetched first next time")
+    return warnings
+
+
+# validate ---------------------------------------------------------------------------------------
+
+
+def history_for_gate(con: duckdb.DuckDBPyConnection, table: str, before: date) -> pl.DataFrame:
+    """The stored row just before a batch, per symbol: the gate's day-over-day checks need it."""
+    return con.execute(
+        f"SELECT * EXCLUDE (source, fetched_at, load_id) FROM {table} "
+        "WHERE session_date < ? QUALIFY row_number() OVER (PARTITION BY symbol ORDER BY session_date DESC) = 1",
+        [before],
+    ).pl()
+
+
+def validate(con: duckdb.DuckDBPyConnection, batch: Batch, *, load_id: str, as_of: date, settings: Settings):
+    from expectations.gate import gate  # GX costs seconds to import: only here
+
+    results = {}
+    for table, frame in batch.frames.items():
+        history = None
+        if table in ("raw.index_bars", "raw.equity_bars") and frame.height:
+            history = history_for_gate(con, table, frame.get_column("session_date").min())
+        results[table] = gate(
+            table,
+            frame,
+            load_id=load_id,
+            as_of=as_of,
+            severity_overrides=settings.dq_severity,
+            history=history,
+            universes={u.name: u for u in settings.universes},
+        )
+    return results
+
+
+# load -----------------------------------------------------------------------------------------
+
+
+def _excluded_rows(batch: Batch, load_id: str, at: datetime) -> pl.DataFrame:
+    return batch.excluded.select(
+        pl.lit(load_id).alias("load_id"),
+        pl.col("dataset").alias("table_name"),
+        pl.col("key").alias("row_key"),
+        pl.lit("excluded_by_source").alias("expectation"),
+        pl.col("reason"),
+        pl.col("row_json"),
+        pl.lit(at).cast(pl.Datetime("us")).alias("quarantined_at"),
+    )
+
+
+def _held_rows(table: str, clean: pl.DataFrame, load_id: str, reason: str, at: datetime) -> pl.DataFrame:
+    keys = [c for c in ("universe", "symbol", "session_date", "as_of_date", "period_end_date", "ex_date", "action") if c in clean.columns]
+    return clean.select(
+        pl.lit(load_id).alias("load_id"),
+        pl.lit(table).alias("table_name"),
+        pl.concat_str([pl.col(k).cast(pl.String) for k in keys], separator="|").alias("row_key"),
+        pl.lit("held_by_block").alias("expectation"),
+        pl.lit(reason).alias("reason"),
+        pl.struct(pl.all()).struct.json_encode().alias("row_json"),
+        pl.lit(at).cast(pl.Datetime("us")).alias("quarantined_at"),
+    )
+
+
+def _insert(con: duckdb.DuckDBPyConnection, table: str, df: pl.DataFrame) -> None:
+    if df.height:
+        con.register("_rows", df)
+        try:
+            con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _rows")
+        finally:
+            con.unregister("_rows")
+
+
+def record_blocked(con, batch: Batch, gated: dict, *, load_id: str, at: datetime) -> tuple[int, str]:
+    """A blocked load keeps every fetched row: offending ones with their reason, the good ones held."""
+    errors = [e for g in gated.values() for e in g.errors]
+    reason = "load blocked: " + "; ".join(errors)[:500]
+    quarantined = 0
+    with transaction(con):
+        for table, g in gated.items():
+            _insert(con, "dq.results", g.results)
+            _insert(con, "dq.quarantine", g.quarantine)
+            _insert(con, "dq.quarantine", _held_rows(table, g.clean, load_id, reason, at))
+            quarantined += g.quarantine.height + g.clean.height
+        _insert(con, "dq.quarantine", _excluded_rows(batch, load_id, at))
+    return quarantined + batch.excluded.height, reason
+
+
+def update_fetch_state(con, batch: Batch, at: datetime) -> None:
+    ok = pl.concat([batch.frames["raw.index_bars"].select("symbol"), batch.frames["raw.equity_bars"].select("symbol")]).unique()
+    failed = batch.failures.select("symbol", "dataset", "error").unique(subset=["symbol", "dataset"])
+    if ok.height:
+        con.register("_ok", ok)
+        con.execute(
+            "INSERT OR REPLACE INTO meta.fetch_state SELECT symbol, 'bars', ?, ?, NULL, 0 FROM _ok", [at, at]
+        )
+        con.unregister("_ok")
+    if failed.height:
+        con.register("_failed", failed)
+        con.execute(
+            """INSERT OR REPLACE INTO meta.fetch_state
+               SELECT f.symbol, f.dataset, ?, s.last_success_at, f.error, coalesce(s.consecutive_failures, 0) + 1
+               FROM _failed f LEFT JOIN meta.fetch_state s ON s.symbol = f.symbol AND s.dataset = f.dataset""",
+            [at],
+        )
+        con.unregister("_failed")
+
+
+def load(
+    con: duckdb.DuckDBPyConnection,
+    batch: Batch,
+    gated: dict,
+    *,
+    load_id: str,
+    source: str,
+    fetched_at: datetime,
+    settings: Settings,
+    as_of: date,
+) -> tuple[dict[str, MergeCounts], int, list[str], dict[str, float]]:
+    """Merge the clean rows and rebuild core and marts, all in one transaction.
+
+    Returns merge counts per table, quarantined rows, warnings, and timings. Raises LoadBlocked
+    (after rolling back) when a mart fails an error-level expectation.
+    """
+    from warehouse.rebuild import rebuild
+
+    counts: dict[str, MergeCounts] = {}
+    warnings: list[str] = []
+    quarantined = 0
+    timings: dict[str, float] = {}
+    with transaction(con):
+        t = time.perf_counter()
+        for table, g in gated.items():
+            staged = stage(g.clean, source=source, fetched_at=fetched_at, load_id=load_id, table=table)
+            counts[table] = merge(con, table, staged, load_id)
+            _insert(con, "dq.results", g.results)
+            _insert(con, "dq.quarantine", g.quarantine)
+            quarantined += g.quarantine.height
+            warnings.extend(g.warnings)
+            _insert(
+                con,
+                "meta.load_tables",
+                pl.DataFrame(
+                    {
+                        "load_id": [load_id],
+                        "table_name": [table],
+                        "rows_in": [batch.frames[table].height],
+                        "rows_loaded": [counts[table].loaded],
+                        "rows_inserted": [counts[table].inserted],
+                        "rows_changed": [counts[table].changed],
+                        "rows_quarantined": [g.quarantine.height],
+                    }
+                ),
+            )
+        _insert(con, "dq.quarantine", _excluded_rows(batch, load_id, fetched_at))
+        quarantined += batch.excluded.height
+        update_fetch_state(con, batch, fetched_at)
+        timings["merge"] = time.perf_counter() - t
+        rebuilt = rebuild(con, settings, as_of=as_of, load_id=load_id)
+        timings.update(rebuilt.timings)
+        warnings.extend(rebuilt.warnings)
+        if rebuilt.blocked:
+            raise LoadBlocked("marts failed their checks, nothing was loaded: " + "; ".join(rebuilt.errors))
+        for table, res in rebuilt.results.items():
+            _insert(con, "dq.results", res)
+        # Committed with the data: a crash after this point must not be mistaken for a rollback.
+        con.execute("UPDATE meta.loads SET status = 'loaded' WHERE load_id = ?", [load_id])
+    return counts, quarantined, warnings, timings
+
+
+def timings_json(timings: dict[str, float]) -> str:
+    return json.dumps({k: round(v, 3) for k, v in timings.items()})
+
+
+def finish_ok(con, outcome: Outcome, sessions: int, rows_in: int) -> None:
+    loads.finish(
+        con,
+        load_id=outcome.load_id,
+        status=outcome.status,
+        message=outcome.message or None,
+        sessions=sessions,
+        rows_in=rows_in,
+        rows_loaded=sum(c.loaded for c in outcome.tables.values()),
+        rows_changed=sum(c.changed for c in outcome.tables.values()),
+        rows_quarantined=outcome.rows_quarantined,
+        timings=outcome.timings,
+    )
+
+
+# completeness and publish bookkeeping ------------------------------------------------------------
+
+
+def check_completeness(con: duckdb.DuckDBPyConnection, settings: Settings, as_of: date, batch: Batch) -> str | None:
+    """Why the night must be held, or None when enough members and every index have a bar."""
+    from expectations.completeness import completeness
+
+    members = con.execute(
+        "SELECT universe, symbol FROM core.membership WHERE valid_from_date <= ? "
+        "AND (valid_to_date IS NULL OR valid_to_date >= ?)",
+        [as_of, as_of],
+    ).pl()
+    bars = con.execute("SELECT symbol, session_date FROM raw.equity_bars WHERE session_date = ?", [as_of]).pl()
+    index_bars = con.execute("SELECT symbol, session_date FROM raw.index_bars WHERE session_date = ?", [as_of]).pl()
+    expected = [s for s in settings.index_symbols if settings.source != "csv"]
+    result = completeness(members, bars, as_of, expected, index_bars, settings.completeness_min_share)
+    return None if result.ok else result.message
+
+
+def record_publish(con: duckdb.DuckDBPyConnection, published, load_id: str) -> None:
+    con.execute(
+        "INSERT OR REPLACE INTO meta.publishes VALUES (?, ?, ?, ?, ?)",
+        [load_id, published.as_of, str(published.path), published.bytes, loads.now_utc()],
+    )

@@ -1,0 +1,69 @@
+"""What `smallcaps status` shows: the published snapshot, last loads, freshness and row counts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+
+from smallcaps.settings import Settings
+from warehouse.db import table_names
+
+# The column that says how fresh each table is.
+FRESHNESS = {
+    "raw.index_bars": "session_date",
+    "raw.equity_bars": "session_date",
+    "raw.holdings": "as_of_date",
+    "raw.fundamentals": "period_end_date",
+    "raw.corporate_actions": "ex_date",
+    "core.sessions": "session_date",
+    "core.cohorts": "session_date",
+    "core.equity_returns": "session_date",
+    "marts.index_daily": "session_date",
+    "marts.relative_performance": "session_date",
+    "marts.cohort_composition": "session_date",
+    "marts.cohort_performance": "session_date",
+    "marts.sector_daily": "session_date",
+    "marts.headlines": "as_of_date",
+}
+
+
+@dataclass
+class Status:
+    published: Path | None
+    warehouse: Path
+    read_from: str
+    loads: list[tuple]
+    tables: list[tuple[str, int, object]]
+
+
+def collect(settings: Settings, last: int = 8) -> Status:
+    published = settings.published_path if settings.published_path.exists() else None
+    if not settings.warehouse_path.exists():
+        raise FileNotFoundError(f"no warehouse at {settings.warehouse_path}: run `make demo` or `smallcaps backfill`")
+    try:
+        con = duckdb.connect(str(settings.warehouse_path), read_only=True)
+        read_from = "private warehouse"
+    except duckdb.IOException:
+        # A load holds the private file; the published snapshot still answers.
+        if published is None:
+            raise FileNotFoundError(f"a load is running on {settings.warehouse_path} and nothing is published yet")
+        con = duckdb.connect(str(published), read_only=True)
+        read_from = "published snapshot: a load is running"
+    try:
+        loads = con.execute(
+            "SELECT load_id, flow_name, source, sessions, status, rows_loaded, rows_quarantined, "
+            "strftime(finished_at, '%Y-%m-%d %H:%M:%S'), left(message, 120) FROM meta.loads "
+            "ORDER BY started_at DESC LIMIT ?",
+            [last],
+        ).fetchall()
+        tables = []
+        for t in table_names(con, ("raw", "core", "marts")):
+            col = FRESHNESS.get(t)
+            sel = f"max({col})" if col else "NULL"
+            rows, latest = con.execute(f"SELECT count(*), {sel} FROM {t}").fetchone()
+            tables.append((t, rows, latest))
+    finally:
+        con.close()
+    return Status(published, settings.warehouse_path, read_from, loads, tables)

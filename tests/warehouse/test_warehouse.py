@@ -1,0 +1,162 @@
+"""Migrations, merge semantics, publishing and the load lock, on real DuckDB files in tmp."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import time
+from datetime import date, datetime, timedelta
+
+import duckdb
+import polars as pl
+import pytest
+from hypothesis import given, settings as hsettings, strategies as st
+
+from smallcaps.lock import LoadLocked, load_lock
+from warehouse.db import checksums, connect, migrate, migrations
+from warehouse.load import merge, stage, transaction
+from warehouse.publish import publish, snapshot_for
+
+
+def bars(rows):
+    return pl.DataFrame(
+        rows,
+        schema={
+            "symbol": pl.String, "session_date": pl.Date, "open": pl.Float64, "high": pl.Float64,
+            "low": pl.Float64, "close": pl.Float64, "adj_close": pl.Float64, "volume": pl.Int64,
+        },
+        orient="row",
+    )
+
+
+def load(con, df, load_id, at=datetime(2025, 1, 10)):
+    staged = stage(df, source="test", fetched_at=at, load_id=load_id, table="raw.equity_bars")
+    with transaction(con):
+        return merge(con, "raw.equity_bars", staged, load_id)
+
+
+def test_migrations_apply_once_and_are_recorded(tmp_path):
+    con = connect(tmp_path / "w.duckdb")
+    applied = con.execute("SELECT version, name FROM meta.schema_migrations ORDER BY version").fetchall()
+    assert [v for v, _ in applied] == [m.version for m in migrations()]
+    assert migrate(con) == []  # nothing pending the second time
+    pk = con.execute(
+        "SELECT count(*) FROM duckdb_constraints() WHERE constraint_type = 'PRIMARY KEY' "
+        "AND schema_name IN ('raw', 'core', 'marts')"
+    ).fetchone()[0]
+    tables = con.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_schema IN ('raw', 'core', 'marts')"
+    ).fetchone()[0]
+    assert pk == tables  # every raw, core and mart table has a primary key
+
+
+def test_an_edited_applied_migration_is_refused(tmp_path):
+    folder = tmp_path / "m"
+    folder.mkdir()
+    (folder / "0001_a.sql").write_text("CREATE TABLE meta.x (a INTEGER);")
+    con = duckdb.connect(str(tmp_path / "w.duckdb"))
+    migrate(con, folder)
+    (folder / "0001_a.sql").write_text("CREATE TABLE meta.x (a BIGINT);")
+    with pytest.raises(RuntimeError, match="changed after it was applied"):
+        migrate(con, folder)
+
+
+def test_merge_inserts_updates_and_records_revisions(tmp_path):
+    con = connect(tmp_path / "w.duckdb")
+    d1, d2 = date(2025, 1, 2), date(2025, 1, 3)
+    first = bars([("A", d1, 1, 1, 1, 1, 1, 10), ("A", d2, 2, 2, 2, 2, 2, None)])
+    c = load(con, first, "L1")
+    assert (c.inserted, c.changed) == (2, 0)
+    c = load(con, first, "L2", at=datetime(2025, 1, 11))
+    assert (c.inserted, c.changed) == (0, 0)
+    assert con.execute("SELECT DISTINCT load_id FROM raw.equity_bars").fetchall() == [("L1",)]
+    revised = bars([("A", d2, 2, 2, 2, 2.5, 2.5, None), ("A", date(2025, 1, 6), 3, 3, 3, 3, 3, 5)])
+    c = load(con, revised, "L3")
+    assert (c.inserted, c.changed) == (1, 1)
+    rev = con.execute("SELECT row_key, column_name, old_value, new_value FROM raw.revisions ORDER BY 2").fetchall()
+    assert rev == [("A|2025-01-03", "adj_close", "2.0", "2.5"), ("A|2025-01-03", "close", "2.0", "2.5")]
+
+
+def test_merge_refuses_duplicate_keys_and_rolls_back(tmp_path):
+    con = connect(tmp_path / "w.duckdb")
+    d = date(2025, 1, 2)
+    with pytest.raises(ValueError, match="share a key"):
+        load(con, bars([("A", d, 1, 1, 1, 1, 1, 1), ("A", d, 2, 2, 2, 2, 2, 2)]), "L1")
+    assert con.execute("SELECT count(*) FROM raw.equity_bars").fetchone()[0] == 0
+
+
+row = st.tuples(
+    st.sampled_from(["A", "B", "C"]),
+    st.integers(0, 20).map(lambda i: date(2025, 1, 1) + timedelta(days=i)),
+    st.floats(1, 100, allow_nan=False),
+)
+
+
+@hsettings(max_examples=40, deadline=None)
+@given(st.lists(row, max_size=30, unique_by=lambda r: r[:2]), st.lists(row, max_size=30, unique_by=lambda r: r[:2]))
+def test_merge_is_idempotent_and_last_write_wins(first, second):
+    con = duckdb.connect()
+    migrate(con)
+    as_bars = lambda rs: bars([(s, d, p, p, p, p, p, 1) for s, d, p in rs])
+    load(con, as_bars(first), "L1")
+    load(con, as_bars(second), "L2")
+    after = checksums(con, ["raw.equity_bars"])
+    load(con, as_bars(second), "L3")  # a rerun of the same load changes nothing
+    assert checksums(con, ["raw.equity_bars"]) == after
+    expected = {(s, d): p for s, d, p in first} | {(s, d): p for s, d, p in second}
+    got = {(s, d): p for s, d, p in con.execute("SELECT symbol, session_date, close FROM raw.equity_bars").fetchall()}
+    assert got == expected
+
+
+def test_publish_renames_a_complete_snapshot_into_place(tmp_path):
+    con = connect(tmp_path / "w.duckdb")
+    load(con, bars([("A", date(2025, 1, 2), 1, 1, 1, 1, 1, 1)]), "L1")
+    con.execute("INSERT INTO core.sessions VALUES ('2025-01-02', 2025, false)")
+    pub = tmp_path / "published"
+    p1 = publish(con, pub, as_of=date(2025, 1, 2), load_id="L1", source="test", keep=2)
+    reader = duckdb.connect(str(p1.path), read_only=True)
+    assert reader.execute("SELECT count(*) FROM core.sessions").fetchone()[0] == 1
+    con.execute("INSERT INTO core.sessions VALUES ('2025-01-03', 2025, false)")
+    publish(con, pub, as_of=date(2025, 1, 3), load_id="L2", source="test", keep=2)
+    # The open reader still sees its night; a new connection (another process: DuckDB caches open
+    # files per process) sees the new one.
+    assert reader.execute("SELECT count(*) FROM core.sessions").fetchone()[0] == 1
+    assert _count_in_new_process(p1.path) == 2
+    reader.close()
+    old = duckdb.connect(str(snapshot_for(pub, date(2025, 1, 2))), read_only=True)
+    assert old.execute("SELECT as_of_date FROM meta.snapshot").fetchone()[0] == date(2025, 1, 2)
+    con.execute("INSERT INTO core.sessions VALUES ('2025-01-06', 2025, false)")
+    publish(con, pub, as_of=date(2025, 1, 6), load_id="L3", source="test", keep=2)
+    assert sorted(p.stem for p in (pub / "nights").glob("*.duckdb")) == ["2025-01-03", "2025-01-06"]
+    with pytest.raises(FileNotFoundError, match="kept nights: 2025-01-03, 2025-01-06"):
+        snapshot_for(pub, date(2025, 1, 2))
+    assert not list(pub.glob(".tmp-*"))
+
+
+def _count_in_new_process(path) -> int:
+    import subprocess
+    import sys
+
+    code = f"import duckdb; print(duckdb.connect({str(path)!r}, read_only=True).execute('SELECT count(*) FROM core.sessions').fetchone()[0])"
+    return int(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
+
+
+def _hold_lock(home, ready, release):
+    with load_lock(home):
+        ready.set()
+        release.wait(10)
+
+
+def test_load_lock_excludes_a_second_load_and_dies_with_its_holder(tmp_path):
+    ctx = multiprocessing.get_context("fork")
+    ready, release = ctx.Event(), ctx.Event()
+    p = ctx.Process(target=_hold_lock, args=(tmp_path, ready, release))
+    p.start()
+    assert ready.wait(10)
+    with pytest.raises(LoadLocked, match=f"pid {p.pid}"):
+        with load_lock(tmp_path):
+            pass
+    os.kill(p.pid, 9)  # a holder killed mid-load leaves no lock behind
+    p.join(10)
+    with load_lock(tmp_path):
+        pass

@@ -1,0 +1,117 @@
+"""Staging and merging fetched frames into `raw`, and rewriting derived tables.
+
+Merge semantics (DESIGN.md "Reruns are idempotent"): a staged row whose key is new is inserted;
+a row whose key exists with identical values is left alone (its load_id and fetched_at stay, so a
+rerun changes nothing); a row whose values differ is updated and each changed column is recorded
+in `raw.revisions`. Callers run merges inside one transaction (see `transaction`).
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Iterator
+
+import duckdb
+import polars as pl
+
+from warehouse.db import columns, key_columns
+
+# Bookkeeping columns: not part of a row's value, so a refetch that only differs here is no change.
+BOOKKEEPING = ("source", "fetched_at", "load_id", "first_seen_at")
+
+
+@dataclass(frozen=True)
+class MergeCounts:
+    rows_in: int
+    inserted: int
+    changed: int
+
+    @property
+    def loaded(self) -> int:
+        return self.inserted + self.changed
+
+
+def stage(df: pl.DataFrame, *, source: str, fetched_at: datetime, load_id: str, table: str) -> pl.DataFrame:
+    """Stamp a source frame with where and when it came from."""
+    extra = [
+        pl.lit(source).alias("source"),
+        pl.lit(fetched_at).cast(pl.Datetime("us")).alias("fetched_at"),
+        pl.lit(load_id).alias("load_id"),
+    ]
+    if table == "raw.fundamentals":
+        extra.append(pl.lit(fetched_at).cast(pl.Datetime("us")).alias("first_seen_at"))
+    return df.with_columns(extra)
+
+
+@contextmanager
+def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
+    con.execute("BEGIN TRANSACTION")
+    try:
+        yield con
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    con.execute("COMMIT")
+
+
+def merge(con: duckdb.DuckDBPyConnection, table: str, staged: pl.DataFrame, load_id: str) -> MergeCounts:
+    """Upsert `staged` into `table` by its primary key, recording changed values."""
+    if staged.height == 0:
+        return MergeCounts(0, 0, 0)
+    keys = key_columns(con, table)
+    cols = columns(con, table)
+    missing = [c for c in cols if c not in staged.columns]
+    if missing:
+        raise ValueError(f"{table}: staged rows lack column(s) {', '.join(missing)}")
+    dupes = staged.select(keys).is_duplicated().sum()
+    if dupes:
+        raise ValueError(f"{table}: {dupes} staged rows share a key ({', '.join(keys)}); refusing to merge")
+    values = [c for c in cols if c not in keys and c not in BOOKKEEPING]
+    con.register("_staged", staged.select(cols))
+    try:
+        on = " AND ".join(f"t.{k} = s.{k}" for k in keys)
+        differs = " OR ".join(f"t.{c} IS DISTINCT FROM s.{c}" for c in values) or "false"
+        key_text = " || '|' || ".join(f"CAST(s.{k} AS VARCHAR)" for k in keys)
+        # Record every changed column before the update overwrites it.
+        if values:
+            unions = " UNION ALL ".join(
+                f"SELECT ?, ?, {key_text}, '{c}', CAST(t.{c} AS VARCHAR), CAST(s.{c} AS VARCHAR), now()::TIMESTAMP "
+                f"FROM {table} t JOIN _staged s ON {on} WHERE t.{c} IS DISTINCT FROM s.{c}"
+                for c in values
+            )
+            params = [p for _ in values for p in (load_id, table)]
+            con.execute(f"INSERT OR REPLACE INTO raw.revisions {unions}", params)
+        changed = con.execute(f"SELECT count(*) FROM {table} t JOIN _staged s ON {on} WHERE {differs}").fetchone()[0]
+        if changed:
+            keep_first_seen = "first_seen_at" in cols
+            sets = ", ".join(
+                f"{c} = s.{c}" for c in cols if c not in keys and not (keep_first_seen and c == "first_seen_at")
+            )
+            con.execute(f"UPDATE {table} t SET {sets} FROM _staged s WHERE {on} AND ({differs})")
+        inserted = con.execute(
+            f"INSERT INTO {table} SELECT s.* FROM _staged s WHERE NOT EXISTS (SELECT 1 FROM {table} t WHERE {on})"
+        ).fetchone()[0]
+    finally:
+        con.unregister("_staged")
+    return MergeCounts(staged.height, int(inserted), int(changed))
+
+
+def replace(con: duckdb.DuckDBPyConnection, table: str, df: pl.DataFrame) -> int:
+    """Rewrite a derived table (core, marts) from a frame with exactly its columns."""
+    cols = columns(con, table)
+    if list(df.columns) != cols:
+        raise ValueError(f"{table}: frame columns {df.columns} differ from the table's {cols}")
+    con.execute(f"DELETE FROM {table}")
+    if df.height:
+        con.register("_derived", df)
+        try:
+            con.execute(f"INSERT INTO {table} SELECT * FROM _derived")
+        finally:
+            con.unregister("_derived")
+    return df.height
+
+
+def read(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None) -> pl.DataFrame:
+    return con.execute(sql, params or []).pl()
