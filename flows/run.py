@@ -109,6 +109,10 @@ def _load(con, settings: Settings, plan: pipeline.Plan, load_id: str, now: datet
     published = tasks.publish_snapshot(con, settings, plan.as_of, load_id, settings.source)
     pipeline.record_publish(con, published, load_id)
     timings["publish"] = time.perf_counter() - t
+    t = time.perf_counter()
+    exported = tasks.export_parquet(con, settings, load_id)
+    timings["export"] = time.perf_counter() - t
+    log.info("exported %s Parquet files to %s", exported.files, exported.folder)
     outcome.published_path = str(published.path)
     pipeline.finish_ok(con, outcome, sessions, batch.rows_in)
     log.info("published %s (%s MB) for %s", published.path, round(published.bytes / 1e6, 1), plan.as_of)

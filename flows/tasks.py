@@ -65,3 +65,10 @@ def load(con, batch, gated, load_id: str, source: str, fetched_at: datetime, set
 @task(name="publish", retries=1, retry_delay_seconds=2, cache_policy=NO_CACHE)
 def publish_snapshot(con, settings: Settings, as_of: date, load_id: str, source: str) -> Published:
     return publish(con, settings.published_dir, as_of=as_of, load_id=load_id, source=source, keep=settings.keep_snapshots)
+
+
+@task(name="export-parquet", retries=1, retry_delay_seconds=2, cache_policy=NO_CACHE)
+def export_parquet(con, settings: Settings, load_id: str):
+    from warehouse.export import export
+
+    return export(con, settings.exports_dir, load_id=load_id)

@@ -1,0 +1,96 @@
+"""Parquet exports of the marts for BI tools and engines that scan files.
+
+Each night writes a complete new version folder, `exports/v-<load_id>/`, then swaps the symlink
+`exports/current` to it with one atomic rename, so a scan sees one night's files, never a mix.
+Time-series marts are partitioned by calendar year (`year=2025/`), which lets a dashboard that
+looks at this year read one folder. `exports/smallcaps_views.duckdb` holds one view per mart over
+`exports/current`, for tools that want a database file rather than a folder of Parquet.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+
+from warehouse.db import columns, table_names
+
+# Mart -> the date column whose year partitions it (None: one file).
+PARTITION = {
+    "marts.index_daily": "session_date",
+    "marts.relative_performance": "session_date",
+    "marts.cohort_composition": "session_date",
+    "marts.cohort_performance": "session_date",
+    "marts.sector_daily": "session_date",
+    "marts.headlines": "as_of_date",
+    "marts.index_records": None,
+}
+
+
+@dataclass(frozen=True)
+class Exported:
+    folder: Path
+    views: Path
+    files: int
+    bytes: int
+
+
+def _views_sql(current: Path, mart: str, partitioned: bool) -> str:
+    name = mart.split(".")[1]
+    if partitioned:
+        src = f"read_parquet('{current / name}/*/*.parquet', hive_partitioning = true)"
+        return f"CREATE VIEW marts.{name} AS SELECT * EXCLUDE (year) FROM {src}"
+    return f"CREATE VIEW marts.{name} AS SELECT * FROM read_parquet('{current / name}.parquet')"
+
+
+def export(con: duckdb.DuckDBPyConnection, exports_dir: Path, *, load_id: str, keep: int = 2) -> Exported:
+    exports_dir = exports_dir.resolve()
+    exports_dir.mkdir(parents=True, exist_ok=True)
+    folder = exports_dir / f"v-{load_id}"
+    if folder.exists():
+        shutil.rmtree(folder)  # an interrupted export of this same load
+    folder.mkdir()
+    marts = [m for m in table_names(con, ("marts",)) if m in PARTITION]
+    for mart in marts:
+        name = mart.split(".")[1]
+        col = PARTITION[mart]
+        if col:
+            con.execute(
+                f"COPY (SELECT *, year({col}) AS year FROM {mart}) TO '{folder / name}' "
+                "(FORMAT parquet, PARTITION_BY (year), OVERWRITE_OR_IGNORE)"
+            )
+        else:
+            con.execute(f"COPY {mart} TO '{folder / name}.parquet' (FORMAT parquet)")
+    # Swap the `current` link in one rename.
+    current = exports_dir / "current"
+    link_tmp = exports_dir / f".current-{load_id}"
+    if link_tmp.is_symlink() or link_tmp.exists():
+        link_tmp.unlink()
+    os.symlink(folder.name, link_tmp)
+    os.replace(link_tmp, current)
+    views = _write_views(exports_dir, current, marts, load_id)
+    for old in sorted(exports_dir.glob("v-*"), key=lambda p: p.stat().st_mtime)[:-keep]:
+        if old != folder:
+            shutil.rmtree(old)
+    files = list(folder.rglob("*.parquet"))
+    return Exported(folder, views, len(files), sum(f.stat().st_size for f in files))
+
+
+def _write_views(exports_dir: Path, current: Path, marts: list[str], load_id: str) -> Path:
+    views = exports_dir / "smallcaps_views.duckdb"
+    tmp = exports_dir / f".views-{load_id}.duckdb"
+    if tmp.exists():
+        tmp.unlink()
+    v = duckdb.connect(str(tmp))
+    try:
+        v.execute("CREATE SCHEMA marts")
+        for mart in marts:
+            v.execute(_views_sql(current, mart, PARTITION[mart] is not None))
+        v.execute("CHECKPOINT")
+    finally:
+        v.close()
+    os.replace(tmp, views)
+    return views
