@@ -1,0 +1,212 @@
+"""marts.relative_performance: spreads, streaks and longest_since, by hand and by property."""
+
+from __future__ import annotations
+
+import re
+from datetime import date, timedelta
+from pathlib import Path
+
+import polars as pl
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from transforms.index_daily import index_daily
+from transforms.relative_performance import _longest_since_index, relative_performance
+
+ROOT = Path(__file__).resolve().parents[2]
+YAHOO = ROOT / "tests" / "fixtures" / "yahoo-daily-csv"
+SQL_TYPES = {"VARCHAR": pl.String, "DATE": pl.Date, "DOUBLE": pl.Float64, "BOOLEAN": pl.Boolean, "INTEGER": pl.Int32}
+DAY0 = date(2024, 1, 2)
+
+
+def sql_columns(table: str) -> dict[str, pl.DataType]:
+    sql = (ROOT / "warehouse" / "migrations" / "0001_init.sql").read_text()
+    body = re.search(rf"CREATE TABLE {re.escape(table)} \((.*?)\n\);", sql, re.S).group(1)
+    cols = {}
+    for line in body.splitlines():
+        m = re.match(r"\s+(\w+)\s+(VARCHAR|DATE|DOUBLE|BOOLEAN|INTEGER)\b", line)
+        if m:
+            cols[m.group(1)] = SQL_TYPES[m.group(2)]
+    return cols
+
+
+def day(i: int) -> date:
+    return DAY0 + timedelta(days=i)
+
+
+def marts_daily(rets: dict[str, list[float | None]], ytd: dict[str, list[float | None]] | None = None) -> pl.LazyFrame:
+    """Minimal marts.index_daily rows (the columns relative_performance reads), one per day."""
+    rows = []
+    for symbol, series in rets.items():
+        for i, r in enumerate(series):
+            y = (ytd or {}).get(symbol, [None] * len(series))[i]
+            rows.append({"symbol": symbol, "session_date": day(i), "ret_1d": r, "ytd_return": y})
+    return pl.LazyFrame(
+        rows, schema={"symbol": pl.String, "session_date": pl.Date, "ret_1d": pl.Float64, "ytd_return": pl.Float64}
+    )
+
+
+def from_pattern(pattern: str) -> pl.DataFrame:
+    """W: lead beats lag; L: lead trails; T: a tie (not a win)."""
+    lead = {"W": 0.02, "L": -0.01, "T": 0.005}
+    lag = {"W": 0.01, "L": 0.01, "T": 0.005}
+    frame = marts_daily({"^A": [lead[c] for c in pattern], "^B": [lag[c] for c in pattern]})
+    return relative_performance(frame, [("^A", "^B")]).collect()
+
+
+def test_columns_match_the_warehouse_contract():
+    out = from_pattern("WLW")
+    assert out.schema == pl.Schema(sql_columns("marts.relative_performance"))
+    empty = relative_performance(marts_daily({"^A": [0.1]}), []).collect()
+    assert empty.schema == out.schema and empty.height == 0
+
+
+def test_spread_and_ytd_spread():
+    frame = marts_daily(
+        {"^A": [None, 0.02, -0.01], "^B": [None, 0.005, 0.01]},
+        ytd={"^A": [None, 0.10, 0.09], "^B": [None, 0.04, None]},
+    )
+    out = relative_performance(frame, [("^A", "^B")]).collect()
+    # The first session (no ret_1d) is not a row.
+    assert out["session_date"].to_list() == [day(1), day(2)]
+    assert out["spread"].to_list() == pytest.approx([0.015, -0.02])
+    assert out["outperformed"].to_list() == [True, False]
+    assert out["ytd_spread"].to_list() == [pytest.approx(0.06), None]
+
+
+@pytest.mark.parametrize(
+    ("pattern", "streaks"),
+    [
+        ("WWLWWW", [1, 2, 0, 1, 2, 3]),
+        ("LLL", [0, 0, 0]),
+        ("WTW", [1, 0, 1]),  # equal returns are not outperformance
+        ("WWWWW", [1, 2, 3, 4, 5]),
+    ],
+)
+def test_streak_counts_consecutive_wins(pattern, streaks):
+    assert from_pattern(pattern)["streak"].to_list() == streaks
+
+
+@pytest.mark.parametrize(
+    ("pattern", "since"),
+    [
+        # streaks 1 2 3 0 1 0 1 2 3: the second 1 looks back to day 2 (the 3-run); the third run's
+        # 1 finds day 4, its 2 and 3 skip the 1-run and find the end of the 3-run (day 2).
+        ("WWWLWLWWW", [None, None, None, None, 2, None, 4, 2, 2]),
+        # streaks 1 2 0 1 2 3 0 1 2: 3 beats everything before it (null); the last run finds day 5.
+        ("WWLWWWLWW", [None, None, None, 1, 1, None, None, 5, 5]),
+        # A tie ends a run like a loss; equal length counts ("at least").
+        ("WWTWW", [None, None, None, 1, 1]),
+        ("LLL", [None, None, None]),
+        # Several earlier runs: the latest one that was long enough wins, not the longest.
+        ("WWWWLWWLWLWWW", [None, None, None, None, None, 3, 3, None, 6, None, 8, 6, 3]),
+    ],
+)
+def test_longest_since_hand_cases(pattern, since):
+    out = from_pattern(pattern)
+    assert out["longest_since"].to_list() == [None if s is None else day(s) for s in since]
+
+
+def test_absent_symbol_yields_no_rows_and_pairs_are_independent():
+    frame = marts_daily({"^A": [0.01, 0.02], "^B": [0.0, 0.03]})
+    out = relative_performance(frame, [("^A", "^B"), ("^A", "^MISSING"), ("^B", "^A")]).collect()
+    assert out.select("lead_symbol", "lag_symbol").unique(maintain_order=True).rows() == [("^A", "^B"), ("^B", "^A")]
+    assert out.filter(pl.col("lead_symbol") == "^B")["outperformed"].to_list() == [False, True]
+
+
+def test_sessions_missing_for_one_index_are_not_rows():
+    frame = pl.concat(
+        [
+            marts_daily({"^A": [0.01, 0.02, 0.03, 0.04]}),
+            marts_daily({"^B": [0.0, 0.0, 0.0, 0.0]}).filter(pl.col("session_date") != day(2)),
+        ]
+    )
+    out = relative_performance(frame, [("^A", "^B")]).collect()
+    assert out["session_date"].to_list() == [day(0), day(1), day(3)]
+    # The streak runs over the pair's own sessions.
+    assert out["streak"].to_list() == [1, 2, 3]
+
+
+def test_accepts_settings_pairs():
+    from smallcaps.settings import Pair
+
+    frame = marts_daily({"^A": [0.01], "^B": [0.0]})
+    out = relative_performance(frame, [Pair.parse("^A/^B")]).collect()
+    assert out.height == 1 and out["lead_symbol"][0] == "^A"
+
+
+# Properties -------------------------------------------------------------------------------------
+
+
+def brute_longest_since(streak: list[int]) -> list[int]:
+    out = []
+    for t, s in enumerate(streak):
+        found = -1
+        if s > 0:
+            for u in range(t - s, -1, -1):  # strictly before the streak began at t - s + 1
+                if streak[u] >= s:
+                    found = u
+                    break
+        out.append(found)
+    return out
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(alphabet="WLT", min_size=0, max_size=120))
+def test_streak_and_longest_since_properties(pattern):
+    out = from_pattern(pattern)
+    n = len(pattern)
+    assert out.height == n
+    streaks = out["streak"].to_list()
+    for i, (s, since, won) in enumerate(zip(streaks, out["longest_since"], out["outperformed"])):
+        assert 0 <= s <= i + 1 <= n
+        assert (s > 0) == won
+        if i > 0 and s > 0:
+            assert s == streaks[i - 1] + 1
+        if since is not None:
+            start = day(i - s + 1)
+            assert since < start
+    assert [None if i < 0 else day(i) for i in brute_longest_since(streaks)] == out["longest_since"].to_list()
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(min_value=0, max_value=1), max_size=200))
+def test_longest_since_index_equals_brute_force(wins):
+    import numpy as np
+
+    streak, run = [], 0
+    for w in wins:
+        run = run + 1 if w else 0
+        streak.append(run)
+    assert _longest_since_index(np.array(streak, dtype=np.int64)).tolist() == brute_longest_since(streak)
+
+
+# Real history -----------------------------------------------------------------------------------
+
+
+def read_yahoo(symbol: str) -> pl.LazyFrame:
+    raw = pl.read_csv(YAHOO / f"{symbol}.csv", try_parse_dates=True)
+    return raw.lazy().select(
+        symbol=pl.lit(symbol),
+        session_date=pl.col("Date").cast(pl.Date),
+        open=pl.col("Open"),
+        high=pl.col("High"),
+        low=pl.col("Low"),
+        close=pl.col("Close"),
+        adj_close=pl.col("Adj Close"),
+        volume=pl.col("Volume").cast(pl.Float64).cast(pl.Int64),
+    )
+
+
+def test_russell_2000_vs_sp500_on_real_history():
+    daily = index_daily(pl.concat([read_yahoo("^RUT"), read_yahoo("^GSPC")]))
+    out = relative_performance(daily, [("^RUT", "^GSPC"), ("^RUT", "^SP600")]).collect()
+    assert out.height == 5758  # every session but the first; ^SP600 is not in the files
+    longest = out.sort("streak", "session_date").tail(1).to_dicts()[0]
+    # The longest run of 2000-2022: 13 sessions ending 2008-06-06, longer than any before it.
+    assert longest["streak"] == 13 and longest["session_date"] == date(2008, 6, 6)
+    assert longest["longest_since"] is None
+    dates = out["session_date"].to_list()
+    brute = [None if i < 0 else dates[i] for i in brute_longest_since(out["streak"].to_list())]
+    assert brute == out["longest_since"].to_list()
