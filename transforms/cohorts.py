@@ -1,0 +1,279 @@
+"""core.cohorts and marts.cohort_composition: who is profitable, as of each session, with no look-ahead.
+
+Grain:
+- `cohorts` (core.cohorts): one row per universe, member and session on which the member's
+  membership interval covers the session.
+- `cohort_composition` (marts.cohort_composition): one row per universe, session and cohort; all
+  three cohorts every session, an empty one with 0 members (BI charts prefer no gaps).
+
+Cohort rule v1 (docs/cohorts-notes.md has each rule with a worked example):
+- A fiscal quarter is *available* from `available_date = min(period_end_date + 45 days, report_date)`
+  (report_date where known). It counts on session D once `available_date <= D`. A report_date on or
+  before the period end is a data error (a quarter cannot be reported before it ends): such a
+  quarter becomes available the day after its period end, never earlier.
+- TTM net income = the sum of `net_income_common_usd` over the 4 counted quarters with the latest
+  period_end_date. Profitable: TTM > 0; unprofitable: TTM <= 0 (a real 0 is a value).
+- no_data: fewer than 4 counted quarters, or one of the 4 latest counted has a missing (null or
+  NaN) net income. ttm_net_income_usd is null for no_data rows.
+- quarters_counted = min(number of counted quarters, 4): how many of the TTM window are there.
+
+Sector and weight come from the universe's latest holdings snapshot with as_of_date <= session;
+weight = the member's weight_pct re-based so that the session's members with a weight sum to 1
+(the equity sleeve: cash and futures lines are not members). A member absent from that snapshot
+has a null sector and weight.
+
+Speed: a symbol's TTM changes only on the available_date of one of its quarters, so the rule is
+evaluated once per (symbol, available_date) and sessions are matched to the latest such event by
+`join_asof`; membership intervals are expanded to sessions by session position (`int_ranges`).
+Nothing runs per row in Python. Pure: LazyFrame in, LazyFrame out; no clock.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+import polars as pl
+
+COHORTS_SCHEMA: dict[str, pl.DataType] = {
+    "universe": pl.String,
+    "symbol": pl.String,
+    "session_date": pl.Date,
+    "sector": pl.String,
+    "weight": pl.Float64,
+    "cohort": pl.String,
+    "ttm_net_income_usd": pl.Float64,
+    "quarters_counted": pl.Int32,
+    "rule_version": pl.String,
+}
+
+COHORT_COMPOSITION_SCHEMA: dict[str, pl.DataType] = {
+    "universe": pl.String,
+    "session_date": pl.Date,
+    "cohort": pl.String,
+    "members": pl.Int32,
+    "share_of_members": pl.Float64,
+    "share_of_weight": pl.Float64,
+    "rule_version": pl.String,
+}
+
+PROFITABLE, UNPROFITABLE, NO_DATA = "profitable", "unprofitable", "no_data"
+COHORTS: tuple[str, ...] = (PROFITABLE, UNPROFITABLE, NO_DATA)
+RULE_VERSIONS: tuple[str, ...] = ("v1",)
+TTM_QUARTERS = 4
+
+# Later than any session: stands for "still a member" (valid_to_date null) in interval lookups.
+_OPEN_END = date(9999, 12, 31)
+
+
+def quarter_availability(fundamentals: pl.LazyFrame, *, availability_days: int = 45) -> pl.LazyFrame:
+    """fundamentals (FUNDAMENTALS_SCHEMA) -> symbol, period_end_date, net_income_common_usd,
+    available_date: the first day on which rule v1 counts the quarter."""
+    period_end = pl.col("period_end_date")
+    by_deadline = period_end.dt.offset_by(f"{availability_days}d")
+    # min_horizontal skips nulls: an unknown report_date leaves the deadline rule alone.
+    first_known = pl.min_horizontal(by_deadline, pl.col("report_date"))
+    return fundamentals.select(
+        pl.col("symbol").cast(pl.String),
+        period_end.cast(pl.Date),
+        # Yahoo and pandas round trips can turn a missing figure into NaN: missing either way.
+        pl.col("net_income_common_usd").cast(pl.Float64).fill_nan(None),
+        pl.max_horizontal(first_known, period_end.dt.offset_by("1d")).cast(pl.Date).alias("available_date"),
+    )
+
+
+def ttm_events(fundamentals: pl.LazyFrame, *, availability_days: int = 45) -> pl.LazyFrame:
+    """One row per symbol and date on which a quarter becomes available: the rule v1 state from
+    that date on (until the symbol's next event).
+
+    Columns: symbol, available_date, ttm_net_income_usd, quarters_counted (Int32), cohort.
+    A quarter is compared with every quarter of its symbol (a self-join per symbol): a company
+    has tens of quarters, so this stays small, and it is correct even when quarters become
+    available out of period order (a restated old quarter, an early report).
+    """
+    quarters = quarter_availability(fundamentals, availability_days=availability_days)
+    events = quarters.select("symbol", pl.col("available_date").alias("_event_date")).unique()
+    ni_latest_first = pl.col("net_income_common_usd").sort_by("period_end_date", descending=True).head(TTM_QUARTERS)
+    state = (
+        events.join(quarters, on="symbol", how="inner")
+        .filter(pl.col("available_date") <= pl.col("_event_date"))
+        .group_by("symbol", "_event_date")
+        .agg(
+            pl.len().alias("_counted"),
+            ni_latest_first.null_count().alias("_missing"),
+            ni_latest_first.sum().alias("_ttm"),
+        )
+    )
+    is_complete = (pl.col("_counted") >= TTM_QUARTERS) & (pl.col("_missing") == 0)
+    return state.select(
+        "symbol",
+        pl.col("_event_date").alias("available_date"),
+        pl.when(is_complete).then(pl.col("_ttm")).alias("ttm_net_income_usd"),
+        pl.min_horizontal(pl.col("_counted"), pl.lit(TTM_QUARTERS)).cast(pl.Int32).alias("quarters_counted"),
+        pl.when(~is_complete)
+        .then(pl.lit(NO_DATA))
+        .when(pl.col("_ttm") > 0)
+        .then(pl.lit(PROFITABLE))
+        .otherwise(pl.lit(UNPROFITABLE))
+        .alias("cohort"),
+    ).sort("available_date")
+
+
+def member_sessions(membership: pl.LazyFrame, sessions: pl.LazyFrame) -> pl.LazyFrame:
+    """core.membership intervals -> universe, symbol, session_date: one row per session each
+    interval covers (valid_from_date <= session <= valid_to_date, open end = still a member).
+    A (universe, symbol, session) covered by two overlapping intervals appears once."""
+    sess = (
+        sessions.select(pl.col("session_date").cast(pl.Date))
+        .unique()
+        .sort("session_date")
+        .with_row_index("_pos")
+        .with_columns(pl.col("_pos").cast(pl.Int64))
+    )
+    intervals = membership.select(
+        pl.col("universe").cast(pl.String),
+        pl.col("symbol").cast(pl.String),
+        pl.col("valid_from_date").cast(pl.Date),
+        pl.col("valid_to_date").cast(pl.Date).fill_null(_OPEN_END),
+    )
+    # First covered position: number of sessions strictly before valid_from_date.
+    intervals = (
+        intervals.sort("valid_from_date")
+        .join_asof(
+            sess.rename({"session_date": "_s", "_pos": "_before"}),
+            left_on="valid_from_date",
+            right_on="_s",
+            strategy="backward",
+            allow_exact_matches=False,
+        )
+        .with_columns((pl.col("_before") + 1).fill_null(0).alias("_from"))
+        .drop("_s", "_before")
+    )
+    # Last covered position: the last session on or before valid_to_date (-1: none).
+    intervals = (
+        intervals.sort("valid_to_date")
+        .join_asof(
+            sess.rename({"session_date": "_s", "_pos": "_to"}),
+            left_on="valid_to_date",
+            right_on="_s",
+            strategy="backward",
+        )
+        .with_columns(pl.col("_to").fill_null(-1))
+        .drop("_s")
+    )
+    return (
+        intervals.filter(pl.col("_from") <= pl.col("_to"))
+        .select("universe", "symbol", pl.int_ranges(pl.col("_from"), pl.col("_to") + 1).alias("_pos"))
+        .explode("_pos")
+        .join(sess, on="_pos", how="inner")
+        .select("universe", "symbol", "session_date")
+        .unique()
+    )
+
+
+def _sector_and_weight(rows: pl.LazyFrame, holdings: pl.LazyFrame) -> pl.LazyFrame:
+    """Add sector and weight from the universe's latest snapshot on or before each session."""
+    snapshots = (
+        holdings.select(pl.col("universe").cast(pl.String), pl.col("as_of_date").cast(pl.Date).alias("_snapshot_date"))
+        .unique()
+        .sort("_snapshot_date")
+    )
+    session_snapshot = (
+        rows.select("universe", "session_date")
+        .unique()
+        .sort("session_date")
+        .join_asof(snapshots, left_on="session_date", right_on="_snapshot_date", by="universe", strategy="backward",
+                       check_sortedness=False)
+    )
+    lines = holdings.select(
+        pl.col("universe").cast(pl.String),
+        pl.col("as_of_date").cast(pl.Date).alias("_snapshot_date"),
+        pl.col("symbol").cast(pl.String),
+        pl.col("sector").cast(pl.String),
+        pl.col("weight_pct").cast(pl.Float64).fill_nan(None),
+    )
+    sleeve = pl.col("weight_pct").sum().over("universe", "session_date")
+    return (
+        rows.join(session_snapshot, on=["universe", "session_date"], how="left")
+        .join(lines, on=["universe", "_snapshot_date", "symbol"], how="left")
+        .with_columns(
+            pl.when(sleeve > 0).then(pl.col("weight_pct") / sleeve).alias("weight"),
+        )
+        .drop("_snapshot_date", "weight_pct")
+    )
+
+
+def cohorts(
+    membership: pl.LazyFrame,
+    holdings: pl.LazyFrame,
+    fundamentals: pl.LazyFrame,
+    sessions: pl.LazyFrame,
+    *,
+    rule_version: str = "v1",
+    availability_days: int = 45,
+) -> pl.LazyFrame:
+    """core.membership, raw.holdings, raw.fundamentals, core.sessions (session_date) -> core.cohorts.
+
+    Only rule "v1" exists; `availability_days` is its 45-day deadline (a parameter so that a test
+    or a later rule version can vary it, not a user setting).
+    """
+    if rule_version not in RULE_VERSIONS:
+        raise ValueError(f"cohort rule {rule_version!r} is unknown; known: {', '.join(RULE_VERSIONS)}")
+    if availability_days < 0:
+        raise ValueError(f"availability_days must be >= 0, got {availability_days}")
+
+    rows = _sector_and_weight(member_sessions(membership, sessions), holdings)
+    events = ttm_events(fundamentals, availability_days=availability_days)
+    return (
+        rows.sort("session_date")
+        .join_asof(events, left_on="session_date", right_on="available_date", by="symbol", strategy="backward",
+                   check_sortedness=False)
+        .select(
+            "universe",
+            "symbol",
+            "session_date",
+            "sector",
+            "weight",
+            # Before a symbol's first available quarter there is no event: nothing counted yet.
+            pl.col("cohort").fill_null(pl.lit(NO_DATA)),
+            "ttm_net_income_usd",
+            pl.col("quarters_counted").fill_null(0).cast(pl.Int32),
+            pl.lit(rule_version).alias("rule_version"),
+        )
+        .sort("universe", "session_date", "symbol")
+    )
+
+
+def cohort_composition(cohorts: pl.LazyFrame) -> pl.LazyFrame:
+    """core.cohorts -> marts.cohort_composition.
+
+    share_of_members = cohort members / session members (sums to 1 per universe and session).
+    share_of_weight = sum of the cohort's weights / sum of all members' weights; null when no
+    member of that universe and session has a weight. Members without a weight count in
+    share_of_members only.
+    """
+    keys = ["universe", "session_date", "rule_version"]
+    counts = cohorts.group_by(*keys, "cohort").agg(
+        pl.len().cast(pl.Int32).alias("members"),
+        pl.col("weight").sum().alias("_weight"),
+    )
+    totals = cohorts.group_by(keys).agg(
+        pl.len().alias("_total_members"),
+        pl.col("weight").sum().alias("_total_weight"),
+        pl.col("weight").count().alias("_weighted"),
+    )
+    grid = totals.join(pl.LazyFrame({"cohort": list(COHORTS)}, schema={"cohort": pl.String}), how="cross")
+    return (
+        grid.join(counts, on=[*keys, "cohort"], how="left")
+        .select(
+            "universe",
+            "session_date",
+            "cohort",
+            pl.col("members").fill_null(0).cast(pl.Int32),
+            (pl.col("members").fill_null(0) / pl.col("_total_members")).alias("share_of_members"),
+            pl.when((pl.col("_weighted") > 0) & (pl.col("_total_weight") != 0))
+            .then(pl.col("_weight").fill_null(0.0) / pl.col("_total_weight"))
+            .alias("share_of_weight"),
+            "rule_version",
+        )
+        .sort("universe", "session_date", "cohort")
+    )
