@@ -1,0 +1,235 @@
+"""The gate on a matrix of corruptions: blocked or not, which rows are quarantined and why, the
+message, and that the clean rows are exactly the others. Plus overrides, gate_many, the held rows
+of a blocked load, and the time on 1.5M equity bars."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Callable
+
+import numpy as np
+import polars as pl
+import pytest
+
+from smallcaps import calendar
+from expectations.gate import QUARANTINE_SCHEMA, RESULTS_SCHEMA, gate, gate_many, held_rows, row_key
+from test_suites import (
+    AS_OF,
+    FUTURE,
+    SAT,
+    SESSIONS,
+    SMALL_UNIVERSES,
+    cohort_composition,
+    cohort_performance,
+    corporate_actions,
+    dup_row,
+    equity_bars,
+    fundamentals,
+    holdings,
+    index_bars,
+    index_daily,
+    relative_performance,
+    run,
+    sector_daily,
+    set_at,
+)
+
+
+@dataclass
+class Corruption:
+    id: str
+    table: str
+    make: Callable[[], pl.DataFrame]
+    blocked: bool
+    message: str  # must appear in an error (blocked) or a warning
+    bad_keys: set[str] | None = None  # row keys that must be quarantined (None: every row)
+
+
+def _k(*parts) -> str:
+    return "|".join(str(p) for p in parts)
+
+
+MATRIX = [
+    Corruption("nan_close", "raw.equity_bars", lambda: set_at(equity_bars(), 3, close=float("nan")),
+               True, "close_not_null failed for 1 of 30 rows, e.g. SMP0001 2025-03-06 close=NaN", {_k("SMP0001", SESSIONS[3])}),
+    Corruption("negative_close", "raw.equity_bars", lambda: set_at(equity_bars(), 12, close=-4.0, low=-5.0),
+               True, "close_positive failed for 1 of 30 rows, e.g. SMP0002 2025-03-05 close=-4", {_k("SMP0002", SESSIONS[2])}),
+    Corruption("infinite_high", "raw.equity_bars", lambda: set_at(equity_bars(), 0, high=float("inf")),
+               True, "prices_finite failed for 1 of 30 rows", {_k("SMP0001", SESSIONS[0])}),
+    Corruption("high_below_low", "raw.equity_bars", lambda: set_at(equity_bars(), 11, high=10.1, low=10.4, open=10.2, close=10.3, adj_close=10.3),
+               True, "high_ge_low failed for 1 of 30 rows, e.g. SMP0002 2025-03-04 high=10.1 low=10.4", {_k("SMP0002", SESSIONS[1])}),
+    Corruption("duplicate_keys", "raw.equity_bars", lambda: dup_row(equity_bars(), 25),
+               True, "keys_unique failed for 2 of 31 rows, e.g. SMP0003 2025-03-10", {_k("SMP0003", SESSIONS[5])}),
+    Corruption("saturday", "raw.equity_bars", lambda: set_at(equity_bars(), 20, session_date=SAT),
+               True, "session_on_calendar failed for 1 of 30 rows, e.g. SMP0003 2025-03-08", {_k("SMP0003", SAT)}),
+    Corruption("future_session", "raw.index_bars", lambda: set_at(index_bars(), 9, session_date=FUTURE),
+               True, "session_not_future failed for 1 of 30 rows, e.g. ^RUT 2025-03-17", {_k("^RUT", FUTURE)}),
+    Corruption("spike_100x", "raw.equity_bars",
+               lambda: set_at(equity_bars(), 15, open=1500.0, high=1600.0, low=1400.0, close=1550.0, adj_close=1550.0),
+               False, "price_jump_100x failed for 2 of 30 rows, e.g. SMP0002 2025-03-10 close=1550 prev_session_date=2025-03-07", set()),
+    Corruption("negative_volume", "raw.equity_bars", lambda: set_at(equity_bars(), 2, volume=-100),
+               True, "volume_non_negative failed for 1 of 30 rows, e.g. SMP0001 2025-03-05 volume=-100", {_k("SMP0001", SESSIONS[2])}),
+    Corruption("empty_frame", "raw.equity_bars", lambda: equity_bars().clear(), False, "rows_present failed: the frame has no rows", set()),
+    Corruption("no_columns", "raw.index_bars", lambda: pl.DataFrame(), True, "missing column(s) symbol, session_date"),
+    Corruption("renamed_column", "raw.equity_bars", lambda: equity_bars().rename({"adj_close": "adjclose"}),
+               True, "columns_present failed: missing column(s) adj_close; unexpected column(s) adjclose (renamed?)"),
+    Corruption("missing_column", "raw.fundamentals", lambda: fundamentals().drop("net_income_common_usd"),
+               True, "missing column(s) net_income_common_usd"),
+    Corruption("string_prices", "raw.equity_bars", lambda: equity_bars().with_columns(pl.col("close").cast(pl.String)),
+               True, "column_types failed: close is String, expected Float64 (e.g. '11.0')"),
+    Corruption("string_dates", "raw.index_bars", lambda: index_bars().with_columns(pl.col("session_date").cast(pl.String)),
+               True, "session_date is String, expected Date"),
+    Corruption("weights_40pct", "raw.holdings", lambda: holdings(weight_each=10.0),
+               True, "weight_sum_band failed for 1 group(s) (4 of 4 rows), e.g. russell2000 2025-03-13 weight_sum_pct=40"),
+    Corruption("too_few_members", "raw.holdings", lambda: holdings(members=2, weight_each=49.9),
+               True, "member_count_band failed for 1 group(s) (2 of 2 rows), e.g. russell2000 2025-03-13 members=2 expected_members=3..10"),
+    Corruption("duplicated_quarter", "raw.fundamentals", lambda: dup_row(fundamentals(), 5),
+               True, "keys_unique failed for 2 of 9 rows, e.g. SMP0002 2024-06-30", {_k("SMP0002", date(2024, 6, 30))}),
+    Corruption("future_period_end", "raw.fundamentals", lambda: set_at(fundamentals(), 7, period_end_date=date(2025, 6, 30), report_date=None),
+               True, "period_end_past failed for 1 of 8 rows, e.g. SMP0002 2025-06-30", {_k("SMP0002", date(2025, 6, 30))}),
+    Corruption("unknown_action", "raw.corporate_actions", lambda: set_at(corporate_actions(), 1, action="merger"),
+               True, "action_known failed for 1 of 2 rows, e.g. SMP0002 2025-03-10 merger", {_k("SMP0002", date(2025, 3, 10), "merger")}),
+    Corruption("infinite_return", "marts.index_daily", lambda: set_at(index_daily(), 13, ret_1d=float("inf")),
+               True, "returns_finite failed for 1 of 20 rows, e.g. ^GSPC 2025-03-06 ret_1d=inf", {_k("^GSPC", SESSIONS[3])}),
+    Corruption("shares_sum_0_9", "marts.cohort_composition", lambda: set_at(cohort_composition(), 5, share_of_members=0.0),
+               True, "shares_sum_to_one failed for 1 group(s) (3 of 30 rows), e.g. russell2000 2025-03-04 share_of_members_sum=0.9",
+               {_k("russell2000", SESSIONS[1], c) for c in ("profitable", "unprofitable", "no_data")}),
+    Corruption("negative_streak", "marts.relative_performance", lambda: set_at(relative_performance(), 4, streak=-1),
+               True, "streak_non_negative failed for 1 of 10 rows, e.g. ^RUT ^GSPC 2025-03-07 streak=-1", {_k("^RUT", "^GSPC", SESSIONS[4])}),
+    Corruption("streak_too_long", "marts.relative_performance", lambda: set_at(relative_performance(), 1, streak=5),
+               True, "streak_le_sessions failed for 1 of 10 rows, e.g. ^RUT ^GSPC 2025-03-04 streak=5 sessions_so_far=2", {_k("^RUT", "^GSPC", SESSIONS[1])}),
+    Corruption("priced_gt_members", "marts.cohort_performance", lambda: set_at(cohort_performance(), 0, priced=60),
+               True, "members_ge_priced failed for 1 of 30 rows", {_k("russell2000", "2025-03-03", "profitable", SESSIONS[0])}),
+    Corruption("sector_return_nan", "marts.sector_daily", lambda: set_at(sector_daily(), 0, return_equal_weight=float("nan")),
+               True, "returns_finite failed for 1 of 20 rows, e.g. russell2000 Industrials 2025-03-03 return_equal_weight=NaN",
+               {_k("russell2000", "Industrials", SESSIONS[0])}),
+    Corruption("extra_column", "raw.corporate_actions", lambda: corporate_actions().with_columns(pl.lit("x").alias("note")),
+               False, "no_unexpected_columns failed: column(s) note", set()),
+]
+
+
+@pytest.mark.parametrize("c", MATRIX, ids=[c.id for c in MATRIX])
+def test_corruption_matrix(c: Corruption):
+    df = c.make()
+    g = run(c.table, df)
+    assert g.blocked is c.blocked
+    messages = g.errors if c.blocked else g.warnings
+    assert any(c.message in m for m in messages), messages
+    assert all(m.startswith(f"{c.table}: ") for m in g.errors + g.warnings)
+    # Every row is either clean or quarantined, exactly once.
+    assert g.quarantine.height + g.clean.height == df.height
+    if c.bad_keys is None:
+        assert g.clean.is_empty() and g.quarantine.height == df.height
+    else:
+        assert set(g.quarantine.get_column("row_key")) == c.bad_keys
+        keys = df.select(row_key(c.table, df)).to_series()
+        expected_clean = df.filter(~keys.is_in(list(c.bad_keys)))
+        assert g.clean.equals(expected_clean)
+    assert g.results.schema == pl.Schema(RESULTS_SCHEMA)
+    assert g.quarantine.schema == pl.Schema(QUARANTINE_SCHEMA)
+    assert g.results.get_column("expectation").is_unique().all()
+    for r in g.quarantine.iter_rows(named=True):
+        assert r["reason"].startswith(r["expectation"] + ":")
+        json.loads(r["row_json"])
+
+
+def test_matrix_is_big_enough():
+    assert len({c.id for c in MATRIX}) >= 20
+
+
+def test_quarantine_reason_names_every_failed_expectation_and_values():
+    df = set_at(equity_bars(), 4, close=-1.0, low=-2.0, adj_close=float("nan"))
+    g = run("raw.equity_bars", df)
+    (r,) = g.quarantine.rows(named=True)
+    assert r["row_key"] == f"SMP0001|{SESSIONS[4]}"
+    assert r["expectation"] == "adj_close_not_null"  # first in suite order
+    for part in ("adj_close_not_null: adj_close=NaN", "close_positive: close=-1", "low_positive: low=-2", "prices_finite:"):
+        assert part in r["reason"]
+    assert json.loads(r["row_json"])["symbol"] == "SMP0001"
+
+
+def test_schema_failure_still_reports_checks_on_sound_columns():
+    df = set_at(equity_bars(), 0, high=1.0, low=2.0).rename({"volume": "vol"})
+    g = run("raw.equity_bars", df)
+    assert g.blocked and g.clean.is_empty()
+    assert any("missing column(s) volume" in e for e in g.errors)
+    assert any("high_ge_low failed for 1 of 30" in e for e in g.errors)
+    ran = set(g.results.get_column("expectation"))
+    assert "volume_non_negative" not in ran and "stale_symbol" not in ran  # they read the missing column
+    assert g.quarantine.get_column("expectation").unique().to_list() == ["columns_present"]
+
+
+def test_severity_override_moves_expectation_both_ways():
+    df = set_at(equity_bars(), 15, open=1500.0, high=1600.0, low=1400.0, close=1550.0, adj_close=1550.0)
+    g = run("raw.equity_bars", df, severity_overrides={"price_jump_100x": "error"})
+    assert g.blocked and any("price_jump_100x failed" in e for e in g.errors)
+    assert g.results.filter(pl.col("expectation") == "price_jump_100x").get_column("severity").item() == "error"
+    assert g.quarantine.height == 2 and g.clean.height == 28
+
+    df = set_at(equity_bars(), 2, volume=-100)
+    g = run("raw.equity_bars", df, severity_overrides={"volume_non_negative": "warning"})
+    assert not g.blocked and any("volume_non_negative failed" in w for w in g.warnings)
+    assert g.quarantine.is_empty() and g.clean.equals(df)
+
+
+def test_unknown_override_is_an_error_listing_valid_names():
+    with pytest.raises(ValueError, match=r"unknown expectation\(s\) in dq_severity: price_jmup.*high_ge_low"):
+        run("raw.equity_bars", equity_bars(), severity_overrides={"price_jmup": "error"})
+
+
+def test_held_rows_of_a_blocked_load_complete_the_quarantine():
+    df = set_at(equity_bars(), 3, close=float("nan"))
+    g = run("raw.equity_bars", df)
+    at = datetime(2025, 3, 14, 23, 0)
+    held = held_rows("raw.equity_bars", g.clean, load_id="test-load", reason="load blocked: " + g.errors[0], at=at)
+    assert held.schema == pl.Schema(QUARANTINE_SCHEMA)
+    both = pl.concat([g.quarantine, held])
+    assert both.height == df.height and both.get_column("row_key").is_unique().all()
+    assert set(held.get_column("expectation")) == {"held_by_block"}
+
+
+def test_gate_many_shares_one_timestamp():
+    frames = {"raw.equity_bars": equity_bars(), "raw.index_bars": index_bars(), "raw.holdings": holdings(),
+              "raw.fundamentals": fundamentals(), "raw.corporate_actions": corporate_actions()}
+    out = gate_many(frames, load_id="L", as_of=AS_OF, universes=SMALL_UNIVERSES)
+    assert set(out) == set(frames) and not any(g.blocked for g in out.values())
+    stamps = pl.concat([g.results for g in out.values()]).get_column("checked_at").unique()
+    assert stamps.len() == 1
+
+
+def test_marts_pass_and_raw_staging_columns_are_accepted():
+    df = equity_bars().with_columns(
+        pl.lit("sample").alias("source"), pl.lit(datetime(2025, 3, 14)).alias("fetched_at"), pl.lit("L0").alias("load_id")
+    )
+    g = run("raw.equity_bars", df)
+    assert not g.blocked and not g.warnings
+    for make, table in ((cohort_performance, "marts.cohort_performance"), (sector_daily, "marts.sector_daily")):
+        assert not run(table, make()).blocked
+
+
+def test_gate_time_on_1_5m_equity_bars(capsys):
+    days = calendar.sessions(date(2022, 1, 3), AS_OF)
+    n_sym = 1_500_000 // len(days) + 1
+    df = (
+        pl.DataFrame({"symbol": [f"SMP{i:04d}" for i in range(n_sym)]})
+        .join(pl.DataFrame({"session_date": days}), how="cross")
+        .head(1_500_000)
+    )
+    close = 5 + np.random.default_rng(7).random(df.height) * 20
+    df = df.with_columns(
+        open=pl.lit(close * 0.99), high=pl.lit(close * 1.02), low=pl.lit(close * 0.97),
+        close=pl.lit(close), adj_close=pl.lit(close), volume=pl.lit(np.arange(df.height) % 10_000),
+    )
+    df = set_at(df, 777_777, high=1.0)
+    run("raw.equity_bars", equity_bars())  # GX imported and its context built: not part of the figure
+    t = time.perf_counter()
+    g = run("raw.equity_bars", df)
+    seconds = time.perf_counter() - t
+    with capsys.disabled():
+        print(f"\ngate on {df.height:,} equity bars: {seconds:.2f} s {({k: round(v, 2) for k, v in g.timings.items()})}")
+    assert g.blocked and g.quarantine.height == 1 and g.clean.height == df.height - 1
+    assert seconds < float(os.environ.get("GATE_BENCH_MAX_S", "30"))
