@@ -769,7 +769,10 @@ def _mart_suites() -> list[Suite]:
             ("universe", "anchor", "cohort", "session_date"), COHORT_PERFORMANCE_SCHEMA,
             ("universe", "anchor", "cohort", "session_date", "anchor_date", "members", "priced"),
             [
-                _in_set("cohort_known", "cohort", COHORTS, "cohorts of rule v1: profitable, unprofitable, no_data"),
+                _in_set(
+                    "cohort_known", "cohort", (*COHORTS, "all"),
+                    "cohorts of rule v1 (profitable, unprofitable, no_data) and the whole universe (all)",
+                ),
                 _range("members_non_negative", "members", 0, None, "a member count"),
                 _ge("members_ge_priced", "members", "priced", "priced members are among the members"),
                 _ge("session_ge_anchor", "session_date", "anchor_date", "performance since an anchor starts at the anchor session"),

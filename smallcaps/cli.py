@@ -230,6 +230,48 @@ def status(home: Optional[Path] = typer.Option(None, help="data home")) -> None:
     console.print(t)
 
 
+@app.command()
+def dq(
+    load_id: Optional[str] = typer.Option(None, "--load", help="a load id (default: the latest gated load)"),
+    docs: bool = typer.Option(False, "--docs", help="also write Great Expectations data docs (HTML) into the data home"),
+    home: Optional[Path] = typer.Option(None, help="data home"),
+) -> None:
+    """Data-quality results of the latest load: failures first, quarantined rows with examples."""
+    settings = _settings(None, None, home)
+    from smallcaps.dq import collect
+
+    try:
+        r = collect(settings, load_id)
+    except FileNotFoundError as exc:
+        _fail(str(exc))
+    if r.load is None:
+        console.print("no gated load yet")
+        return
+    lid, flow, source, st, started, message = r.load
+    console.print(f"load {lid} ({flow}, {source}) {st} at {started:%Y-%m-%d %H:%M:%S}; read from the {r.read_from}")
+    if message:
+        console.print(f"message: {message}")
+    t = Table(title="expectations (failures first)")
+    for c in ("table", "expectation", "severity", "result", "unexpected", "rows", "details"):
+        t.add_column(c)
+    for table, exp, sev, ok, bad, n, details in r.results:
+        mark = "[green]pass[/green]" if ok else ("[red]FAIL[/red]" if sev == "error" else "[yellow]warn[/yellow]")
+        t.add_row(table, exp, sev, mark, "" if bad is None else f"{bad:,}", "" if n is None else f"{n:,}", details or "")
+    console.print(t)
+    if r.quarantine:
+        q = Table(title="dq.quarantine")
+        for c in ("table", "expectation", "rows", "reason", "examples"):
+            q.add_column(c)
+        for table, exp, n, reason, keys in r.quarantine:
+            q.add_row(table, exp, f"{n:,}", reason, ", ".join(keys))
+        console.print(q)
+    if docs:
+        from expectations.docs import write_data_docs
+
+        path = write_data_docs(settings, lid)
+        console.print(f"data docs: {path}")
+
+
 def _date(text: Optional[str], flag: str) -> Optional[date]:
     if text is None:
         return None

@@ -27,7 +27,7 @@ from sources.base import (
     Source,
 )
 from warehouse import loads
-from warehouse.load import MergeCounts, merge, stage, transaction
+from warehouse.load import MergeCounts, merge, read, register, stage, transaction
 
 # Raw table of each part of a fetch, with the source schema it follows.
 RAW_TABLES: dict[str, dict[str, pl.DataType]] = {
@@ -170,11 +170,12 @@ def check_fetched(batch: Batch, source: str, plan: Plan) -> list[str]:
 
 def history_for_gate(con: duckdb.DuckDBPyConnection, table: str, before: date) -> pl.DataFrame:
     """The stored row just before a batch, per symbol: the gate's day-over-day checks need it."""
-    return con.execute(
+    return read(
+        con,
         f"SELECT * EXCLUDE (source, fetched_at, load_id) FROM {table} "
         "WHERE session_date < ? QUALIFY row_number() OVER (PARTITION BY symbol ORDER BY session_date DESC) = 1",
         [before],
-    ).pl()
+    )
 
 
 def validate(con: duckdb.DuckDBPyConnection, batch: Batch, *, load_id: str, as_of: date, settings: Settings):
@@ -227,7 +228,7 @@ def _held_rows(table: str, clean: pl.DataFrame, load_id: str, reason: str, at: d
 
 def _insert(con: duckdb.DuckDBPyConnection, table: str, df: pl.DataFrame) -> None:
     if df.height:
-        con.register("_rows", df)
+        register(con, "_rows", df)
         try:
             con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _rows")
         finally:
@@ -253,13 +254,13 @@ def update_fetch_state(con, batch: Batch, at: datetime) -> None:
     ok = pl.concat([batch.frames["raw.index_bars"].select("symbol"), batch.frames["raw.equity_bars"].select("symbol")]).unique()
     failed = batch.failures.select("symbol", "dataset", "error").unique(subset=["symbol", "dataset"])
     if ok.height:
-        con.register("_ok", ok)
+        register(con, "_ok", ok)
         con.execute(
             "INSERT OR REPLACE INTO meta.fetch_state SELECT symbol, 'bars', ?, ?, NULL, 0 FROM _ok", [at, at]
         )
         con.unregister("_ok")
     if failed.height:
-        con.register("_failed", failed)
+        register(con, "_failed", failed)
         con.execute(
             """INSERT OR REPLACE INTO meta.fetch_state
                SELECT f.symbol, f.dataset, ?, s.last_success_at, f.error, coalesce(s.consecutive_failures, 0) + 1
@@ -357,13 +358,14 @@ def check_completeness(con: duckdb.DuckDBPyConnection, settings: Settings, as_of
     """Why the night must be held, or None when enough members and every index have a bar."""
     from expectations.completeness import completeness
 
-    members = con.execute(
+    members = read(
+        con,
         "SELECT universe, symbol FROM core.membership WHERE valid_from_date <= ? "
         "AND (valid_to_date IS NULL OR valid_to_date >= ?)",
         [as_of, as_of],
-    ).pl()
-    bars = con.execute("SELECT symbol, session_date FROM raw.equity_bars WHERE session_date = ?", [as_of]).pl()
-    index_bars = con.execute("SELECT symbol, session_date FROM raw.index_bars WHERE session_date = ?", [as_of]).pl()
+    )
+    bars = read(con, "SELECT symbol, session_date FROM raw.equity_bars WHERE session_date = ?", [as_of])
+    index_bars = read(con, "SELECT symbol, session_date FROM raw.index_bars WHERE session_date = ?", [as_of])
     expected = [s for s in settings.index_symbols if settings.source != "csv"]
     result = completeness(members, bars, as_of, expected, index_bars, settings.completeness_min_share)
     return None if result.ok else result.message

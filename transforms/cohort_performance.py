@@ -33,6 +33,8 @@ from typing import Sequence
 
 import polars as pl
 
+from transforms.agg import stable_mean, stable_sum
+
 from transforms.cohorts import COHORTS
 
 COHORT_PERFORMANCE_SCHEMA: dict[str, pl.DataType] = {
@@ -199,10 +201,10 @@ def cohort_performance(
     )
     has_weight = pl.col("weight").is_not_null()
     aggs = [
-        pl.col("_ret").mean().alias("return_equal_weight"),
+        stable_mean(pl.col("_ret")).alias("return_equal_weight"),
         pl.col("_ret").median().alias("return_median"),
-        (pl.col("weight") * pl.col("_ret")).filter(has_weight).sum().alias("_weighted_sum"),
-        pl.col("weight").filter(has_weight).sum().alias("_weight_sum"),
+        stable_sum((pl.col("weight") * pl.col("_ret")).filter(has_weight)).alias("_weighted_sum"),
+        stable_sum(pl.col("weight").filter(has_weight)).alias("_weight_sum"),
         has_weight.sum().alias("_weighted"),
     ]
     by_cohort = held.group_by("universe", "_anchor_pos", "_pos", "cohort").agg(aggs)

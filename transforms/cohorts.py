@@ -34,6 +34,8 @@ from datetime import date
 
 import polars as pl
 
+from transforms.agg import stable_sum
+
 COHORTS_SCHEMA: dict[str, pl.DataType] = {
     "universe": pl.String,
     "symbol": pl.String,
@@ -191,7 +193,7 @@ def _sector_and_weight(rows: pl.LazyFrame, holdings: pl.LazyFrame) -> pl.LazyFra
         pl.col("sector").cast(pl.String),
         pl.col("weight_pct").cast(pl.Float64).fill_nan(None),
     )
-    sleeve = pl.col("weight_pct").sum().over("universe", "session_date")
+    sleeve = stable_sum(pl.col("weight_pct")).over("universe", "session_date")
     return (
         rows.join(session_snapshot, on=["universe", "session_date"], how="left")
         .join(lines, on=["universe", "_snapshot_date", "symbol"], how="left")
@@ -254,11 +256,11 @@ def cohort_composition(cohorts: pl.LazyFrame) -> pl.LazyFrame:
     keys = ["universe", "session_date", "rule_version"]
     counts = cohorts.group_by(*keys, "cohort").agg(
         pl.len().cast(pl.Int32).alias("members"),
-        pl.col("weight").sum().alias("_weight"),
+        stable_sum(pl.col("weight")).alias("_weight"),
     )
     totals = cohorts.group_by(keys).agg(
         pl.len().alias("_total_members"),
-        pl.col("weight").sum().alias("_total_weight"),
+        stable_sum(pl.col("weight")).alias("_total_weight"),
         pl.col("weight").count().alias("_weighted"),
     )
     grid = totals.join(pl.LazyFrame({"cohort": list(COHORTS)}, schema={"cohort": pl.String}), how="cross")

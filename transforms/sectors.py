@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import polars as pl
 
+from transforms.agg import stable_mean, stable_sum
+
 SECTOR_DAILY_SCHEMA: dict[str, pl.DataType] = {
     "universe": pl.String,
     "sector": pl.String,
@@ -65,9 +67,9 @@ def sector_daily(cohorts: pl.LazyFrame, equity_returns: pl.LazyFrame) -> pl.Lazy
         day.group_by("universe", "sector", "session_date")
         .agg(
             pl.len().cast(pl.Int32).alias("members"),
-            pl.col("ret_1d").mean().alias("return_equal_weight"),
-            (pl.col("_w") * pl.col("ret_1d")).filter(counts).sum().alias("_weighted_sum"),
-            pl.col("_w").filter(counts).sum().alias("_weight_sum"),
+            stable_mean(pl.col("ret_1d")).alias("return_equal_weight"),
+            stable_sum((pl.col("_w") * pl.col("ret_1d")).filter(counts)).alias("_weighted_sum"),
+            stable_sum(pl.col("_w").filter(counts)).alias("_weight_sum"),
             counts.sum().alias("_weighted"),
         )
         .select(

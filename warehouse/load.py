@@ -69,7 +69,7 @@ def merge(con: duckdb.DuckDBPyConnection, table: str, staged: pl.DataFrame, load
     if dupes:
         raise ValueError(f"{table}: {dupes} staged rows share a key ({', '.join(keys)}); refusing to merge")
     values = [c for c in cols if c not in keys and c not in BOOKKEEPING]
-    con.register("_staged", staged.select(cols))
+    register(con, "_staged", staged.select(cols))
     try:
         on = " AND ".join(f"t.{k} = s.{k}" for k in keys)
         differs = " OR ".join(f"t.{c} IS DISTINCT FROM s.{c}" for c in values) or "false"
@@ -105,7 +105,7 @@ def replace(con: duckdb.DuckDBPyConnection, table: str, df: pl.DataFrame) -> int
         raise ValueError(f"{table}: frame columns {df.columns} differ from the table's {cols}")
     con.execute(f"DELETE FROM {table}")
     if df.height:
-        con.register("_derived", df)
+        register(con, "_derived", df)
         try:
             con.execute(f"INSERT INTO {table} SELECT * FROM _derived")
         finally:
@@ -114,4 +114,16 @@ def replace(con: duckdb.DuckDBPyConnection, table: str, df: pl.DataFrame) -> int
 
 
 def read(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None) -> pl.DataFrame:
-    return con.execute(sql, params or []).pl()
+    """A query's rows as a polars frame (DuckDB 2.0 offers `.pl()` on relations, not on execute results)."""
+    con.complete()
+    return con.sql(sql, params=params or None).pl()
+
+
+def register(con: duckdb.DuckDBPyConnection, name: str, df: pl.DataFrame) -> None:
+    """Expose a frame to SQL as `name`.
+
+    DuckDB 2.0 refuses relation work while an execute() result is unread (a `fetchone()` leaves
+    one open), so the pending result is run to its end first.
+    """
+    con.complete()
+    con.register(name, df)

@@ -15,7 +15,7 @@ import polars as pl
 
 from smallcaps import calendar
 from smallcaps.settings import Settings
-from warehouse.load import replace
+from warehouse.load import read, replace
 
 INDEX_NAMES = {
     "^RUT": "Russell 2000",
@@ -50,7 +50,7 @@ class Rebuilt:
 
 
 def _raw(con: duckdb.DuckDBPyConnection, table: str) -> pl.LazyFrame:
-    return con.execute(f"SELECT * EXCLUDE (source, fetched_at, load_id) FROM {table}").pl().lazy()
+    return read(con, f"SELECT * EXCLUDE (source, fetched_at, load_id) FROM {table}").lazy()
 
 
 def derive(con: duckdb.DuckDBPyConnection, settings: Settings, as_of: date) -> tuple[dict[str, pl.DataFrame], dict[str, float]]:

@@ -1,0 +1,11 @@
+from __future__ import annotations
+
+import pytest
+from prefect.testing.utilities import prefect_test_harness
+
+
+@pytest.fixture(scope="session", autouse=True)
+def prefect_backend():
+    """One temporary Prefect API for the whole integration session (it takes seconds to start)."""
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
