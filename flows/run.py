@@ -59,19 +59,37 @@ def _load(con, settings: Settings, plan: pipeline.Plan, load_id: str, now: datet
 
     t = time.perf_counter()
     held = tasks.fetch_holdings(source, plan.universes, plan.holdings_start, plan.as_of)
-    symbols = pipeline.equity_symbols(con, held.holdings)
+    symbols, retired = pipeline.equity_symbols(con, held.holdings, settings.retire_after_failures)
+    if retired:
+        log.info(
+            "not asking for %s former member(s) whose bars failed %s loads in a row (stopped trading), e.g. %s",
+            len(retired), settings.retire_after_failures, ", ".join(retired[:5]),
+        )
     index_symbols = plan.index_symbols
-    parts = pipeline.chunks(index_symbols + symbols, settings.chunk_size)
+    # Bars: chunks of symbols, each chunk sharing a first session (a symbol behind catches up).
+    starts = {plan.bars_start: list(index_symbols)}
+    if plan.kind == "nightly":
+        for first, group in pipeline.bar_starts(con, symbols, plan.bars_start, settings.overlap_sessions).items():
+            starts.setdefault(first, []).extend(group)
+    else:
+        starts[plan.bars_start] += symbols
+    parts = [(chunk, first) for first, group in sorted(starts.items()) for chunk in pipeline.chunks(group, settings.chunk_size)]
     names = [f"{i + 1}of{len(parts)}" for i in range(len(parts))]
-    bars = tasks.fetch_bars.map(unmapped(source), parts, unmapped(plan.bars_start), unmapped(plan.as_of), names)
-    fparts = pipeline.chunks(symbols, settings.chunk_size)
+    bars = tasks.fetch_bars.map(
+        unmapped(source), [c for c, _ in parts], [f for _, f in parts], unmapped(plan.as_of), names
+    )
+    due = pipeline.fundamentals_symbols(con, settings, symbols, plan.as_of)
+    fparts = pipeline.chunks(due, settings.chunk_size)
     fnames = [f"{i + 1}of{len(fparts)}" for i in range(len(fparts))]
     funds = tasks.fetch_fundamentals.map(unmapped(source), fparts, unmapped(plan.as_of), fnames)
     fetched = Fetched.combine([held] + [f.result() for f in bars] + [f.result() for f in funds])
     timings["fetch"] = time.perf_counter() - t
-    batch = pipeline.split(fetched, index_symbols)
+    batch = pipeline.split(fetched, index_symbols, asked={"bars": list(index_symbols) + symbols, "fundamentals": due})
     warnings = pipeline.check_fetched(batch, settings.source, plan)
-    log.info("fetched %s rows (%s requests)", f"{batch.rows_in:,}", batch.requests)
+    log.info(
+        "fetched %s rows (%s requests): bars of %s symbols, fundamentals of %s",
+        f"{batch.rows_in:,}", batch.requests, f"{len(index_symbols) + len(symbols):,}", f"{len(due):,}",
+    )
 
     t = time.perf_counter()
     gated = tasks.validate(con, batch, load_id, plan.as_of, settings)

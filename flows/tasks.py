@@ -19,7 +19,19 @@ from smallcaps.settings import Settings
 from sources.base import Fetched, Source
 from warehouse.publish import Published, publish
 
-FETCH_RETRIES = dict(retries=3, retry_delay_seconds=[2, 5, 15], cache_policy=NO_CACHE)
+def _retryable(task, task_run, state) -> bool:
+    """Retry what the network or a file system may fix; a ValueError is bad input, and asking
+    again would only repeat it (and delay the clear error by the retry delays)."""
+    try:
+        state.result()
+    except ValueError:
+        return False
+    except BaseException:
+        return True
+    return False
+
+
+FETCH_RETRIES = dict(retries=3, retry_delay_seconds=[2, 5, 15], retry_condition_fn=_retryable, cache_policy=NO_CACHE)
 
 
 @task(name="fetch-holdings", **FETCH_RETRIES)

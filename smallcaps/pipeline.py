@@ -75,6 +75,7 @@ class Batch:
     failures: pl.DataFrame
     excluded: pl.DataFrame
     requests: int = 0
+    asked: dict[str, list[str]] = field(default_factory=dict)  # dataset -> symbols requested
 
     @property
     def rows_in(self) -> int:
@@ -105,7 +106,8 @@ def plan_nightly(con: duckdb.DuckDBPyConnection, settings: Settings, as_of: date
     for _ in range(settings.overlap_sessions):
         start = calendar.previous_session(start)
     start = max(start, settings.sample_start) if settings.source == "sample" else start
-    holdings_start = calendar.sessions(min(from_, as_of), as_of)[0] if last else as_of
+    # iShares dates a file by the previous session's close: one session of slack on the left.
+    holdings_start = calendar.previous_session(min(from_, as_of))
     return Plan("nightly", as_of, start, holdings_start, list(settings.index_symbols), [u.name for u in settings.universes])
 
 
@@ -117,17 +119,72 @@ def chunks(symbols: Sequence[str], size: int) -> list[list[str]]:
     return [list(symbols[i : i + size]) for i in range(0, len(symbols), size)]
 
 
-def equity_symbols(con: duckdb.DuckDBPyConnection, holdings: pl.DataFrame) -> list[str]:
-    """Members in this fetch's holdings plus every member stored before: a dropped member keeps
-    being priced while it trades, so buy-and-hold returns since an anchor stay complete."""
-    stored = [r[0] for r in con.execute("SELECT DISTINCT symbol FROM raw.holdings").fetchall()]
-    return sorted(set(stored) | set(holdings.get_column("symbol").to_list()))
+def equity_symbols(
+    con: duckdb.DuckDBPyConnection, holdings: pl.DataFrame, retire_after: int
+) -> tuple[list[str], list[str]]:
+    """Constituents to price this load, and former members no longer asked for.
+
+    Members in this fetch's holdings plus every member stored before: a dropped member keeps being
+    priced while it trades, so buy-and-hold returns since an anchor stay complete. A former member
+    (in no universe's latest snapshot) whose bars failed on `retire_after` loads in a row has
+    stopped trading: it is retired (logged, kept in meta.fetch_state and meta.symbols) rather than
+    asked for every night. Symbols that failed last time come first, so they are fetched first.
+    """
+    stored = {r[0] for r in con.execute("SELECT DISTINCT symbol FROM raw.holdings").fetchall()}
+    current = set(holdings.get_column("symbol").to_list()) | {
+        r[0]
+        for r in con.execute(
+            "SELECT DISTINCT symbol FROM raw.holdings h WHERE as_of_date = "
+            "(SELECT max(as_of_date) FROM raw.holdings l WHERE l.universe = h.universe)"
+        ).fetchall()
+    }
+    failing = dict(
+        con.execute(
+            "SELECT symbol, consecutive_failures FROM meta.fetch_state WHERE dataset = 'bars' AND consecutive_failures > 0"
+        ).fetchall()
+    )
+    retired = sorted(s for s in stored - current if failing.get(s, 0) >= retire_after)
+    wanted = (stored | current) - set(retired)
+    return sorted(wanted, key=lambda s: (s not in failing, s)), retired
+
+
+def bar_starts(con: duckdb.DuckDBPyConnection, symbols: Sequence[str], start: date, overlap: int) -> dict[date, list[str]]:
+    """First session to fetch per symbol, grouped: `start` for most; a symbol whose last stored bar
+    is older (it failed on earlier nights) is fetched from there, overlap included, so a gap closes."""
+    last = dict(
+        con.execute("SELECT symbol, max(session_date) FROM raw.equity_bars GROUP BY symbol HAVING max(session_date) < ?", [start]).fetchall()
+    )
+    groups: dict[date, list[str]] = {}
+    for s in symbols:
+        first = start
+        if s in last:
+            first = last[s]
+            for _ in range(overlap):
+                first = calendar.previous_session(first)
+        groups.setdefault(first, []).append(s)
+    return dict(sorted(groups.items()))
+
+
+def fundamentals_symbols(con: duckdb.DuckDBPyConnection, settings: Settings, symbols: Sequence[str], as_of: date) -> list[str]:
+    """Symbols whose fundamentals are due. Offline sources cost nothing: every symbol. The yahoo
+    source asks only when a quarter is missing or due (see sources.yahoo.fundamentals_due)."""
+    if settings.source != "yahoo":
+        return list(symbols)
+    from sources.yahoo import fundamentals_due
+
+    stored = read(
+        con,
+        "SELECT f.symbol, max(f.period_end_date) AS period_end_date, any_value(s.last_success_at) AS last_success_at "
+        "FROM raw.fundamentals f LEFT JOIN meta.fetch_state s ON s.symbol = f.symbol AND s.dataset = 'fundamentals' "
+        "GROUP BY f.symbol",
+    )
+    return fundamentals_due(stored, symbols, as_of, settings.fundamentals_max_age_days)
 
 
 # fetch ----------------------------------------------------------------------------------------
 
 
-def split(fetched: Fetched, index_symbols: Sequence[str]) -> Batch:
+def split(fetched: Fetched, index_symbols: Sequence[str], asked: dict[str, list[str]] | None = None) -> Batch:
     is_index = pl.col("symbol").is_in(list(index_symbols)) | pl.col("symbol").str.starts_with("^")
     return Batch(
         frames={
@@ -140,6 +197,7 @@ def split(fetched: Fetched, index_symbols: Sequence[str]) -> Batch:
         failures=fetched.failures,
         excluded=fetched.excluded,
         requests=fetched.requests,
+        asked=asked or {},
     )
 
 
@@ -251,13 +309,18 @@ def record_blocked(con, batch: Batch, gated: dict, *, load_id: str, at: datetime
 
 
 def update_fetch_state(con, batch: Batch, at: datetime) -> None:
-    ok = pl.concat([batch.frames["raw.index_bars"].select("symbol"), batch.frames["raw.equity_bars"].select("symbol")]).unique()
-    failed = batch.failures.select("symbol", "dataset", "error").unique(subset=["symbol", "dataset"])
+    """Per symbol and dataset: when it was last asked for, last delivered, and how many loads in a
+    row failed. Failed symbols are asked for first next time; see equity_symbols."""
+    failed = batch.failures.select("symbol", "dataset", "error").unique(subset=["symbol", "dataset"], keep="first")
+    asked = batch.asked or {
+        "bars": pl.concat([batch.frames["raw.index_bars"], batch.frames["raw.equity_bars"]]).get_column("symbol").unique().to_list()
+    }
+    ok = pl.DataFrame(
+        [(s, d) for d, symbols in asked.items() for s in symbols], schema={"symbol": pl.String, "dataset": pl.String}, orient="row"
+    ).unique().join(failed, on=["symbol", "dataset"], how="anti")
     if ok.height:
         register(con, "_ok", ok)
-        con.execute(
-            "INSERT OR REPLACE INTO meta.fetch_state SELECT symbol, 'bars', ?, ?, NULL, 0 FROM _ok", [at, at]
-        )
+        con.execute("INSERT OR REPLACE INTO meta.fetch_state SELECT symbol, dataset, ?, ?, NULL, 0 FROM _ok", [at, at])
         con.unregister("_ok")
     if failed.height:
         register(con, "_failed", failed)
@@ -268,6 +331,34 @@ def update_fetch_state(con, batch: Batch, at: datetime) -> None:
             [at],
         )
         con.unregister("_failed")
+
+
+def update_symbols(con) -> None:
+    """meta.symbols from every stored holdings snapshot: ticker, symbol, mapping rule, seen dates, status."""
+    from sources.symbols import map_tickers
+
+    seen = read(
+        con,
+        """WITH newest AS (SELECT universe, max(as_of_date) AS d FROM raw.holdings GROUP BY universe)
+           SELECT h.ticker, arg_max(h.symbol, h.as_of_date) AS symbol, min(h.as_of_date) AS first_seen_date,
+                  max(h.as_of_date) AS last_seen_date, bool_or(h.as_of_date = n.d) AS active
+           FROM raw.holdings h JOIN newest n USING (universe) GROUP BY h.ticker""",
+    )
+    if not seen.height:
+        return
+    rules = map_tickers(seen.get_column("ticker").to_list()).select("ticker", pl.col("symbol").alias("_mapped"), "rule")
+    rows = seen.join(rules, on="ticker", how="left").select(
+        "ticker",
+        "symbol",
+        # A symbol that differs from what the rules give was set by the override file.
+        pl.when(pl.col("symbol") == pl.col("_mapped")).then(pl.col("rule")).otherwise(pl.lit("override")).alias("rule"),
+        "first_seen_date",
+        "last_seen_date",
+        pl.when(pl.col("active")).then(pl.lit("active")).otherwise(pl.lit("delisted")).alias("status"),
+    )
+    register(con, "_symbols", rows)
+    con.execute("INSERT OR REPLACE INTO meta.symbols SELECT * FROM _symbols")
+    con.unregister("_symbols")
 
 
 def load(
@@ -319,6 +410,7 @@ def load(
         _insert(con, "dq.quarantine", _excluded_rows(batch, load_id, fetched_at))
         quarantined += batch.excluded.height
         update_fetch_state(con, batch, fetched_at)
+        update_symbols(con)
         timings["merge"] = time.perf_counter() - t
         rebuilt = rebuild(con, settings, as_of=as_of, load_id=load_id)
         timings.update(rebuilt.timings)

@@ -122,7 +122,14 @@ class Settings(BaseSettings):
     max_requests_per_run: int = Field(20_000, ge=1)
     requests_per_second: float = Field(4.0, gt=0)
     fetch_concurrency: int = Field(2, ge=1)
+    rate_limit_retries: int = Field(4, ge=0, description="retries of a symbol Yahoo answered with HTTP 429")
+    rate_limit_backoff_s: float = Field(
+        5.0, gt=0, description="first pause after HTTP 429; doubles with each retry, plus jitter"
+    )
     overlap_sessions: int = Field(5, ge=0, description="stored sessions re-fetched to catch revisions")
+    retire_after_failures: int = Field(
+        3, ge=1, description="a former member whose bars failed this many loads in a row is no longer asked for"
+    )
     fundamentals_max_age_days: int = Field(100, ge=1, description="re-fetch fundamentals older than this")
 
     @field_validator("pairs", mode="before")

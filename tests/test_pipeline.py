@@ -1,0 +1,81 @@
+"""Which symbols a load asks for, from where, and what it remembers about failures and tickers."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+import polars as pl
+
+from smallcaps import pipeline
+from sources.base import BARS_SCHEMA, FAILURES_SCHEMA, HOLDINGS_SCHEMA, Fetched, empty
+from warehouse.db import connect
+from warehouse.load import merge, stage, transaction
+
+
+def holdings(universe, as_of, tickers):
+    rows = [
+        (universe, as_of, t.replace(".", "-"), t, t, "Industrials", "Equity", "NASDAQ", 1.0, 1e6, 100.0, 10.0)
+        for t in tickers
+    ]
+    return pl.DataFrame(rows, schema=HOLDINGS_SCHEMA, orient="row")
+
+
+def bars(symbol, day):
+    return pl.DataFrame([(symbol, day, 10.0, 11.0, 9.0, 10.5, 10.5, 1000)], schema=BARS_SCHEMA, orient="row")
+
+
+def put(con, table, df, load_id="l1"):
+    with transaction(con):
+        merge(con, table, stage(df, source="test", fetched_at=datetime(2025, 1, 1), load_id=load_id, table=table), load_id)
+
+
+def batch_with(failures, asked):
+    fetched = Fetched(failures=pl.DataFrame(failures, schema=FAILURES_SCHEMA, orient="row") if failures else empty(FAILURES_SCHEMA))
+    return pipeline.split(fetched, ["^RUT"], asked=asked)
+
+
+def test_former_members_that_keep_failing_are_retired_and_failures_come_first(tmp_path):
+    con = connect(tmp_path / "w.duckdb")
+    put(con, "raw.holdings", holdings("russell2000", date(2025, 1, 2), ["AAA", "BBB", "GONE"]))
+    put(con, "raw.holdings", holdings("russell2000", date(2025, 1, 3), ["AAA", "BBB"]))
+    today = holdings("russell2000", date(2025, 1, 6), ["AAA", "BBB", "NEW"])
+
+    symbols, retired = pipeline.equity_symbols(con, today, retire_after=2)
+    assert symbols == ["AAA", "BBB", "GONE", "NEW"] and retired == []
+
+    for n, at in enumerate([datetime(2025, 1, 6, 23), datetime(2025, 1, 7, 23)], start=1):
+        with transaction(con):
+            pipeline.update_fetch_state(
+                con, batch_with([("GONE", "bars", "no data"), ("BBB", "bars", "HTTP 500")], {"bars": symbols}), at
+            )
+        symbols, retired = pipeline.equity_symbols(con, today, retire_after=2)
+        if n == 1:
+            # Failed last time: asked for first.
+            assert symbols[:2] == ["BBB", "GONE"] and retired == []
+    # A current member is never retired, however often it fails; a former member is.
+    assert retired == ["GONE"] and symbols == ["BBB", "AAA", "NEW"]
+    state = dict(con.execute("SELECT symbol, consecutive_failures FROM meta.fetch_state WHERE dataset = 'bars'").fetchall())
+    assert state == {"AAA": 0, "BBB": 2, "GONE": 2, "NEW": 0}
+
+
+def test_a_symbol_behind_is_fetched_from_its_last_bar_with_the_overlap(tmp_path):
+    con = connect(tmp_path / "w.duckdb")
+    put(con, "raw.equity_bars", pl.concat([bars("AAA", date(2025, 1, 14)), bars("LATE", date(2025, 1, 6))]))
+    groups = pipeline.bar_starts(con, ["AAA", "LATE", "NEW"], date(2025, 1, 10), overlap=2)
+    assert groups == {date(2025, 1, 2): ["LATE"], date(2025, 1, 10): ["AAA", "NEW"]}
+
+
+def test_meta_symbols_records_mapping_rule_and_status(tmp_path):
+    con = connect(tmp_path / "w.duckdb")
+    h = pl.concat([
+        holdings("russell2000", date(2025, 1, 2), ["BRK.B", "OLD"]),
+        holdings("russell2000", date(2025, 1, 3), ["BRK.B"]),
+    ])
+    put(con, "raw.holdings", h)
+    with transaction(con):
+        pipeline.update_symbols(con)
+    rows = con.execute("SELECT ticker, symbol, rule, first_seen_date, last_seen_date, status FROM meta.symbols ORDER BY 1").fetchall()
+    assert rows == [
+        ("BRK.B", "BRK-B", "dot_to_dash", date(2025, 1, 2), date(2025, 1, 3), "active"),
+        ("OLD", "OLD", "identity", date(2025, 1, 2), date(2025, 1, 2), "delisted"),
+    ]
