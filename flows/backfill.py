@@ -10,6 +10,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from flows.nightly import settings_for
 from flows.run import run_load
 from smallcaps import calendar
+from sources import make_source
 
 
 @flow(name="backfill", task_runner=ThreadPoolTaskRunner(max_workers=4), log_prints=True)
@@ -22,10 +23,16 @@ def backfill(
 ) -> dict:
     """Load every session in [start, end] and publish the night of `end`.
 
-    Defaults: `start` = the sample market's first session (sample) or the earliest date a csv folder
-    holds; `end` = the latest completed NYSE session.
+    Defaults: `start` = the sample market's first session (sample), the earliest session a csv
+    folder holds (csv) or 1990-01-02; `end` = the latest session a csv folder holds (csv) or the
+    latest completed NYSE session.
     """
     settings = settings_for(source, csv_path, home)
+    if settings.source == "csv" and (start is None or end is None):
+        held = make_source(settings).date_range()
+        if held is None:
+            raise ValueError(f"csv source: {settings.csv_path} holds no daily bar files (SYMBOL.csv): nothing to backfill")
+        start, end = start or held[0], end or held[1]
     end = calendar.session_on_or_before(end or calendar.latest_completed_session())
     start = start or (settings.sample_start if settings.source == "sample" else date(1990, 1, 2))
     if start > end:

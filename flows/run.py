@@ -15,12 +15,14 @@ from smallcaps import pipeline
 from smallcaps.lock import load_lock
 from smallcaps.settings import Settings
 from sources import make_source
-from sources.base import Fetched
+from sources.base import Fetched, Source
 from warehouse import loads
 from warehouse.db import connect
 
 
-def run_load(settings: Settings, kind: str, *, as_of: date, start: date | None = None) -> dict:
+def run_load(settings: Settings, kind: str, *, as_of: date, start: date | None = None, source: Source | None = None) -> dict:
+    """Lock, plan, fetch, gate, load, check completeness, publish, export. `source` defaults to the
+    one settings name; tests pass their own (any object following sources.base.Source)."""
     log = get_run_logger()
     timings: dict[str, float] = {}
     with load_lock(settings.home):
@@ -37,7 +39,7 @@ def run_load(settings: Settings, kind: str, *, as_of: date, start: date | None =
             )
             log.info("load %s: %s from %s, sessions %s..%s", load_id, kind, settings.source, plan.bars_start, plan.as_of)
             try:
-                outcome = _load(con, settings, plan, load_id, now, timings)
+                outcome = _load(con, settings, plan, load_id, now, timings, source or make_source(settings))
             except pipeline.LoadFailed as exc:
                 status = "blocked" if isinstance(exc, pipeline.LoadBlocked) else "failed"
                 loads.finish(con, load_id=load_id, status=status, message=str(exc), timings=timings)
@@ -53,9 +55,8 @@ def run_load(settings: Settings, kind: str, *, as_of: date, start: date | None =
             con.close()
 
 
-def _load(con, settings: Settings, plan: pipeline.Plan, load_id: str, now: datetime, timings: dict) -> dict:
+def _load(con, settings: Settings, plan: pipeline.Plan, load_id: str, now: datetime, timings: dict, source: Source) -> dict:
     log = get_run_logger()
-    source = make_source(settings)
 
     t = time.perf_counter()
     held = tasks.fetch_holdings(source, plan.universes, plan.holdings_start, plan.as_of)

@@ -54,10 +54,14 @@ def export(con: duckdb.DuckDBPyConnection, exports_dir: Path, *, load_id: str, k
         shutil.rmtree(folder)  # an interrupted export of this same load
     folder.mkdir()
     marts = [m for m in table_names(con, ("marts",)) if m in PARTITION]
+    partitioned: dict[str, bool] = {}
     for mart in marts:
         name = mart.split(".")[1]
         col = PARTITION[mart]
-        if col:
+        # An empty mart (a csv folder without holdings has no cohorts) is one empty file with its
+        # columns, so its view still opens.
+        partitioned[mart] = bool(col) and con.execute(f"SELECT count(*) FROM {mart}").fetchone()[0] > 0
+        if partitioned[mart]:
             con.execute(
                 f"COPY (SELECT *, year({col}) AS year FROM {mart}) TO '{folder / name}' "
                 "(FORMAT parquet, PARTITION_BY (year), OVERWRITE_OR_IGNORE)"
@@ -71,7 +75,7 @@ def export(con: duckdb.DuckDBPyConnection, exports_dir: Path, *, load_id: str, k
         link_tmp.unlink()
     os.symlink(folder.name, link_tmp)
     os.replace(link_tmp, current)
-    views = _write_views(exports_dir, current, marts, load_id)
+    views = _write_views(exports_dir, current, partitioned, load_id)
     for old in sorted(exports_dir.glob("v-*"), key=lambda p: p.stat().st_mtime)[:-keep]:
         if old != folder:
             shutil.rmtree(old)
@@ -79,7 +83,7 @@ def export(con: duckdb.DuckDBPyConnection, exports_dir: Path, *, load_id: str, k
     return Exported(folder, views, len(files), sum(f.stat().st_size for f in files))
 
 
-def _write_views(exports_dir: Path, current: Path, marts: list[str], load_id: str) -> Path:
+def _write_views(exports_dir: Path, current: Path, partitioned: dict[str, bool], load_id: str) -> Path:
     views = exports_dir / "smallcaps_views.duckdb"
     tmp = exports_dir / f".views-{load_id}.duckdb"
     if tmp.exists():
@@ -87,8 +91,8 @@ def _write_views(exports_dir: Path, current: Path, marts: list[str], load_id: st
     v = duckdb.connect(str(tmp))
     try:
         v.execute("CREATE SCHEMA marts")
-        for mart in marts:
-            v.execute(_views_sql(current, mart, PARTITION[mart] is not None))
+        for mart, by_year in partitioned.items():
+            v.execute(_views_sql(current, mart, by_year))
         v.execute("CHECKPOINT")
     finally:
         v.close()
