@@ -13,6 +13,7 @@ from prefect import get_run_logger, runtime, unmapped
 from flows import tasks
 from smallcaps import pipeline
 from smallcaps.lock import load_lock
+from smallcaps.crashpoints import crashpoint
 from smallcaps.settings import Settings
 from sources import make_source
 from sources.base import Fetched, Source
@@ -28,8 +29,8 @@ def run_load(settings: Settings, kind: str, *, as_of: date, start: date | None =
     with load_lock(settings.home):
         con = connect(settings.warehouse_path)
         try:
-            for dead in loads.mark_interrupted(con):
-                log.warning("load %s was interrupted before it finished; its changes were rolled back, redoing it", dead)
+            for dead, what in loads.mark_interrupted(con):
+                log.warning("load %s was interrupted: %s; redoing it", dead, what)
             now = datetime.now(timezone.utc).replace(tzinfo=None)
             load_id = pipeline.new_load_id(now)
             plan = pipeline.plan_backfill(settings, start, as_of) if kind == "backfill" else pipeline.plan_nightly(con, settings, as_of)
@@ -60,6 +61,7 @@ def _load(con, settings: Settings, plan: pipeline.Plan, load_id: str, now: datet
 
     t = time.perf_counter()
     held = tasks.fetch_holdings(source, plan.universes, plan.holdings_start, plan.as_of)
+    crashpoint("fetch.holdings")
     symbols, retired = pipeline.equity_symbols(con, held.holdings, settings.retire_after_failures)
     if retired:
         log.info(
@@ -84,6 +86,7 @@ def _load(con, settings: Settings, plan: pipeline.Plan, load_id: str, now: datet
     fnames = [f"{i + 1}of{len(fparts)}" for i in range(len(fparts))]
     funds = tasks.fetch_fundamentals.map(unmapped(source), fparts, unmapped(plan.as_of), fnames)
     fetched = Fetched.combine([held] + [f.result() for f in bars] + [f.result() for f in funds])
+    crashpoint("fetch.done")
     timings["fetch"] = time.perf_counter() - t
     batch = pipeline.split(fetched, index_symbols, asked={"bars": list(index_symbols) + symbols, "fundamentals": due})
     warnings = pipeline.check_fetched(batch, settings.source, plan)
@@ -95,6 +98,7 @@ def _load(con, settings: Settings, plan: pipeline.Plan, load_id: str, now: datet
     t = time.perf_counter()
     gated = tasks.validate(con, batch, load_id, plan.as_of, settings)
     timings["validate"] = time.perf_counter() - t
+    crashpoint("validate.done")
     if any(g.blocked for g in gated.values()):
         quarantined, reason = pipeline.record_blocked(con, batch, gated, load_id=load_id, at=now)
         raise pipeline.LoadBlocked(
@@ -107,6 +111,7 @@ def _load(con, settings: Settings, plan: pipeline.Plan, load_id: str, now: datet
         con, batch, gated, load_id, settings.source, now, settings, plan.as_of
     )
     timings["load"] = time.perf_counter() - t
+    crashpoint("load.committed")
     timings.update({f"load.{k}": v for k, v in load_timings.items()})
     warnings += more_warnings
     for w in warnings:
@@ -125,11 +130,15 @@ def _load(con, settings: Settings, plan: pipeline.Plan, load_id: str, now: datet
 
     t = time.perf_counter()
     pipeline.finish_ok(con, outcome, sessions, batch.rows_in)
+    crashpoint("publish.start")
     published = tasks.publish_snapshot(con, settings, plan.as_of, load_id, settings.source)
+    crashpoint("publish.done")
     pipeline.record_publish(con, published, load_id)
+    crashpoint("publish.recorded")
     timings["publish"] = time.perf_counter() - t
     t = time.perf_counter()
     exported = tasks.export_parquet(con, settings, load_id)
+    crashpoint("export.done")
     timings["export"] = time.perf_counter() - t
     log.info("exported %s Parquet files to %s", exported.files, exported.folder)
     outcome.published_path = str(published.path)

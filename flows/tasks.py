@@ -15,6 +15,7 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from smallcaps import pipeline
+from smallcaps.crashpoints import crashpoint
 from smallcaps.settings import Settings
 from sources.base import Fetched, Source
 from warehouse.publish import Published, publish
@@ -47,6 +48,7 @@ def fetch_holdings(source: Source, universes: Sequence[str], start: date, end: d
 @task(name="fetch-bars", task_run_name="fetch-bars-{part}", **FETCH_RETRIES)
 def fetch_bars(source: Source, symbols: Sequence[str], start: date, end: date, part: str) -> Fetched:
     got = source.bars(symbols, start, end)
+    crashpoint("fetch.bars")
     get_run_logger().info(
         "bars %s: %s symbols, %s rows, %s failures", part, len(symbols), f"{got.bars.height:,}", got.failures.height
     )

@@ -21,6 +21,9 @@ ENV_PREFIX = "SMALLCAPS_"
 
 SourceName = Literal["sample", "yahoo", "csv"]
 
+# Variables with the prefix that are not settings: the crash-test hook (smallcaps.crashpoints).
+NOT_SETTINGS = {"SMALLCAPS_CRASHPOINT"}
+
 
 class Universe(BaseModel):
     """A constituent universe: the index it mirrors and the ETF whose holdings define it."""
@@ -153,7 +156,7 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _no_unknown_env(self) -> "Settings":
-        known = {ENV_PREFIX + name.upper() for name in type(self).model_fields}
+        known = {ENV_PREFIX + name.upper() for name in type(self).model_fields} | NOT_SETTINGS
         unknown = sorted(k for k in os.environ if k.upper().startswith(ENV_PREFIX) and k.upper() not in known)
         if unknown:
             raise ValueError(

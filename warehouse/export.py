@@ -16,6 +16,7 @@ from pathlib import Path
 
 import duckdb
 
+from smallcaps.crashpoints import crashpoint
 from warehouse.db import columns, table_names
 
 # Mart -> the date column whose year partitions it (None: one file).
@@ -68,13 +69,17 @@ def export(con: duckdb.DuckDBPyConnection, exports_dir: Path, *, load_id: str, k
             )
         else:
             con.execute(f"COPY {mart} TO '{folder / name}.parquet' (FORMAT parquet)")
+    crashpoint("export.written")
     # Swap the `current` link in one rename.
     current = exports_dir / "current"
     link_tmp = exports_dir / f".current-{load_id}"
     if link_tmp.is_symlink() or link_tmp.exists():
         link_tmp.unlink()
     os.symlink(folder.name, link_tmp)
+    if current.is_dir() and not current.is_symlink():
+        shutil.rmtree(current)  # a copied data home turns the link into a folder; replace it
     os.replace(link_tmp, current)
+    crashpoint("export.swapped")
     views = _write_views(exports_dir, current, partitioned, load_id)
     for old in sorted(exports_dir.glob("v-*"), key=lambda p: p.stat().st_mtime)[:-keep]:
         if old != folder:

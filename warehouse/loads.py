@@ -62,14 +62,25 @@ def finish(
     )
 
 
-def mark_interrupted(con: duckdb.DuckDBPyConnection) -> list[str]:
-    """Loads still 'running' when a new one starts under the lock died mid-way (kill -9, power)."""
-    rows = con.execute("SELECT load_id FROM meta.loads WHERE status = 'running'").fetchall()
-    if rows:
+def mark_interrupted(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str]]:
+    """Loads left unfinished by a process that died (kill -9, power cut), found when the next load
+    starts under the lock. 'running': its transaction never committed, DuckDB rolled it back.
+    'loaded', or 'succeeded' with no row in meta.publishes: its data committed, but it died before
+    its snapshot was recorded. All become 'interrupted'; the
+    new load redoes the work (merges are idempotent) and publishes. Returns (load_id, what)."""
+    rows = con.execute(
+        "SELECT load_id, status FROM meta.loads l WHERE status IN ('running', 'loaded') "
+        "OR (status = 'succeeded' AND NOT EXISTS (SELECT 1 FROM meta.publishes p WHERE p.load_id = l.load_id)) "
+        "ORDER BY started_at"
+    ).fetchall()
+    what = {
+        "running": "the process ended before its data was committed; DuckDB rolled its changes back",
+        "loaded": "the process ended after its data was committed, before it was published",
+        "succeeded": "the process ended while publishing; the snapshot it was writing was never renamed into place",
+    }
+    for load_id, status in rows:
         con.execute(
-            "UPDATE meta.loads SET status = 'failed', finished_at = ?, "
-            "message = 'interrupted: the process ended before the load finished; its data changes were rolled back' "
-            "WHERE status = 'running'",
-            [now_utc()],
+            "UPDATE meta.loads SET status = 'interrupted', finished_at = ?, message = ? WHERE load_id = ?",
+            [now_utc(), "interrupted: " + what[status] + "; the next load redid it", load_id],
         )
-    return [r[0] for r in rows]
+    return [(load_id, what[status]) for load_id, status in rows]

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import duckdb
 
+from smallcaps.crashpoints import crashpoint
 from warehouse.db import table_names
 
 # What a reader needs: every mart, the core tables behind them, and what happened (meta, dq).
@@ -80,6 +81,7 @@ def publish(
             con.execute(f"CREATE SCHEMA snap.{schema}")
         for t in tables:
             con.execute(f"CREATE TABLE snap.{t} AS SELECT * FROM {t}")
+            crashpoint("publish.copy")
         con.execute(
             "CREATE TABLE snap.meta.snapshot AS SELECT ?::DATE AS as_of_date, ? AS load_id, ? AS source, "
             "?::TIMESTAMP AS published_at",
@@ -88,14 +90,18 @@ def publish(
         con.execute("CHECKPOINT snap")
     finally:
         con.execute("DETACH snap")
+    crashpoint("publish.detached")
     _fsync(tmp)
     night = night_path(published_dir, as_of)
     _replace(tmp, night)
+    crashpoint("publish.night_renamed")
     # The current file is a second name of the night's file, swapped in by one rename.
     link_tmp = published_dir / f".tmp-{load_id}-current.duckdb"
     os.link(night, link_tmp)
+    crashpoint("publish.linked")
     current = published_dir / "smallcaps.duckdb"
     _replace(link_tmp, current)
+    crashpoint("publish.swapped")
     prune(nights, keep)
     size = night.stat().st_size
     return Published(current, night, as_of, size, time.perf_counter() - started)

@@ -14,6 +14,7 @@ import duckdb
 import polars as pl
 
 from smallcaps import calendar
+from smallcaps.crashpoints import crashpoint
 from smallcaps.settings import Settings
 from warehouse.load import read, replace
 
@@ -133,6 +134,7 @@ def rebuild(con: duckdb.DuckDBPyConnection, settings: Settings, *, as_of: date, 
 
     result = Rebuilt()
     frames, result.timings = derive(con, settings, as_of)
+    crashpoint("transform.derived")
     t = time.perf_counter()
     for table in GATED_MARTS:
         g = gate(table, frames[table], load_id=load_id, as_of=as_of, severity_overrides=settings.dq_severity)
@@ -140,10 +142,12 @@ def rebuild(con: duckdb.DuckDBPyConnection, settings: Settings, *, as_of: date, 
         result.errors.extend(g.errors)
         result.warnings.extend(g.warnings)
     result.timings["gate_marts"] = time.perf_counter() - t
+    crashpoint("transform.gated")
     if result.blocked:
         return result
     t = time.perf_counter()
     for table, df in frames.items():
         result.rows[table] = replace(con, table, df)
+        crashpoint("transform.replace")
     result.timings["write_derived"] = time.perf_counter() - t
     return result
