@@ -7,7 +7,7 @@ export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS := 90
 PYTHON ?= python3
 UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
 
-.PHONY: env demo test bench clean
+.PHONY: env browser demo test bench clean
 
 # The environment: uv from PyPI if absent, then the locked packages into .venv (no Python download).
 env: .venv/.synced
@@ -22,7 +22,14 @@ $(UV):
 demo: env
 	.venv/bin/smallcaps demo
 
-test: env
+# Debian's chromium for the report's browser test (tests/report/test_browser.py skips without it).
+browser:
+	@if [ -x /usr/bin/chromium ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	else echo "note: /usr/bin/chromium missing and no root apt-get: the report's browser test will be skipped"; fi
+
+test: env browser
 	.venv/bin/python -m pytest -q
 
 bench: env

@@ -142,6 +142,15 @@ def _load(con, settings: Settings, plan: pipeline.Plan, load_id: str, now: datet
     timings["export"] = time.perf_counter() - t
     log.info("exported %s Parquet files to %s", exported.files, exported.folder)
     outcome.published_path = str(published.path)
+    if settings.write_report:
+        t = time.perf_counter()
+        try:
+            report = tasks.write_report(settings, plan.as_of)
+            log.info("report: %s", report.html_path)
+        except Exception as exc:  # noqa: BLE001  (the night is published; a chart must not undo that)
+            outcome.warnings.append(f"the night is published but its report was not written: {type(exc).__name__}: {exc}")
+            log.error(outcome.warnings[-1])
+        timings["report"] = time.perf_counter() - t
     pipeline.finish_ok(con, outcome, sessions, batch.rows_in)
     log.info("published %s (%s MB) for %s", published.path, round(published.bytes / 1e6, 1), plan.as_of)
     summary = asdict(outcome)

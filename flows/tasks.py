@@ -86,3 +86,15 @@ def export_parquet(con, settings: Settings, load_id: str):
     from warehouse.export import export
 
     return export(con, settings.exports_dir, load_id=load_id)
+
+
+@task(name="report", cache_policy=NO_CACHE)
+def write_report(settings: Settings, as_of: date):
+    """The night's HTML report and charts, linked from a Prefect markdown artifact."""
+    from prefect.artifacts import create_markdown_artifact
+
+    from smallcaps.report import write_report as write
+
+    report = write(settings, as_of)
+    create_markdown_artifact(key="smallcaps-report", markdown=report.markdown, description=f"smallcaps, night of {as_of}")
+    return report

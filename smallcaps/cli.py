@@ -14,6 +14,8 @@ from typing import Optional
 # Prefect must stay offline and quiet unless the user configured otherwise.
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("DO_NOT_TRACK", "1")
+# The temporary Prefect server a plain run starts needs ~10 s; give a busy machine room.
+os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
 
 import typer
 from rich.console import Console
@@ -270,6 +272,30 @@ def dq(
 
         path = write_data_docs(settings, lid)
         console.print(f"data docs: {path}")
+
+
+@app.command()
+def report(
+    as_of: Optional[str] = typer.Option(None, "--as-of", help="night to report (YYYY-MM-DD); default: the published snapshot's"),
+    home: Optional[Path] = typer.Option(None, help="data home"),
+) -> None:
+    """Write the night's static HTML report (charts embedded, also saved as PNGs) from the published snapshot."""
+    settings = _settings(None, None, home)
+    day = _date(as_of, "--as-of")
+    from smallcaps.report import ReportError, write_report
+
+    try:
+        r = write_report(settings, day)
+    except ReportError as exc:
+        _fail(str(exc))
+    if r.is_synthetic:
+        console.print(f"[bold red]synthetic sample data, not market prices[/bold red] (source {r.source})")
+    # One path per line, never wrapped: scripts and terminals can open them as printed.
+    console.print(f"report: {r.html_path}", soft_wrap=True, highlight=False, markup=False)
+    for png in r.png_paths:
+        console.print(f"chart: {png}", soft_wrap=True, highlight=False, markup=False)
+    console.print(f"latest: {r.latest_path} -> {os.readlink(r.latest_path)}", soft_wrap=True, highlight=False, markup=False)
+    console.print(f"data quality: {r.dq_status}; written in {r.seconds:.1f} s")
 
 
 def _date(text: Optional[str], flag: str) -> Optional[date]:

@@ -113,6 +113,7 @@ class Settings(BaseSettings):
     sample_seed: int = Field(2025, description="seed of the embedded sample market")
     sample_start: date = Field(date(2024, 1, 2), description="first session of the sample market")
     chunk_size: int = Field(250, ge=1, description="symbols per fetch task")
+    write_report: bool = Field(True, description="write the HTML report (home/report) after each published night")
     keep_snapshots: int = Field(30, ge=1, description="nightly published snapshots kept for --as-of")
     completeness_min_share: float = Field(0.98, gt=0, le=1, description="share of members that must have a bar")
     dq_severity: dict[str, Literal["error", "warning"]] = Field(

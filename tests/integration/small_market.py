@@ -47,4 +47,5 @@ class SmallSample:
 def small_settings(home: Path) -> Settings:
     base = Settings(home=home)
     universes = [u.model_copy(update={"min_members": 10, "max_members": 200}) for u in base.universes]
-    return Settings(home=home, universes=universes, sample_start=START)
+    # The report has tests of its own; these loads test loading, many times over.
+    return Settings(home=home, universes=universes, sample_start=START, write_report=False)
