@@ -85,8 +85,8 @@ def _print_summary(result: dict, settings) -> None:
     for name, c in result["tables"].items():
         t.add_row(name, f"{c['rows_in']:,}", f"{c['inserted']:,}", f"{c['changed']:,}")
     console.print(t)
-    console.print(f"warehouse: {result['warehouse']}")
-    console.print(f"published: {result['published_path']}")
+    console.print(f"warehouse: {result['warehouse']}", soft_wrap=True, highlight=False, markup=False)
+    console.print(f"published: {result['published_path']}", soft_wrap=True, highlight=False, markup=False)
     if result.get("rows_quarantined"):
         console.print(f"quarantined: {result['rows_quarantined']:,} rows (see `smallcaps dq`)")
     for w in result.get("warnings", []):
@@ -216,8 +216,9 @@ def status(home: Optional[Path] = typer.Option(None, help="data home")) -> None:
         s = collect(settings)
     except FileNotFoundError as exc:
         _fail(str(exc))
-    console.print(f"published: {s.published}")
-    console.print(f"warehouse: {s.warehouse} ({s.read_from})")
+    # Paths on lines of their own, never wrapped: scripts and BI set-up copy them as printed.
+    console.print(f"published: {s.published}", soft_wrap=True, highlight=False, markup=False)
+    console.print(f"warehouse: {s.warehouse} ({s.read_from})", soft_wrap=True, highlight=False, markup=False)
     t = Table(title="last loads")
     for c in ("load", "flow", "source", "sessions", "status", "rows loaded", "quarantined", "finished", "message"):
         t.add_column(c)
