@@ -30,7 +30,7 @@ def backfill_without_prefect(settings: Settings) -> None:
     plan = pipeline.plan_backfill(settings, settings.sample_start, end)
     source = make_source(settings)
     held = source.holdings(plan.universes, plan.holdings_start, end)
-    symbols = pipeline.equity_symbols(con, held.holdings)
+    symbols, _ = pipeline.equity_symbols(con, held.holdings, settings.retire_after_failures)
     fetched = pipeline.Fetched.combine(
         [held, source.bars(plan.index_symbols + symbols, plan.bars_start, end), source.fundamentals(symbols, end)]
     )
