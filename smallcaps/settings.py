@@ -21,8 +21,9 @@ ENV_PREFIX = "SMALLCAPS_"
 
 SourceName = Literal["sample", "yahoo", "csv"]
 
-# Variables with the prefix that are not settings: the crash-test hook (smallcaps.crashpoints).
-NOT_SETTINGS = {"SMALLCAPS_CRASHPOINT"}
+# Variables with the prefix that are not settings: the crash-test hook (smallcaps.crashpoints) and
+# the repository folder prefect.yaml's pull step changes into.
+NOT_SETTINGS = {"SMALLCAPS_CRASHPOINT", "SMALLCAPS_PROJECT_DIR"}
 
 
 class Universe(BaseModel):

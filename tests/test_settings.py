@@ -1,0 +1,51 @@
+"""Settings: environment first, typos refused by name, lists parsed from plain text."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from smallcaps.settings import Settings
+
+
+def test_defaults(monkeypatch):
+    s = Settings()
+    assert str(s.home) == "data" and s.source == "sample"
+    assert [str(p) for p in s.pairs] == ["^RUT/^GSPC", "^RUT/^SP600", "^SP600/^GSPC", "^RUT/^IXIC"]
+    assert s.published_path.as_posix() == "data/published/smallcaps.duckdb"
+
+
+def test_environment_lists_are_parsed(monkeypatch):
+    monkeypatch.setenv("SMALLCAPS_PAIRS", "^RUT/^GSPC, ^SP600/^GSPC")
+    monkeypatch.setenv("SMALLCAPS_ANCHORS", "ytd,2025-04-08")
+    monkeypatch.setenv("SMALLCAPS_HOME", "/srv/smallcaps")
+    s = Settings()
+    assert [str(p) for p in s.pairs] == ["^RUT/^GSPC", "^SP600/^GSPC"]
+    assert s.anchors == ["ytd", "2025-04-08"] and str(s.home) == "/srv/smallcaps"
+
+
+def test_a_misspelt_variable_is_an_error_naming_it(monkeypatch):
+    monkeypatch.setenv("SMALLCAPS_HOEM", "/tmp/x")
+    with pytest.raises(ValidationError, match="SMALLCAPS_HOEM"):
+        Settings()
+
+
+def test_prefixed_variables_that_are_not_settings_are_allowed(monkeypatch):
+    monkeypatch.setenv("SMALLCAPS_PROJECT_DIR", "/src/smallcaps")  # used by prefect.yaml
+    Settings()
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("SMALLCAPS_PAIRS", "^RUT-^GSPC", "must look like LEAD/LAG"),
+        ("SMALLCAPS_PAIRS", "^RUT/^DJI", "not among index_symbols"),
+        ("SMALLCAPS_ANCHORS", "ytd,April", "must be 'ytd', '1y' or a date"),
+        ("SMALLCAPS_SOURCE", "bloomberg", "source"),
+        ("SMALLCAPS_COMPLETENESS_MIN_SHARE", "1.5", "completeness_min_share"),
+    ],
+)
+def test_bad_values_are_refused_with_a_reason(monkeypatch, name, value, message):
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ValidationError, match=message):
+        Settings()
