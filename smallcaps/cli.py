@@ -236,7 +236,8 @@ def status(home: Optional[Path] = typer.Option(None, help="data home")) -> None:
 @app.command()
 def dq(
     load_id: Optional[str] = typer.Option(None, "--load", help="a load id (default: the latest gated load)"),
-    docs: bool = typer.Option(False, "--docs", help="also write Great Expectations data docs (HTML) into the data home"),
+    docs: bool = typer.Option(False, "--docs", help="also write an HTML page of the results into the data home"),
+    show_all: bool = typer.Option(False, "--all", help="list every expectation, not only failures and warnings"),
     home: Optional[Path] = typer.Option(None, help="data home"),
 ) -> None:
     """Data-quality results of the latest load: failures first, quarantined rows with examples."""
@@ -254,13 +255,32 @@ def dq(
     console.print(f"load {lid} ({flow}, {source}) {st} at {started:%Y-%m-%d %H:%M:%S}; read from the {r.read_from}")
     if message:
         console.print(f"message: {message}")
-    t = Table(title="expectations (failures first)")
-    for c in ("table", "expectation", "severity", "result", "unexpected", "rows", "details"):
-        t.add_column(c)
+    per_table: dict[str, list[int]] = {}
+    failed = []
     for table, exp, sev, ok, bad, n, details in r.results:
-        mark = "[green]pass[/green]" if ok else ("[red]FAIL[/red]" if sev == "error" else "[yellow]warn[/yellow]")
-        t.add_row(table, exp, sev, mark, "" if bad is None else f"{bad:,}", "" if n is None else f"{n:,}", details or "")
+        c = per_table.setdefault(table, [0, 0, 0])
+        c[0 if ok else (2 if sev == "error" else 1)] += 1
+        if not ok or show_all:
+            failed.append((table, exp, sev, ok, bad, n, details))
+    t = Table(title="expectations per table")
+    for c in ("table", "passed", "warnings", "failures"):
+        t.add_column(c, justify="left" if c == "table" else "right")
+    for table, (p, w, f) in per_table.items():
+        t.add_row(table, str(p), f"[yellow]{w}[/yellow]" if w else "0", f"[red]{f}[/red]" if f else "0")
     console.print(t)
+    if failed:
+        t = Table(title="all expectations (failures first)" if show_all else "failures and warnings")
+        t.add_column("table.expectation (severity)", overflow="fold")
+        t.add_column("result")
+        t.add_column("unexpected / rows", justify="right")
+        t.add_column("details", overflow="fold")
+        for table, exp, sev, ok, bad, n, details in failed:
+            mark = "[green]pass[/green]" if ok else ("[red]FAIL[/red]" if sev == "error" else "[yellow]warn[/yellow]")
+            counts = f"{'' if bad is None else f'{bad:,}'} / {'' if n is None else f'{n:,}'}"
+            t.add_row(f"{table}.{exp} ({sev})", mark, counts, details or "")
+        console.print(t)
+    else:
+        console.print("every expectation passed (--all lists them)")
     if r.quarantine:
         q = Table(title="dq.quarantine")
         for c in ("table", "expectation", "rows", "reason", "examples"):
@@ -272,7 +292,7 @@ def dq(
         from expectations.docs import write_data_docs
 
         path = write_data_docs(settings, lid)
-        console.print(f"data docs: {path}")
+        console.print(f"data docs: {path}", soft_wrap=True, highlight=False, markup=False)
 
 
 @app.command()

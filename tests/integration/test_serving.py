@@ -106,3 +106,13 @@ def test_parquet_exports_and_their_views_hold_the_published_marts(home):
         a = pub.execute(f"SELECT count(*), sum(hash({', '.join(cols)})) FROM marts.{mart}").fetchone()
         b = views.execute(f"SELECT count(*), sum(hash({', '.join(cols)})) FROM marts.{mart}").fetchone()
         assert a == b, mart
+
+
+def test_dq_lists_the_latest_gate_results_failures_first(home):
+    result = runner.invoke(app, ["dq", "--home", str(home), "--docs"])
+    assert result.exit_code == 0, result.output
+    assert "expectations per table" in result.output and "raw.equity_bars" in result.output
+    listed = runner.invoke(app, ["dq", "--home", str(home), "--all"])
+    assert listed.exit_code == 0 and "all expectations (failures first)" in listed.output
+    page = next((home / "report" / "dq").glob("*.html"))
+    assert "Data quality of load" in page.read_text()
