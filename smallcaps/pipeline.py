@@ -17,6 +17,7 @@ import duckdb
 import polars as pl
 
 from smallcaps import calendar
+from smallcaps.crashpoints import crashpoint
 from smallcaps.settings import Settings
 from sources.base import (
     ACTIONS_SCHEMA,
@@ -185,7 +186,9 @@ def fundamentals_symbols(con: duckdb.DuckDBPyConnection, settings: Settings, sym
 
 
 def split(fetched: Fetched, index_symbols: Sequence[str], asked: dict[str, list[str]] | None = None) -> Batch:
-    is_index = pl.col("symbol").is_in(list(index_symbols)) | pl.col("symbol").str.starts_with("^")
+    # A row without a symbol goes with the constituents, where symbol_not_null quarantines it: a
+    # null predicate would drop it from both tables, and the row would be lost without a trace.
+    is_index = (pl.col("symbol").is_in(list(index_symbols)) | pl.col("symbol").str.starts_with("^")).fill_null(False)
     return Batch(
         frames={
             "raw.holdings": fetched.holdings,
@@ -220,20 +223,31 @@ def check_fetched(batch: Batch, source: str, plan: Plan) -> list[str]:
     if failed.height:
         sample = ", ".join(failed.get_column("symbol").head(10).to_list())
         warnings.append(f"{source}: no bars for {failed.height:,} symbol(s), e.g. {sample}; they are fetched first next time")
+    # A universe without a snapshot this time keeps its stored membership: say so, or the night
+    # would publish on an old membership without a word. (A csv folder holds what the user has:
+    # no holdings file is a choice there, as in check_completeness.)
+    holdings_failed = batch.failures.filter(pl.col("dataset") == "holdings") if source != "csv" else batch.failures.clear()
+    for universe, error in holdings_failed.select("symbol", "error").unique(maintain_order=True).iter_rows():
+        warnings.append(f"{source}: no holdings snapshot for {universe} ({error}); its membership is not updated this time")
     return warnings
 
 
 # validate ---------------------------------------------------------------------------------------
 
 
-def history_for_gate(con: duckdb.DuckDBPyConnection, table: str, before: date) -> pl.DataFrame:
-    """The stored row just before a batch, per symbol: the gate's day-over-day checks need it."""
-    return read(
-        con,
+def history_for_gate(con: duckdb.DuckDBPyConnection, table: str, before: date, through: date | None = None) -> pl.DataFrame:
+    """The stored row just before a batch, per symbol: the gate's day-over-day checks need it. With
+    `through`, also the stored rows of the batch's sessions [before, through]: big_revision compares
+    a re-fetch with them (without them it never sees a revision)."""
+    sql = (
         f"SELECT * EXCLUDE (source, fetched_at, load_id) FROM {table} "
-        "WHERE session_date < ? QUALIFY row_number() OVER (PARTITION BY symbol ORDER BY session_date DESC) = 1",
-        [before],
+        "WHERE session_date < ? QUALIFY row_number() OVER (PARTITION BY symbol ORDER BY session_date DESC) = 1"
     )
+    params: list = [before]
+    if through is not None:
+        sql = f"({sql}) UNION ALL (SELECT * EXCLUDE (source, fetched_at, load_id) FROM {table} WHERE session_date BETWEEN ? AND ?)"
+        params += [before, through]
+    return read(con, sql, params)
 
 
 def validate(con: duckdb.DuckDBPyConnection, batch: Batch, *, load_id: str, as_of: date, settings: Settings):
@@ -242,8 +256,9 @@ def validate(con: duckdb.DuckDBPyConnection, batch: Batch, *, load_id: str, as_o
     results = {}
     for table, frame in batch.frames.items():
         history = None
-        if table in ("raw.index_bars", "raw.equity_bars") and frame.height:
-            history = history_for_gate(con, table, frame.get_column("session_date").min())
+        if table in ("raw.index_bars", "raw.equity_bars") and frame.height and frame.schema.get("session_date") == pl.Date:
+            days = frame.get_column("session_date")
+            history = history_for_gate(con, table, days.min(), days.max())
         results[table] = gate(
             table,
             frame,
@@ -271,19 +286,6 @@ def _excluded_rows(batch: Batch, load_id: str, at: datetime) -> pl.DataFrame:
     )
 
 
-def _held_rows(table: str, clean: pl.DataFrame, load_id: str, reason: str, at: datetime) -> pl.DataFrame:
-    keys = [c for c in ("universe", "symbol", "session_date", "as_of_date", "period_end_date", "ex_date", "action") if c in clean.columns]
-    return clean.select(
-        pl.lit(load_id).alias("load_id"),
-        pl.lit(table).alias("table_name"),
-        pl.concat_str([pl.col(k).cast(pl.String) for k in keys], separator="|").alias("row_key"),
-        pl.lit("held_by_block").alias("expectation"),
-        pl.lit(reason).alias("reason"),
-        pl.struct(pl.all()).struct.json_encode().alias("row_json"),
-        pl.lit(at).cast(pl.Datetime("us")).alias("quarantined_at"),
-    )
-
-
 def _insert(con: duckdb.DuckDBPyConnection, table: str, df: pl.DataFrame) -> None:
     if df.height:
         register(con, "_rows", df)
@@ -294,7 +296,10 @@ def _insert(con: duckdb.DuckDBPyConnection, table: str, df: pl.DataFrame) -> Non
 
 
 def record_blocked(con, batch: Batch, gated: dict, *, load_id: str, at: datetime) -> tuple[int, str]:
-    """A blocked load keeps every fetched row: offending ones with their reason, the good ones held."""
+    """A blocked load keeps every fetched row: offending ones with their reason, the good ones held.
+    meta.load_tables and meta.loads count them (nothing loaded, every row quarantined)."""
+    from expectations.gate import held_rows
+
     errors = [e for g in gated.values() for e in g.errors]
     reason = "load blocked: " + "; ".join(errors)[:500]
     quarantined = 0
@@ -302,10 +307,26 @@ def record_blocked(con, batch: Batch, gated: dict, *, load_id: str, at: datetime
         for table, g in gated.items():
             _insert(con, "dq.results", g.results)
             _insert(con, "dq.quarantine", g.quarantine)
-            _insert(con, "dq.quarantine", _held_rows(table, g.clean, load_id, reason, at))
+            # The gate's row_key (the table's primary key in key order), like the offending rows'.
+            _insert(con, "dq.quarantine", held_rows(table, g.clean, load_id=load_id, reason=reason, at=at))
             quarantined += g.quarantine.height + g.clean.height
+            _insert(
+                con,
+                "meta.load_tables",
+                pl.DataFrame(
+                    {
+                        "load_id": [load_id], "table_name": [table], "rows_in": [batch.frames[table].height], "rows_loaded": [0],
+                        "rows_inserted": [0], "rows_changed": [0], "rows_quarantined": [g.quarantine.height + g.clean.height],
+                    }
+                ),
+            )
         _insert(con, "dq.quarantine", _excluded_rows(batch, load_id, at))
-    return quarantined + batch.excluded.height, reason
+        quarantined += batch.excluded.height
+        con.execute(
+            "UPDATE meta.loads SET rows_in = ?, rows_loaded = 0, rows_changed = 0, rows_quarantined = ? WHERE load_id = ?",
+            [batch.rows_in, quarantined, load_id],
+        )
+    return quarantined, reason
 
 
 def update_fetch_state(con, batch: Batch, at: datetime) -> None:
@@ -388,6 +409,7 @@ def load(
         for table, g in gated.items():
             staged = stage(g.clean, source=source, fetched_at=fetched_at, load_id=load_id, table=table)
             counts[table] = merge(con, table, staged, load_id)
+            crashpoint("merge.table")
             _insert(con, "dq.results", g.results)
             _insert(con, "dq.quarantine", g.quarantine)
             quarantined += g.quarantine.height
@@ -411,6 +433,7 @@ def load(
         quarantined += batch.excluded.height
         update_fetch_state(con, batch, fetched_at)
         update_symbols(con)
+        crashpoint("merge.done")
         timings["merge"] = time.perf_counter() - t
         rebuilt = rebuild(con, settings, as_of=as_of, load_id=load_id)
         timings.update(rebuilt.timings)
@@ -421,6 +444,7 @@ def load(
             _insert(con, "dq.results", res)
         # Committed with the data: a crash after this point must not be mistaken for a rollback.
         con.execute("UPDATE meta.loads SET status = 'loaded' WHERE load_id = ?", [load_id])
+        crashpoint("load.before_commit")
     return counts, quarantined, warnings, timings
 
 

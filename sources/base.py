@@ -100,11 +100,22 @@ class Fetched:
     def combine(parts: Sequence["Fetched"]) -> "Fetched":
         if not parts:
             return Fetched()
-        frames = {
-            f.name: pl.concat([getattr(p, f.name) for p in parts], how="vertical")
-            for f in fields(Fetched)
-            if f.name != "requests"
-        }
+        frames = {}
+        for f in fields(Fetched):
+            if f.name == "requests":
+                continue
+            # Empty parts carry the contract's schema. Leaving them out lets a source whose rows do
+            # not follow it (a renamed column, text where a number belongs) reach the gate, which
+            # names the column and quarantines the rows, instead of failing the concat here.
+            frames_of = [getattr(p, f.name) for p in parts]
+            kept = [df for df in frames_of if df.height] or frames_of[:1]
+            try:
+                frames[f.name] = pl.concat(kept, how="vertical")
+            except (pl.exceptions.ShapeError, pl.exceptions.SchemaError, pl.exceptions.ColumnNotFoundError) as exc:
+                shapes = sorted({", ".join(f"{c} {t}" for c, t in df.schema.items()) for df in kept})
+                raise ValueError(
+                    f"the parts of one fetch disagree on the {f.name} columns ({exc}): " + " | ".join(shapes)
+                ) from exc
         return Fetched(**frames, requests=sum(p.requests for p in parts))
 
 
