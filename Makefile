@@ -30,7 +30,7 @@ browser:
 	else echo "note: /usr/bin/chromium missing and no root apt-get: the report's browser test will be skipped"; fi
 
 test: env browser
-	.venv/bin/python -m pytest -q
+	.venv/bin/python -m pytest -q -n 2 --dist loadfile
 
 bench: env
 	for b in bench/*.py; do echo "== $$b"; .venv/bin/python $$b || exit 1; done

@@ -5,8 +5,6 @@ of a blocked load, and the time on 1.5M equity bars."""
 from __future__ import annotations
 
 import json
-import os
-import time
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Callable
@@ -211,7 +209,8 @@ def test_marts_pass_and_raw_staging_columns_are_accepted():
         assert not run(table, make()).blocked
 
 
-def test_gate_time_on_1_5m_equity_bars(capsys):
+def test_one_bad_row_among_1_5m_bars_is_found_and_only_it_quarantined():
+    """Scale, not speed (bench/gate_share.py times the gate): one bad row in a backfill-sized frame."""
     days = calendar.sessions(date(2022, 1, 3), AS_OF)
     n_sym = 1_500_000 // len(days) + 1
     df = (
@@ -225,11 +224,6 @@ def test_gate_time_on_1_5m_equity_bars(capsys):
         close=pl.lit(close), adj_close=pl.lit(close), volume=pl.lit(np.arange(df.height) % 10_000),
     )
     df = set_at(df, 777_777, high=1.0)
-    run("raw.equity_bars", equity_bars())  # GX imported and its context built: not part of the figure
-    t = time.perf_counter()
     g = run("raw.equity_bars", df)
-    seconds = time.perf_counter() - t
-    with capsys.disabled():
-        print(f"\ngate on {df.height:,} equity bars: {seconds:.2f} s {({k: round(v, 2) for k, v in g.timings.items()})}")
     assert g.blocked and g.quarantine.height == 1 and g.clean.height == df.height - 1
-    assert seconds < float(os.environ.get("GATE_BENCH_MAX_S", "30"))
+    assert "high_ge_low" in " ".join(g.errors)
