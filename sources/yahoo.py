@@ -155,8 +155,28 @@ class _BudgetSpent(Exception):
     """The run's request budget (settings.max_requests_per_run) is spent."""
 
 
+# Every "Yahoo answered, with nothing usable" error starts so (meta.fetch_state.last_error).
+NO_DATA = "no data from Yahoo"
+
+
+_TZ_CACHE_LOCK = threading.Lock()
+
+
+def _seed_tz_cache(symbols: Sequence[str]) -> None:
+    """Tell yfinance's time-zone cache that every symbol trades in New York, before any worker
+    thread starts. Without an entry yfinance spends a request per symbol asking Yahoo; and its
+    sqlite cache, set up lazily and written from several threads at once, fails with "database is
+    locked", which would turn healthy symbols into failures. Here it is set up and written from
+    the calling thread only; the workers just read it."""
+    with _TZ_CACHE_LOCK:
+        tz = yf_cache.get_tz_cache()
+        for symbol in symbols:
+            if tz.lookup(symbol) is None:
+                tz.store(symbol, EXCHANGE_TZ)
+
+
 class _NoData(Exception):
-    """Yahoo answered, but with nothing usable for the symbol."""
+    """Yahoo answered, but with nothing usable for the symbol. Messages start with NO_DATA."""
 
 
 _CURL_NOISE = re.compile(r"^Failed to perform, |\. See https://curl\.se/\S+ first for more details\.?$")
@@ -174,7 +194,7 @@ def _describe(exc: BaseException) -> tuple[str, str]:
     if isinstance(exc, YFTickerMissingError):
         # "$ZZZZ: possibly delisted; no price data found (1d 2020-01-02 -> 2020-01-04)"
         reason = str(exc).split(": ", 1)[-1]
-        return "no_data", f"no data from Yahoo: {reason} (yfinance {type(exc).__name__})"
+        return "no_data", f"{NO_DATA}: {reason} (yfinance {type(exc).__name__})"
     if isinstance(exc, YFRateLimitError):
         return "rate_limited", "HTTP 429 Too Many Requests from Yahoo"
     if isinstance(exc, RequestException):
@@ -458,6 +478,7 @@ class YahooSource:
         if start > end:
             raise ValueError(f"bars: start {start} is after end {end}")
         wanted = list(dict.fromkeys(symbols))
+        _seed_tz_cache(wanted)
         outcomes, requests = self._fetch_all(wanted, lambda s: self._chart(s, start, end))
         charts = [o.value for o in outcomes if o.kind == "ok"]
         return Fetched(
@@ -485,9 +506,6 @@ class YahooSource:
         return yf.Ticker(symbol, session=self._session)
 
     def _chart(self, symbol: str, start: date, end: date) -> _Chart:
-        tz = yf_cache.get_tz_cache()
-        if tz.lookup(symbol) is None:
-            tz.store(symbol, EXCHANGE_TZ)
         # yfinance's end is exclusive; ours is inclusive.
         history = self._ticker(symbol).history(
             start=start.isoformat(),
@@ -498,7 +516,7 @@ class YahooSource:
             timeout=self.settings.http_timeout_s,
         )
         if history.empty:
-            raise _NoData(f"no data from Yahoo: it answered with no bars for {start}..{end}")
+            raise _NoData(f"{NO_DATA}: it answered with no bars for {start}..{end}")
         # Daily rows are indexed at midnight of the session in the exchange's timezone.
         days = [ts.date() for ts in history.index]
 
@@ -522,7 +540,7 @@ class YahooSource:
         ).with_columns(pl.col(pl.Float64).fill_nan(None))
         frame = frame.filter(pl.col("session_date").is_between(start, end))
         if frame.filter(pl.col("close").is_not_null()).is_empty():
-            raise _NoData(f"no data from Yahoo: no bar with a close for {start}..{end}")
+            raise _NoData(f"{NO_DATA}: no bar with a close for {start}..{end}")
         if symbol.startswith("^"):
             # Yahoo has no volume for some indexes (^VIX) and writes 0, which yfinance keeps: null
             # says "none" where 0 would claim nothing traded.
@@ -550,7 +568,7 @@ class YahooSource:
         YfData().fundamentals_use_chunked = False
         table = self._ticker(symbol).get_income_stmt(freq="quarterly")
         if table is None or table.empty:
-            raise _NoData("no data from Yahoo: no quarterly income statement (yfinance returned an empty table)")
+            raise _NoData(f"{NO_DATA}: no quarterly income statement (yfinance returned an empty table)")
         periods = [ts.date() for ts in table.columns]
         data: dict[str, Any] = {
             "symbol": [symbol] * len(periods),
@@ -570,7 +588,7 @@ class YahooSource:
         )
         if frame.is_empty():
             raise _NoData(
-                f"no data from Yahoo: no quarter with net income, EPS or revenue ended on or before {as_of}"
+                f"{NO_DATA}: no quarter with net income, EPS or revenue ended on or before {as_of}"
             )
         return frame.select(list(FUNDAMENTALS_SCHEMA))
 

@@ -181,6 +181,7 @@ def test_index_without_volume_gets_null_volume_and_equities_keep_zero(tmp_path):
     with fy.FakeYahoo(serve({"^VIX": zero, "ZERO": zero, "^RUT": AAPL})) as fake:
         source = YahooSource(settings(tmp_path), session_options=fake.session_options)
         got = source.bars(["^VIX", "ZERO", "^RUT"], date(2020, 8, 31), date(2020, 11, 6))
+    assert got.failures.is_empty(), got.failures.to_dicts()
     volume = {s: got.bars.filter(pl.col("symbol") == s).get_column("volume") for s in ("^VIX", "ZERO", "^RUT")}
     assert volume["^VIX"].null_count() == 49
     assert volume["ZERO"].to_list() == [0] * 49
