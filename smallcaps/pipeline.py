@@ -168,16 +168,23 @@ def bar_starts(con: duckdb.DuckDBPyConnection, symbols: Sequence[str], start: da
 
 def fundamentals_symbols(con: duckdb.DuckDBPyConnection, settings: Settings, symbols: Sequence[str], as_of: date) -> list[str]:
     """Symbols whose fundamentals are due. Offline sources cost nothing: every symbol. The yahoo
-    source asks only when a quarter is missing or due (see sources.yahoo.fundamentals_due)."""
+    source asks only when a quarter is missing or due (see sources.yahoo.fundamentals_due).
+
+    "Yahoo has no income statement for it" is an answer, not a failure to retry nightly: such a
+    symbol (no stored quarter) counts as answered at that attempt and is looked at again weekly."""
     if settings.source != "yahoo":
         return list(symbols)
-    from sources.yahoo import fundamentals_due
+    from sources.yahoo import NO_DATA, fundamentals_due
 
     stored = read(
         con,
-        "SELECT f.symbol, max(f.period_end_date) AS period_end_date, any_value(s.last_success_at) AS last_success_at "
-        "FROM raw.fundamentals f LEFT JOIN meta.fetch_state s ON s.symbol = f.symbol AND s.dataset = 'fundamentals' "
-        "GROUP BY f.symbol",
+        """WITH q AS (SELECT symbol, max(period_end_date) AS period_end_date FROM raw.fundamentals GROUP BY symbol),
+                s AS (SELECT symbol,
+                             CASE WHEN starts_with(last_error, ?) THEN last_attempt_at ELSE last_success_at END AS answered_at
+                      FROM meta.fetch_state WHERE dataset = 'fundamentals')
+           SELECT coalesce(q.symbol, s.symbol) AS symbol, q.period_end_date, s.answered_at AS last_success_at
+           FROM q FULL OUTER JOIN s ON q.symbol = s.symbol""",
+        [NO_DATA],
     )
     return fundamentals_due(stored, symbols, as_of, settings.fundamentals_max_age_days)
 
@@ -251,6 +258,7 @@ def history_for_gate(con: duckdb.DuckDBPyConnection, table: str, before: date, t
 
 
 def validate(con: duckdb.DuckDBPyConnection, batch: Batch, *, load_id: str, as_of: date, settings: Settings):
+    from expectations.docs import save_validations
     from expectations.gate import gate  # GX costs seconds to import: only here
 
     results = {}
@@ -268,6 +276,7 @@ def validate(con: duckdb.DuckDBPyConnection, batch: Batch, *, load_id: str, as_o
             history=history,
             universes={u.name: u for u in settings.universes},
         )
+    save_validations(settings, load_id, results)
     return results
 
 

@@ -79,3 +79,29 @@ def test_meta_symbols_records_mapping_rule_and_status(tmp_path):
         ("BRK.B", "BRK-B", "dot_to_dash", date(2025, 1, 2), date(2025, 1, 3), "active"),
         ("OLD", "OLD", "identity", date(2025, 1, 2), date(2025, 1, 2), "delisted"),
     ]
+
+
+def test_yahoo_fundamentals_without_statements_are_rechecked_weekly_not_nightly(tmp_path):
+    from smallcaps.settings import Settings
+    from sources.base import FUNDAMENTALS_SCHEMA
+
+    con = connect(tmp_path / "w.duckdb")
+    settings = Settings(home=tmp_path, source="yahoo")
+    quarter = pl.DataFrame(
+        [("OLD", date(2024, 12, 31), None, 1.0, 1.0, 0.1, 10.0)], schema=FUNDAMENTALS_SCHEMA, orient="row"
+    )
+    put(con, "raw.fundamentals", quarter)
+    asked = {"fundamentals": ["OLD", "NOSTMT", "DOWN"]}
+    failures = [
+        ("NOSTMT", "fundamentals", "no data from Yahoo: no quarterly income statement (yfinance returned an empty table)"),
+        ("DOWN", "fundamentals", "network: Could not resolve host: query2.finance.yahoo.com"),
+    ]
+    with transaction(con):
+        pipeline.update_fetch_state(con, batch_with(failures, asked), datetime(2025, 6, 2, 23))
+    wanted = ["OLD", "NOSTMT", "DOWN", "NEVER"]
+    # Next night: the network failure and the never-asked are due; the empty answer waits a week;
+    # OLD's Q1 is due (Dec 31 + 135 days) but OLD was looked at last night.
+    assert pipeline.fundamentals_symbols(con, settings, wanted, date(2025, 6, 3)) == ["DOWN", "NEVER"]
+    assert pipeline.fundamentals_symbols(con, settings, wanted, date(2025, 6, 9)) == wanted
+    # Other sources cost nothing to ask: every symbol, every night.
+    assert pipeline.fundamentals_symbols(con, Settings(home=tmp_path), wanted, date(2025, 6, 3)) == wanted
