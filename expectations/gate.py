@@ -69,6 +69,9 @@ class GateResult:
     errors: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)  # seconds: schema, gx, polars, split
+    # GX's own validation result (its JSON form) for the expectations GX ran; None when none ran.
+    # `smallcaps dq --docs` renders it with GX's data-docs renderer.
+    gx_validation: dict | None = None
 
 
 # GX runtime ----------------------------------------------------------------------------------------
@@ -96,8 +99,10 @@ class _GxRuntime:
         asset = context.data_sources.add_pandas(name).add_dataframe_asset("frame")
         self.batch_definition = asset.add_batch_definition_whole_dataframe("whole")
 
-    def validate(self, pdf, configs: list[tuple[str, str, dict]]) -> dict[str, object]:
-        """Run the (name, GX class, kwargs) expectations on `pdf` in one validation; results by name."""
+    def validate(self, pdf, configs: list[tuple[str, str, dict]], table: str) -> tuple[dict[str, object], dict]:
+        """Run the (name, GX class, kwargs) expectations on `pdf` in one validation.
+
+        Returns the results by name and GX's validation result as JSON (suite named after `table`)."""
         expectations = [getattr(self.gxe, cls)(**kwargs, meta={"smallcaps_name": name}) for name, cls, kwargs in configs]
         suite = self.gx.ExpectationSuite(name=f"gate-{uuid.uuid4().hex}", expectations=expectations)
         suite = self.context.suites.add(suite)
@@ -106,7 +111,9 @@ class _GxRuntime:
             outcome = batch.validate(suite, result_format="BASIC")
         finally:
             self.context.suites.delete(suite.name)
-        return {r.expectation_config.meta["smallcaps_name"]: r for r in outcome.results}
+        as_json = outcome.to_json_dict()
+        as_json["suite_name"] = table  # the unique name above only keeps concurrent suites apart
+        return {r.expectation_config.meta["smallcaps_name"]: r for r in outcome.results}, as_json
 
 
 @lru_cache(maxsize=1)
@@ -252,7 +259,7 @@ def gate(
     runnable = [e for e in runnable if not (set(e.columns) & broken)]
     gx_exps = [e for e in runnable if e.gx]
     t = time.perf_counter()
-    gx_results = _run_gx(s, df, gx_exps, params, context) if gx_exps else {}
+    gx_results, gx_validation = _run_gx(s, df, gx_exps, params, context) if gx_exps else ({}, None)
     timings["gx"] = time.perf_counter() - t
 
     t = time.perf_counter()
@@ -265,6 +272,9 @@ def gate(
     result = _assemble(s, df, outcomes, load_id=load_id, at=at)
     timings["split"] = time.perf_counter() - t
     result.timings = timings
+    if gx_validation is not None:
+        gx_validation["meta"]["run_id"] = {"run_name": load_id, "run_time": at.isoformat()}
+    result.gx_validation = gx_validation
     return result
 
 
@@ -346,7 +356,7 @@ def _schema(s: Suite, df: pl.DataFrame, sev) -> tuple[list[_Outcome], set[str]]:
     return outcomes, set(missing) | set(mistyped)
 
 
-def _run_gx(s: Suite, df: pl.DataFrame, exps: list[Expectation], params: Params, context) -> dict[str, object]:
+def _run_gx(s: Suite, df: pl.DataFrame, exps: list[Expectation], params: Params, context) -> tuple[dict[str, object], dict]:
     runtime = _runtime(context)
     needed = sorted({c for e in exps for c in e.columns} & set(df.columns))
     is_date = {c for c in needed if df.schema[c] == pl.Date or isinstance(df.schema[c], pl.Datetime)}
@@ -365,7 +375,7 @@ def _run_gx(s: Suite, df: pl.DataFrame, exps: list[Expectation], params: Params,
     for c in is_date:
         # GX compares datetime64[ns] vectorised; other date dtypes fall back to a slow per-value path.
         pdf[c] = pdf[c].astype("datetime64[ns]")
-    return runtime.validate(pdf, configs)
+    return runtime.validate(pdf, configs, s.table)
 
 
 def _evaluate(s: Suite, e: Expectation, severity: str, df: pl.DataFrame, indexed: pl.DataFrame, params: Params, gx_result) -> _Outcome:

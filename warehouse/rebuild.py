@@ -130,17 +130,20 @@ def derive(con: duckdb.DuckDBPyConnection, settings: Settings, as_of: date) -> t
 
 
 def rebuild(con: duckdb.DuckDBPyConnection, settings: Settings, *, as_of: date, load_id: str) -> Rebuilt:
+    from expectations.docs import save_validations
     from expectations.gate import gate
 
     result = Rebuilt()
     frames, result.timings = derive(con, settings, as_of)
     crashpoint("transform.derived")
     t = time.perf_counter()
+    gated = {}
     for table in GATED_MARTS:
-        g = gate(table, frames[table], load_id=load_id, as_of=as_of, severity_overrides=settings.dq_severity)
+        g = gated[table] = gate(table, frames[table], load_id=load_id, as_of=as_of, severity_overrides=settings.dq_severity)
         result.results[table] = g.results
         result.errors.extend(g.errors)
         result.warnings.extend(g.warnings)
+    save_validations(settings, load_id, gated)
     result.timings["gate_marts"] = time.perf_counter() - t
     crashpoint("transform.gated")
     if result.blocked:

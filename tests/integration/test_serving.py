@@ -115,4 +115,13 @@ def test_dq_lists_the_latest_gate_results_failures_first(home):
     listed = runner.invoke(app, ["dq", "--home", str(home), "--all"])
     assert listed.exit_code == 0 and "all expectations (failures first)" in listed.output
     page = next((home / "report" / "dq").glob("*.html"))
-    assert "Data quality of load" in page.read_text()
+    text = page.read_text()
+    assert "Data quality of load" in text
+    # GX's own data docs: one page per table GX validated, rendered by GX from the saved result.
+    gx_pages = sorted((home / "report" / "dq" / page.stem).glob("*.html"))
+    assert {"raw.equity_bars", "raw.index_bars", "marts.cohort_composition"} <= {p.stem for p in gx_pages}
+    for p in gx_pages:
+        assert f"href='{page.stem}/{p.name}'" in text
+    bars = (home / "report" / "dq" / page.stem / "raw.equity_bars.html").read_text()
+    assert "Data documentation compiled by Great Expectations" in bars and "Evaluated Expectations" in bars
+    assert page.stem in bars  # the load id, as GX's run name
