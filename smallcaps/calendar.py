@@ -12,7 +12,9 @@ from functools import lru_cache
 
 import pandas as pd
 
-CALENDAR_START = "1990-01-02"
+# The first day of Yahoo's ^GSPC history: a csv backfill of the whole published history of the
+# indexes (^RUT from 1987, ^GSPC from 1927) stays on the calendar. Building it costs ~0.25 s.
+CALENDAR_START = "1927-12-30"
 
 
 @lru_cache(maxsize=1)

@@ -430,3 +430,23 @@ def test_importing_suites_does_not_import_great_expectations():
     root = Path(__file__).parents[2]
     proc = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_old_index_history_is_on_the_calendar():
+    # 1987-10-19 (Black Monday) was a session; Wednesday 1968-06-12 was not (the paperwork-crisis
+    # closures); 1927-12-29 is before the calendar (and before Yahoo's ^GSPC history).
+    assert calendar.is_session(date(1987, 10, 19)) and calendar.is_session(date(1927, 12, 30))
+    assert not calendar.is_session(date(1968, 6, 12))
+    days = [date(1987, 10, 16), date(1987, 10, 19), date(1987, 10, 20), date(1968, 6, 11), date(1968, 6, 12), date(1927, 12, 29)]
+    closes = [282.70, 224.84, 236.83, 100.0, 100.5, 17.6]
+    df = pl.DataFrame(
+        {
+            "symbol": ["^GSPC"] * len(days), "session_date": days, "open": closes, "high": closes, "low": closes,
+            "close": closes, "adj_close": closes, "volume": [None] * len(days),
+        },
+        schema=BARS_SCHEMA,
+    )
+    g = gate("raw.index_bars", df, load_id="t", as_of=date(2025, 6, 2))
+    off = g.quarantine.filter(pl.col("expectation") == "session_on_calendar")
+    assert sorted(off.get_column("row_key").to_list()) == ["^GSPC|1927-12-29", "^GSPC|1968-06-12"]
+    assert g.clean.get_column("session_date").to_list() == days[:4]
