@@ -11,7 +11,7 @@ import polars as pl
 from prefect import get_run_logger, runtime, unmapped
 
 from flows import tasks
-from smallcaps import pipeline
+from smallcaps import pipeline, progress
 from smallcaps.lock import load_lock
 from smallcaps.crashpoints import crashpoint
 from smallcaps.settings import Settings
@@ -78,17 +78,38 @@ def _load(con, settings: Settings, plan: pipeline.Plan, load_id: str, now: datet
         starts[plan.bars_start] += symbols
     parts = [(chunk, first) for first, group in sorted(starts.items()) for chunk in pipeline.chunks(group, settings.chunk_size)]
     names = [f"{i + 1}of{len(parts)}" for i in range(len(parts))]
-    bars = tasks.fetch_bars.map(
-        unmapped(source), [c for c, _ in parts], [f for _, f in parts], unmapped(plan.as_of), names
-    )
     due = pipeline.fundamentals_symbols(con, settings, symbols, plan.as_of)
     fparts = pipeline.chunks(due, settings.chunk_size)
     fnames = [f"{i + 1}of{len(fparts)}" for i in range(len(fparts))]
+    # Units: holdings, each chunk, then gate, load, publish, export (and the report).
+    progress.start(f"sessions {plan.bars_start}..{plan.as_of}", 1 + len(parts) + len(fparts) + 4 + int(settings.write_report))
+    progress.advance("holdings fetched")
+    bars = tasks.fetch_bars.map(
+        unmapped(source), [c for c, _ in parts], [f for _, f in parts], unmapped(plan.as_of), names
+    )
     funds = tasks.fetch_fundamentals.map(unmapped(source), fparts, unmapped(plan.as_of), fnames)
     fetched = Fetched.combine([held] + [f.result() for f in bars] + [f.result() for f in funds])
+    rebase = pipeline.rebase_symbols(con, fetched, plan.as_of)
+    if rebase:
+        log.info(
+            "a new split or dividend changes earlier prices: fetching the stored history of %s symbol(s) again, e.g. %s",
+            len(rebase), ", ".join(list(rebase)[:5]),
+        )
+        by_range: dict[tuple[date, date], list[str]] = {}
+        for symbol, span in rebase.items():
+            by_range.setdefault(span, []).append(symbol)
+        rparts = [(chunk, span) for span, group in sorted(by_range.items()) for chunk in pipeline.chunks(group, settings.chunk_size)]
+        progress.grow(len(rparts))
+        again = tasks.fetch_bars.map(
+            unmapped(source), [c for c, _ in rparts], [a for _, (a, _) in rparts], [b for _, (_, b) in rparts],
+            [f"rebase-{i + 1}of{len(rparts)}" for i in range(len(rparts))],
+        )
+        fetched = pipeline.apply_rebase(fetched, Fetched.combine([f.result() for f in again]), rebase)
     crashpoint("fetch.done")
     timings["fetch"] = time.perf_counter() - t
-    batch = pipeline.split(fetched, index_symbols, asked={"bars": list(index_symbols) + symbols, "fundamentals": due})
+    batch = pipeline.split(
+        fetched, index_symbols, asked={"bars": list(index_symbols) + symbols, "fundamentals": due, "rebase": list(rebase)}
+    )
     warnings = pipeline.check_fetched(batch, settings.source, plan)
     log.info(
         "fetched %s rows (%s requests): bars of %s symbols, fundamentals of %s",
@@ -98,6 +119,7 @@ def _load(con, settings: Settings, plan: pipeline.Plan, load_id: str, now: datet
     t = time.perf_counter()
     gated = tasks.validate(con, batch, load_id, plan.as_of, settings)
     timings["validate"] = time.perf_counter() - t
+    progress.advance("gated")
     crashpoint("validate.done")
     if any(g.blocked for g in gated.values()):
         quarantined, reason = pipeline.record_blocked(con, batch, gated, load_id=load_id, at=now)
@@ -112,6 +134,7 @@ def _load(con, settings: Settings, plan: pipeline.Plan, load_id: str, now: datet
     )
     timings["load"] = time.perf_counter() - t
     crashpoint("load.committed")
+    progress.advance("loaded and rebuilt")
     timings.update({f"load.{k}": v for k, v in load_timings.items()})
     warnings += more_warnings
     for w in warnings:
@@ -136,10 +159,12 @@ def _load(con, settings: Settings, plan: pipeline.Plan, load_id: str, now: datet
     pipeline.record_publish(con, published, load_id)
     crashpoint("publish.recorded")
     timings["publish"] = time.perf_counter() - t
+    progress.advance("published")
     t = time.perf_counter()
     exported = tasks.export_parquet(con, settings, load_id)
     crashpoint("export.done")
     timings["export"] = time.perf_counter() - t
+    progress.advance("exported")
     log.info("exported %s Parquet files to %s", exported.files, exported.folder)
     outcome.published_path = str(published.path)
     if settings.write_report:
@@ -151,6 +176,7 @@ def _load(con, settings: Settings, plan: pipeline.Plan, load_id: str, now: datet
             outcome.warnings.append(f"the night is published but its report was not written: {type(exc).__name__}: {exc}")
             log.error(outcome.warnings[-1])
         timings["report"] = time.perf_counter() - t
+        progress.advance("report written")
     pipeline.finish_ok(con, outcome, sessions, batch.rows_in)
     log.info("published %s (%s MB) for %s", published.path, round(published.bytes / 1e6, 1), plan.as_of)
     summary = asdict(outcome)

@@ -14,7 +14,7 @@ import duckdb
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from smallcaps import pipeline
+from smallcaps import pipeline, progress
 from smallcaps.crashpoints import crashpoint
 from smallcaps.settings import Settings
 from sources.base import Fetched, Source
@@ -52,6 +52,7 @@ def fetch_bars(source: Source, symbols: Sequence[str], start: date, end: date, p
     get_run_logger().info(
         "bars %s: %s symbols, %s rows, %s failures", part, len(symbols), f"{got.bars.height:,}", got.failures.height
     )
+    progress.advance(f"bars {part}")
     return got
 
 
@@ -61,6 +62,7 @@ def fetch_fundamentals(source: Source, symbols: Sequence[str], as_of: date, part
     get_run_logger().info(
         "fundamentals %s: %s symbols, %s quarters, %s failures", part, len(symbols), got.fundamentals.height, got.failures.height
     )
+    progress.advance(f"fundamentals {part}")
     return got
 
 

@@ -63,9 +63,29 @@ def _run_flow(label: str, fn, **kwargs) -> dict:
     from smallcaps.lock import LoadLocked
     from smallcaps.pipeline import LoadFailed, NightHeld
 
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    from smallcaps import progress
+
     started = time.perf_counter()
+    bar = Progress(
+        SpinnerColumn(), TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+        TextColumn("{task.fields[step]}"), TimeElapsedColumn(), console=err, transient=False,
+    )
+    task = bar.add_task(label, total=None, step="starting (Prefect flow run; logs below)")
+
+    class _Bar:
+        def start(self, what: str, total: int) -> None:
+            bar.reset(task, total=total, description=f"{label}: {what}", step="fetching")
+
+        def advance(self, step: str) -> None:
+            bar.update(task, advance=1, step=step)
+
+        def grow(self, units: int) -> None:
+            bar.update(task, total=(bar.tasks[0].total or 0) + units)
+
     try:
-        with console.status(f"[bold]{label}[/bold] (Prefect flow run; logs below)", spinner="dots"):
+        with bar, progress.listening(_Bar()):
             result = fn(**kwargs)
     except (LoadFailed, NightHeld, LoadLocked) as exc:
         _fail(str(exc))

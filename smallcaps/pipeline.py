@@ -22,10 +22,12 @@ from smallcaps.settings import Settings
 from sources.base import (
     ACTIONS_SCHEMA,
     BARS_SCHEMA,
+    FAILURES_SCHEMA,
     FUNDAMENTALS_SCHEMA,
     HOLDINGS_SCHEMA,
     Fetched,
     Source,
+    empty,
 )
 from warehouse import loads
 from warehouse.load import MergeCounts, merge, read, register, stage, transaction
@@ -164,6 +166,67 @@ def bar_starts(con: duckdb.DuckDBPyConnection, symbols: Sequence[str], start: da
                 first = calendar.previous_session(first)
         groups.setdefault(first, []).append(s)
     return dict(sorted(groups.items()))
+
+
+def rebase_symbols(con: duckdb.DuckDBPyConnection, fetched: Fetched, as_of: date) -> dict[str, tuple[date, date]]:
+    """Symbols whose stored bars are on an old price basis, each with the sessions to fetch again.
+
+    Yahoo's Close is split-adjusted and its Adj Close split- and dividend-adjusted, back to the first
+    bar: a new split or dividend changes every earlier row, not only the re-fetched overlap, and the
+    rows left from earlier nights would make a false jump where they meet the new ones (-75% on a
+    4:1 split). A symbol is rebased when the fetch brought an action that is not stored yet, or
+    stored with another value, and the warehouse holds bars of it from before the fetched ones; or
+    when an earlier rebase of it failed (meta.fetch_state, dataset 'rebase'), so a failure is
+    retried until it succeeds. The range is (first stored session, the session before tonight's
+    first bar of it, or `as_of` when tonight brought none): tonight's rows are already current.
+    """
+    actions, bars = fetched.actions, fetched.bars
+    if dict(actions.schema) != ACTIONS_SCHEMA or dict(bars.schema) != BARS_SCHEMA:
+        return {}  # mis-shaped frames are the gate's to name and block, not ours to mend
+    firsts = bars.filter(pl.col("symbol").is_not_null()).group_by("symbol").agg(pl.col("session_date").min().alias("first_fetched"))
+    register(con, "_new_actions", actions)
+    register(con, "_first_fetched", firsts)
+    try:
+        rows = con.execute(
+            """WITH new AS (
+                   SELECT a.symbol FROM _new_actions a
+                   WHERE a.symbol IS NOT NULL AND NOT EXISTS (
+                       SELECT 1 FROM raw.corporate_actions c
+                       WHERE c.symbol = a.symbol AND c.ex_date = a.ex_date AND c.action = a.action AND c.value = a.value)
+                   UNION SELECT symbol FROM meta.fetch_state WHERE dataset = 'rebase' AND consecutive_failures > 0),
+               stored AS (
+                   SELECT symbol, min(session_date) AS first_stored FROM raw.equity_bars
+                   WHERE symbol IN (SELECT symbol FROM new) GROUP BY symbol)
+               SELECT s.symbol, s.first_stored, f.first_fetched FROM stored s LEFT JOIN _first_fetched f ON f.symbol = s.symbol
+               WHERE f.first_fetched IS NULL OR s.first_stored < f.first_fetched
+               ORDER BY s.symbol"""
+        ).fetchall()
+    finally:
+        con.unregister("_new_actions")
+        con.unregister("_first_fetched")
+    return {s: (first, as_of if tonight is None else calendar.previous_session(tonight)) for s, first, tonight in rows}
+
+
+def apply_rebase(fetched: Fetched, refetched: Fetched, rebase: dict[str, tuple[date, date]]) -> Fetched:
+    """`fetched` plus the re-fetched earlier bars and actions of the rebased symbols (other sessions
+    than tonight's, so nothing is replaced or dropped). A symbol whose re-fetch gave no bars gets a
+    failures row of dataset 'rebase' instead, and is tried again next night."""
+    done = set(refetched.bars.get_column("symbol").unique().to_list()) & set(rebase)
+    errors = dict(refetched.failures.select("symbol", "error").unique(subset="symbol", keep="first").iter_rows())
+    failed = [
+        (s, "rebase", f"whole-history re-fetch after a new split or dividend failed: {errors.get(s, 'no bars came back')}")
+        for s in rebase if s not in done
+    ]
+    mine = pl.col("symbol").is_in(list(done))
+    return Fetched(
+        bars=pl.concat([fetched.bars, refetched.bars.filter(mine)], how="vertical"),
+        actions=pl.concat([fetched.actions, refetched.actions.filter(mine)], how="vertical"),
+        fundamentals=fetched.fundamentals,
+        holdings=fetched.holdings,
+        failures=pl.concat([fetched.failures, pl.DataFrame(failed, schema=FAILURES_SCHEMA, orient="row")], how="vertical"),
+        excluded=fetched.excluded,
+        requests=fetched.requests + refetched.requests,
+    )
 
 
 def fundamentals_symbols(con: duckdb.DuckDBPyConnection, settings: Settings, symbols: Sequence[str], as_of: date) -> list[str]:
