@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -82,9 +83,31 @@ def connect(path: Path, *, read_only: bool = False) -> duckdb.DuckDBPyConnection
             raise FileNotFoundError(f"no warehouse at {path}: run `smallcaps backfill` or `make demo` first")
         return duckdb.connect(str(path), read_only=True)
     path.parent.mkdir(parents=True, exist_ok=True)
-    con = duckdb.connect(str(path))
+    con = _connect_writer(path)
     migrate(con)
     return con
+
+
+WRITER_WAIT_S = 60.0  # how long the load waits for brief readers of the private file to let go
+
+
+def _connect_writer(path: Path, wait_s: float = WRITER_WAIT_S) -> duckdb.DuckDBPyConnection:
+    """Open the private warehouse for writing. `smallcaps status` and `smallcaps dq` read it for a
+    moment (read-only) and DuckDB then refuses a writer from another process ("Could not set lock
+    on file"): the load waits for them, up to `wait_s`, instead of failing the night."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            return duckdb.connect(str(path))
+        except duckdb.IOException as exc:
+            if "lock" not in str(exc).lower() or time.monotonic() >= deadline:
+                if "lock" in str(exc).lower():
+                    raise duckdb.IOException(
+                        f"{path} is held by another process for more than {wait_s:g} s (a long query on the "
+                        f"private warehouse?); BI tools and `smallcaps sql` should read the published snapshot. {exc}"
+                    ) from exc
+                raise
+            time.sleep(0.25)
 
 
 def table_names(con: duckdb.DuckDBPyConnection, schemas: tuple[str, ...] = ("raw", "core", "marts", "meta", "dq")) -> list[str]:

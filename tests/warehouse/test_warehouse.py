@@ -160,3 +160,40 @@ def test_load_lock_excludes_a_second_load_and_dies_with_its_holder(tmp_path):
     p.join(10)
     with load_lock(tmp_path):
         pass
+
+
+def test_a_load_waits_for_a_brief_reader_of_the_private_file_instead_of_failing(tmp_path):
+    import subprocess
+    import sys
+    import time
+
+    from warehouse import db
+
+    path = tmp_path / "w.duckdb"
+    db.connect(path).close()
+    # Another process holds the file read-only for a moment, as `smallcaps status` does.
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import duckdb, sys, time; c = duckdb.connect(sys.argv[1], read_only=True); "
+         "print('open', flush=True); time.sleep(2); c.close()", str(path)],
+        stdout=subprocess.PIPE, text=True,
+    )
+    assert holder.stdout.readline().strip() == "open"
+    t = time.monotonic()
+    con = db.connect(path)  # waits for the reader, then opens
+    waited = time.monotonic() - t
+    con.close()
+    holder.wait(timeout=30)
+    assert 0.5 < waited < 30
+    # A holder that does not let go within the wait: a clear error, not a hang.
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import duckdb, sys, time; c = duckdb.connect(sys.argv[1], read_only=True); "
+         "print('open', flush=True); time.sleep(30)", str(path)],
+        stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "open"
+        with pytest.raises(duckdb.IOException, match="held by another process for more than 1 s"):
+            db._connect_writer(path, wait_s=1.0)
+    finally:
+        holder.kill()
+        holder.wait()
