@@ -156,6 +156,16 @@ class Settings(BaseSettings):
     def _anchors(cls, value: list[str]) -> list[str]:
         return [parse_anchor(a) for a in value]
 
+    @field_validator("dq_severity")
+    @classmethod
+    def _known_expectations(cls, value: dict[str, str]) -> dict[str, str]:
+        # A misspelt name must fail here, before a night's fetch, not at the gate after it.
+        if value:
+            from expectations.suites import check_overrides  # imports this module: only when needed
+
+            check_overrides(value)
+        return value
+
     @model_validator(mode="after")
     def _no_unknown_env(self) -> "Settings":
         known = {ENV_PREFIX + name.upper() for name in type(self).model_fields} | NOT_SETTINGS

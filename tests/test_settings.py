@@ -49,3 +49,11 @@ def test_bad_values_are_refused_with_a_reason(monkeypatch, name, value, message)
     monkeypatch.setenv(name, value)
     with pytest.raises(ValidationError, match=message):
         Settings()
+
+
+def test_an_unknown_severity_override_fails_with_the_settings_not_at_the_gate(monkeypatch):
+    monkeypatch.setenv("SMALLCAPS_DQ_SEVERITY", '{"price_jmp_100x": "error"}')
+    with pytest.raises(ValueError, match="unknown expectation.*price_jmp_100x"):
+        Settings()
+    monkeypatch.setenv("SMALLCAPS_DQ_SEVERITY", '{"price_jump_100x": "error"}')
+    assert Settings().dq_severity == {"price_jump_100x": "error"}
