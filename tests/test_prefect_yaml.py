@@ -29,6 +29,10 @@ def test_deployments_match_their_flows():
         assert isinstance(flow, Flow) and flow.name == name
         accepted = set(inspect.signature(flow.fn).parameters)
         assert set(d.get("parameters") or {}) <= accepted, f"{name}: unknown parameters"
+        # A scheduled run passes only what the deployment sets: every other parameter needs a default.
+        given = set(d.get("parameters") or {})
+        required = [p.name for p in inspect.signature(flow.fn).parameters.values() if p.default is inspect.Parameter.empty]
+        assert not set(required) - given, f"{name}: a scheduled run would lack {sorted(set(required) - given)}"
         assert d["work_pool"]["name"] == "smallcaps-process"
     nightly = deployments["nightly"]["schedules"]
     assert nightly == [{"cron": "30 18 * * 1-5", "timezone": "America/New_York", "active": True}]

@@ -6,7 +6,7 @@ Grain:
 - `cohort_composition` (marts.cohort_composition): one row per universe, session and cohort; all
   three cohorts every session, an empty one with 0 members (BI charts prefer no gaps).
 
-Cohort rule v1 (docs/cohorts-notes.md has each rule with a worked example):
+Cohort rule v1 (docs/cohorts.md has each rule with a worked example):
 - A fiscal quarter is *available* from `available_date = min(period_end_date + 45 days, report_date)`
   (report_date where known). It counts on session D once `available_date <= D`. A report_date on or
   before the period end is a data error (a quarter cannot be reported before it ends): such a
