@@ -426,16 +426,38 @@ def update_fetch_state(con, batch: Batch, at: datetime) -> None:
         con.unregister("_failed")
 
 
+RENAMES_SQL = """
+WITH snaps AS (SELECT DISTINCT universe, as_of_date FROM raw.holdings),
+     nxt AS (SELECT universe, as_of_date, lead(as_of_date) OVER (PARTITION BY universe ORDER BY as_of_date) AS next_date FROM snaps),
+     span AS (SELECT universe, ticker, min(as_of_date) AS first_d, max(as_of_date) AS last_d FROM raw.holdings GROUP BY ALL),
+     leaving AS (SELECT h.*, n.next_date FROM raw.holdings h
+                 JOIN span s ON s.universe = h.universe AND s.ticker = h.ticker AND s.last_d = h.as_of_date
+                 JOIN nxt n ON n.universe = h.universe AND n.as_of_date = h.as_of_date
+                 WHERE n.next_date IS NOT NULL),
+     arriving AS (SELECT h.* FROM raw.holdings h
+                  JOIN span s ON s.universe = h.universe AND s.ticker = h.ticker AND s.first_d = h.as_of_date)
+SELECT l.ticker, min(a.ticker) AS renamed_to
+FROM leaving l JOIN arriving a ON a.universe = l.universe AND a.as_of_date = l.next_date AND a.ticker <> l.ticker
+WHERE lower(trim(a.name)) = lower(trim(l.name))
+   OR (l.shares > 0 AND a.shares = l.shares AND abs(a.market_value_usd / nullif(l.market_value_usd, 0) - 1) < 0.2)
+GROUP BY l.ticker
+"""
+
+
 def update_symbols(con) -> None:
-    """meta.symbols from every stored holdings snapshot: ticker, symbol, mapping rule, seen dates, status."""
+    """meta.symbols from every stored holdings snapshot: ticker, symbol, mapping rule, seen dates,
+    status (active | delisted | renamed, with the new ticker in renamed_to; see RENAMES_SQL)."""
     from sources.symbols import map_tickers
 
     seen = read(
         con,
-        """WITH newest AS (SELECT universe, max(as_of_date) AS d FROM raw.holdings GROUP BY universe)
+        f"""WITH newest AS (SELECT universe, max(as_of_date) AS d FROM raw.holdings GROUP BY universe),
+                renames AS ({RENAMES_SQL})
            SELECT h.ticker, arg_max(h.symbol, h.as_of_date) AS symbol, min(h.as_of_date) AS first_seen_date,
-                  max(h.as_of_date) AS last_seen_date, bool_or(h.as_of_date = n.d) AS active
-           FROM raw.holdings h JOIN newest n USING (universe) GROUP BY h.ticker""",
+                  max(h.as_of_date) AS last_seen_date, bool_or(h.as_of_date = n.d) AS active,
+                  any_value(r.renamed_to) AS renamed_to
+           FROM raw.holdings h JOIN newest n USING (universe) LEFT JOIN renames r ON r.ticker = h.ticker
+           GROUP BY h.ticker""",
     )
     if not seen.height:
         return
@@ -447,10 +469,16 @@ def update_symbols(con) -> None:
         pl.when(pl.col("symbol") == pl.col("_mapped")).then(pl.col("rule")).otherwise(pl.lit("override")).alias("rule"),
         "first_seen_date",
         "last_seen_date",
-        pl.when(pl.col("active")).then(pl.lit("active")).otherwise(pl.lit("delisted")).alias("status"),
+        pl.when(pl.col("active"))
+        .then(pl.lit("active"))
+        .when(pl.col("renamed_to").is_not_null())
+        .then(pl.lit("renamed"))
+        .otherwise(pl.lit("delisted"))
+        .alias("status"),
+        pl.when(pl.col("active")).then(None).otherwise(pl.col("renamed_to")).alias("renamed_to"),
     )
     register(con, "_symbols", rows)
-    con.execute("INSERT OR REPLACE INTO meta.symbols SELECT * FROM _symbols")
+    con.execute("INSERT OR REPLACE INTO meta.symbols BY NAME SELECT * FROM _symbols")
     con.unregister("_symbols")
 
 

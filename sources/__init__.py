@@ -17,7 +17,11 @@ def make_source(settings: Settings) -> Source:
 
         if settings.csv_path is None:
             raise ValueError("the csv source needs a folder: pass --path DIR or set SMALLCAPS_CSV_PATH")
-        return CsvSource(settings.csv_path, universes={u.etf: u.name for u in settings.universes})
+        return CsvSource(
+            settings.csv_path,
+            universes={u.etf: u.name for u in settings.universes},
+            overrides_path=settings.home / "symbol_overrides.csv",
+        )
     if settings.source == "yahoo":
         from sources.yahoo import YahooSource
 

@@ -105,3 +105,30 @@ def test_yahoo_fundamentals_without_statements_are_rechecked_weekly_not_nightly(
     assert pipeline.fundamentals_symbols(con, settings, wanted, date(2025, 6, 9)) == wanted
     # Other sources cost nothing to ask: every symbol, every night.
     assert pipeline.fundamentals_symbols(con, Settings(home=tmp_path), wanted, date(2025, 6, 3)) == wanted
+
+
+def test_a_ticker_change_is_recorded_as_renamed_not_delisted(tmp_path):
+    con = connect(tmp_path / "w.duckdb")
+    day1, day2 = date(2025, 1, 2), date(2025, 1, 3)
+    first = holdings("russell2000", day1, ["OLDT", "GONE", "KEEP"]).with_columns(
+        pl.Series("name", ["Acme Widgets Inc", "Gone Corp", "Keep Co"]), pl.Series("shares", [500.0, 700.0, 900.0])
+    )
+    # OLDT is NEWT now (same company name); SWAP changed ticker and name, but the fund holds the
+    # same shares at the same value; FRESH is a new member with neither in common.
+    second = holdings("russell2000", day2, ["NEWT", "SWAP", "KEEP", "FRESH"]).with_columns(
+        pl.Series("name", ["ACME WIDGETS INC", "Swapped Name Inc", "Keep Co", "Fresh Inc"]),
+        pl.Series("shares", [500.0, 900.0, 900.0, 123.0]),
+    )
+    earlier = holdings("russell2000", day1, ["SWAPOLD"]).with_columns(
+        pl.Series("name", ["Old Name Ltd"]), pl.Series("shares", [900.0])
+    )
+    put(con, "raw.holdings", pl.concat([first, earlier, second]))
+    with transaction(con):
+        pipeline.update_symbols(con)
+    rows = dict(
+        (t, (status, to)) for t, status, to in con.execute("SELECT ticker, status, renamed_to FROM meta.symbols").fetchall()
+    )
+    assert rows["OLDT"] == ("renamed", "NEWT")
+    assert rows["SWAPOLD"] == ("renamed", "SWAP")
+    assert rows["GONE"] == ("delisted", None)
+    assert rows["NEWT"] == rows["KEEP"] == rows["FRESH"] == ("active", None)
