@@ -307,15 +307,22 @@ def test_matches_a_slow_reference_of_rule_v1(quarters):
 @settings(max_examples=60, deadline=None)
 @given(st.lists(quarter, max_size=14), st.sampled_from(DAYS[20:-20]), st.lists(quarter, min_size=1, max_size=6))
 def test_no_cohort_depends_on_a_quarter_available_after_the_session(quarters, cutoff, later):
-    """Add quarters that become available only after `cutoff` (new period ends after it, reported
-    late): every cohort on sessions up to `cutoff` stays the same."""
+    """Add quarters that become available only after `cutoff`: some end after it; others ended
+    before it but were not out yet (fewer than 45 days before, with no report date or one after the
+    cutoff). Every cohort on sessions up to `cutoff` stays the same."""
     base = to_fundamentals(quarters).collect()
     known = set(zip(base.get_column("symbol").to_list(), base.get_column("period_end_date").to_list()))
     extra = []
     for i, (symbol, _, _, ni) in enumerate(later):
-        period_end = cutoff + timedelta(days=1 + 7 * i)  # ends after the cutoff: cannot be known by then
+        if i % 2 == 0:
+            period_end = cutoff + timedelta(days=1 + 7 * i)  # ends after the cutoff
+            reported = period_end + timedelta(days=10)
+        else:
+            period_end = cutoff - timedelta(days=(11 * i) % 45)  # ended, but its 45 days are not over
+            reported = None if i % 4 == 1 else cutoff + timedelta(days=1)  # late, or no report date
         if (symbol, period_end) not in known:
-            extra.append((symbol, period_end, period_end + timedelta(days=10), ni))
+            known.add((symbol, period_end))
+            extra.append((symbol, period_end, reported, ni))
     grown = pl.concat([base, fundamentals(extra).collect()])
     before = cohorts(all_members(), NO_HOLDINGS, base.lazy(), sessions_lf(DAYS)).collect()
     after = cohorts(all_members(), NO_HOLDINGS, grown.lazy(), sessions_lf(DAYS)).collect()
