@@ -461,7 +461,7 @@ def _cohort_facts(
         .agg(
             members=pl.col("members").sum(),
             rule_version=pl.col("rule_version").first(),
-            # A cohort without members that night has no row in the mart: its share is 0, not unknown.
+            # The mart has a row for every cohort (members 0 when empty); a missing one would read as 0 too.
             **{
                 f"share_{c}": pl.col("share_of_members").filter(pl.col("cohort") == c).sum()
                 for c in ("profitable", "unprofitable", "no_data")
