@@ -282,8 +282,11 @@ def check_fetched(batch: Batch, source: str, plan: Plan) -> list[str]:
         if failed.height:
             errors = failed.get_column("error").value_counts(sort=True).head(3)
             why = "; ".join(f"{e} ({n})" for e, n in errors.iter_rows())
+            asked = max(len(batch.asked.get("bars", [])), failed.height)
+            symbols = failed.get_column("symbol").unique(maintain_order=True)
+            named = ", ".join(symbols.head(10).to_list()) + (f" and {symbols.len() - 10:,} more" if symbols.len() > 10 else "")
             raise LoadFailed(
-                f"{source} returned no data for {failed.height:,} of {failed.height:,} symbols ({why}): "
+                f"{source} returned no data for {failed.height:,} of {asked:,} symbols ({why}): {named}; "
                 "nothing was loaded; check the network or run with --source sample"
             )
         raise LoadFailed(
