@@ -55,6 +55,7 @@ def test_offline_yahoo_run_fails_fast_and_changes_nothing(tmp_path):
     assert flow_s < 20, f"the flow took {flow_s:.0f} s from its start to its failure"
     assert "yahoo returned no data for 5 of 5 symbols" in output, output[-2000:]
     assert "Could not resolve host: query2.finance.yahoo.com" in output
+    assert "^RUT" in output.split("yahoo returned no data for", 1)[1]  # the symbols are named
     assert "nothing was loaded" in output
 
     assert not (home / "published").exists() or not any((home / "published").iterdir())
