@@ -44,14 +44,14 @@ def test_an_open_reader_neither_blocks_loads_nor_sees_them(small_baseline, tmp_p
 
     thread = threading.Thread(target=keep_reading)
     thread.start()
-    nights = calendar.sessions(date(2025, 6, 23), date(2025, 6, 24))
+    nights = calendar.sessions(date(2025, 6, 23), date(2025, 6, 25))
     try:
         with ForkServer() as server:
             codes = [server.load(home, night) for night in nights]
     finally:
         stop.set()
         thread.join()
-    assert codes == [0, 0], f"a load failed with the reader open (see {home}-load.log)"
+    assert codes == [0] * len(nights) and len(nights) == 3, f"a load failed with the reader open (see {home}-load.log)"
     assert changed == [], "the open reader saw the data change under it"
     assert reader.execute(QUERY).fetchone() == seen
     reader.close()
