@@ -76,7 +76,7 @@ def _load(con, settings: Settings, plan: pipeline.Plan, load_id: str, now: datet
             starts.setdefault(first, []).extend(group)
     else:
         starts[plan.bars_start] += symbols
-    parts = [(chunk, first) for first, group in sorted(starts.items()) for chunk in pipeline.chunks(group, settings.chunk_size)]
+    parts = pipeline.grouped_chunks(starts, settings.chunk_size)
     names = [f"{i + 1}of{len(parts)}" for i in range(len(parts))]
     due = pipeline.fundamentals_symbols(con, settings, symbols, plan.as_of)
     fparts = pipeline.chunks(due, settings.chunk_size)
@@ -98,7 +98,7 @@ def _load(con, settings: Settings, plan: pipeline.Plan, load_id: str, now: datet
         by_range: dict[tuple[date, date], list[str]] = {}
         for symbol, span in rebase.items():
             by_range.setdefault(span, []).append(symbol)
-        rparts = [(chunk, span) for span, group in sorted(by_range.items()) for chunk in pipeline.chunks(group, settings.chunk_size)]
+        rparts = pipeline.grouped_chunks(by_range, settings.chunk_size)
         progress.grow(len(rparts))
         again = tasks.fetch_bars.map(
             unmapped(source), [c for c, _ in rparts], [a for _, (a, _) in rparts], [b for _, (_, b) in rparts],

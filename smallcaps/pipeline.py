@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from typing import Sequence
 
@@ -122,6 +122,12 @@ def chunks(symbols: Sequence[str], size: int) -> list[list[str]]:
     return [list(symbols[i : i + size]) for i in range(0, len(symbols), size)]
 
 
+def grouped_chunks(groups: dict, size: int) -> list[tuple[list[str], object]]:
+    """(chunk, key) for each chunk of each group of symbols, groups in key order: one fetch task per
+    chunk, the symbols of a group sharing the key (a first session, or a date range)."""
+    return [(chunk, key) for key, group in sorted(groups.items()) for chunk in chunks(group, size)]
+
+
 def equity_symbols(
     con: duckdb.DuckDBPyConnection, holdings: pl.DataFrame, retire_after: int
 ) -> tuple[list[str], list[str]]:
@@ -218,13 +224,11 @@ def apply_rebase(fetched: Fetched, refetched: Fetched, rebase: dict[str, tuple[d
         for s in rebase if s not in done
     ]
     mine = pl.col("symbol").is_in(list(done))
-    return Fetched(
+    return replace(
+        fetched,
         bars=pl.concat([fetched.bars, refetched.bars.filter(mine)], how="vertical"),
         actions=pl.concat([fetched.actions, refetched.actions.filter(mine)], how="vertical"),
-        fundamentals=fetched.fundamentals,
-        holdings=fetched.holdings,
         failures=pl.concat([fetched.failures, pl.DataFrame(failed, schema=FAILURES_SCHEMA, orient="row")], how="vertical"),
-        excluded=fetched.excluded,
         requests=fetched.requests + refetched.requests,
     )
 

@@ -43,18 +43,8 @@ from matplotlib.ticker import FuncFormatter, PercentFormatter
 from PIL import Image, PngImagePlugin  # Pillow: matplotlib's own image dependency
 
 from smallcaps.settings import Settings
-from transforms.headlines import UNIVERSE_NAMES
+from transforms.headlines import INDEX_NAMES, UNIVERSE_NAMES
 
-# Friendly names of the index symbols (same wording as the headlines).
-INDEX_NAMES = {
-    "^RUT": "Russell 2000",
-    "^GSPC": "S&P 500",
-    "^SP600": "S&P SmallCap 600",
-    "^IXIC": "Nasdaq Composite",
-    "^VIX": "VIX",
-    "^NDX": "Nasdaq-100",
-    "^DJI": "Dow Jones Industrial Average",
-}
 # Volatility indexes get their own chart: a "record" VIX or its RSI means nothing (docs/marts.md).
 VOLATILITY_SYMBOLS = ("^VIX",)
 

@@ -41,6 +41,16 @@ HEADLINES_SCHEMA: dict[str, pl.DataType] = {
 }
 
 UNIVERSE_NAMES: dict[str, str] = {"russell2000": "Russell 2000", "sp600": "S&P 600"}
+# Friendly names of the index symbols, for the headlines and the report.
+INDEX_NAMES: dict[str, str] = {
+    "^RUT": "Russell 2000",
+    "^GSPC": "S&P 500",
+    "^SP600": "S&P SmallCap 600",
+    "^IXIC": "Nasdaq Composite",
+    "^VIX": "VIX",
+    "^NDX": "Nasdaq-100",
+    "^DJI": "Dow Jones Industrial Average",
+}
 
 DEFINITIONS = {
     "index_record": "Record close: a close strictly above every earlier close in the loaded history "

@@ -100,13 +100,13 @@ def _connect_writer(path: Path, wait_s: float = WRITER_WAIT_S) -> duckdb.DuckDBP
         try:
             return duckdb.connect(str(path))
         except duckdb.IOException as exc:
-            if "lock" not in str(exc).lower() or time.monotonic() >= deadline:
-                if "lock" in str(exc).lower():
-                    raise duckdb.IOException(
-                        f"{path} is held by another process for more than {wait_s:g} s (a long query on the "
-                        f"private warehouse?); BI tools and `smallcaps sql` should read the published snapshot. {exc}"
-                    ) from exc
+            if "lock" not in str(exc).lower():
                 raise
+            if time.monotonic() >= deadline:
+                raise duckdb.IOException(
+                    f"{path} is held by another process for more than {wait_s:g} s (a long query on the "
+                    f"private warehouse?); BI tools and `smallcaps sql` should read the published snapshot. {exc}"
+                ) from exc
             time.sleep(0.25)
 
 

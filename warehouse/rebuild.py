@@ -18,16 +18,6 @@ from smallcaps.crashpoints import crashpoint
 from smallcaps.settings import Settings
 from warehouse.load import read, replace
 
-INDEX_NAMES = {
-    "^RUT": "Russell 2000",
-    "^GSPC": "S&P 500",
-    "^SP600": "S&P SmallCap 600",
-    "^IXIC": "Nasdaq Composite",
-    "^VIX": "VIX",
-    "^NDX": "Nasdaq-100",
-    "^DJI": "Dow Jones Industrial Average",
-}
-
 GATED_MARTS = (
     "marts.index_daily",
     "marts.relative_performance",
@@ -58,7 +48,7 @@ def derive(con: duckdb.DuckDBPyConnection, settings: Settings, as_of: date) -> t
     """Compute every core and mart table from raw. Pure apart from reading raw."""
     from transforms.cohort_performance import cohort_performance
     from transforms.cohorts import cohort_composition, cohorts
-    from transforms.headlines import headlines
+    from transforms.headlines import INDEX_NAMES, headlines
     from transforms.index_daily import index_daily, index_records
     from transforms.membership import membership
     from transforms.relative_performance import relative_performance
