@@ -326,11 +326,21 @@ def _share_sum(column: str, *, allow_all_null: bool) -> Failing:
 
 
 def _streak_le_sessions(df: pl.DataFrame, params: Params) -> pl.DataFrame:
-    p = df.select("lead_symbol", "lag_symbol", "session_date", "streak").with_row_index("_row")
-    p = p.sort("lead_symbol", "lag_symbol", "session_date").with_columns(
-        pl.int_range(1, pl.len() + 1).over("lead_symbol", "lag_symbol").alias("sessions_so_far")
-    )
-    return p.sort("_row").select((pl.col("streak") > pl.col("sessions_so_far")).fill_null(False).alias("failed"), "sessions_so_far")
+    """A streak grows by at most one session per session: streak <= the pair's previous streak + 1,
+    and <= 1 on a pair's first session. (So it never exceeds the pair's sessions so far.) The
+    previous row is the batch's own or, for the batch's first row of a pair, the stored one in
+    `history` (a night gates only its new rows)."""
+    pair = ["lead_symbol", "lag_symbol"]
+    p = df.select(*pair, "session_date", "streak").with_row_index("_row").with_columns(pl.lit(True).alias("_batch"))
+    hist = params.history
+    if hist is not None and hist.height and {*pair, "session_date", "streak"} <= set(hist.columns):
+        older = hist.select(*pair, "session_date", pl.col("streak").cast(p.schema["streak"])).join(
+            p.select(*pair, "session_date"), on=[*pair, "session_date"], how="anti"
+        )
+        p = pl.concat([p, older.with_columns(pl.lit(None, dtype=pl.UInt32).alias("_row"), pl.lit(False).alias("_batch"))], how="diagonal")
+    p = p.sort(*pair, "session_date").with_columns(pl.col("streak").shift(1).over(pair).alias("previous_streak"))
+    bad = pl.col("streak") > pl.col("previous_streak").fill_null(0) + 1
+    return p.filter(pl.col("_batch")).sort("_row").select(bad.fill_null(False).alias("failed"), "previous_streak")
 
 
 # building blocks ---------------------------------------------------------------------------------
@@ -719,7 +729,7 @@ def _mart_suites() -> list[Suite]:
                 Expectation(
                     "streak_le_sessions",
                     "error",
-                    "a streak cannot be longer than the pair's sessions so far",
+                    "a streak grows by at most one session per session (so it never exceeds the pair's sessions so far)",
                     columns=("lead_symbol", "lag_symbol", "session_date", "streak"),
                     failing=_streak_le_sessions,
                     show=("streak",),

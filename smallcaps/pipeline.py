@@ -489,6 +489,62 @@ def update_symbols(con) -> None:
     con.unregister("_symbols")
 
 
+# The columns of a raw table's changed rows that derivation reads (smallcaps.steps).
+CHANGE_COLUMNS: dict[str, list[str]] = {
+    "raw.index_bars": ["symbol", "session_date"],
+    "raw.equity_bars": ["symbol", "session_date"],
+    "raw.holdings": ["universe", "as_of_date", "symbol"],
+    "raw.fundamentals": ["symbol", "period_end_date", "report_date", "net_income_common_usd"],
+    "raw.corporate_actions": ["symbol", "ex_date", "action"],
+}
+
+
+def derive_context(con: duckdb.DuckDBPyConnection, settings: Settings, as_of: date):
+    """What the derivation of a load needs to know about the night and the warehouse."""
+    from smallcaps.derive import Context
+    from transforms.headlines import INDEX_NAMES
+
+    stored_last = con.execute("SELECT max(session_date) FROM core.sessions").fetchone()[0]
+    first = con.execute(
+        "SELECT least((SELECT min(session_date) FROM raw.index_bars), (SELECT min(session_date) FROM raw.equity_bars), "
+        "(SELECT min(as_of_date) FROM raw.holdings))"
+    ).fetchone()[0]
+    published = con.execute("SELECT max(as_of_date) FROM meta.publishes").fetchone()[0]
+    return Context(
+        con=con,
+        as_of=as_of,
+        until=max(as_of, stored_last) if stored_last else as_of,
+        pairs=[(p.lead, p.lag) for p in settings.pairs],
+        anchors=list(settings.anchors),
+        index_names=INDEX_NAMES,
+        published_through=published,
+        first_date=first,
+    )
+
+
+def _restatement_reason(counts: dict[str, MergeCounts], published_through: date | None) -> str:
+    """The raw changes of a load that can reach published nights, in one line."""
+    parts = []
+    for table, c in counts.items():
+        if c.new is None or c.new.height == 0:
+            continue
+        date_col = next((col for col in ("session_date", "as_of_date", "period_end_date", "ex_date") if col in c.new.columns), None)
+        rows = c.new
+        if published_through is not None and date_col is not None:
+            rows = rows.filter(pl.col(date_col) <= published_through)
+        if rows.height == 0:
+            continue
+        who = rows.get_column(rows.columns[0]).unique().sort()
+        example = ", ".join(who.head(3).to_list()) + (" ..." if who.len() > 3 else "")
+        kinds = []
+        if c.changed:
+            kinds.append(f"{c.changed:,} revised")
+        if c.inserted:
+            kinds.append(f"{c.inserted:,} new")
+        parts.append(f"{table}: {rows.height:,} rows dated on or before {published_through} ({' / '.join(kinds)}; {example})")
+    return "; ".join(parts) or "derived from changes in this load"
+
+
 def load(
     con: duckdb.DuckDBPyConnection,
     batch: Batch,
@@ -499,23 +555,33 @@ def load(
     fetched_at: datetime,
     settings: Settings,
     as_of: date,
+    rebuild: bool = False,
 ) -> tuple[dict[str, MergeCounts], int, list[str], dict[str, float]]:
-    """Merge the clean rows and rebuild core and marts, all in one transaction.
+    """Merge the clean rows and bring core and marts up to date, all in one transaction.
 
-    Returns merge counts per table, quarantined rows, warnings, and timings. Raises LoadBlocked
-    (after rolling back) when a mart fails an error-level expectation.
+    Derivation recomputes only what the merged changes reach (smallcaps.derive); a derived table
+    created or re-shaped since the last load (or `rebuild`) is rebuilt from raw. Returns merge counts
+    per table, quarantined rows, warnings, and timings. Raises LoadBlocked (after rolling back) when
+    a mart fails an error-level expectation.
     """
-    from warehouse.rebuild import rebuild
+    from smallcaps import derive
+    from smallcaps.registry import DATASETS
+    from warehouse.datasets import mark_built, sync, unbuilt
 
+    sync(con, DATASETS, {"pairs": [str(p) for p in settings.pairs], "anchors": list(settings.anchors)})
     counts: dict[str, MergeCounts] = {}
     warnings: list[str] = []
     quarantined = 0
     timings: dict[str, float] = {}
     with transaction(con):
         t = time.perf_counter()
+        changes = derive.Changes()
         for table, g in gated.items():
             staged = stage(g.clean, source=source, fetched_at=fetched_at, load_id=load_id, table=table)
-            counts[table] = merge(con, table, staged, load_id)
+            counts[table] = merge(con, table, staged, load_id, CHANGE_COLUMNS.get(table))
+            c = counts[table]
+            if c.new is not None and (c.new.height or c.old.height):
+                changes[table] = derive.Change(c.new, c.old)
             crashpoint("merge.table")
             _insert(con, "dq.results", g.results)
             _insert(con, "dq.quarantine", g.quarantine)
@@ -542,13 +608,33 @@ def load(
         update_symbols(con)
         crashpoint("merge.done")
         timings["merge"] = time.perf_counter() - t
-        rebuilt = rebuild(con, settings, as_of=as_of, load_id=load_id)
-        timings.update(rebuilt.timings)
-        warnings.extend(rebuilt.warnings)
-        if rebuilt.blocked:
-            raise LoadBlocked("marts failed their checks, nothing was loaded: " + "; ".join(rebuilt.errors))
-        for table, res in rebuilt.results.items():
+        t = time.perf_counter()
+        ctx = derive_context(con, settings, as_of)
+        rebuild = rebuild or bool(unbuilt(con))
+        derived = derive.run(ctx, changes, load_id=load_id, severity=settings.dq_severity, rebuild=rebuild)
+        crashpoint("transform.derived")
+        timings.update(derived.timings)
+        timings["derive"] = time.perf_counter() - t
+        warnings.extend(derived.warnings)
+        if derived.gate_results:
+            from expectations.docs import save_validations
+
+            save_validations(settings, load_id, derived.gate_results)
+        crashpoint("transform.gated")
+        if derived.blocked:
+            raise LoadBlocked("marts failed their checks, nothing was loaded: " + "; ".join(derived.errors))
+        for res in derived.results.values():
             _insert(con, "dq.results", res)
+        if derived.restatements:
+            reason = _restatement_reason(counts, ctx.published_through)
+            _insert(
+                con,
+                "meta.restatements",
+                pl.DataFrame(derived.restatements).with_columns(
+                    pl.lit(load_id).alias("load_id"), pl.lit(reason).alias("reason"), pl.lit(fetched_at).cast(pl.Datetime("us")).alias("restated_at")
+                ),
+            )
+        mark_built(con, [d.name for d in DATASETS if rebuild or d.name in derived.changes], load_id)
         # Committed with the data: a crash after this point must not be mistaken for a rollback.
         con.execute("UPDATE meta.loads SET status = 'loaded' WHERE load_id = ?", [load_id])
         crashpoint("load.before_commit")
