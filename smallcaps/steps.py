@@ -256,10 +256,25 @@ def _cohorts_scope(ctx: Context, changes: Changes) -> pl.DataFrame:
 
 
 def _cohorts_compute(ctx: Context, scope: pl.DataFrame) -> pl.DataFrame:
+    """Rows of every member from the earliest universe-wide start, and rows of the symbols a
+    symbol-level change names (a new or revised quarter) from their own start: one company's
+    quarter does not recompute the whole universe."""
+    by_symbol = pl.col("symbol").is_not_null() if "symbol" in scope.columns else pl.lit(False)
+    wide, narrow = scope.filter(~by_symbol), scope.filter(by_symbol)
+    parts = []
+    if wide.height:
+        parts.append(_cohort_rows(ctx, wide.get_column("from_date").min(), None))
+    if narrow.height:
+        parts.append(_cohort_rows(ctx, narrow.get_column("from_date").min(), narrow.get_column("symbol").unique().to_list()))
+    rows = pl.concat([p for p in parts if p.height], how="vertical") if any(p.height for p in parts) else pl.DataFrame()
+    return filter_scope(rows, scope, "session_date").unique(["universe", "symbol", "session_date"]) if rows.height else rows
+
+
+def _cohort_rows(ctx: Context, first: date, symbols: list[str] | None) -> pl.DataFrame:
     from transforms.cohorts import cohorts
 
-    first = scope.get_column("from_date").min()
-    first = max(first, ctx.con.execute("SELECT min(session_date) FROM core.sessions").fetchone()[0] or first)
+    stored_first = ctx.con.execute("SELECT min(session_date) FROM core.sessions").fetchone()[0]
+    first = max(first, stored_first or first)
     sessions = read(ctx.con, "SELECT session_date FROM core.sessions WHERE session_date BETWEEN ? AND ?", [first, ctx.until])
     if sessions.height == 0:
         return pl.DataFrame()
@@ -268,8 +283,12 @@ def _cohorts_compute(ctx: Context, scope: pl.DataFrame) -> pl.DataFrame:
         "SELECT * FROM core.membership WHERE coalesce(valid_to_date, ?) >= ? AND valid_from_date <= ?",
         [FAR_FUTURE, first, ctx.until],
     )
+    if symbols is not None:
+        membership = membership.filter(pl.col("symbol").is_in(symbols))
+    if membership.height == 0:
+        return pl.DataFrame()
     # Sector and weight come from the latest snapshot on or before each session: the one before
-    # the window, and those inside it.
+    # the window, and those inside it (every line: weights are shares of the whole snapshot).
     holdings = read(
         ctx.con,
         """SELECT h.universe, h.as_of_date, h.symbol, h.sector, h.weight_pct, h.market_value_usd
@@ -278,14 +297,12 @@ def _cohorts_compute(ctx: Context, scope: pl.DataFrame) -> pl.DataFrame:
                                                 WHERE p.universe = h.universe AND p.as_of_date <= ?), ?) AND ?""",
         [first, first, ctx.until],
     )
-    symbols = membership.select("symbol").unique()
-    register(ctx.con, "_symbols", symbols)
+    register(ctx.con, "_symbols", membership.select("symbol").unique())
     try:
         fundamentals = read(ctx.con, "SELECT f.* EXCLUDE (source, fetched_at, load_id, first_seen_at) FROM raw.fundamentals f SEMI JOIN _symbols USING (symbol)")
     finally:
         ctx.con.unregister("_symbols")
-    rows = cohorts(membership.lazy(), holdings.lazy(), fundamentals.lazy(), sessions.lazy()).collect()
-    return filter_scope(rows, scope, "session_date")
+    return cohorts(membership.lazy(), holdings.lazy(), fundamentals.lazy(), sessions.lazy()).collect()
 
 
 # marts.cohort_composition -------------------------------------------------------------------------

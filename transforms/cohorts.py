@@ -18,9 +18,9 @@ Cohort rule v1 (docs/cohorts.md has each rule with a worked example):
 - quarters_counted = min(number of counted quarters, 4): how many of the TTM window are there.
 
 Sector and weight come from the universe's latest holdings snapshot with as_of_date <= session;
-weight = the member's weight_pct re-based so that the session's members with a weight sum to 1
-(the equity sleeve: cash and futures lines are not members). A member absent from that snapshot
-has a null sector and weight.
+weight = the member's market value / the snapshot's total market value (`snapshot_weights`: the
+equity sleeve, cash and futures lines are not members), so the weights of a session's members
+sum to 1. A member absent from that snapshot has a null sector and weight.
 
 Speed: a symbol's TTM changes only on the available_date of one of its quarters, so the rule is
 evaluated once per (symbol, available_date) and sessions are matched to the latest such event by
@@ -172,6 +172,36 @@ def member_sessions(membership: pl.LazyFrame, sessions: pl.LazyFrame) -> pl.Lazy
     )
 
 
+def snapshot_weights(holdings: pl.LazyFrame) -> pl.LazyFrame:
+    """Each holdings line's weight in its snapshot's equity sleeve (the kept equity lines): market
+    value / the snapshot's total market value, so weights sum to 1 per snapshot at full precision
+    (the published Weight (%) is rounded to 0.01 and prints 0.00 for hundreds of small members). A
+    snapshot where a line has no market value, or the total is not positive, uses the published
+    weights re-based the same way. Columns: universe, _snapshot_date, symbol, sector, weight."""
+    keys = ["universe", "_snapshot_date"]
+    have = set(holdings.collect_schema().names())
+    # A frame without one of the two columns (a test's, a hand-made file) weighs by the other.
+    missing = [pl.lit(None, dtype=pl.Float64).alias(c) for c in ("market_value_usd", "weight_pct") if c not in have]
+    lines = holdings.with_columns(missing).select(
+        pl.col("universe").cast(pl.String),
+        pl.col("as_of_date").cast(pl.Date).alias("_snapshot_date"),
+        pl.col("symbol").cast(pl.String),
+        pl.col("sector").cast(pl.String),
+        pl.col("market_value_usd").cast(pl.Float64).fill_nan(None).alias("_mv"),
+        pl.col("weight_pct").cast(pl.Float64).fill_nan(None).alias("_wp"),
+    )
+    mv_total = stable_sum(pl.col("_mv")).over(keys)
+    wp_total = stable_sum(pl.col("_wp")).over(keys)
+    use_mv = (pl.col("_mv").null_count().over(keys) == 0) & (mv_total > 0)
+    return lines.with_columns(
+        pl.when(use_mv)
+        .then(pl.col("_mv") / mv_total)
+        .when(wp_total > 0)
+        .then(pl.col("_wp") / wp_total)
+        .alias("weight")
+    ).drop("_mv", "_wp")
+
+
 def _sector_and_weight(rows: pl.LazyFrame, holdings: pl.LazyFrame) -> pl.LazyFrame:
     """Add sector and weight from the universe's latest snapshot on or before each session."""
     snapshots = (
@@ -186,21 +216,10 @@ def _sector_and_weight(rows: pl.LazyFrame, holdings: pl.LazyFrame) -> pl.LazyFra
         .join_asof(snapshots, left_on="session_date", right_on="_snapshot_date", by="universe", strategy="backward",
                        check_sortedness=False)
     )
-    lines = holdings.select(
-        pl.col("universe").cast(pl.String),
-        pl.col("as_of_date").cast(pl.Date).alias("_snapshot_date"),
-        pl.col("symbol").cast(pl.String),
-        pl.col("sector").cast(pl.String),
-        pl.col("weight_pct").cast(pl.Float64).fill_nan(None),
-    )
-    sleeve = stable_sum(pl.col("weight_pct")).over("universe", "session_date")
     return (
         rows.join(session_snapshot, on=["universe", "session_date"], how="left")
-        .join(lines, on=["universe", "_snapshot_date", "symbol"], how="left")
-        .with_columns(
-            pl.when(sleeve > 0).then(pl.col("weight_pct") / sleeve).alias("weight"),
-        )
-        .drop("_snapshot_date", "weight_pct")
+        .join(snapshot_weights(holdings), on=["universe", "_snapshot_date", "symbol"], how="left")
+        .drop("_snapshot_date")
     )
 
 
