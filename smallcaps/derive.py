@@ -317,6 +317,7 @@ def update(
     datasets: tuple[Dataset, ...] = DATASETS,
     timings: dict[str, float] | None = None,
     rebuild_from: date | None = None,
+    gated: bool = True,
 ) -> Updated:
     """Bring every dataset up to date with `changes` (raw tables' changes of this load); with
     `rebuild_from`, recompute every dataset from that date to ctx.until instead."""
@@ -332,7 +333,7 @@ def update(
         if computed.width == 0:  # nothing to compute from: the scope's rows are all gone
             computed = pl.DataFrame(schema=dataset.schema)
         new = _new_in_scope(ctx.con, dataset, computed, scope, step)
-        if dataset.suite:
+        if dataset.suite and gated:
             _gate(dataset, step, new, ctx, load_id, severity or {}, out)
             if out.blocked:
                 timings[dataset.name] = timings.get(dataset.name, 0.0) + time.perf_counter() - t
@@ -384,6 +385,7 @@ def run(
     rebuild: bool = False,
     replay_rows: int = REPLAY_ROWS,
     progress: Callable[[str], None] | None = None,
+    gated: bool = True,
 ) -> Updated:
     """Update every derived dataset for this load's raw `changes`.
 
@@ -394,11 +396,13 @@ def run(
     """
     changed_rows = sum(c.new.height + c.old.height for c in changes.values())
     if not rebuild and changed_rows <= replay_rows:
-        return update(ctx, changes, load_id=load_id, severity=severity)
+        return update(ctx, changes, load_id=load_id, severity=severity, gated=gated)
     first = ctx.first_date if rebuild else _first_changed(changes)
     total = Updated()
     if first is None:
         return total
+    if ctx.first_date is not None:
+        first = max(first, ctx.first_date)  # a quarter's period end may precede every bar
     for year in range(first.year, ctx.until.year + 1):
         year_ctx = Context(**{**ctx.__dict__, "until": _last_session_of(year, ctx.until)})
         start = max(first, date(year, 1, 1))
@@ -406,7 +410,7 @@ def run(
             continue
         if progress:
             progress(f"deriving {year}")
-        got = update(year_ctx, Changes(), load_id=load_id, severity=severity, timings=total.timings, rebuild_from=start)
+        got = update(year_ctx, Changes(), load_id=load_id, severity=severity, timings=total.timings, rebuild_from=start, gated=gated)
         for name, change in got.changes.items():
             total.rows_written[name] = total.rows_written.get(name, 0) + change.new.height + change.old.height
             total.changes[name] = change  # only the last year's changes are kept: for counts, not content

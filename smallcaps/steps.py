@@ -99,7 +99,7 @@ def _sessions_scope(ctx: Context, changes: Changes) -> pl.DataFrame:
 
 def _sessions_scope_all(ctx: Context, first: date) -> pl.DataFrame:
     stored_first = ctx.con.execute("SELECT min(session_date) FROM core.sessions").fetchone()[0]
-    starts = [d for d in (first, ctx.first_date, stored_first) if d is not None]
+    starts = [d for d in (ctx.first_date, stored_first) if d is not None] or [first]
     return _all_from(min(starts), FAR_FUTURE)
 
 
