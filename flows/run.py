@@ -129,9 +129,8 @@ def _load(con, settings: Settings, plan: pipeline.Plan, load_id: str, now: datet
         )
 
     t = time.perf_counter()
-    counts, quarantined, more_warnings, load_timings = tasks.load(
-        con, batch, gated, load_id, settings.source, now, settings, plan.as_of
-    )
+    loaded = tasks.load(con, batch, gated, load_id, settings.source, now, settings, plan.as_of)
+    counts, quarantined, more_warnings, load_timings = loaded.counts, loaded.quarantined, loaded.warnings, loaded.timings
     timings["load"] = time.perf_counter() - t
     crashpoint("load.committed")
     progress.advance("loaded and rebuilt")
@@ -154,7 +153,8 @@ def _load(con, settings: Settings, plan: pipeline.Plan, load_id: str, now: datet
     t = time.perf_counter()
     pipeline.finish_ok(con, outcome, sessions, batch.rows_in)
     crashpoint("publish.start")
-    published = tasks.publish_snapshot(con, settings, plan.as_of, load_id, settings.source)
+    patches = pipeline.publish_patches(con, settings, load_id, loaded)
+    published = tasks.publish_snapshot(con, settings, plan.as_of, load_id, settings.source, patches)
     crashpoint("publish.done")
     pipeline.record_publish(con, published, load_id)
     crashpoint("publish.recorded")

@@ -176,6 +176,7 @@ class Updated:
     warnings: list[str] = field(default_factory=list)
     restatements: list[dict] = field(default_factory=list)
     gate_results: dict = field(default_factory=dict)
+    replayed: bool = False  # derived year by year: `changes` holds the last year's only
 
     @property
     def blocked(self) -> bool:
@@ -398,7 +399,7 @@ def run(
     if not rebuild and changed_rows <= replay_rows:
         return update(ctx, changes, load_id=load_id, severity=severity, gated=gated)
     first = ctx.first_date if rebuild else _first_changed(changes)
-    total = Updated()
+    total = Updated(replayed=True)
     if first is None:
         return total
     if ctx.first_date is not None:

@@ -545,6 +545,20 @@ def _restatement_reason(counts: dict[str, MergeCounts], published_through: date 
     return "; ".join(parts) or "derived from changes in this load"
 
 
+@dataclass
+class Loaded:
+    """What one load's transaction did."""
+
+    counts: dict[str, MergeCounts]
+    quarantined: int
+    warnings: list[str]
+    timings: dict[str, float]
+    # Per derived table, what changed (complete only when derivation ran as one update: a replay
+    # keeps counts, not every row); the publish patches the snapshot with it.
+    changes: dict = field(default_factory=dict)
+    changes_complete: bool = False
+
+
 def load(
     con: duckdb.DuckDBPyConnection,
     batch: Batch,
@@ -556,13 +570,12 @@ def load(
     settings: Settings,
     as_of: date,
     rebuild: bool = False,
-) -> tuple[dict[str, MergeCounts], int, list[str], dict[str, float]]:
+) -> Loaded:
     """Merge the clean rows and bring core and marts up to date, all in one transaction.
 
     Derivation recomputes only what the merged changes reach (smallcaps.derive); a derived table
-    created or re-shaped since the last load (or `rebuild`) is rebuilt from raw. Returns merge counts
-    per table, quarantined rows, warnings, and timings. Raises LoadBlocked (after rolling back) when
-    a mart fails an error-level expectation.
+    created or re-shaped since the last load (or `rebuild`) is rebuilt from raw. Raises LoadBlocked
+    (after rolling back) when a mart fails an error-level expectation.
     """
     from smallcaps import derive
     from smallcaps.registry import DATASETS
@@ -612,6 +625,7 @@ def load(
         ctx = derive_context(con, settings, as_of)
         rebuild = rebuild or bool(unbuilt(con))
         derived = derive.run(ctx, changes, load_id=load_id, severity=settings.dq_severity, rebuild=rebuild)
+        complete = not derived.replayed
         crashpoint("transform.derived")
         timings.update(derived.timings)
         timings["derive"] = time.perf_counter() - t
@@ -638,7 +652,31 @@ def load(
         # Committed with the data: a crash after this point must not be mistaken for a rollback.
         con.execute("UPDATE meta.loads SET status = 'loaded' WHERE load_id = ?", [load_id])
         crashpoint("load.before_commit")
-    return counts, quarantined, warnings, timings
+    derived_changes = {k: v for k, v in derived.changes.items() if not k.startswith("raw.")}
+    return Loaded(counts, quarantined, warnings, timings, derived_changes, complete)
+
+
+def publish_patches(con: duckdb.DuckDBPyConnection, settings: Settings, load_id: str, loaded: Loaded) -> dict | None:
+    """How to patch the current snapshot into tonight's, or None when it must be written whole:
+    after a replayed (large) load, or when the snapshot is not the one of the load before this
+    one (a held night, an interrupted publish, a first night)."""
+    from smallcaps.registry import get
+    from warehouse.publish import Patch, snapshot_load
+
+    if not loaded.changes_complete:
+        return None
+    previous = con.execute(
+        "SELECT load_id FROM meta.loads WHERE load_id <> ? AND status NOT IN ('failed', 'blocked', 'skipped', 'running') "
+        "AND started_at <= (SELECT started_at FROM meta.loads WHERE load_id = ?) ORDER BY started_at DESC LIMIT 1",
+        [load_id, load_id],
+    ).fetchone()
+    if previous is None or snapshot_load(settings.published_dir) != previous[0]:
+        return None
+    patches = {}
+    for table, change in loaded.changes.items():
+        keys = get(table).key
+        patches[table] = Patch(keys, change.old.select(keys), change.new)
+    return patches
 
 
 def timings_json(timings: dict[str, float]) -> str:

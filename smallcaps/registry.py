@@ -6,7 +6,7 @@ exported (its date column gives the year partitions), and how it is kept up to d
 `smallcaps.derive`: a night recomputes only what its changed inputs reach, plus the look-back the
 step declares). Everything else is derived from this list: the tables' DDL, the order of the
 derivation, the gates on marts, the Parquet exports, the freshness in `smallcaps status` and the
-report, and docs/marts.md (`python -m smallcaps.registry --docs`, checked by a test).
+report, and docs/marts.md (`python -m smallcaps.docs_marts`, checked by a test).
 
 Nothing here computes: steps live in `smallcaps.steps`, transforms in `transforms/`.
 """
@@ -325,6 +325,8 @@ DATASETS: tuple[Dataset, ...] = (
         date_column="as_of_date",
         export=True,
         settings=("pairs", "anchors"),
+        description="Every night keeps its facts, so past nights can be read back. A fact whose inputs are missing that night is absent, never invented. Each sentence is made only from mart rows of that night (plus the history those marts carry); `inputs` holds them as JSON.\n\nFact families (in reading order):\n\n| fact_key | when present | value, unit | example sentence |\n| --- | --- | --- | --- |\n| `index_record:SYM` | the index closed at a record | close, index_points | Russell 2000 closed at a record 2,723.96, its 7th record close of 2026 |\n| `index_from_record:SYM` | otherwise (not on the first session of history) | drawdown_from_record, fraction | Russell 2000 closed at 2,700.00, 1.8% below its record close of 2,750.00 on 2026-01-20; 6 record closes so far in 2026 |\n| `streak:LEAD/LAG` | the pair has a row that night | streak, sessions | Russell 2000 beat the S&P 500 for a 14th straight session, the longest streak since 1996-05-22 (+0.8% vs +0.2%) |\n| `ytd:SYM` | ytd_return is known | ytd_return, fraction | Russell 2000 +8.7% year to date, at 2,717.50 against 2,500.00 at the end of 2025 |\n| `ytd_spread:LEAD/LAG` | both YTD returns are known | ytd_spread, bp | Year to date the Russell 2000 is +8.7% vs +0.4% for the S&P 500, 830 bp ahead |\n| `cohort_shares:UNIVERSE` | composition rows that night | profitable share, fraction | 57% of Russell 2000 members are profitable, 41% unprofitable, 2% without earnings data (1,962 members, cohort rule v1) |\n| `cohort_spread:UNIVERSE:ANCHOR` | both cohorts have an equal-weight return | unprofitable - profitable, bp | Russell 2000: unprofitable members +53.1% since 2025-04-08 vs +22.4% for profitable ones, a 3,070 bp gap |\n| `universe_spread:ANCHOR` | cohort `all` present for russell2000 and sp600 | difference, bp | Russell 2000 members +40.0% since 2025-04-08 vs +25.0% for S&P 600 members (equal weight), 1,500 bp ahead |\n| `rsi:SYM` | RSI-14 above 70 or below 30 | rsi_14, level | Russell 2000 RSI-14 at 73.4, above 70 (overbought) |\n| `sector_best:UNIVERSE`, `sector_worst:UNIVERSE` | at least two sectors with a return | sector return, fraction | Best Russell 2000 sector of the day: Energy +2.3% (equal weight, 80 members; 3 sectors) |\n| `volatility:SYM` | the VIX has a row that night | close, level | VIX at 16.00, down 4.00 points (-20.0%) over the week (5 sessions, from 20.00 on 2026-01-14) |\n\nSymbols are ordered as configured (Russell 2000, S&P 500, S&P SmallCap 600, Nasdaq, VIX), pairs and\nanchors as in settings. Cohort and sector figures in headlines use equal-weight returns.",
+        examples=("-- Tonight's headlines\nSELECT rank, sentence FROM marts.headlines\nWHERE as_of_date = (SELECT max(as_of_date) FROM marts.headlines) ORDER BY rank;",),
     ),
 )
 
@@ -371,10 +373,5 @@ def downstream(names: Iterable[str], datasets: Iterable[Dataset] = DATASETS) -> 
 
 
 if __name__ == "__main__":  # pragma: no cover
-    if sys.argv[1:] == ["--docs"]:
-        from smallcaps.docs_marts import render
-
-        sys.stdout.write(render())
-    else:
-        for d in order():
-            print(f"{d.name:32} {d.grain}")
+    for d in order():
+        print(f"{d.name:32} {d.grain}")

@@ -8,25 +8,18 @@ from pathlib import Path
 import duckdb
 
 from smallcaps.settings import Settings
+from smallcaps.registry import DATASETS
 from warehouse.db import table_names
 
-# The column that says how fresh each table is.
-FRESHNESS = {
+# The column that says how fresh each table is: raw tables here, derived ones from the registry.
+RAW_FRESHNESS = {
     "raw.index_bars": "session_date",
     "raw.equity_bars": "session_date",
     "raw.holdings": "as_of_date",
     "raw.fundamentals": "period_end_date",
     "raw.corporate_actions": "ex_date",
-    "core.sessions": "session_date",
-    "core.cohorts": "session_date",
-    "core.equity_returns": "session_date",
-    "marts.index_daily": "session_date",
-    "marts.relative_performance": "session_date",
-    "marts.cohort_composition": "session_date",
-    "marts.cohort_performance": "session_date",
-    "marts.sector_daily": "session_date",
-    "marts.headlines": "as_of_date",
 }
+FRESHNESS = {**RAW_FRESHNESS, **{d.name: d.date_column for d in DATASETS if d.date_column}}
 
 
 @dataclass
