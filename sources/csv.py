@@ -37,7 +37,7 @@ import re
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import Callable, Mapping, Sequence, TypeVar
+from typing import Callable, Collection, Mapping, Sequence, TypeVar
 
 import polars as pl
 
@@ -103,11 +103,10 @@ class _Csv:
     """A CSV file checked for shape: every record has the header's width, no blank line inside.
 
     `rows` holds every record but trailing blank lines: `line` (the record's first line in the
-    file) and the cells `c0..c{width-1}`, stripped of surrounding spaces."""
+    file) and the cells `c0..`, one column per header field, stripped of surrounding spaces."""
 
     path: Path
     rows: pl.DataFrame
-    width: int
 
 
 def _record_shape(path: Path, text: str) -> tuple[list[int], list[int], list[bool], list[str]]:
@@ -179,7 +178,7 @@ def _read_csv(path: Path, *, expected: str, header: Callable[[list[list[str]]], 
             f"check the quoting around line {starts[min(cells.height, n - 1)]}"
         )
     rows = cells.select(pl.Series("line", starts[:n], dtype=pl.Int64), pl.all())
-    return _Csv(path, rows, width), seen
+    return _Csv(path, rows), seen
 
 
 def _cells(path: Path, raw: bytes, width: int, n: int) -> pl.DataFrame:
@@ -319,12 +318,12 @@ def _multi_level(cells: Sequence[Sequence[str]]) -> bool:
 
 
 def _layout(path: Path, top: list[list[str]]) -> _Layout:
-    """The layout of a daily-bar file from the cells of its first three records."""
-    first = top[0]
-    if _norm(first[0]) not in ("price", "ticker"):
-        return _Layout(1, [_named_columns(path, [first], list(enumerate(first)), None)])
+    """The layout of a daily-bar file from the cells of its first three records: multi-level when
+    its first two lines start with Price and Ticker (in either order), else one header line."""
+    if not _multi_level(top):
+        return _Layout(1, [_named_columns(path, top[:1], list(enumerate(top[0])), None)])
     header = top
-    if not _multi_level(header) or len(header) < 3 or _norm(header[2][0]) != "date" or any(header[2][1:]):
+    if len(header) < 3 or _norm(header[2][0]) != "date" or any(header[2][1:]):
         raise _layout_error(path, header, "a multi-level header needs Price and Ticker lines, then a Date line with nothing else")
     prices, tickers = (header[0], header[1]) if _norm(header[0][0]) == "price" else (header[1], header[0])
     by_ticker: dict[str, list[tuple[int, str]]] = {}
@@ -374,11 +373,12 @@ def _symbol_bars(path: Path, data: pl.DataFrame, cols: _Columns, symbol: str, *,
     return SymbolBars(symbol, path, bars, repeats.select("line", "kept_line", *BARS_SCHEMA))
 
 
-def read_bar_file(path: Path, symbol: str | None = None) -> dict[str, SymbolBars]:
+def read_bar_file(path: Path, symbol: str | None = None, *, only: Collection[str] | None = None) -> dict[str, SymbolBars]:
     """Every symbol's bars in one daily-bar file (see the module docstring for the layouts).
 
     A single-level file holds one symbol, named `symbol` or else by the file name; a multi-level
-    file names its own symbols in its Ticker line. ValueError on any defect, naming file and line.
+    file names its own symbols in its Ticker line, and `only` limits the work to those asked for
+    (the whole file is still checked for shape). ValueError on any defect, naming file and line.
     """
     table, layout = _read_csv(
         path, expected="a daily-bar header like Date,Open,High,Low,Close,Adj Close,Volume", header=lambda top: _layout(path, top)
@@ -390,6 +390,8 @@ def read_bar_file(path: Path, symbol: str | None = None) -> dict[str, SymbolBars
     out: dict[str, SymbolBars] = {}
     for cols in layout.columns:
         name = cols.symbol or symbol or path.stem
+        if only is not None and cols.symbol is not None and name not in only:
+            continue
         got = _symbol_bars(path, data, cols, name, skip_empty=many)
         if got.bars.height == 0:
             raise ValueError(f"{path}: no bar for {name} in any row (every {name} cell is empty)")
@@ -417,12 +419,13 @@ def read_bars(path: Path, symbol: str | None = None) -> pl.DataFrame:
 def _multi_level_tickers(path: Path, head: bytes) -> list[str] | None:
     """The Ticker line's symbols when `head` starts a multi-level yfinance file, else None."""
     text = head.decode("utf-8-sig", errors="replace")
-    lines = text.splitlines()[:3]
+    lines = text.splitlines()[:2]
+    # A cheap look at the first cell before asking the CSV parser.
     if not lines or _norm(lines[0].split(",", 1)[0].strip().strip('"')) not in ("price", "ticker"):
         return None
     try:
         cells = pl.read_csv(
-            "\n".join(lines[:2]).encode(), has_header=False, infer_schema=False, empty_string_is_null=False,
+            "\n".join(lines).encode(), has_header=False, infer_schema=False, empty_string_is_null=False,
             truncate_ragged_lines=True,
         ).rows()
     except pl.exceptions.PolarsError:
@@ -675,7 +678,7 @@ class CsvSource:
                 continue
             by_file.setdefault(path, []).append(symbol)
         for path, wanted in by_file.items():
-            read = read_bar_file(path, wanted[0] if len(wanted) == 1 else None)
+            read = read_bar_file(path, wanted[0] if len(wanted) == 1 else None, only=set(wanted))
             for symbol in wanted:
                 got = read[symbol]
                 dataset = self._bars_dataset(symbol)

@@ -265,6 +265,8 @@ def test_one_download_of_three_real_indexes(tmp_path):
         assert got.bars.filter(pl.col("symbol") == s).equals(read_bars(YAHOO / f"{s}.csv"))
     assert got.bars.filter(pl.col("symbol") == "^VIX").equals(read_bars(YAHOO / "^VIX.csv").slice(100))
     assert src.date_range() == (date(2000, 1, 3), date(2022, 11, 18))
+    vix = src.bars(["^VIX"], date(2022, 11, 1), date(2022, 11, 30)).bars
+    assert vix.get_column("symbol").unique().to_list() == ["^VIX"] and vix.height == 14
     with pytest.raises(ValueError, match=r"indexes.csv: holds \^GSPC, \^RUT, \^VIX; name the symbol to read"):
         read_bars(d / "indexes.csv")
     assert read_bar_file(d / "indexes.csv")["^VIX"].bars.get_column("line")[0] == 3 + 101
@@ -299,11 +301,12 @@ def test_an_identical_repeated_line_is_collapsed_and_reported(tmp_path):
         ("Date,Open,High,Low,Volume", r"no Close column"),
         ("Date,Close,close", r"the same column twice \(Close and close\)"),
         ("Date,Close,AdjClose", r"unknown column\(s\) 'AdjClose'"),
+        ("Ticker,Date,Close", r"unknown column\(s\) 'Ticker'"),
         ("Price,Close\nTicker,^RUT", r"a multi-level header needs Price and Ticker lines, then a Date line"),
         ("Price,Close,Close\nTicker,^RUT,\nDate,,", r"no ticker above column 3 \(Close\)"),
         ("Price,Close,Open\nTicker,^RUT,^GSPC\nDate,,", r"no Close column for \^GSPC"),
     ],
-    ids=["no-date", "web-page-copy", "pandas-index", "no-close", "twice", "run-together", "no-date-line", "no-ticker", "ticker-without-close"],
+    ids=["no-date", "web-page-copy", "pandas-index", "no-close", "twice", "run-together", "long-format", "no-date-line", "no-ticker", "ticker-without-close"],
 )
 def test_an_unknown_layout_is_one_line_naming_file_header_and_layouts(tmp_path, header, problem):
     width = header.split("\n")[0].count(",") + 1
