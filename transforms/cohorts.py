@@ -203,25 +203,33 @@ def _sector_and_weight(rows: pl.LazyFrame, holdings: pl.LazyFrame) -> pl.LazyFra
     has_mv = "market_value_usd" in holdings.collect_schema().names()
     mv = pl.col("market_value_usd").cast(pl.Float64).fill_nan(None) if has_mv else pl.lit(None, dtype=pl.Float64)
     snapshot = ["universe", "_snapshot_date"]
+    lines = holdings.select(
+        pl.col("universe").cast(pl.String),
+        pl.col("as_of_date").cast(pl.Date).alias("_snapshot_date"),
+        pl.col("symbol").cast(pl.String),
+        pl.col("sector").cast(pl.String),
+        pl.col("weight_pct").cast(pl.Float64).fill_nan(None),
+        mv.alias("_mv"),
+    )
+    # Dollars per published percent point, only for the snapshots that need it (a line without a
+    # market value): real files and the sample market have none, and this costs a sort per snapshot.
     both = pl.col("_mv").is_not_null() & pl.col("weight_pct").is_not_null()
-    pct_sum = stable_sum(pl.when(both).then(pl.col("weight_pct"))).over(snapshot)
+    pct_sum = stable_sum(pl.when(both).then(pl.col("weight_pct")))
     usd_per_pct = (
-        pl.when(pl.col("_mv").is_null().all().over(snapshot))
-        .then(pl.lit(1.0))
-        .when(pct_sum != 0)
-        .then(stable_sum(pl.when(both).then(pl.col("_mv"))).over(snapshot) / pct_sum)
+        lines.join(lines.filter(pl.col("_mv").is_null()).select(snapshot).unique(), on=snapshot, how="semi")
+        .group_by(snapshot)
+        .agg(
+            pl.when(pl.col("_mv").is_null().all())
+            .then(pl.lit(1.0))
+            .when(pct_sum != 0)
+            .then(stable_sum(pl.when(both).then(pl.col("_mv"))) / pct_sum)
+            .alias("_usd_per_pct")
+        )
     )
     lines = (
-        holdings.select(
-            pl.col("universe").cast(pl.String),
-            pl.col("as_of_date").cast(pl.Date).alias("_snapshot_date"),
-            pl.col("symbol").cast(pl.String),
-            pl.col("sector").cast(pl.String),
-            pl.col("weight_pct").cast(pl.Float64).fill_nan(None),
-            mv.alias("_mv"),
-        )
-        .with_columns(pl.coalesce("_mv", pl.col("weight_pct") * usd_per_pct).alias("_value"))
-        .drop("weight_pct", "_mv")
+        lines.join(usd_per_pct, on=snapshot, how="left")
+        .with_columns(pl.coalesce("_mv", pl.col("weight_pct") * pl.col("_usd_per_pct")).alias("_value"))
+        .drop("weight_pct", "_mv", "_usd_per_pct")
     )
     sleeve = stable_sum(pl.col("_value")).over("universe", "session_date")
     return (
