@@ -120,6 +120,20 @@ def test_iwm_numbers_and_symbols(iwm):
     assert iwm.holdings.get_column("weight_pct").sum() == pytest.approx(99.55, abs=0.005)
 
 
+def test_iwm_published_weight_is_market_value_over_the_whole_fund():
+    # Why Market Weight (2026 layout) is read as weight_pct: Weight (%) is each line's market value
+    # over the sum of every line's market value (cash, money market, collateral, futures included),
+    # rounded to two decimals; a future's market value is 0, its exposure is in Notional Value.
+    header, rows = _raw_rows(IWM)
+    mv, w, nv, ac = (header.index(c) for c in ("Market Value", "Weight (%)", "Notional Value", "Asset Class"))
+    number = lambda text: float(text.replace(",", ""))  # noqa: E731
+    fund_usd = sum(number(r[mv]) for r in rows)
+    assert max(abs(number(r[w]) - 100 * number(r[mv]) / fund_usd) for r in rows) <= 0.005
+    assert all(r[mv] == r[nv] for r in rows if r[ac] == "Equity")
+    (future,) = [r for r in rows if r[ac] == "Futures"]
+    assert (number(future[mv]), number(future[nv])) == (0.0, 219_876_370.0)
+
+
 # IJR monthly files and the headerless one ------------------------------------------------------
 
 IJR_KEPT = {
