@@ -173,7 +173,21 @@ def member_sessions(membership: pl.LazyFrame, sessions: pl.LazyFrame) -> pl.Lazy
 
 
 def _sector_and_weight(rows: pl.LazyFrame, holdings: pl.LazyFrame) -> pl.LazyFrame:
-    """Add sector and weight from the universe's latest snapshot on or before each session."""
+    """Add sector and weight from the universe's latest snapshot on or before each session.
+
+    weight = the member's market value / the sum of market value over the session's members with
+    one, so weights sum to 1 per universe and session (the equity sleeve: cash, futures and swap
+    lines are not members). Market value, not the published `weight_pct`: iShares prints that
+    rounded to two decimals, so in the IWM file of 2025-11-05 236 of the 1,954 members print 0.00
+    (some of them hold over 3 million dollars) and would weigh nothing.
+
+    A line without a market value (null or NaN, or a holdings frame without the column) is valued
+    from its published weight instead: weight_pct x (dollars per percent point of its snapshot),
+    where dollars per point = sum of market value / sum of weight_pct over the snapshot's lines that
+    have both. A snapshot where no line has a market value uses weight_pct as it is (every line on
+    the same scale). A line with neither, or in a snapshot where no line has both, gets a null
+    weight, like a member absent from the snapshot.
+    """
     snapshots = (
         holdings.select(pl.col("universe").cast(pl.String), pl.col("as_of_date").cast(pl.Date).alias("_snapshot_date"))
         .unique()
@@ -186,21 +200,45 @@ def _sector_and_weight(rows: pl.LazyFrame, holdings: pl.LazyFrame) -> pl.LazyFra
         .join_asof(snapshots, left_on="session_date", right_on="_snapshot_date", by="universe", strategy="backward",
                        check_sortedness=False)
     )
+    has_mv = "market_value_usd" in holdings.collect_schema().names()
+    mv = pl.col("market_value_usd").cast(pl.Float64).fill_nan(None) if has_mv else pl.lit(None, dtype=pl.Float64)
+    snapshot = ["universe", "_snapshot_date"]
     lines = holdings.select(
         pl.col("universe").cast(pl.String),
         pl.col("as_of_date").cast(pl.Date).alias("_snapshot_date"),
         pl.col("symbol").cast(pl.String),
         pl.col("sector").cast(pl.String),
         pl.col("weight_pct").cast(pl.Float64).fill_nan(None),
+        mv.alias("_mv"),
     )
-    sleeve = stable_sum(pl.col("weight_pct")).over("universe", "session_date")
+    # Dollars per published percent point, only for the snapshots that need it (a line without a
+    # market value): real files and the sample market have none, and this costs a sort per snapshot.
+    both = pl.col("_mv").is_not_null() & pl.col("weight_pct").is_not_null()
+    pct_sum = stable_sum(pl.when(both).then(pl.col("weight_pct")))
+    usd_per_pct = (
+        lines.join(lines.filter(pl.col("_mv").is_null()).select(snapshot).unique(), on=snapshot, how="semi")
+        .group_by(snapshot)
+        .agg(
+            pl.when(pl.col("_mv").is_null().all())
+            .then(pl.lit(1.0))
+            .when(pct_sum != 0)
+            .then(stable_sum(pl.when(both).then(pl.col("_mv"))) / pct_sum)
+            .alias("_usd_per_pct")
+        )
+    )
+    lines = (
+        lines.join(usd_per_pct, on=snapshot, how="left")
+        .with_columns(pl.coalesce("_mv", pl.col("weight_pct") * pl.col("_usd_per_pct")).alias("_value"))
+        .drop("weight_pct", "_mv", "_usd_per_pct")
+    )
+    sleeve = stable_sum(pl.col("_value")).over("universe", "session_date")
     return (
         rows.join(session_snapshot, on=["universe", "session_date"], how="left")
         .join(lines, on=["universe", "_snapshot_date", "symbol"], how="left")
         .with_columns(
-            pl.when(sleeve > 0).then(pl.col("weight_pct") / sleeve).alias("weight"),
+            pl.when(sleeve > 0).then(pl.col("_value") / sleeve).alias("weight"),
         )
-        .drop("_snapshot_date", "weight_pct")
+        .drop("_snapshot_date", "_value")
     )
 
 
