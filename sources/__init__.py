@@ -21,6 +21,7 @@ def make_source(settings: Settings) -> Source:
             settings.csv_path,
             universes={u.etf: u.name for u in settings.universes},
             overrides_path=settings.home / "symbol_overrides.csv",
+            index_symbols=settings.index_symbols,
         )
     if settings.source == "yahoo":
         from sources.yahoo import YahooSource

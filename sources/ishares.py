@@ -1,4 +1,4 @@
-"""iShares ETF holdings files: parse them, download today's, re-base weights to the equity sleeve.
+"""iShares ETF holdings files: parse them, download today's.
 
 A holdings file is a snapshot: the fund's positions "as of" one date. iShares serves only the
 current file, so a live run can fetch one snapshot a day and membership history builds going
@@ -11,16 +11,22 @@ Parsing rules (docs/sources.md repeats them for users)
   `Fund Holdings as of,"Nov 05, 2025"`, `Shares Outstanding`. Only the as-of line is used; older
   files put the title and `Inception Date` before it, newer ones after: position does not matter.
 - The column header is the first line whose first cell is `Ticker`. Columns are found by name,
-  so the older layout (`Shares` for `Quantity`, extra SEDOL/ISIN columns, another order) parses
-  the same way.
+  so every layout parses the same way: 2017-19 (`Shares` for `Quantity`, SEDOL/ISIN columns,
+  another order), 2025 (`Weight (%)`, `Quantity`) and 2026 (a `Type` column, `Market Weight` and
+  `Notional Weight` instead of `Weight (%)`).
 - The table ends at the first blank line (iShares writes one made of a no-break space and commas);
   what follows is the disclaimer footer, one quoted cell over several lines, and is ignored. A
   file without that blank line is treated as truncated.
 - Numbers may be quoted with thousands separators (`"731,205,514.79"`); `-` or empty is null.
-- Kept: rows with Asset Class `Equity` that are listed shares. Everything else goes to
-  `Fetched.excluded` with the reason (see `_exclusion`): cash, money market, futures, collateral;
+- Kept: the stocks, i.e. rows of Type `EQUITY` where the file has a Type column, else rows of
+  Asset Class `Equity`, that are listed shares. Everything else goes to `Fetched.excluded` with the
+  reason (see `_exclusion`): swaps, warrants, collateral, cash, money market (STIF), futures;
   tickers `-` (warrants, private placements, some CVRs); CVRs and escrow lines that carry a
   ticker; unlisted lines; a second line for a ticker already kept.
+- `weight_pct` is the fund's published share of the whole fund in percent: `Weight (%)`, or in the
+  2026 layout `Market Weight` (the same quantity: market value over the fund's net assets).
+  `Notional Weight` is not used: it counts a derivative's full exposure (a swap's or a future's
+  notional), so it is a different quantity that sums to more than 100 when the fund holds them.
 - A file without a preamble (it starts at the column header) has no as-of date: the caller must
   pass `as_of`. A file whose as-of is `-`, an HTML page served instead of the CSV, a row with the
   wrong number of fields or a non-numeric value kept is a ValueError naming the file, universe and line.
@@ -47,19 +53,36 @@ AS_OF_LABEL = "fund holdings as of"
 HEADER_FIRST_CELL = "Ticker"
 _BLANK_CHARS = " \t\u00a0,\ufeff"
 
-# Column names in the file -> HOLDINGS_SCHEMA column; each tuple lists the names the layouts use.
+# Column names in the file -> HOLDINGS_SCHEMA column; each tuple lists the names the layouts use,
+# first found wins. `Market Weight` (2026 layout) is what `Weight (%)` was: market value over the
+# fund's net assets, in percent. `Notional Weight` is deliberately absent (see the module docstring).
 COLUMNS: dict[str, tuple[str, ...]] = {
     "ticker": ("Ticker",),
     "name": ("Name",),
     "sector": ("Sector",),
     "asset_class": ("Asset Class",),
     "exchange": ("Exchange",),
-    "weight_pct": ("Weight (%)",),
+    "weight_pct": ("Weight (%)", "Market Weight"),
     "market_value_usd": ("Market Value",),
     "shares": ("Quantity", "Shares"),
     "price_usd": ("Price",),
 }
 NUMERIC = ("weight_pct", "market_value_usd", "shares", "price_usd")
+TYPE_COLUMN = "Type"  # 2026 layout: the instrument type of each line; `EQUITY` is a stock
+STOCK_TYPE = "EQUITY"
+STOCK_ASSET_CLASS = "Equity"
+# Why a line of another Type is not a member. A Type not listed here is excluded all the same
+# (only EQUITY lines are stocks), with a reason that names it.
+TYPE_REASONS: dict[str, str] = {
+    "SWAP": "an equity swap: exposure through a derivative contract, not shares the fund holds",
+    "WARRANT": "a warrant: a right to buy shares, not a share",
+    "COLLATERAL": "collateral for derivatives, not a holding",
+    "STIF": "a short-term investment fund, the fund's cash sweep",
+    "INDEX": "an index future",
+    "FUTURE": "a future",
+    "CASH": "cash",
+    "MONEY MARKET": "a money market fund",
+}
 
 _CVR = re.compile(r"(\bCVR|- ?CVR)\s*$", re.IGNORECASE)
 _ESCROW = re.compile(r"\bESCROW\b", re.IGNORECASE)
@@ -151,7 +174,7 @@ def looks_like_holdings(content: bytes) -> bool:
     text = content[:20_000].decode("utf-8-sig", errors="replace")
     for line in text.splitlines()[:50]:
         cells = [c.strip().lstrip("\ufeff") for c in _cells(line)]
-        if cells and cells[0] == HEADER_FIRST_CELL and "Asset Class" in cells:
+        if cells and cells[0] == HEADER_FIRST_CELL and ("Asset Class" in cells or TYPE_COLUMN in cells):
             return True
         if cells and cells[0].lower() == AS_OF_LABEL:
             return True
@@ -169,9 +192,21 @@ def as_of_from_name(name: str) -> date | None:
         return None
 
 
-def _exclusion(ticker: str, name: str, asset_class: str, exchange: str) -> str | None:
-    """Why a holdings line is not a member, or None to keep it. Order matters: first reason wins."""
-    if asset_class != "Equity":
+def _exclusion(ticker: str, name: str, asset_class: str | None, exchange: str, kind: str | None) -> str | None:
+    """Why a holdings line is not a member, or None to keep it. Order matters: first reason wins.
+
+    `kind` is the line's Type where the file has that column (2026 layout), else None; then the
+    asset class decides. `asset_class` is None where the file has no Asset Class column.
+    """
+    if kind is not None:
+        label = kind.upper()
+        if label != STOCK_TYPE:
+            if label in TYPE_REASONS:
+                return f"not a stock: Type {kind!r} is {TYPE_REASONS[label]}"
+            return f"not a stock: Type {kind!r} (only Type {STOCK_TYPE!r} lines are stocks)"
+        if asset_class is not None and asset_class != STOCK_ASSET_CLASS:
+            return f"Type {kind!r} but asset class {asset_class!r}: the file contradicts itself on this line"
+    elif asset_class != STOCK_ASSET_CLASS:
         return f"not an equity: asset class {asset_class!r}"
     if ticker in ("", "-"):
         return "no ticker ('-'): warrant, private placement or CVR, not a listed share"
@@ -213,14 +248,15 @@ def parse_holdings(
     assert snapshot is not None
 
     header = [c.strip().lstrip("\ufeff") for c in _cells(pre.lines[pre.header_line - 1])]
+    type_at = header.index(TYPE_COLUMN) if TYPE_COLUMN in header else None
     position: dict[str, int] = {}
     missing = []
     for col, names in COLUMNS.items():
         found = next((header.index(n) for n in names if n in header), None)
-        if found is None:
-            missing.append(" or ".join(repr(n) for n in names))
-        else:
+        if found is not None:
             position[col] = found
+        elif not (col == "asset_class" and type_at is not None):  # the Type column tells the stocks
+            missing.append(" or ".join(repr(n) for n in names))
     if missing:
         raise ValueError(
             f"{what} line {pre.header_line}: missing column(s) {', '.join(missing)} in the header "
@@ -230,6 +266,7 @@ def parse_holdings(
     kept: list[tuple[int, list[str]]] = []
     excluded: list[dict] = []
     kept_line_of: dict[str, int] = {}
+    swaps: list[tuple[int, str]] = []  # (index in `excluded`, symbol) of SWAP lines
     end_line = None
     for line_no in range(pre.header_line + 1, len(pre.lines) + 1):
         line = pre.lines[line_no - 1]
@@ -243,14 +280,17 @@ def parse_holdings(
                 f"{' (truncated line?)' if len(cells) < len(header) else ''}: {line[:120]!r}"
             )
         get = {col: cells[i].strip() for col, i in position.items()}
+        kind = cells[type_at].strip() if type_at is not None else None
         ticker = get["ticker"]
-        reason = _exclusion(ticker, get["name"], get["asset_class"], get["exchange"])
+        reason = _exclusion(ticker, get["name"], get.get("asset_class"), get["exchange"], kind)
         symbol = None
         if reason is None:
             symbol, _ = to_yahoo(ticker, overrides)
             if symbol in kept_line_of:
                 reason = f"duplicate: line {kept_line_of[symbol]} already holds {symbol} (kept that one)"
         if reason is not None:
+            if kind is not None and kind.upper() == "SWAP" and ticker not in ("", "-"):
+                swaps.append((len(excluded), to_yahoo(ticker, overrides)[0]))
             row = dict(zip(header, cells))
             row["_file"] = source_name
             excluded.append(
@@ -262,6 +302,9 @@ def parse_holdings(
                 }
             )
             continue
+        # Without an Asset Class column a kept line is a stock by its Type: store it as the older
+        # layouts do, so raw.holdings.asset_class stays "Equity" for every member.
+        get.setdefault("asset_class", STOCK_ASSET_CLASS)
         kept_line_of[symbol] = line_no
         kept.append((line_no, [symbol] + [get[c] for c in COLUMNS]))
     if end_line is None:
@@ -270,7 +313,13 @@ def parse_holdings(
             f"the disclaimer): the file looks truncated after line {len(pre.lines)}"
         )
     if not kept:
-        raise ValueError(f"{what}: no equity rows between line {pre.header_line} and line {end_line}")
+        rule = f"Type {STOCK_TYPE!r}" if type_at is not None else f"asset class {STOCK_ASSET_CLASS!r}"
+        raise ValueError(f"{what}: no equity rows ({rule}) between line {pre.header_line} and line {end_line}")
+    # A swap on a stock the fund also holds is the usual case in the 2026 IJR files: say so, so
+    # that nobody reads the exclusion as a lost member.
+    for index, symbol in swaps:
+        if symbol in kept_line_of:
+            excluded[index]["reason"] += f"; the stock itself is kept from line {kept_line_of[symbol]}"
 
     names = ["symbol", *COLUMNS]
     raw = pl.DataFrame(
@@ -288,7 +337,7 @@ def parse_holdings(
         if bad.height:
             first = bad.row(0, named=True)
             raise ValueError(
-                f"{what} line {first['line']}: {COLUMNS[col][0]!r} is {first[col]!r}, not a number "
+                f"{what} line {first['line']}: {header[position[col]]!r} is {first[col]!r}, not a number "
                 f"(ticker {first['ticker']})"
             )
     frame = parsed.select(
@@ -305,28 +354,6 @@ def parse_holdings(
     holdings = conform(frame, HOLDINGS_SCHEMA, what)
     excl = pl.DataFrame(excluded, schema=EXCLUDED_SCHEMA) if excluded else empty(EXCLUDED_SCHEMA)
     return Fetched(holdings=holdings, excluded=excl)
-
-
-def equity_sleeve(holdings: pl.DataFrame) -> pl.DataFrame:
-    """Re-base `weight_pct` to the kept equities of each snapshot: percent, summing to 100 per
-    (universe, as_of_date).
-
-    The published Weight (%) is a share of the whole fund (cash and futures included) rounded to
-    two decimals, so hundreds of small members print 0.00. The sleeve weight is computed from
-    market value instead (same ratio, full precision); a snapshot where any market value is
-    missing or the total is not positive falls back to the published weights. Divide by 100 for
-    the fraction that core.cohorts stores.
-    """
-    keys = ["universe", "as_of_date"]
-    mv_ok = (pl.col("market_value_usd").null_count().over(keys) == 0) & (
-        pl.col("market_value_usd").sum().over(keys) > 0
-    )
-    return holdings.with_columns(
-        pl.when(mv_ok)
-        .then(100.0 * pl.col("market_value_usd") / pl.col("market_value_usd").sum().over(keys))
-        .otherwise(100.0 * pl.col("weight_pct") / pl.col("weight_pct").sum().over(keys))
-        .alias("weight_pct")
-    )
 
 
 class HoldingsDownloadError(RuntimeError):

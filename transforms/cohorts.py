@@ -173,37 +173,62 @@ def member_sessions(membership: pl.LazyFrame, sessions: pl.LazyFrame) -> pl.Lazy
 
 
 def snapshot_weights(holdings: pl.LazyFrame) -> pl.LazyFrame:
-    """Each holdings line's weight in its snapshot's equity sleeve (the kept equity lines): market
-    value / the snapshot's total market value, so weights sum to 1 per snapshot at full precision
-    (the published Weight (%) is rounded to 0.01 and prints 0.00 for hundreds of small members). A
-    snapshot where a line has no market value, or the total is not positive, uses the published
-    weights re-based the same way. Columns: universe, _snapshot_date, symbol, sector, weight."""
-    keys = ["universe", "_snapshot_date"]
-    have = set(holdings.collect_schema().names())
-    # A frame without one of the two columns (a test's, a hand-made file) weighs by the other.
-    missing = [pl.lit(None, dtype=pl.Float64).alias(c) for c in ("market_value_usd", "weight_pct") if c not in have]
-    lines = holdings.with_columns(missing).select(
+    """Each holdings line's weight in its snapshot's equity sleeve: universe, _snapshot_date,
+    symbol, sector, weight.
+
+    weight = the line's market value / the sum of market value over the snapshot's lines, so weights
+    sum to 1 per snapshot (the equity sleeve: cash, futures and swap lines are not kept lines;
+    membership is made from the same snapshots, so they are the session's members). Market value,
+    not the published `weight_pct`: iShares prints that rounded to two decimals, so in the IWM file
+    of 2025-11-05 236 of the 1,954 members print 0.00 (some of them hold over 3 million dollars) and
+    would weigh nothing. A weight depends only on its snapshot, not on which other rows a night
+    recomputes.
+
+    A line without a market value (null or NaN, or a holdings frame without the column) is valued
+    from its published weight instead: weight_pct x (dollars per percent point of its snapshot),
+    where dollars per point = sum of market value / sum of weight_pct over the snapshot's lines that
+    have both. A snapshot where no line has a market value uses weight_pct as it is (every line on
+    the same scale). A line with neither, or in a snapshot where no line has both, gets a null
+    weight, like a member absent from the snapshot.
+    """
+    has_mv = "market_value_usd" in holdings.collect_schema().names()
+    mv = pl.col("market_value_usd").cast(pl.Float64).fill_nan(None) if has_mv else pl.lit(None, dtype=pl.Float64)
+    snapshot = ["universe", "_snapshot_date"]
+    lines = holdings.select(
         pl.col("universe").cast(pl.String),
         pl.col("as_of_date").cast(pl.Date).alias("_snapshot_date"),
         pl.col("symbol").cast(pl.String),
         pl.col("sector").cast(pl.String),
-        pl.col("market_value_usd").cast(pl.Float64).fill_nan(None).alias("_mv"),
-        pl.col("weight_pct").cast(pl.Float64).fill_nan(None).alias("_wp"),
+        pl.col("weight_pct").cast(pl.Float64).fill_nan(None),
+        mv.alias("_mv"),
     )
-    mv_total = stable_sum(pl.col("_mv")).over(keys)
-    wp_total = stable_sum(pl.col("_wp")).over(keys)
-    use_mv = (pl.col("_mv").null_count().over(keys) == 0) & (mv_total > 0)
-    return lines.with_columns(
-        pl.when(use_mv)
-        .then(pl.col("_mv") / mv_total)
-        .when(wp_total > 0)
-        .then(pl.col("_wp") / wp_total)
-        .alias("weight")
-    ).drop("_mv", "_wp")
+    # Dollars per published percent point, only for the snapshots that need it (a line without a
+    # market value): real files and the sample market have none, and this costs a sort per snapshot.
+    both = pl.col("_mv").is_not_null() & pl.col("weight_pct").is_not_null()
+    pct_sum = stable_sum(pl.when(both).then(pl.col("weight_pct")))
+    usd_per_pct = (
+        lines.join(lines.filter(pl.col("_mv").is_null()).select(snapshot).unique(), on=snapshot, how="semi")
+        .group_by(snapshot)
+        .agg(
+            pl.when(pl.col("_mv").is_null().all())
+            .then(pl.lit(1.0))
+            .when(pct_sum != 0)
+            .then(stable_sum(pl.when(both).then(pl.col("_mv"))) / pct_sum)
+            .alias("_usd_per_pct")
+        )
+    )
+    sleeve = stable_sum(pl.col("_value")).over(snapshot)
+    return (
+        lines.join(usd_per_pct, on=snapshot, how="left")
+        .with_columns(pl.coalesce("_mv", pl.col("weight_pct") * pl.col("_usd_per_pct")).alias("_value"))
+        .with_columns(pl.when(sleeve > 0).then(pl.col("_value") / sleeve).alias("weight"))
+        .drop("weight_pct", "_mv", "_usd_per_pct", "_value")
+    )
 
 
 def _sector_and_weight(rows: pl.LazyFrame, holdings: pl.LazyFrame) -> pl.LazyFrame:
-    """Add sector and weight from the universe's latest snapshot on or before each session."""
+    """Add sector and weight (`snapshot_weights`) from the universe's latest snapshot on or before
+    each session; a member absent from it has a null sector and weight."""
     snapshots = (
         holdings.select(pl.col("universe").cast(pl.String), pl.col("as_of_date").cast(pl.Date).alias("_snapshot_date"))
         .unique()

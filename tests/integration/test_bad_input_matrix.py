@@ -265,7 +265,7 @@ CASES = [
          bars_file=lambda text: text[: len(text) - 25]),
     Case("strings-in-bars-csv", "failed", ("^RUT.csv line 8", "Close 'n/a 1783.31' is not a number"),
          bars_file=lambda text: re.sub(r"^(2025-03-17,[^,]*,[^,]*,[^,]*,)", r"\1n/a ", text, flags=re.M)),
-    Case("renamed-column-in-bars-csv", "failed", ("^RUT.csv line 1", "missing column(s) Adj Close"),
+    Case("renamed-column-in-bars-csv", "failed", ("^RUT.csv line 1", "unknown column(s) 'AdjClose'"),
          bars_file=lambda text: text.replace("Adj Close", "AdjClose", 1)),
     Case("truncated-holdings-csv", "failed", ("IWM_holdings_2025-03-17.csv (russell2000) line", "(truncated line?)"),
          holdings_file=_night_file(_truncate)),
