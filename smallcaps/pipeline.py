@@ -579,7 +579,7 @@ def load(
     """
     from smallcaps import derive
     from smallcaps.registry import DATASETS
-    from warehouse.datasets import mark_built, sync, unbuilt
+    from warehouse.datasets import sync
 
     sync(con, DATASETS, {"pairs": [str(p) for p in settings.pairs], "anchors": list(settings.anchors)})
     counts: dict[str, MergeCounts] = {}
@@ -621,39 +621,66 @@ def load(
         update_symbols(con)
         crashpoint("merge.done")
         timings["merge"] = time.perf_counter() - t
-        t = time.perf_counter()
-        ctx = derive_context(con, settings, as_of)
-        rebuild = rebuild or bool(unbuilt(con))
-        derived = derive.run(ctx, changes, load_id=load_id, severity=settings.dq_severity, rebuild=rebuild)
-        complete = not derived.replayed
-        crashpoint("transform.derived")
-        timings.update(derived.timings)
-        timings["derive"] = time.perf_counter() - t
+        derived = _derive(con, settings, changes, counts, load_id=load_id, as_of=as_of, at=fetched_at, rebuild=rebuild, timings=timings)
         warnings.extend(derived.warnings)
-        if derived.gate_results:
-            from expectations.docs import save_validations
-
-            save_validations(settings, load_id, derived.gate_results)
-        crashpoint("transform.gated")
-        if derived.blocked:
-            raise LoadBlocked("marts failed their checks, nothing was loaded: " + "; ".join(derived.errors))
-        for res in derived.results.values():
-            _insert(con, "dq.results", res)
-        if derived.restatements:
-            reason = _restatement_reason(counts, ctx.published_through)
-            _insert(
-                con,
-                "meta.restatements",
-                pl.DataFrame(derived.restatements).with_columns(
-                    pl.lit(load_id).alias("load_id"), pl.lit(reason).alias("reason"), pl.lit(fetched_at).cast(pl.Datetime("us")).alias("restated_at")
-                ),
-            )
-        mark_built(con, [d.name for d in DATASETS if rebuild or d.name in derived.changes], load_id)
         # Committed with the data: a crash after this point must not be mistaken for a rollback.
         con.execute("UPDATE meta.loads SET status = 'loaded' WHERE load_id = ?", [load_id])
         crashpoint("load.before_commit")
     derived_changes = {k: v for k, v in derived.changes.items() if not k.startswith("raw.")}
-    return Loaded(counts, quarantined, warnings, timings, derived_changes, complete)
+    return Loaded(counts, quarantined, warnings, timings, derived_changes, not derived.replayed)
+
+
+def _derive(con, settings: Settings, changes, counts: dict[str, MergeCounts], *, load_id: str, as_of: date, at: datetime, rebuild: bool, timings: dict):
+    """Bring core and marts up to date inside the caller's transaction; record gate results and
+    restatements. Raises LoadBlocked when a mart fails an error-level expectation."""
+    from smallcaps import derive
+    from smallcaps.registry import DATASETS
+    from warehouse.datasets import mark_built, unbuilt
+
+    t = time.perf_counter()
+    ctx = derive_context(con, settings, as_of)
+    rebuild = rebuild or bool(unbuilt(con))
+    derived = derive.run(ctx, changes, load_id=load_id, severity=settings.dq_severity, rebuild=rebuild)
+    crashpoint("transform.derived")
+    timings.update(derived.timings)
+    timings["derive"] = time.perf_counter() - t
+    if derived.gate_results:
+        from expectations.docs import save_validations
+
+        save_validations(settings, load_id, derived.gate_results)
+    crashpoint("transform.gated")
+    if derived.blocked:
+        raise LoadBlocked("marts failed their checks, nothing was loaded: " + "; ".join(derived.errors))
+    for res in derived.results.values():
+        _insert(con, "dq.results", res)
+    if derived.restatements:
+        reason = _restatement_reason(counts, ctx.published_through) if counts else "rebuilt from raw (smallcaps rebuild)"
+        _insert(
+            con,
+            "meta.restatements",
+            pl.DataFrame(derived.restatements).with_columns(
+                pl.lit(load_id).alias("load_id"), pl.lit(reason).alias("reason"), pl.lit(at).cast(pl.Datetime("us")).alias("restated_at")
+            ),
+        )
+    mark_built(con, [d.name for d in DATASETS if rebuild or d.name in derived.changes], load_id)
+    return derived
+
+
+def rebuild(con: duckdb.DuckDBPyConnection, settings: Settings, *, load_id: str, at: datetime) -> Loaded:
+    """Recompute every core table and mart from raw, one year at a time, and write what differs
+    (nothing, when the tables were right). One transaction, gated like a load."""
+    from smallcaps.registry import DATASETS
+    from warehouse.datasets import sync
+
+    sync(con, DATASETS, {"pairs": [str(p) for p in settings.pairs], "anchors": list(settings.anchors)})
+    as_of = con.execute("SELECT max(session_date) FROM raw.index_bars").fetchone()[0]
+    if as_of is None:
+        raise LoadFailed(f"nothing to rebuild: {settings.warehouse_path} holds no index bars; run `smallcaps backfill` first")
+    timings: dict[str, float] = {}
+    with transaction(con):
+        derived = _derive(con, settings, {}, {}, load_id=load_id, as_of=as_of, at=at, rebuild=True, timings=timings)
+        con.execute("UPDATE meta.loads SET status = 'loaded', end_date = ? WHERE load_id = ?", [as_of, load_id])
+    return Loaded({}, 0, derived.warnings, timings, {}, False)
 
 
 def publish_patches(con: duckdb.DuckDBPyConnection, settings: Settings, load_id: str, loaded: Loaded) -> dict | None:

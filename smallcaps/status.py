@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
@@ -29,6 +29,8 @@ class Status:
     read_from: str
     loads: list[tuple]
     tables: list[tuple[str, int, object]]
+    # Published nights whose rows a later load rewrote (meta.restatements), newest first.
+    restatements: list[tuple] = field(default_factory=list)
 
 
 def collect(settings: Settings, last: int = 8) -> Status:
@@ -51,6 +53,13 @@ def collect(settings: Settings, last: int = 8) -> Status:
             "ORDER BY started_at DESC LIMIT ?",
             [last],
         ).fetchall()
+        restatements = []
+        if "meta.restatements" in table_names(con, ("meta",)):
+            restatements = con.execute(
+                "SELECT load_id, table_name, first_date, last_date, rows, left(reason, 160) FROM meta.restatements "
+                "ORDER BY restated_at DESC, table_name LIMIT ?",
+                [last * 2],
+            ).fetchall()
         tables = []
         for t in table_names(con, ("raw", "core", "marts")):
             col = FRESHNESS.get(t)
@@ -59,4 +68,4 @@ def collect(settings: Settings, last: int = 8) -> Status:
             tables.append((t, rows, latest))
     finally:
         con.close()
-    return Status(published, settings.warehouse_path, read_from, loads, tables)
+    return Status(published, settings.warehouse_path, read_from, loads, tables, restatements)

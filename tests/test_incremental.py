@@ -262,3 +262,22 @@ def test_a_large_load_is_replayed_year_by_year_and_equals_one_update(tmp_path):
         _check(wh, days[-1])
         results.append(content_checksums(wh.con, [d.name for d in DATASETS]))
     assert results[0] == results[1]
+
+
+def test_a_revision_of_a_published_night_is_reported_as_a_restatement(tmp_path):
+    world = _new_world(3)
+    wh = Warehouse(tmp_path / "w.duckdb")
+    days = world.sessions[:START_SESSIONS]
+    for d in days:
+        _price_night(world, d)
+    _quarters_until(world, days[-1], COMPANIES)
+    wh.load(_raw(world, days), days[-1])  # published through days[-1] from here on (see Warehouse.load)
+    day = days[-4]
+    world.index_bars[("^RUT", day)] *= 1.05
+    got = wh.load({"raw.index_bars": _bars_frame({("^RUT", day): world.index_bars[("^RUT", day)]}, index=True)}, days[-1])
+    restated = {r["table_name"]: r for r in got.restatements}
+    assert {"marts.index_daily", "marts.relative_performance"} <= set(restated), restated
+    assert restated["marts.index_daily"]["first_date"] == day
+    # The close moved: that night, the next (its return) and later (RSI, averages) are restated.
+    assert restated["marts.index_daily"]["rows"] >= 2
+    _check(wh, days[-1])
