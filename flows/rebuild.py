@@ -25,7 +25,7 @@ def rebuild(home: str | None = None) -> dict:
     settings = settings_for(None, None, home)
     timings: dict[str, float] = {}
     with load_lock(settings.home):
-        con = connect(settings.warehouse_path)
+        con = connect(settings.warehouse_path, memory_limit_gb=settings.memory_limit_gb / 2)
         try:
             now = datetime.now(timezone.utc).replace(tzinfo=None)
             load_id = pipeline.new_load_id(now)

@@ -27,7 +27,7 @@ def run_load(settings: Settings, kind: str, *, as_of: date, start: date | None =
     log = get_run_logger()
     timings: dict[str, float] = {}
     with load_lock(settings.home):
-        con = connect(settings.warehouse_path)
+        con = connect(settings.warehouse_path, memory_limit_gb=settings.memory_limit_gb / 2)
         try:
             for dead, what in loads.mark_interrupted(con):
                 log.warning("load %s was interrupted: %s; redoing it", dead, what)

@@ -33,7 +33,7 @@ from __future__ import annotations
 import importlib
 import time
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from typing import Callable
 
 import duckdb
@@ -371,10 +371,19 @@ def _first_changed(changes: Changes) -> date | None:
     return min(firsts) if firsts else None
 
 
-def _last_session_of(year: int, until: date) -> date:
-    from smallcaps import calendar
-
-    return min(until, calendar.session_on_or_before(date(year, 12, 31)))
+def periods(first: date, until: date, months: int) -> list[tuple[date, date]]:
+    """[first, until] cut into periods of `months` calendar months (aligned on January for 12, 6,
+    4, 3, 2, 1), each given as (first day, last day)."""
+    months = max(1, min(12, months))
+    out = []
+    start = first
+    while start <= until:
+        # The period holding `start`, aligned on its year: months 1.., 1+m.., ...
+        end_month = min(12, ((start.month - 1) // months + 1) * months)
+        nxt = date(start.year + 1, 1, 1) if end_month == 12 else date(start.year, end_month + 1, 1)
+        out.append((start, min(until, nxt - timedelta(days=1))))
+        start = nxt
+    return out
 
 
 def run(
@@ -385,15 +394,17 @@ def run(
     severity: dict | None = None,
     rebuild: bool = False,
     replay_rows: int = REPLAY_ROWS,
+    period_months: int = 12,
     progress: Callable[[str], None] | None = None,
     gated: bool = True,
 ) -> Updated:
     """Update every derived dataset for this load's raw `changes`.
 
-    A small load (a night) is one `update`. A large one, or `rebuild`, is replayed one calendar
-    year at a time from the first changed year (the first loaded year for a rebuild): each year is
-    recomputed whole, from raw, continuing the state of the years before it. Later years must be
-    recomputed anyway once an earlier one changed, and a year at a time bounds memory.
+    A small load (a night) is one `update`. A large one, or `rebuild`, is replayed one period
+    (`period_months`, a year by default) at a time from the first changed period (the first loaded
+    one for a rebuild): each period is recomputed whole, from raw, continuing the state of the
+    periods before it. Later periods must be recomputed anyway once an earlier one changed, and a
+    period at a time bounds memory.
     """
     changed_rows = sum(c.new.height + c.old.height for c in changes.values())
     if not rebuild and changed_rows <= replay_rows:
@@ -404,13 +415,16 @@ def run(
         return total
     if ctx.first_date is not None:
         first = max(first, ctx.first_date)  # a quarter's period end may precede every bar
-    for year in range(first.year, ctx.until.year + 1):
-        year_ctx = Context(**{**ctx.__dict__, "until": _last_session_of(year, ctx.until)})
-        start = max(first, date(year, 1, 1))
-        if start > year_ctx.until:
+    from smallcaps import calendar
+
+    aligned = date(first.year, 1, 1) if period_months >= 12 else date(first.year, first.month, 1)
+    for lo, hi in periods(aligned, ctx.until, period_months):
+        start, last = max(first, lo), calendar.session_on_or_before(hi)
+        if start > last:
             continue
+        year_ctx = Context(**{**ctx.__dict__, "until": min(last, ctx.until)})
         if progress:
-            progress(f"deriving {year}")
+            progress(f"deriving {lo:%Y-%m}..{hi:%Y-%m}")
         got = update(year_ctx, Changes(), load_id=load_id, severity=severity, timings=total.timings, rebuild_from=start, gated=gated)
         for name, change in got.changes.items():
             total.rows_written[name] = total.rows_written.get(name, 0) + change.new.height + change.old.height

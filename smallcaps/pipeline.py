@@ -630,6 +630,22 @@ def load(
     return Loaded(counts, quarantined, warnings, timings, derived_changes, not derived.replayed)
 
 
+# Memory derivation needs per constituent-session row it holds at once (bars, cohorts, returns,
+# the frames joined from them), measured on the sample market with bench/backfill_rss.py.
+DERIVE_BYTES_PER_ROW = 1_500
+
+
+def derive_budget(con: duckdb.DuckDBPyConnection, settings: Settings) -> tuple[int, int]:
+    """(raw rows a load may change before it is derived period by period, months per period):
+    half of settings.memory_limit_gb is for derivation (DuckDB has the other half)."""
+    budget_rows = max(100_000, int(settings.memory_limit_gb / 2 * 1e9 / DERIVE_BYTES_PER_ROW))
+    symbols = con.execute(
+        "SELECT count(DISTINCT symbol) FROM raw.equity_bars WHERE session_date >= (SELECT max(session_date) - 31 FROM raw.equity_bars)"
+    ).fetchone()[0] or 1
+    rows_per_month = symbols * 21
+    return budget_rows, max(1, min(12, budget_rows // rows_per_month))
+
+
 def _derive(con, settings: Settings, changes, counts: dict[str, MergeCounts], *, load_id: str, as_of: date, at: datetime, rebuild: bool, timings: dict):
     """Bring core and marts up to date inside the caller's transaction; record gate results and
     restatements. Raises LoadBlocked when a mart fails an error-level expectation."""
@@ -640,7 +656,10 @@ def _derive(con, settings: Settings, changes, counts: dict[str, MergeCounts], *,
     t = time.perf_counter()
     ctx = derive_context(con, settings, as_of)
     rebuild = rebuild or bool(unbuilt(con))
-    derived = derive.run(ctx, changes, load_id=load_id, severity=settings.dq_severity, rebuild=rebuild)
+    budget_rows, months = derive_budget(con, settings)
+    derived = derive.run(
+        ctx, changes, load_id=load_id, severity=settings.dq_severity, rebuild=rebuild, replay_rows=budget_rows, period_months=months
+    )
     crashpoint("transform.derived")
     timings.update(derived.timings)
     timings["derive"] = time.perf_counter() - t

@@ -240,12 +240,12 @@ def test_a_rerun_that_brings_no_change_writes_nothing(tmp_path):
     _check(wh, state["loaded"][-1])
 
 
-def test_a_large_load_is_replayed_year_by_year_and_equals_one_update(tmp_path):
-    """The replay path (a backfill) gives what the single update gives."""
+def test_a_large_load_is_replayed_period_by_period_and_equals_one_update(tmp_path):
+    """The replay path (a backfill), by years or by months, gives what the single update gives."""
     results = []
-    for replay_rows in (10**9, 0):
+    for replay_rows, months in ((10**9, 12), (0, 12), (0, 1)):
         world = _new_world(11)
-        wh = Warehouse(tmp_path / f"w{replay_rows}.duckdb")
+        wh = Warehouse(tmp_path / f"w{replay_rows}-{months}.duckdb")
         days = world.sessions[:START_SESSIONS + 20]  # crosses into 2025
         for d in days:
             _price_night(world, d)
@@ -257,11 +257,11 @@ def test_a_large_load_is_replayed_year_by_year_and_equals_one_update(tmp_path):
                 got = merge(wh.con, table, stage(frame, source="t", fetched_at=datetime(2026, 1, 1), load_id="x", table=table), "x", CHANGE_COLUMNS[table])
                 changes[table] = derive.Change(got.new, got.old)
             ctx = derive.Context(wh.con, days[-1], days[-1], PAIRS, ANCHORS, NAMES, None, days[0])
-            out = derive.run(ctx, changes, load_id="x", gated=False, replay_rows=replay_rows)
+            out = derive.run(ctx, changes, load_id="x", gated=False, replay_rows=replay_rows, period_months=months)
         assert out.rows_written
         _check(wh, days[-1])
         results.append(content_checksums(wh.con, [d.name for d in DATASETS]))
-    assert results[0] == results[1]
+    assert results[0] == results[1] == results[2]
 
 
 def test_a_revision_of_a_published_night_is_reported_as_a_restatement(tmp_path):
