@@ -58,6 +58,16 @@ def _fail(message: str, code: int = 1) -> None:
     raise typer.Exit(code)
 
 
+def _warm_up_gate() -> None:
+    """Import Great Expectations in a thread while the flow's Prefect server starts (the main
+    thread only waits for it then): the gate's import costs seconds a run would otherwise wait."""
+    import threading
+
+    from expectations.gate import warm_up
+
+    threading.Thread(target=warm_up, name="gx-warm-up", daemon=True).start()
+
+
 def _run_flow(label: str, fn, **kwargs) -> dict:
     """Run a flow with a live elapsed-time status; turn pipeline errors into clear exits."""
     from smallcaps.lock import LoadLocked
@@ -68,6 +78,7 @@ def _run_flow(label: str, fn, **kwargs) -> dict:
     from smallcaps import progress
 
     started = time.perf_counter()
+    _warm_up_gate()
     bar = Progress(
         SpinnerColumn(), TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
         TextColumn("{task.fields[step]}"), TimeElapsedColumn(), console=err, transient=False,
