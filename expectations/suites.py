@@ -339,7 +339,8 @@ def _streak_le_sessions(df: pl.DataFrame, params: Params) -> pl.DataFrame:
         )
         p = pl.concat([p, older.with_columns(pl.lit(None, dtype=pl.UInt32).alias("_row"), pl.lit(False).alias("_batch"))], how="diagonal")
     p = p.sort(*pair, "session_date").with_columns(pl.col("streak").shift(1).over(pair).alias("previous_streak"))
-    bad = pl.col("streak") > pl.col("previous_streak").fill_null(0) + 1
+    # A negative previous streak is streak_non_negative's to report, not this check's again.
+    bad = pl.col("streak") > pl.col("previous_streak").fill_null(0).clip(lower_bound=0) + 1
     return p.filter(pl.col("_batch")).sort("_row").select(bad.fill_null(False).alias("failed"), "previous_streak")
 
 
