@@ -82,16 +82,19 @@ def _nearest(closes: pl.LazyFrame, swings: pl.LazyFrame, flag: str, side: str) -
     )
     level = pl.col("_level")
     on_side = level < pl.col("close") if side == "below" else level > pl.col("close")
-    nearest = level.max() if side == "below" else level.min()
+    below = side == "below"
     return (
         closes.select("symbol", "_pos", "close")
         .join(visible, on=["symbol", "_pos"], how="inner")
         .filter(on_side)
         .group_by("symbol", "_pos")
         .agg(
-            nearest.alias(f"{name}_level"),
-            # Two swings at the same level: the more recent one names the date.
-            pl.col("_level_date").filter(level == nearest).max().alias(f"{name}_date"),
+            (level.max() if below else level.min()).alias(f"{name}_level"),
+            # The date of that level; of two swings at one level, the more recent.
+            pl.col("_level_date")
+            .sort_by(["_level", "_level_date"], descending=[below, True])
+            .first()
+            .alias(f"{name}_date"),
         )
     )
 
