@@ -15,6 +15,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
+from PIL import Image
 from typer.testing import CliRunner
 
 from smallcaps.cli import app
@@ -74,8 +75,6 @@ def test_a_missing_universe_and_index_are_named_not_drawn(without_sp600, expecte
     assert not any("russell2000" in item or "^RUT)" in item for item in every)
     # The chart that still has two pairs without rows says so on the image itself.
     rs_png = next(p for p in r.png_paths if p.stem == "relative-strength")
-    from PIL import Image
-
     with Image.open(rs_png) as im:
         assert "no rows, not drawn: ^RUT/^SP600, ^SP600/^GSPC" in im.info["Description"]
     assert "Not drawn, no data:" in r.markdown and "S&P 600 (sp600)" in r.markdown
