@@ -21,6 +21,7 @@ FRESHNESS = {
     "core.cohorts": "session_date",
     "core.equity_returns": "session_date",
     "marts.index_daily": "session_date",
+    "marts.index_performance": "session_date",
     "marts.relative_performance": "session_date",
     "marts.cohort_composition": "session_date",
     "marts.cohort_performance": "session_date",

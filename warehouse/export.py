@@ -22,6 +22,7 @@ from warehouse.db import columns, table_names
 # Mart -> the date column whose year partitions it (None: one file).
 PARTITION = {
     "marts.index_daily": "session_date",
+    "marts.index_performance": "session_date",
     "marts.relative_performance": "session_date",
     "marts.cohort_composition": "session_date",
     "marts.cohort_performance": "session_date",

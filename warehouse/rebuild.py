@@ -20,6 +20,7 @@ from warehouse.load import read, replace
 
 GATED_MARTS = (
     "marts.index_daily",
+    "marts.index_performance",
     "marts.relative_performance",
     "marts.cohort_composition",
     "marts.cohort_performance",
@@ -50,6 +51,7 @@ def derive(con: duckdb.DuckDBPyConnection, settings: Settings, as_of: date) -> t
     from transforms.cohorts import cohort_composition, cohorts
     from transforms.headlines import INDEX_NAMES, headlines
     from transforms.index_daily import index_daily, index_records
+    from transforms.index_performance import index_performance
     from transforms.membership import membership
     from transforms.relative_performance import relative_performance
     from transforms.returns import equity_returns
@@ -88,6 +90,10 @@ def derive(con: duckdb.DuckDBPyConnection, settings: Settings, as_of: date) -> t
 
     daily = timed("marts.index_daily", index_daily(index_bars))
     timed("marts.index_records", index_records(daily.lazy()))
+    timed(
+        "marts.index_performance",
+        index_performance(daily.lazy(), sessions_lf, anchors=settings.anchors, as_of=as_of),
+    )
     pairs = [(p.lead, p.lag) for p in settings.pairs]
     timed("marts.relative_performance", relative_performance(daily.lazy(), pairs))
 
@@ -111,6 +117,7 @@ def derive(con: duckdb.DuckDBPyConnection, settings: Settings, as_of: date) -> t
             out["marts.cohort_composition"].lazy(),
             out["marts.cohort_performance"].lazy(),
             out["marts.sector_daily"].lazy(),
+            index_performance=out["marts.index_performance"].lazy(),
             pairs=pairs,
             anchors=settings.anchors,
             names=INDEX_NAMES,
