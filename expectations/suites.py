@@ -671,6 +671,9 @@ INDEX_DAILY_SCHEMA: dict[str, pl.DataType] = {
     "ytd_return": pl.Float64, "is_record_close": pl.Boolean, "records_ytd": pl.Int32,
     "drawdown_from_record": pl.Float64, "rsi_14": pl.Float64, "sma_50": pl.Float64, "sma_200": pl.Float64,
     "high_52w": pl.Float64, "low_52w": pl.Float64,
+    # Migration 0005 appends these (transforms/index_levels.py).
+    "change_5d": pl.Float64, "ret_5d": pl.Float64, "support_level": pl.Float64, "support_date": pl.Date,
+    "resistance_level": pl.Float64, "resistance_date": pl.Date,
 }
 RELATIVE_PERFORMANCE_SCHEMA: dict[str, pl.DataType] = {
     "lead_symbol": pl.String, "lag_symbol": pl.String, "session_date": pl.Date, "lead_ret": pl.Float64,
@@ -685,6 +688,10 @@ COHORT_PERFORMANCE_SCHEMA: dict[str, pl.DataType] = {
     "universe": pl.String, "anchor": pl.String, "cohort": pl.String, "session_date": pl.Date,
     "anchor_date": pl.Date, "members": pl.Int32, "priced": pl.Int32, "return_equal_weight": pl.Float64,
     "return_cap_weight": pl.Float64, "return_median": pl.Float64,
+}
+INDEX_PERFORMANCE_SCHEMA: dict[str, pl.DataType] = {
+    "symbol": pl.String, "anchor": pl.String, "session_date": pl.Date, "anchor_date": pl.Date,
+    "anchor_close": pl.Float64, "close": pl.Float64, "return_since_anchor": pl.Float64,
 }
 SECTOR_DAILY_SCHEMA: dict[str, pl.DataType] = {
     "universe": pl.String, "sector": pl.String, "session_date": pl.Date, "members": pl.Int32,
@@ -701,9 +708,54 @@ def _returns_above_minus_one(cols: tuple[str, ...]) -> list[Expectation]:
     return [_range(f"{c}_ge_minus_1", c, -1, None, f"{c} is a price return: a price cannot fall below 0, so it is >= -1") for c in cols]
 
 
+def _gt(name: str, a: str, b: str, why: str) -> Expectation:
+    """a > b strictly where both are present (a null level or date is another check's business)."""
+    return Expectation(
+        name,
+        "error",
+        why,
+        columns=(a, b),
+        gx="ExpectColumnPairValuesAToBeGreaterThanB",
+        kwargs={"column_A": a, "column_B": b, "or_equal": False, "ignore_row_if": "either_value_is_missing"},
+        failing=_mask(lambda schema: _present(a, schema) & _present(b, schema) & (pl.col(a) <= pl.col(b))),
+        show=(a, b),
+    )
+
+
+def _index_level_checks() -> list[Expectation]:
+    """The bounded-window columns of marts.index_daily (transforms/index_levels.py)."""
+    return [
+        _gt("support_below_close", "close", "support_level", "support is a swing low strictly below the close"),
+        _gt("resistance_above_close", "resistance_level", "close", "resistance is a swing high strictly above the close"),
+        _gt(
+            "support_date_before_session", "session_date", "support_date",
+            "a swing is confirmed by later sessions: it lies before the session that uses it (no look-ahead)",
+        ),
+        _gt(
+            "resistance_date_before_session", "session_date", "resistance_date",
+            "a swing is confirmed by later sessions: it lies before the session that uses it (no look-ahead)",
+        ),
+    ]
+
+
+def _index_performance_suite() -> Suite:
+    return _mart(
+        "marts.index_performance", "one row per index, anchor and session", ("symbol", "anchor", "session_date"),
+        INDEX_PERFORMANCE_SCHEMA, tuple(INDEX_PERFORMANCE_SCHEMA),
+        [
+            _finite("returns_finite", ("anchor_close", "close", "return_since_anchor"), "closes and returns are finite numbers"),
+            _positive("close"),
+            _positive("anchor_close"),
+            *_returns_above_minus_one(("return_since_anchor",)),
+            _ge("session_ge_anchor", "session_date", "anchor_date", "performance since an anchor starts at the anchor session"),
+            *_session_checks(),
+        ],
+    )
+
+
 def _mart_suites() -> list[Suite]:
-    idx_returns = ("ret_1d", "ytd_return", "drawdown_from_record")
-    idx_levels = ("close", "rsi_14", "sma_50", "sma_200", "high_52w", "low_52w")
+    idx_returns = ("ret_1d", "ytd_return", "drawdown_from_record", "ret_5d")
+    idx_levels = ("close", "rsi_14", "sma_50", "sma_200", "high_52w", "low_52w", "change_5d", "support_level", "resistance_level")
     rel_returns = ("lead_ret", "lag_ret", "spread", "ytd_spread")
     perf_returns = ("return_equal_weight", "return_cap_weight", "return_median")
     sector_returns = ("return_equal_weight", "return_cap_weight")
@@ -714,7 +766,8 @@ def _mart_suites() -> list[Suite]:
             [
                 _finite("returns_finite", idx_returns + idx_levels, "returns and levels are finite numbers (null where undefined)"),
                 _positive("close"),
-                *_returns_above_minus_one(("ret_1d", "ytd_return")),
+                *_returns_above_minus_one(("ret_1d", "ytd_return", "ret_5d")),
+                *_index_level_checks(),
                 _range("drawdown_in_range", "drawdown_from_record", -1, 0, "close / record close - 1 lies in [-1, 0]"),
                 _range("rsi_in_range", "rsi_14", 0, 100, "RSI is bounded to 0..100 by construction"),
                 _range("records_ytd_non_negative", "records_ytd", 0, None, "a count of record closes"),
@@ -802,6 +855,7 @@ def _mart_suites() -> list[Suite]:
                 *_session_checks(),
             ],
         ),
+        _index_performance_suite(),
     ]
 
 

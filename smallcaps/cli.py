@@ -367,6 +367,8 @@ def report(
     for png in r.png_paths:
         console.print(f"chart: {png}", soft_wrap=True, highlight=False, markup=False)
     console.print(f"latest: {r.latest_path} -> {os.readlink(r.latest_path)}", soft_wrap=True, highlight=False, markup=False)
+    for text in r.absent:
+        console.print(f"not drawn: {text}", soft_wrap=True, highlight=False, markup=False)
     console.print(f"data quality: {r.dq_status}; written in {r.seconds:.1f} s")
 
 

@@ -181,14 +181,24 @@ DATASETS: tuple[Dataset, ...] = (
             _c("sma_200", pl.Float64, "mean of the last 200 closes; null before 200 sessions", "index points"),
             _c("high_52w", pl.Float64, "highest close of the last 252 sessions (today included); null before 252 sessions", "index points"),
             _c("low_52w", pl.Float64, "lowest close of the last 252 sessions (today included); null before 252 sessions", "index points"),
+            _c("change_5d", pl.Float64, "close - close 5 sessions earlier (one trading week); null for the first 5 sessions. For `^VIX`, points of volatility", "index points"),
+            _c("ret_5d", pl.Float64, "close / close 5 sessions earlier - 1; null for the first 5 sessions", "fraction"),
+            _c("support_level", pl.Float64, "the highest confirmed swing low strictly below the close, among swings of the last 126 sessions; null when there is none", "index points"),
+            _c("support_date", pl.Date, "the session of that swing low"),
+            _c("resistance_level", pl.Float64, "the lowest confirmed swing high strictly above the close, among swings of the last 126 sessions; null when there is none", "index points"),
+            _c("resistance_date", pl.Date, "the session of that swing high"),
         ),
         key=("symbol", "session_date"),
         inputs=("raw.index_bars",),
         date_column="session_date",
         suite=True,
         export=True,
-        description="For `^VIX` the columns are computed the same way but only `close` and `ret_1d` are meaningful "
-        "(a \"record\" VIX is not a market high).",
+        description="A swing low (high) is a close strictly below (above) each of the 5 closes before it and the 5 "
+        "after it; it is *confirmed*, and used, only from the 5th session after it on, so no row reads a later close "
+        "([definitions](definitions.md#support-and-resistance)); each reads at most 130 earlier sessions of its symbol "
+        "(`transforms/index_levels.py`).\n\n"
+        "For `^VIX` the columns are computed the same way but only `close`, `ret_1d`, `change_5d` and `ret_5d` are "
+        "meaningful (a \"record\" VIX is not a market high).",
         examples=(
             "-- Record closes of the Russell 2000 this year\n"
             "SELECT session_date, close, records_ytd FROM marts.index_daily\n"
@@ -210,6 +220,37 @@ DATASETS: tuple[Dataset, ...] = (
         inputs=("marts.index_daily",),
         date_column=None,
         export=True,
+    ),
+    Dataset(
+        "marts.index_performance",
+        "one row per index symbol, anchor and session from the anchor on, where the index has a close both on the session and on the anchor session",
+        (
+            INDEX_SYMBOL,
+            _key("anchor", pl.String, "as configured: `ytd`, `1y`, or a date such as `2025-04-08`"),
+            SESSION,
+            _c("anchor_date", pl.Date, "the session the anchor resolves to (see `marts.cohort_performance`)", nullable=False),
+            _c("anchor_close", pl.Float64, "close on anchor_date", "index points", nullable=False),
+            _c("close", pl.Float64, "close on session_date", "index points", nullable=False),
+            _c("return_since_anchor", pl.Float64, "close / anchor_close - 1 (price return); 0 on the anchor session itself", "fraction", nullable=False),
+        ),
+        key=("symbol", "anchor", "session_date"),
+        inputs=("marts.index_daily", "core.sessions"),
+        date_column="session_date",
+        suite=True,
+        export=True,
+        settings=("anchors",),
+        description="Anchors come from settings (default `ytd`, `1y`, `2025-04-02`, `2025-04-08`) and resolve to the "
+        "same sessions as in `marts.cohort_performance`, so \"since 2025-04-08\" means one session for the indexes and "
+        "for the cohorts. An index without a close on the anchor session (its history starts later) has no rows for that "
+        "anchor; a dated anchor has no rows before its date. For `ytd` it equals `marts.index_daily.ytd_return` (both are "
+        "measured from the last close of the previous year).",
+        examples=(
+            "-- \"The Russell 2000 +40.2% since the April 8 low vs +39.2% for the S&P 500\"\n"
+            "SELECT symbol, anchor_date, anchor_close, close, return_since_anchor\n"
+            "FROM marts.index_performance\n"
+            "WHERE anchor = '2025-04-08' AND symbol IN ('^RUT', '^GSPC')\n"
+            "  AND session_date = (SELECT max(session_date) FROM marts.index_performance);",
+        ),
     ),
     Dataset(
         "marts.relative_performance",
@@ -319,13 +360,13 @@ DATASETS: tuple[Dataset, ...] = (
         ),
         key=("as_of_date", "fact_key"),
         inputs=(
-            "marts.index_daily", "marts.index_records", "marts.relative_performance", "marts.cohort_composition",
-            "marts.cohort_performance", "marts.sector_daily",
+            "marts.index_daily", "marts.index_records", "marts.index_performance", "marts.relative_performance",
+            "marts.cohort_composition", "marts.cohort_performance", "marts.sector_daily",
         ),
         date_column="as_of_date",
         export=True,
         settings=("pairs", "anchors"),
-        description="Every night keeps its facts, so past nights can be read back. A fact whose inputs are missing that night is absent, never invented. Each sentence is made only from mart rows of that night (plus the history those marts carry); `inputs` holds them as JSON.\n\nFact families (in reading order):\n\n| fact_key | when present | value, unit | example sentence |\n| --- | --- | --- | --- |\n| `index_record:SYM` | the index closed at a record | close, index_points | Russell 2000 closed at a record 2,723.96, its 7th record close of 2026 |\n| `index_from_record:SYM` | otherwise (not on the first session of history) | drawdown_from_record, fraction | Russell 2000 closed at 2,700.00, 1.8% below its record close of 2,750.00 on 2026-01-20; 6 record closes so far in 2026 |\n| `streak:LEAD/LAG` | the pair has a row that night | streak, sessions | Russell 2000 beat the S&P 500 for a 14th straight session, the longest streak since 1996-05-22 (+0.8% vs +0.2%) |\n| `ytd:SYM` | ytd_return is known | ytd_return, fraction | Russell 2000 +8.7% year to date, at 2,717.50 against 2,500.00 at the end of 2025 |\n| `ytd_spread:LEAD/LAG` | both YTD returns are known | ytd_spread, bp | Year to date the Russell 2000 is +8.7% vs +0.4% for the S&P 500, 830 bp ahead |\n| `cohort_shares:UNIVERSE` | composition rows that night | profitable share, fraction | 57% of Russell 2000 members are profitable, 41% unprofitable, 2% without earnings data (1,962 members, cohort rule v1) |\n| `cohort_spread:UNIVERSE:ANCHOR` | both cohorts have an equal-weight return | unprofitable - profitable, bp | Russell 2000: unprofitable members +53.1% since 2025-04-08 vs +22.4% for profitable ones, a 3,070 bp gap |\n| `universe_spread:ANCHOR` | cohort `all` present for russell2000 and sp600 | difference, bp | Russell 2000 members +40.0% since 2025-04-08 vs +25.0% for S&P 600 members (equal weight), 1,500 bp ahead |\n| `rsi:SYM` | RSI-14 above 70 or below 30 | rsi_14, level | Russell 2000 RSI-14 at 73.4, above 70 (overbought) |\n| `sector_best:UNIVERSE`, `sector_worst:UNIVERSE` | at least two sectors with a return | sector return, fraction | Best Russell 2000 sector of the day: Energy +2.3% (equal weight, 80 members; 3 sectors) |\n| `volatility:SYM` | the VIX has a row that night | close, level | VIX at 16.00, down 4.00 points (-20.0%) over the week (5 sessions, from 20.00 on 2026-01-14) |\n\nSymbols are ordered as configured (Russell 2000, S&P 500, S&P SmallCap 600, Nasdaq, VIX), pairs and\nanchors as in settings. Cohort and sector figures in headlines use equal-weight returns.",
+        description="Every night keeps its facts, so past nights can be read back. A fact whose inputs are missing that night is absent, never invented. Each sentence is made only from mart rows of that night (plus the history those marts carry); `inputs` holds them as JSON.\n\nFact families:\n\n| fact_key | when present | value, unit | example sentence |\n| --- | --- | --- | --- |\n| `index_record:SYM` | the index closed at a record | close, index_points | Russell 2000 closed at a record 2,723.96, its 7th record close of 2026 |\n| `index_from_record:SYM` | otherwise (not on the first session of history) | drawdown_from_record, fraction | Russell 2000 closed at 2,700.00, 1.8% below its record close of 2,750.00 on 2026-01-20; 6 record closes so far in 2026 |\n| `streak:LEAD/LAG` | the pair has a row that night | streak, sessions | Russell 2000 beat the S&P 500 for an 11th straight session, the longest streak since 1996-05-22 (+0.8% vs +0.2%) |\n| `ytd:SYM` | ytd_return is known | ytd_return, fraction | Russell 2000 +8.7% year to date, at 2,717.50 against 2,500.00 at the end of 2025 |\n| `ytd_spread:LEAD/LAG` | both YTD returns are known | ytd_spread, bp | Year to date the Russell 2000 is +8.7% vs +0.4% for the S&P 500, 830 bp ahead |\n| `index_since:LEAD/LAG:ANCHOR` | the first configured pair, each dated anchor, both indexes have a `marts.index_performance` row | lead - lag return, bp | Since 2025-04-08 the Russell 2000 is +40.2% vs +39.2% for the S&P 500, 102 bp ahead |\n| `cohort_shares:UNIVERSE` | composition rows that night | profitable share, fraction | 57% of Russell 2000 members are profitable, 41% unprofitable, 2% without earnings data (1,962 members, cohort rule v1) |\n| `cohort_spread:UNIVERSE:ANCHOR` | both cohorts have an equal-weight return | unprofitable - profitable, bp | Russell 2000: unprofitable members +53.1% since 2025-04-08 vs +22.4% for profitable ones, a 3,070 bp gap |\n| `universe_spread:ANCHOR` | cohort `all` present for russell2000 and sp600 | difference, bp | Russell 2000 members +40.0% since 2025-04-08 vs +25.0% for S&P 600 members (equal weight), 1,500 bp ahead |\n| `rsi:SYM` | RSI-14 above 70 or below 30 | rsi_14, level | Russell 2000 RSI-14 at 73.4, above 70 (overbought) |\n| `sector_best:UNIVERSE`, `sector_worst:UNIVERSE` | at least two sectors with a return | sector return, fraction | Best Russell 2000 sector of the day: Energy +2.3% (equal weight, 80 members; 3 sectors) |\n| `volatility:SYM` | the VIX has a row that night | close, level | VIX at 16.00, down 4.00 points (-20.0%) over the week (5 sessions, from 20.00 on 2026-01-14): `change_5d` and `ret_5d` of `marts.index_daily` |\n\n`rank` puts first the five facts a market note opens with, those the night has, in this order: the\nmain index's `index_record` (or `index_from_record`), the main pair's `streak`, its `ytd_spread`,\nthe main universe's `cohort_spread` since the first dated anchor, its `cohort_shares`. \"Main\" is what\nsettings put first: the first pair (its lead is the main index) and `russell2000`. Every other fact\nfollows, by family in the order of the table above, then symbols in configured order (Russell 2000,\nS&P 500, S&P SmallCap 600, Nasdaq, VIX), pairs, universes and anchors as in settings. Cohort and\nsector figures in headlines use equal-weight returns.\n\nEvery number in a sentence is rounded half away from zero (0.0125 -> +1.3%, 0.00125 -> 13 bp), the\n`value` of a bp fact the same way; \"a\" or \"an\" before a number follows how it is said (\"an 11th\nstraight session\", \"an 8-session winning streak\", \"an 800 bp gap\"). A streak longer than any\nearlier one says where the loaded history starts (\"the longest streak in the loaded history, which\nstarts 2000-01-03\"): the later of the two indexes' `index_records.history_start`.",
         examples=("-- Tonight's headlines\nSELECT rank, sentence FROM marts.headlines\nWHERE as_of_date = (SELECT max(as_of_date) FROM marts.headlines) ORDER BY rank;",),
     ),
 )

@@ -43,7 +43,7 @@ from matplotlib.ticker import FuncFormatter, PercentFormatter
 from PIL import Image, PngImagePlugin  # Pillow: matplotlib's own image dependency
 
 from smallcaps.settings import Settings
-from transforms.headlines import INDEX_NAMES, UNIVERSE_NAMES
+from transforms.headlines import INDEX_NAMES, UNIVERSE_NAMES, rounded
 
 # Volatility indexes get their own chart: a "record" VIX or its RSI means nothing (docs/marts.md).
 VOLATILITY_SYMBOLS = ("^VIX",)
@@ -61,6 +61,18 @@ COHORT_COLORS = {"profitable": "#1b7837", "unprofitable": "#c2410c", "no_data": 
 DPI = 100
 FOOTER_IN = 0.42  # height of the two footer lines, inches
 LEGEND_IN = 0.3  # height of a one-row figure legend, inches
+
+
+# The marts whose latest session the data-quality section lists, with their date column.
+FRESHNESS = (
+    ("marts.index_daily", "session_date"),
+    ("marts.index_performance", "session_date"),
+    ("marts.relative_performance", "session_date"),
+    ("marts.cohort_composition", "session_date"),
+    ("marts.cohort_performance", "session_date"),
+    ("marts.sector_daily", "session_date"),
+    ("marts.headlines", "as_of_date"),
+)
 
 
 class ReportError(RuntimeError):
@@ -93,6 +105,8 @@ class Report:
     dq_status: str
     seconds: float
     markdown: str
+    # What the page says is absent (a chart not drawn for lack of rows), "section: why", page order.
+    absent: tuple[str, ...] = ()
 
 
 @dataclass
@@ -199,22 +213,29 @@ def _read_night(con: duckdb.DuckDBPyConnection, settings: Settings, as_of: date 
     publishes = _frame(
         con, "SELECT load_id, as_of_date, bytes, published_at FROM meta.publishes ORDER BY published_at DESC LIMIT 5"
     )
+    # A snapshot published before a migration added a mart lacks it until the next load publishes.
+    present_tables = set(
+        _frame(con, "SELECT table_schema || '.' || table_name AS t FROM information_schema.tables")["t"].to_list()
+    )
     freshness = [
-        (t, _frame(con, f"SELECT max({col}) AS d FROM {t}").item())
-        for t, col in (
-            ("marts.index_daily", "session_date"),
-            ("marts.relative_performance", "session_date"),
-            ("marts.cohort_composition", "session_date"),
-            ("marts.cohort_performance", "session_date"),
-            ("marts.sector_daily", "session_date"),
-            ("marts.headlines", "as_of_date"),
-        )
+        (t, _frame(con, f"SELECT max({col}) AS d FROM {t}").item() if t in present_tables else None)
+        for t, col in FRESHNESS
     ]
 
+    # Columns added by migration 0005 read as null from a snapshot published before it.
+    daily_columns = set(
+        _frame(con, "SELECT column_name AS c FROM information_schema.columns "
+               "WHERE table_schema = 'marts' AND table_name = 'index_daily'")["c"].to_list()
+    )  # fmt: skip
+    later = ", ".join(
+        c if c in daily_columns else f"CAST(NULL AS {t}) AS {c}"
+        for c, t in (("change_5d", "DOUBLE"), ("ret_5d", "DOUBLE"), ("support_level", "DOUBLE"),
+                     ("support_date", "DATE"), ("resistance_level", "DOUBLE"), ("resistance_date", "DATE"))
+    )  # fmt: skip
     index_daily = _frame(
         con,
-        "SELECT symbol, session_date, close, ret_1d, is_record_close, records_ytd, rsi_14, sma_50, sma_200 "
-        "FROM marts.index_daily WHERE session_date BETWEEN $s AND $d ORDER BY symbol, session_date",
+        "SELECT symbol, session_date, close, ret_1d, is_record_close, records_ytd, rsi_14, sma_50, sma_200, "
+        f"{later} FROM marts.index_daily WHERE session_date BETWEEN $s AND $d ORDER BY symbol, session_date",
         s=window_start,
         d=as_of,
     )
@@ -336,9 +357,10 @@ def _slug(text: str) -> str:
 
 
 def _pct(value: float | None, digits: int = 1) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
+    """A signed percentage, rounded like the headlines (half away from zero)."""
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return "n/a"
-    return f"{value * 100:+.{digits}f}%"
+    return f"{rounded(value, digits, scale=100):+.{digits}f}%"
 
 
 def _anchor_title(anchor: str, anchor_date: date | None) -> str:
@@ -442,9 +464,9 @@ class _ChartMaker:
 
     # -- one method per chart --------------------------------------------------------------------
 
-    def relative_strength(self) -> Chart:
+    def relative_strength(self, pairs: list[tuple[str, str]], not_drawn: list[tuple[str, str]]) -> Chart:
+        """One panel per pair in `pairs` (those with rows); `not_drawn` are named on the chart."""
         n = self.night
-        pairs = n.pairs or [("?", "?")]
         cols = 2 if len(pairs) > 1 else 1
         rows = math.ceil(len(pairs) / cols)
         fig, grid = self.figure(12, 3.0 * rows + 1.7, rows, cols, legend=True, hspace_in=0.45, sharex=True)
@@ -481,7 +503,8 @@ class _ChartMaker:
             last = d.row(-1, named=True)
             since = f", longest since {last['longest_since']}" if last["streak"] and last["longest_since"] else ""
             if last["streak"] and last["longest_since"] is None:
-                since = ", longest in loaded history"
+                start = max(n.history_start.get(lead, n.first_session), n.history_start.get(lag, n.first_session))
+                since = f", longest in the loaded history (from {start})"
             ax.text(
                 0.01, 0.97,
                 f"streak tonight: {last['streak']} session(s){since}\n"
@@ -506,7 +529,8 @@ class _ChartMaker:
             title="Relative strength of each pair (lead / lag, 100 at window start)",
             alt="Relative strength line of each index pair with outperformance streaks shaded",
             tables=("marts.relative_performance",),
-            note="streak: consecutive sessions with lead return > lag return (strictly)",
+            note="streak: consecutive sessions with lead return > lag return (strictly)"
+            + (f"; no rows, not drawn: {', '.join(f'{a}/{b}' for a, b in not_drawn)}" if not_drawn else ""),
         )
 
     def index(self, symbol: str) -> Chart:
@@ -546,7 +570,14 @@ class _ChartMaker:
                 transform=ax.transAxes, fontsize=8, va="top",
                 bbox=dict(boxstyle="round", fc="white", ec="#cccccc", alpha=0.9),
             )
-            ax.legend(loc="lower right", fontsize=8, ncols=2)
+            for col, color, label in (("support", "#15803d", "support"), ("resistance", "#b91c1c", "resistance")):
+                if last[f"{col}_level"] is not None:
+                    ax.axhline(
+                        last[f"{col}_level"], color=color, lw=0.9, ls=":",
+                        label=f"{label} tonight {last[f'{col}_level']:,.2f} (swing close of {last[f'{col}_date']})",
+                    )
+            # The support and resistance lines make the legend tall: let matplotlib find the emptiest corner.
+            ax.legend(loc="best", fontsize=8, ncols=2, framealpha=0.9)
             rsi = d["rsi_14"].to_list()
             rsi_ax.plot(days, rsi, color="#111827", lw=1)
             for level, color in ((70, "#b91c1c"), (30, "#15803d")):
@@ -567,7 +598,8 @@ class _ChartMaker:
             title=f"{name} ({symbol}): close with record closes marked, RSI-14 below",
             alt=f"{name} closes over 12 months with record closes marked, and RSI-14",
             tables=("marts.index_daily",),
-            note="record: close strictly above every earlier loaded close; RSI-14 with Wilder's smoothing",
+            note="record: close strictly above every earlier loaded close; RSI-14 with Wilder's smoothing; "
+            "support / resistance: nearest confirmed swing close below / above tonight's close, last 126 sessions",
         )
 
     def vix(self, symbol: str) -> Chart:
@@ -590,6 +622,12 @@ class _ChartMaker:
             hi = d.sort("close").row(-1, named=True)
             ax.annotate(f"high {hi['close']:.2f} ({hi['session_date']})", (hi["session_date"], hi["close"]),
                         xytext=(8, -4), textcoords="offset points", fontsize=8, va="top")
+            if last["change_5d"] is not None:
+                ax.text(
+                    0.01, 0.97, f"over 5 sessions: {rounded(last['change_5d'], 2):+,.2f} points ({_pct(last['ret_5d'])})",
+                    transform=ax.transAxes, fontsize=8, va="top",
+                    bbox=dict(boxstyle="round", fc="white", ec="#cccccc", alpha=0.9),
+                )
             _date_axis(ax)
         return self.finish(
             fig,
@@ -661,9 +699,9 @@ class _ChartMaker:
             note="cohorts fixed at the anchor session (rule v1), buy and hold",
         )
 
-    def cohort_composition(self) -> Chart:
+    def cohort_composition(self, universes: list[str]) -> Chart:
+        """One row of panels per universe in `universes` (those with rows)."""
         n = self.night
-        universes = n.universes or ["?"]
         fig, axes = self.figure(12, 3.0 * len(universes) + 1.9, len(universes), 2, legend=True,
                                 top_in=0.9, hspace_in=0.75, sharex=True)
         for (ax_m, ax_w), universe in zip(axes, universes):
@@ -815,7 +853,10 @@ def _streak_runs(streaks: list[int]) -> list[tuple[int, int]]:
 
 def _no_data(ax, message: str, fontsize: int = 10) -> None:
     ax.text(0.5, 0.5, message or "no data", transform=ax.transAxes, ha="center", va="center", fontsize=fontsize, color="#6b7280")
-    ax.set_xticks([])
+    # Hide this panel's x ticks without touching its locator: panels that share an x axis share
+    # the locator, and an empty tick list there left the date formatter of the drawn panels with
+    # nothing to format (matplotlib's ConciseDateFormatter then fails with an IndexError).
+    ax.tick_params(axis="x", which="both", bottom=False, labelbottom=False)
 
 
 def _date_axis(ax) -> None:
@@ -825,21 +866,72 @@ def _date_axis(ax) -> None:
     ax.grid(True, color="#e5e7eb", lw=0.6)
 
 
-def _charts(night: _Night) -> list[Chart]:
-    make = _ChartMaker(night)
-    charts = [make.relative_strength()]
-    for symbol in night.symbols:
-        if symbol not in VOLATILITY_SYMBOLS:
+def _charts(night: _Night) -> tuple[list[Chart], dict[str, list[str]]]:
+    """The charts that have something to draw, and per section what is absent and why.
+
+    A chart whose every panel would be empty is not drawn: its section says what is missing
+    instead. Within a chart that has data, an empty panel stays and says why (an anchor that does
+    not resolve yet, a pair without rows is named on the chart)."""
+    n = night
+    make = _ChartMaker(n)
+    charts: list[Chart] = []
+    absent: dict[str, list[str]] = {}
+    upto = f"between {n.window_start} and {n.as_of}"
+    loaded = sorted(set(n.index_daily["symbol"].to_list()))
+
+    def missing(section: str, text: str) -> None:
+        absent.setdefault(section, []).append(text)
+
+    found_pairs = set(n.relative.select("lead_symbol", "lag_symbol").unique().iter_rows())
+    drawn = [p for p in n.pairs if p in found_pairs]
+    for lead, lag in n.pairs:
+        if (lead, lag) not in found_pairs:
+            why = [s for s in (lead, lag) if s not in loaded]
+            cause = f"no {' or '.join(why)} rows in marts.index_daily" if why else "no session with both daily returns"
+            missing("relative-strength", f"{_name(lead)} vs {_name(lag)} ({lead}/{lag}): no rows in "
+                    f"marts.relative_performance {upto} ({cause})")
+    if drawn:
+        charts.append(make.relative_strength(drawn, [p for p in n.pairs if p not in found_pairs]))
+    elif not n.pairs:
+        missing("relative-strength", "no pairs are configured (SMALLCAPS_PAIRS)")
+
+    for symbol in n.symbols:
+        section = "vix" if symbol in VOLATILITY_SYMBOLS else "indexes"
+        if symbol not in loaded:
+            missing(section, f"{_name(symbol)} ({symbol}): no rows in marts.index_daily {upto}")
+        elif symbol not in VOLATILITY_SYMBOLS:
             charts.append(make.index(symbol))
-    for universe in night.universes:
-        charts.append(make.cohort_performance(universe))
-    charts.append(make.cohort_composition())
-    for universe in night.universes:
-        charts.append(make.sectors(universe))
-    for symbol in night.symbols:
-        if symbol in VOLATILITY_SYMBOLS:
+
+    with_members = set(n.composition["universe"].to_list())
+    with_performance = set(n.cohort_perf["universe"].to_list())
+    for universe in n.universes:
+        name = f"{_universe_name(universe)} ({universe})"
+        if universe in with_performance:
+            charts.append(make.cohort_performance(universe))
+        elif universe in with_members:
+            missing("cohort-performance", f"{name}: no rows in marts.cohort_performance on {n.as_of}: none of "
+                    f"the anchors ({', '.join(n.anchors)}) resolves to a session with members yet")
+        else:
+            missing("cohort-performance", f"{name}: no members, so no cohorts: marts.cohort_composition and "
+                    f"marts.cohort_performance have no rows for it {upto} (no holdings of it are loaded for these sessions)")
+    if with_members:
+        charts.append(make.cohort_composition([u for u in n.universes if u in with_members]))
+    for universe in n.universes:
+        if universe not in with_members:
+            missing("cohort-composition", f"{_universe_name(universe)} ({universe}): no rows in "
+                    f"marts.cohort_composition {upto}")
+
+    with_sectors = set(n.sectors["universe"].to_list())
+    for universe in n.universes:
+        if universe in with_sectors:
+            charts.append(make.sectors(universe))
+        else:
+            missing("sectors", f"{_universe_name(universe)} ({universe}): no rows in marts.sector_daily up to {n.as_of}")
+
+    for symbol in n.symbols:
+        if symbol in VOLATILITY_SYMBOLS and symbol in loaded:
             charts.append(make.vix(symbol))
-    return charts
+    return charts, absent
 
 
 # Data quality -----------------------------------------------------------------------------------
@@ -857,9 +949,11 @@ def _dq_status(night: _Night) -> tuple[str, str]:
     checks = f"{passed:,} of {r.height:,} expectations passed"
     if load["status"] != "succeeded" or failed_errors:
         return "failed", f"load {load['load_id']} {load['status']}; {checks}, {failed_errors:,} error-level failure(s)"
-    behind = [t for t, d in night.freshness if d is None or d < night.snapshot_as_of]
-    if failed_warnings or behind:
+    behind = [t for t, d in night.freshness if d is not None and d < night.snapshot_as_of]
+    empty = [t for t, d in night.freshness if d is None]
+    if failed_warnings or behind or empty:
         why = [checks, f"{failed_warnings:,} warning(s)"] + ([f"stale: {', '.join(behind)}"] if behind else [])
+        why += [f"no rows: {', '.join(empty)}"] if empty else []
         return "warning", f"load {load['load_id']} {load['status']}; " + "; ".join(why)
     if r.is_empty():
         return "warning", f"load {load['load_id']} {load['status']}; no expectation results recorded"
@@ -889,6 +983,8 @@ figure.chart img { max-width: 100%; height: auto; border: 1px solid #e5e7eb; }
 figcaption { font-size: 0.85rem; color: #374151; margin-top: 4px; }
 figcaption .meta { display: block; color: #6b7280; }
 figcaption .meta.flag { color: #b91c1c; font-weight: 600; }
+.absent { border-left: 3px solid #9ca3af; padding: 2px 12px; margin: 12px 0; color: #374151; font-size: 0.9rem; }
+.absent p { margin: 4px 0; font-weight: 600; } .absent ul { margin: 4px 0 6px; }
 footer { margin-top: 40px; font-size: 0.8rem; color: #6b7280; }
 """
 
@@ -1015,7 +1111,18 @@ def _dq_html(night: _Night, status: str, why: str) -> str:
     return "".join(parts)
 
 
-def _html(night: _Night, charts: list[Chart], status: str, why: str, seconds: float) -> str:
+def _section_heading(section_id: str) -> str:
+    return next(heading for sid, heading, _ in _SECTIONS if sid == section_id)
+
+
+def _absent_html(section_id: str, texts: list[str]) -> str:
+    if not texts:
+        return ""
+    items = "".join(f"<li>{_e(t)}</li>" for t in texts)
+    return f'<div class="absent" id="absent-{section_id}"><p>Not drawn, no data:</p><ul>{items}</ul></div>'
+
+
+def _html(night: _Night, charts: list[Chart], absent: dict[str, list[str]], status: str, why: str, seconds: float) -> str:
     n = night
     title = f"Small caps, the night of {n.as_of.isoformat()}"
     banner = (
@@ -1036,11 +1143,12 @@ def _html(night: _Night, charts: list[Chart], status: str, why: str, seconds: fl
     )
     for section_id, heading, text in _SECTIONS:
         figs = [c for c in charts if c.section == section_id]
-        if not figs:
+        gone = absent.get(section_id, [])
+        if not figs and not gone:
             continue
         sections.append(
             f'<section id="{section_id}"><h2>{_e(heading)}</h2><p class="sub">{_e(text.format(min_streak=MIN_SHADED_STREAK))}</p>'
-            + "".join(_figure_html(c, n) for c in figs) + "</section>"
+            + "".join(_figure_html(c, n) for c in figs) + _absent_html(section_id, gone) + "</section>"
         )
     sections.append(f'<section id="data-quality"><h2>Data quality and freshness</h2>{_dq_html(n, status, why)}</section>')
     nav = "".join(
@@ -1067,7 +1175,9 @@ def _html(night: _Night, charts: list[Chart], status: str, why: str, seconds: fl
     )
 
 
-def _markdown(night: _Night, html_path: Path, charts: list[Chart], status: str, why: str, seconds: float) -> str:
+def _markdown(
+    night: _Night, html_path: Path, charts: list[Chart], absent: dict[str, list[str]], status: str, why: str, seconds: float
+) -> str:
     n = night
     lines = [f"# Small caps, the night of {n.as_of.isoformat()}", ""]
     if n.is_synthetic:
@@ -1084,6 +1194,9 @@ def _markdown(night: _Night, html_path: Path, charts: list[Chart], status: str, 
         lines.append(f"| {rank} | {sentence.replace('|', chr(92) + '|')} |")
     if n.headlines.is_empty():
         lines.append(f"| | no headlines for {n.as_of} |")
+    gone = [f"- {_section_heading(sid)}: {text}" for sid, *_ in _SECTIONS for text in absent.get(sid, [])]
+    if gone:
+        lines += ["", "Not drawn, no data:", "", *gone]
     return "\n".join(lines) + "\n"
 
 
@@ -1127,7 +1240,7 @@ def write_report(settings: Settings, as_of: date | None = None) -> Report:
         night = _read_night(con, settings, as_of)
     finally:
         con.close()
-    charts = _charts(night)
+    charts, absent = _charts(night)
     status, why = _dq_status(night)
 
     night_dir = settings.report_dir / night.as_of.isoformat()
@@ -1143,7 +1256,7 @@ def write_report(settings: Settings, as_of: date | None = None) -> Report:
             stale.unlink()
     html_path = night_dir / "index.html"
     seconds = time.perf_counter() - started
-    _write_atomic(html_path, _html(night, charts, status, why, seconds).encode("utf-8"))
+    _write_atomic(html_path, _html(night, charts, absent, status, why, seconds).encode("utf-8"))
     latest = _point_latest(settings.report_dir, night_dir)
     seconds = time.perf_counter() - started
     return Report(
@@ -1155,5 +1268,6 @@ def write_report(settings: Settings, as_of: date | None = None) -> Report:
         is_synthetic=night.is_synthetic,
         dq_status=status,
         seconds=round(seconds, 2),
-        markdown=_markdown(night, html_path, charts, status, why, seconds),
+        markdown=_markdown(night, html_path, charts, absent, status, why, seconds),
+        absent=tuple(f"{_section_heading(sid)}: {text}" for sid, *_ in _SECTIONS for text in absent.get(sid, [])),
     )

@@ -605,6 +605,33 @@ def _relative_performance_history(ctx: Context, rows: pl.DataFrame) -> pl.DataFr
         ctx.con.unregister("_firsts")
 
 
+def _index_performance_scope(ctx: Context, changes: Changes) -> pl.DataFrame:
+    """A changed close reaches the sessions from its date on: its own rows, and every row whose
+    anchor session it is (anchor sessions are never after the session)."""
+    got = changes.of("marts.index_daily")
+    parts = []
+    if got is not None:
+        starts = got.rows().group_by("symbol").agg(pl.col("session_date").min().alias("from_date"))
+        parts.append(starts.with_columns(pl.lit(ctx.until).alias("to_date")))
+    new_sessions = changes.of("core.sessions")
+    if new_sessions is not None:
+        parts.append(pl.DataFrame({"from_date": [new_sessions.new.get_column("session_date").min()], "to_date": [ctx.until]}))
+    if not parts:
+        return scope_frame(None, ("symbol",))
+    return scope_frame(pl.concat(parts, how="diagonal_relaxed"), ("symbol",))
+
+
+def _index_performance_compute(ctx: Context, scope: pl.DataFrame) -> pl.DataFrame:
+    from transforms.index_performance import index_performance
+
+    symbols = scope.get_column("symbol").drop_nulls().unique().to_list() if "symbol" in scope.columns else []
+    if not symbols or scope.get_column("symbol").null_count():
+        symbols = [r[0] for r in ctx.con.execute("SELECT DISTINCT symbol FROM marts.index_daily").fetchall()]
+    daily = _read_index_daily(ctx, symbols).filter(pl.col("session_date") <= ctx.until)
+    sessions = read(ctx.con, "SELECT session_date FROM core.sessions WHERE session_date <= ?", [ctx.until])
+    return index_performance(daily.lazy(), sessions.lazy(), anchors=ctx.anchors, as_of=ctx.until).collect()
+
+
 # marts.headlines ----------------------------------------------------------------------------------
 
 # A night's index and pair facts read a few earlier sessions (the VIX five sessions back, the
@@ -615,7 +642,7 @@ HEADLINE_REACH_SESSIONS = 6
 def _headlines_scope(ctx: Context, changes: Changes) -> pl.DataFrame:
     nights: list[date] = []
     firsts: list[date] = []
-    for table in ("marts.index_daily", "marts.relative_performance"):
+    for table in ("marts.index_daily", "marts.relative_performance", "marts.index_performance"):
         got = changes.of(table)
         if got is not None:
             firsts.append(got.rows().get_column("session_date").min())
@@ -660,6 +687,7 @@ def _headlines_compute(ctx: Context, scope: pl.DataFrame) -> pl.DataFrame:
             at("marts.cohort_composition"),
             at("marts.cohort_performance"),
             at("marts.sector_daily"),
+            index_performance=at("marts.index_performance"),
             pairs=ctx.pairs,
             anchors=ctx.anchors,
             names=ctx.index_names,
@@ -684,6 +712,7 @@ STEPS: dict[str, Step] = {
     "marts.index_records": Step(
         _index_records_scope, _index_records_compute, "make_date({t}.year, 1, 1)", _index_records_scope_all
     ),
+    "marts.index_performance": Step(_index_performance_scope, _index_performance_compute, "{t}.session_date"),
     "marts.relative_performance": Step(
         _relative_performance_scope, _relative_performance_compute, "{t}.session_date", gate_history=_relative_performance_history
     ),

@@ -8,9 +8,9 @@ Anchors (`smallcaps.settings.parse_anchor`), resolved per session on `sessions`:
 - `ytd`: anchor_date = the last session of the previous calendar year of session_date.
 - `1y`: anchor_date = the last session on or before the same calendar day one year before
   session_date (29 February -> 28 February).
-- an ISO date: anchor_date = the last session on or before that date; rows for sessions on or after it,
-  once `as_of` has reached the date (before that, the last loaded session is not yet the last
-  session before it: a later night may still come first).
+- an ISO date: anchor_date = the last session on or before that date; rows for sessions on or after
+  the date itself (a weekend date: from the next session on, measured from the session before it;
+  a date after `as_of`: no rows yet).
 An anchor that resolves to no loaded session (history too short) gives no rows.
 
 Returns, with members and cohorts fixed at the anchor session (core.cohorts on anchor_date):
@@ -84,10 +84,12 @@ def resolve_anchors(sessions: pl.LazyFrame, anchors: Sequence[str], *, as_of: da
             sess.with_columns(pl.lit(anchor).alias("anchor"), target.alias("_target"))
             .sort("_target")
             .join_asof(lookup, left_on="_target", right_on="anchor_date", strategy="backward")
-            .filter(pl.col("anchor_date").is_not_null(), pl.col("session_date") >= pl.col("anchor_date"))
+            # A session measures from its anchor only once the anchor's day has come: a dated anchor
+            # later than the session (or than as_of) would otherwise resolve to the last loaded
+            # session before it, which is not "the last session on or before that date" but merely
+            # the last one loaded. For ytd and 1y the target is always before the session.
+            .filter(pl.col("anchor_date").is_not_null(), pl.col("session_date") >= pl.col("_target"))
         )
-        if anchor not in ("ytd", "1y"):
-            resolved = resolved.filter(pl.col("_target") <= as_of)
         if anchor == "ytd":
             # With a hole in the loaded sessions the last session before 1 January could be from an
             # earlier year: that is not "the last session of the previous year".

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import polars as pl
 
+from transforms.index_levels import INDEX_LEVELS_SCHEMA, index_levels
+
 INDEX_DAILY_SCHEMA: dict[str, pl.DataType] = {
     "symbol": pl.String,
     "session_date": pl.Date,
@@ -26,6 +28,8 @@ INDEX_DAILY_SCHEMA: dict[str, pl.DataType] = {
     "sma_200": pl.Float64,
     "high_52w": pl.Float64,
     "low_52w": pl.Float64,
+    # Added by migration 0005 (at the end of the table, hence here): transforms/index_levels.py.
+    **{c: t for c, t in INDEX_LEVELS_SCHEMA.items() if c not in ("symbol", "session_date")},
 }
 
 INDEX_RECORDS_SCHEMA: dict[str, pl.DataType] = {
@@ -129,6 +133,10 @@ def index_daily(index_bars: pl.LazyFrame) -> pl.LazyFrame:
         .with_columns(
             records_ytd=pl.col("is_record_close").cast(pl.Int32).cum_sum().over("symbol", "year"),
         )
+        # The bounded-window columns (weekly change, support and resistance) live in their own
+        # module so an incremental night can run them on a look-back window alone.
+        .join(index_levels(bars), on=["symbol", "session_date"], how="left")
+        .sort("symbol", "session_date")
     )
     return out.select([pl.col(c).cast(t) for c, t in INDEX_DAILY_SCHEMA.items()])
 

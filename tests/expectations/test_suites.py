@@ -25,6 +25,7 @@ from expectations.suites import (
     COHORT_COMPOSITION_SCHEMA,
     COHORT_PERFORMANCE_SCHEMA,
     INDEX_DAILY_SCHEMA,
+    INDEX_PERFORMANCE_SCHEMA,
     RELATIVE_PERFORMANCE_SCHEMA,
     SECTOR_DAILY_SCHEMA,
 )
@@ -92,9 +93,24 @@ def index_daily() -> pl.DataFrame:
     for sym, level in (("^RUT", 2100.0), ("^GSPC", 5800.0)):
         for k, d in enumerate(SESSIONS):
             close = level * (1 + 0.002 * k)
+            week = k >= 5
+            before = level * (1 + 0.002 * (k - 5))
             rows.append((sym, d, close, 0.002 if k else None, 0.01 + 0.002 * k, k > 0, k, 0.0 if k else -0.01,
-                         55.0 + k, close * 0.98, close * 0.95, close, close * 0.8))
+                         55.0 + k, close * 0.98, close * 0.95, close, close * 0.8,
+                         close - before if week else None, close / before - 1 if week else None,
+                         close * 0.97 if k >= 6 else None, SESSIONS[0] if k >= 6 else None,
+                         close * 1.02 if k >= 7 else None, SESSIONS[1] if k >= 7 else None))
     return pl.DataFrame(rows, schema=INDEX_DAILY_SCHEMA, orient="row")
+
+
+def index_performance() -> pl.DataFrame:
+    rows = []
+    for sym, level in (("^RUT", 2100.0), ("^GSPC", 5800.0)):
+        for k, d in enumerate(SESSIONS[2:], start=2):
+            close = level * (1 + 0.002 * k)
+            anchor_close = level * 1.004
+            rows.append((sym, "2025-03-05", d, SESSIONS[2], anchor_close, close, close / anchor_close - 1))
+    return pl.DataFrame(rows, schema=INDEX_PERFORMANCE_SCHEMA, orient="row")
 
 
 def relative_performance() -> pl.DataFrame:
@@ -137,6 +153,7 @@ CLEAN = {
     "raw.fundamentals": fundamentals,
     "raw.corporate_actions": corporate_actions,
     "marts.index_daily": index_daily,
+    "marts.index_performance": index_performance,
     "marts.relative_performance": relative_performance,
     "marts.cohort_composition": cohort_composition,
     "marts.cohort_performance": cohort_performance,
@@ -230,6 +247,20 @@ CASES = [
     ("marts.index_daily", "rsi_in_range", lambda d: set_at(d, 4, rsi_14=101.0), 1),
     ("marts.index_daily", "records_ytd_non_negative", lambda d: set_at(d, 4, records_ytd=-1), 1),
     ("marts.index_daily", "close_positive", lambda d: set_at(d, 4, close=0.0), 1),
+    ("marts.index_daily", "ret_5d_ge_minus_1", lambda d: set_at(d, 6, ret_5d=-1.01), 1),
+    ("marts.index_daily", "returns_finite", lambda d: set_at(d, 8, change_5d=float("nan")), 1),
+    ("marts.index_daily", "support_below_close", lambda d: set_at(d, 7, support_level=1e6), 1),
+    ("marts.index_daily", "support_below_close", lambda d: set_at(d, 7, close=2100.0, support_level=2100.0), 1),
+    ("marts.index_daily", "resistance_above_close", lambda d: set_at(d, 8, resistance_level=1.0), 1),
+    ("marts.index_daily", "support_date_before_session", lambda d: set_at(d, 6, support_date=SESSIONS[6]), 1),
+    ("marts.index_daily", "resistance_date_before_session", lambda d: set_at(d, 17, resistance_date=SESSIONS[9]), 1),
+    ("marts.index_performance", "anchor_close_not_null", lambda d: set_at(d, 3, anchor_close=None, return_since_anchor=None), 1),
+    ("marts.index_performance", "return_since_anchor_not_null", lambda d: set_at(d, 3, return_since_anchor=float("nan")), 1),
+    ("marts.index_performance", "anchor_close_positive", lambda d: set_at(d, 3, anchor_close=-5.0), 1),
+    ("marts.index_performance", "return_since_anchor_ge_minus_1", lambda d: set_at(d, 3, return_since_anchor=-1.5), 1),
+    ("marts.index_performance", "session_ge_anchor", lambda d: set_at(d, 3, anchor_date=SESSIONS[9]), 1),
+    ("marts.index_performance", "returns_finite", lambda d: set_at(d, 4, close=float("inf")), 1),
+    ("marts.index_performance", "keys_unique", lambda d: dup_row(d, 2), 2),
     ("marts.relative_performance", "streak_non_negative", lambda d: set_at(d, 2, streak=-1, outperformed=False), 1),
     ("marts.relative_performance", "streak_le_sessions", lambda d: set_at(d, 2, streak=7), 1),
     ("marts.relative_performance", "streak_matches_outperformed", lambda d: set_at(d, 5, streak=0), 1),

@@ -46,6 +46,9 @@ def derive_all(con: duckdb.DuckDBPyConnection, *, as_of: date, pairs, anchors, n
     s = sessions.lazy().select("session_date")
     out["marts.index_daily"] = daily = index_daily(index_bars).collect()
     out["marts.index_records"] = index_records(daily.lazy()).collect()
+    from transforms.index_performance import index_performance
+
+    out["marts.index_performance"] = index_performance(daily.lazy(), s, anchors=anchors, as_of=as_of).collect()
     out["marts.relative_performance"] = relative_performance(daily.lazy(), pairs).collect()
     out["core.membership"] = members = membership(holdings, s).collect()
     out["core.cohorts"] = coh = cohorts(members.lazy(), holdings, fundamentals, s).collect()
@@ -57,7 +60,7 @@ def derive_all(con: duckdb.DuckDBPyConnection, *, as_of: date, pairs, anchors, n
     out["marts.headlines"] = headlines(
         nights, daily.lazy(), out["marts.index_records"].lazy(), out["marts.relative_performance"].lazy(),
         out["marts.cohort_composition"].lazy(), out["marts.cohort_performance"].lazy(), out["marts.sector_daily"].lazy(),
-        pairs=pairs, anchors=anchors, names=names,
+        index_performance=out["marts.index_performance"].lazy(), pairs=pairs, anchors=anchors, names=names,
     ).collect()
     return out
 

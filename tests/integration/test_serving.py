@@ -100,7 +100,7 @@ def test_parquet_exports_and_their_views_hold_the_published_marts(home):
     assert sorted(p.name for p in (current / "index_daily").iterdir()) == ["year=2025"]
     # The views file, as the DuckDB CLI, Metabase or Superset open it.
     views = duckdb.connect(str(home / "exports" / "smallcaps_views.duckdb"), read_only=True)
-    for mart in ("index_daily", "index_records", "relative_performance", "cohort_composition",
+    for mart in ("index_daily", "index_records", "index_performance", "relative_performance", "cohort_composition",
                  "cohort_performance", "sector_daily", "headlines"):
         cols = [d[0] for d in pub.execute(f"SELECT * FROM marts.{mart} LIMIT 0").description]
         a = pub.execute(f"SELECT count(*), sum(hash({', '.join(cols)})) FROM marts.{mart}").fetchone()

@@ -74,7 +74,8 @@ def anchor_of(anchor: str, session: date, days: list[date] = SESSIONS) -> date |
         ("1y", date(2024, 2, 29), date(2023, 2, 28)),  # leap day: 28 February of the year before
         ("1y", date(2026, 1, 9), date(2025, 1, 8)),  # 2025-01-09 was closed (day of mourning)
         ("2025-04-08", date(2025, 6, 2), date(2025, 4, 8)),
-        ("2025-04-05", date(2025, 4, 4), date(2025, 4, 4)),  # a Saturday: the session before, itself included
+        ("2025-04-05", date(2025, 4, 7), date(2025, 4, 4)),  # a Saturday: measured from the session before
+        ("2025-04-05", date(2025, 4, 4), None),  # that session itself comes before the anchor's day: no row
         ("2025-04-05", date(2025, 4, 3), None),  # before the anchor session: no row
         ("2025-04-02", date(2025, 4, 2), date(2025, 4, 2)),
     ],
@@ -89,6 +90,15 @@ def test_an_anchor_before_the_loaded_history_gives_no_rows():
     assert out.height == 0
     out = resolve_anchors(sessions_lf(short), ["2025-04-08"], as_of=date(2025, 4, 10)).collect()
     assert out.get_column("session_date").to_list() == [date(2025, 4, 8), date(2025, 4, 9), date(2025, 4, 10)]
+
+
+def test_an_anchor_after_the_last_loaded_session_gives_no_rows():
+    # History ends 2022-11-18: "since 2025-04-08" is not "since the last loaded session".
+    short = calendar.sessions(date(2022, 11, 1), date(2022, 11, 18))
+    out = resolve_anchors(sessions_lf(short), ["2025-04-08", "ytd"], as_of=short[-1]).collect()
+    assert set(out.get_column("anchor").to_list()) == set()
+    out = resolve_anchors(sessions_lf(SESSIONS), ["2025-04-08"], as_of=date(2025, 4, 7)).collect()
+    assert out.height == 0
 
 
 def test_an_unknown_anchor_is_refused():

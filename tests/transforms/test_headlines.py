@@ -3,19 +3,16 @@
 from __future__ import annotations
 
 import json
-import re
 from datetime import date, timedelta
-from pathlib import Path
 
 import polars as pl
 import pytest
 
 from sources.base import BARS_SCHEMA
-from transforms.headlines import bp, headlines, ordinal, pct, points, share
+from transforms.headlines import a_ordinal, article, bp, bp_value, headlines, number, ordinal, pct, points, rounded, share
 from transforms.index_daily import index_daily, index_records
 from transforms.relative_performance import relative_performance
 
-ROOT = Path(__file__).resolve().parents[2]
 SQL_TYPES = {"VARCHAR": pl.String, "DATE": pl.Date, "DOUBLE": pl.Float64, "BOOLEAN": pl.Boolean, "INTEGER": pl.Int32}
 NAMES = {"^RUT": "Russell 2000", "^GSPC": "S&P 500", "^SP600": "S&P SmallCap 600", "^IXIC": "Nasdaq Composite", "^VIX": "VIX"}
 PAIRS = [("^RUT", "^GSPC"), ("^RUT", "^SP600")]
@@ -24,14 +21,23 @@ NIGHT = date(2026, 1, 22)
 
 
 def sql_columns(table: str) -> dict[str, pl.DataType]:
-    sql = (ROOT / "warehouse" / "migrations" / "0001_init.sql").read_text()
-    body = re.search(rf"CREATE TABLE {re.escape(table)} \((.*?)\n\);", sql, re.S).group(1)
-    cols = {}
-    for line in body.splitlines():
-        m = re.match(r"\s+(\w+)\s+(VARCHAR|DATE|DOUBLE|BOOLEAN|INTEGER)\b", line)
-        if m:
-            cols[m.group(1)] = SQL_TYPES[m.group(2)]
-    return cols
+    """Columns and polars types of a table in the warehouse contract (every migration applied), in order."""
+    import duckdb
+
+    from warehouse.db import migrate
+
+    con = duckdb.connect()
+    try:
+        migrate(con)
+        schema, name = table.split(".")
+        rows = con.execute(
+            "SELECT column_name, data_type FROM information_schema.columns "
+            "WHERE table_schema = ? AND table_name = ? ORDER BY ordinal_position",
+            [schema, name],
+        ).fetchall()
+    finally:
+        con.close()
+    return {c: SQL_TYPES[t] for c, t in rows}
 
 
 def mart(table: str, rows: list[dict]) -> pl.LazyFrame:
@@ -111,6 +117,48 @@ def test_ordinal(n, text):
 )
 def test_number_formats(fn, x, text):
     assert fn(x) == text
+
+
+@pytest.mark.parametrize(
+    ("n", "word"),
+    [(1, "a"), (8, "an"), (11, "an"), (18, "an"), (12, "a"), (80, "an"), (88, "an"), (100, "a"), (111, "a"),
+     (800, "an"), (811, "an"), (1800, "a"), (8000, "an"), (11_000, "an"), (18_500, "an"), (21_000, "a"), (0, "a")],
+)  # fmt: skip
+def test_article_follows_the_spoken_number(n, word):
+    assert article(n) == word
+
+
+def test_ordinal_with_its_article():
+    assert [a_ordinal(n) for n in (1, 8, 11, 13, 18, 23, 83)] == ["a 1st", "an 8th", "an 11th", "a 13th", "an 18th", "a 23rd", "an 83rd"]
+
+
+@pytest.mark.parametrize(
+    ("fn", "x", "text"),
+    [
+        # Half away from zero, on the value as written: float arithmetic or round() would split these.
+        (pct, 0.0125, "+1.3%"),
+        (pct, -0.0125, "-1.3%"),
+        (pct, 0.0135, "+1.4%"),
+        (pct, -0.0005, "-0.1%"),
+        (pct, 0.00049, "0.0%"),
+        (share, 0.565, "57%"),
+        (share, 0.125, "13%"),
+        (bp, 0.00125, "13"),
+        (bp, -0.00125, "13"),
+        (points, 1.005, "1.01"),
+        (points, 2723.125, "2,723.13"),
+        (lambda x: number(x, 1), 70.25, "70.3"),
+    ],
+)
+def test_rounding_is_half_away_from_zero_everywhere(fn, x, text):
+    assert fn(x) == text
+
+
+def test_bp_values_round_like_their_sentences():
+    assert bp_value(0.00125) == 13.0 and bp_value(-0.00125) == -13.0 and bp_value(0.30705) == 3071.0
+    assert rounded(1e308, 2) > 0  # the widest double still formats
+    with pytest.raises(ValueError, match="not a finite number"):
+        rounded(float("nan"))
 
 
 # Contract ---------------------------------------------------------------------------------------
@@ -199,13 +247,23 @@ def test_rsi_only_when_overbought_or_oversold():
 def test_vix_level_and_weekly_change():
     closes = [20.0, 21.0, 19.5, 18.0, 17.5, 16.0]
     days = [date(2026, 1, 14), date(2026, 1, 15), date(2026, 1, 16), date(2026, 1, 20), date(2026, 1, 21), NIGHT]
-    out = build(daily=[index_row("^VIX", d, c) for d, c in zip(days, closes)])
+    # The mart's change_5d / ret_5d (transforms/index_levels.py) are what the sentence says.
+    vix = index_daily(
+        pl.LazyFrame(
+            {"symbol": "^VIX", "session_date": days, "open": closes, "high": closes, "low": closes, "close": closes,
+             "adj_close": closes, "volume": [None] * 6},
+            schema=BARS_SCHEMA,
+        )
+    ).collect()  # fmt: skip
+    assert vix["change_5d"][-1] == -4.0 and vix["ret_5d"][-1] == pytest.approx(-0.2)
+    out = build(daily=vix.to_dicts())
     row = fact(out, "volatility:^VIX")
     assert row["sentence"] == "VIX at 16.00, down 4.00 points (-20.0%) over the week (5 sessions, from 20.00 on 2026-01-14)"
     assert row["value"] == 16.0 and row["unit"] == "level"
+    assert json.loads(row["inputs"])["change_5d"] == -4.0
     # The VIX gets no price-index lines.
     assert out["fact_key"].to_list() == ["volatility:^VIX"]
-    short = build(as_of=[days[2]], daily=[index_row("^VIX", d, c) for d, c in zip(days, closes)])
+    short = build(as_of=[days[2]], daily=vix.to_dicts())
     assert fact(short, "volatility:^VIX")["sentence"] == "VIX at 19.50"
 
 
@@ -227,12 +285,34 @@ def test_streak_night():
     assert json.loads(row["inputs"])["longest_since"] == "1996-05-22"
 
 
-def test_streak_longest_in_loaded_history():
-    out = build(rel=[streak_row(1, None, date(2026, 1, 20)), streak_row(2, None, date(2026, 1, 21)), streak_row(3, None)])
-    assert fact(out, "streak:^RUT/^GSPC")["sentence"] == (
-        "Russell 2000 beat the S&P 500 for a 3rd straight session, the longest streak in the loaded history "
-        "(since 2026-01-20) (+0.8% vs +0.2%)"
+def test_streak_longest_in_loaded_history_says_where_that_history_starts():
+    rel = [streak_row(n, None, d) for n, d in ((9, date(2026, 1, 20)), (10, date(2026, 1, 21)), (11, NIGHT))]
+    # The pair's history starts where its later index starts (index_records.history_start).
+    records = pl.concat([records_for(["^RUT"], start=date(2000, 1, 3)), records_for(["^GSPC"], start=date(1998, 6, 1))])
+    row = fact(build(rel=rel, records=records), "streak:^RUT/^GSPC")
+    assert row["sentence"] == (
+        "Russell 2000 beat the S&P 500 for an 11th straight session, the longest streak in the loaded history, "
+        "which starts 2000-01-03 (+0.8% vs +0.2%)"
     )
+    assert json.loads(row["inputs"])["history_start"] == "2000-01-03"
+    # Without index_records rows, the pair's first session stands in.
+    assert fact(build(rel=rel), "streak:^RUT/^GSPC")["sentence"].endswith("which starts 2026-01-20 (+0.8% vs +0.2%)")
+
+
+@pytest.mark.parametrize(
+    ("streak", "text"),
+    [(8, "for an 8th straight"), (11, "for an 11th straight"), (18, "for an 18th straight"), (12, "for a 12th straight"),
+     (80, "for an 80th straight"), (21, "for a 21st straight"), (2, "for a 2nd straight")],
+)  # fmt: skip
+def test_streak_articles(streak, text):
+    out = build(rel=[streak_row(streak, date(1996, 5, 22))])
+    assert text in fact(out, "streak:^RUT/^GSPC")["sentence"]
+
+
+@pytest.mark.parametrize(("previous", "text"), [(8, "ending an 8-session"), (11, "ending an 11-session"), (5, "ending a 5-session")])
+def test_broken_streak_articles(previous, text):
+    out = build(rel=[streak_row(previous, None, date(2026, 1, 21)), streak_row(0, None, lead=-0.004, lag=0.001)])
+    assert fact(out, "streak:^RUT/^GSPC")["sentence"].endswith(text + " winning streak")
 
 
 def test_streak_broken():
@@ -375,3 +455,108 @@ def test_many_nights_equal_single_nights_and_ranks_are_consecutive():
     for night in (nights[0], nights[365], nights[-1]):
         assert run([night]).equals(out.filter(pl.col("as_of_date") == night))
     assert all(json.loads(x)["table"].startswith("marts.") for x in out["inputs"])
+
+
+def test_cohort_gap_article_and_value_round_alike():
+    out = build(performance=[perf_row("unprofitable", 0.30125), perf_row("profitable", 0.2932)])
+    row = fact(out, "cohort_spread:russell2000:2025-04-08")
+    # 0.30125 - 0.2932 = 0.00805 (in floats 0.008050000000000002): 80.5 bp -> 81, "an 81"? No: eighty-one.
+    assert row["sentence"].endswith("an 81 bp gap") and row["value"] == 81.0
+    out = build(performance=[perf_row("unprofitable", 0.38), perf_row("profitable", 0.30)])
+    assert fact(out, "cohort_spread:russell2000:2025-04-08")["sentence"].endswith("an 800 bp gap")
+
+
+# The index's own return since an anchor -----------------------------------------------------------
+
+
+def since_row(symbol: str, anchor: str, anchor_date: date, anchor_close: float, close: float) -> dict:
+    return {"symbol": symbol, "anchor": anchor, "session_date": NIGHT, "anchor_date": anchor_date,
+            "anchor_close": anchor_close, "close": close, "return_since_anchor": close / anchor_close - 1}  # fmt: skip
+
+
+def test_index_since_each_dated_anchor():
+    perf = mart(
+        "marts.index_performance",
+        [
+            since_row("^RUT", "2025-04-08", date(2025, 4, 8), 1760.71, 2468.50),
+            since_row("^GSPC", "2025-04-08", date(2025, 4, 8), 4982.77, 6935.00),
+            since_row("^RUT", "2025-04-05", date(2025, 4, 4), 1787.07, 2468.50),
+            since_row("^GSPC", "2025-04-05", date(2025, 4, 4), 5074.08, 6935.00),
+            # ytd and 1y have their own lines (ytd, ytd_spread): no index_since for them.
+            since_row("^RUT", "ytd", date(2025, 12, 31), 2400.0, 2468.50),
+            since_row("^GSPC", "ytd", date(2025, 12, 31), 6800.0, 6935.00),
+            # Another pair's symbols: only the first configured pair is compared.
+            since_row("^SP600", "2025-04-08", date(2025, 4, 8), 1200.0, 1500.0),
+        ],
+    )
+    out = headlines(
+        [NIGHT], mart("marts.index_daily", []), records_for([]), *(mart(t, []) for t in (
+            "marts.relative_performance", "marts.cohort_composition", "marts.cohort_performance", "marts.sector_daily")),
+        pairs=PAIRS, anchors=["ytd", "2025-04-08", "2025-04-05"], names=NAMES, index_performance=perf,
+    ).collect()  # fmt: skip
+    assert out["fact_key"].to_list() == ["index_since:^RUT/^GSPC:2025-04-08", "index_since:^RUT/^GSPC:2025-04-05"]
+    row = fact(out, "index_since:^RUT/^GSPC:2025-04-08")
+    # 2,468.50 / 1,760.71 - 1 = +40.199%; 6,935.00 / 4,982.77 - 1 = +39.179%; gap 102 bp.
+    assert row["sentence"] == "Since 2025-04-08 the Russell 2000 is +40.2% vs +39.2% for the S&P 500, 102 bp ahead"
+    assert row["value"] == 102.0 and row["unit"] == "bp"
+    inputs = json.loads(row["inputs"])
+    assert inputs["table"] == "marts.index_performance" and inputs["lead_anchor_close"] == 1760.71
+    assert fact(out, "index_since:^RUT/^GSPC:2025-04-05")["sentence"].startswith(
+        "Since 2025-04-05 (session 2025-04-04) the Russell 2000 is +38.1% vs +36.7%"
+    )
+
+
+# Ranking ----------------------------------------------------------------------------------------
+
+
+def test_the_first_five_are_what_a_market_note_opens_with():
+    daily = [
+        index_row("^RUT", date(2026, 1, 21), 2700.0, records_ytd=6),
+        index_row("^RUT", NIGHT, 2723.96, is_record_close=True, records_ytd=7, ytd_return=0.087, rsi_14=73.4),
+        index_row("^GSPC", date(2026, 1, 21), 6000.0, is_record_close=True, records_ytd=2),
+        index_row("^GSPC", NIGHT, 6024.0, is_record_close=True, records_ytd=3, ytd_return=0.004),
+        index_row("^SP600", NIGHT, 1400.0, ytd_return=0.05, drawdown_from_record=-0.02),
+    ]
+    rel = [streak_row(14, date(1996, 5, 22)) | {"ytd_spread": 0.083},
+           {**streak_row(0, None), "lag_symbol": "^SP600", "lead_ret": -0.001, "spread": -0.003, "ytd_spread": 0.037}]  # fmt: skip
+    comp = [
+        {"universe": "russell2000", "session_date": NIGHT, "cohort": c, "members": m, "share_of_members": m / 1962,
+         "share_of_weight": None, "rule_version": "v1"}
+        for c, m in (("profitable", 1118), ("unprofitable", 805), ("no_data", 39))
+    ]  # fmt: skip
+    perf = [perf_row(c, r, a, d) for a, d in (("ytd", date(2025, 12, 31)), ("2025-04-02", date(2025, 4, 2)),
+                                              ("2025-04-08", date(2025, 4, 8)))
+            for c, r in (("unprofitable", 0.531), ("profitable", 0.224), ("all", 0.4))]  # fmt: skip
+    sectors = [{"universe": "russell2000", "sector": s, "session_date": NIGHT, "members": 80, "return_equal_weight": r}
+               for s, r in (("Energy", 0.02), ("Utilities", -0.01))]  # fmt: skip
+    out = build(
+        daily=daily, records=records_for(["^RUT", "^GSPC", "^SP600"]), rel=rel, composition=comp, performance=perf,
+        sectors=sectors,
+    )
+    keys = out["fact_key"].to_list()
+    assert keys[:5] == [
+        "index_record:^RUT",
+        "streak:^RUT/^GSPC",
+        "ytd_spread:^RUT/^GSPC",
+        "cohort_spread:russell2000:2025-04-02",  # the first dated anchor in the settings
+        "cohort_shares:russell2000",
+    ]
+    # Then the rest in the families' order: the other records first, the sectors near the end.
+    rest = keys[5:]
+    assert rest[:2] == ["index_record:^GSPC", "index_from_record:^SP600"]
+    order = ["streak:^RUT/^SP600", "ytd_spread:^RUT/^SP600", "cohort_spread:russell2000:ytd", "rsi:^RUT"]
+    assert [rest.index(k) for k in order] == sorted(rest.index(k) for k in order)
+    assert rest.index("rsi:^RUT") < rest.index("sector_best:russell2000")
+    assert out["rank"].to_list() == list(range(1, len(keys) + 1))
+    assert len(set(keys)) == len(keys)
+
+
+def test_a_night_without_a_record_leads_with_the_distance_from_it_and_fills_up():
+    out = build(
+        daily=[index_row("^RUT", date(2026, 1, 21), 2750.0, is_record_close=True, records_ytd=1),
+               index_row("^RUT", NIGHT, 2700.0, records_ytd=1, drawdown_from_record=2700 / 2750 - 1, ytd_return=0.02),
+               index_row("^GSPC", NIGHT, 6000.0, is_record_close=True, records_ytd=1)],
+        rel=[streak_row(3, date(2025, 12, 1))],
+    )  # fmt: skip
+    # No ytd_spread and no cohorts tonight: the lead facts there are come first, the rest follow.
+    assert out["fact_key"].to_list() == ["index_from_record:^RUT", "streak:^RUT/^GSPC", "index_record:^GSPC"]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import re
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -21,15 +20,23 @@ SQL_TYPES = {"VARCHAR": pl.String, "DATE": pl.Date, "DOUBLE": pl.Float64, "BOOLE
 
 
 def sql_columns(table: str) -> dict[str, pl.DataType]:
-    """Columns and polars types of a table in the warehouse contract, in declared order."""
-    sql = (ROOT / "warehouse" / "migrations" / "0001_init.sql").read_text()
-    body = re.search(rf"CREATE TABLE {re.escape(table)} \((.*?)\n\);", sql, re.S).group(1)
-    cols = {}
-    for line in body.splitlines():
-        m = re.match(r"\s+(\w+)\s+(VARCHAR|DATE|DOUBLE|BOOLEAN|INTEGER)\b", line)
-        if m:
-            cols[m.group(1)] = SQL_TYPES[m.group(2)]
-    return cols
+    """Columns and polars types of a table in the warehouse contract (every migration applied), in order."""
+    import duckdb
+
+    from warehouse.db import migrate
+
+    con = duckdb.connect()
+    try:
+        migrate(con)
+        schema, name = table.split(".")
+        rows = con.execute(
+            "SELECT column_name, data_type FROM information_schema.columns "
+            "WHERE table_schema = ? AND table_name = ? ORDER BY ordinal_position",
+            [schema, name],
+        ).fetchall()
+    finally:
+        con.close()
+    return {c: SQL_TYPES[t] for c, t in rows}
 
 
 def weekdays(start: date, n: int) -> list[date]:

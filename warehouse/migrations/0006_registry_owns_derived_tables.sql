@@ -9,6 +9,7 @@ DROP TABLE IF EXISTS core.cohorts;
 DROP TABLE IF EXISTS core.equity_returns;
 DROP TABLE IF EXISTS marts.index_daily;
 DROP TABLE IF EXISTS marts.index_records;
+DROP TABLE IF EXISTS marts.index_performance;
 DROP TABLE IF EXISTS marts.relative_performance;
 DROP TABLE IF EXISTS marts.cohort_composition;
 DROP TABLE IF EXISTS marts.cohort_performance;
