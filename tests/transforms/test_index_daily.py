@@ -13,30 +13,10 @@ from hypothesis import strategies as st
 
 from sources.base import BARS_SCHEMA
 from transforms.index_daily import index_daily, index_records
+from tests.helpers.contract import sql_columns
 
 ROOT = Path(__file__).resolve().parents[2]
 YAHOO = ROOT / "tests" / "fixtures" / "yahoo-daily-csv"
-SQL_TYPES = {"VARCHAR": pl.String, "DATE": pl.Date, "DOUBLE": pl.Float64, "BOOLEAN": pl.Boolean, "INTEGER": pl.Int32}
-
-
-def sql_columns(table: str) -> dict[str, pl.DataType]:
-    """Columns and polars types of a table in the warehouse contract (every migration applied), in order."""
-    import duckdb
-
-    from warehouse.db import migrate
-
-    con = duckdb.connect()
-    try:
-        migrate(con)
-        schema, name = table.split(".")
-        rows = con.execute(
-            "SELECT column_name, data_type FROM information_schema.columns "
-            "WHERE table_schema = ? AND table_name = ? ORDER BY ordinal_position",
-            [schema, name],
-        ).fetchall()
-    finally:
-        con.close()
-    return {c: SQL_TYPES[t] for c, t in rows}
 
 
 def weekdays(start: date, n: int) -> list[date]:

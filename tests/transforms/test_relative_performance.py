@@ -13,22 +13,11 @@ from hypothesis import strategies as st
 
 from transforms.index_daily import index_daily
 from transforms.relative_performance import _longest_since_index, relative_performance
+from tests.helpers.contract import sql_columns
 
 ROOT = Path(__file__).resolve().parents[2]
 YAHOO = ROOT / "tests" / "fixtures" / "yahoo-daily-csv"
-SQL_TYPES = {"VARCHAR": pl.String, "DATE": pl.Date, "DOUBLE": pl.Float64, "BOOLEAN": pl.Boolean, "INTEGER": pl.Int32}
 DAY0 = date(2024, 1, 2)
-
-
-def sql_columns(table: str) -> dict[str, pl.DataType]:
-    sql = (ROOT / "warehouse" / "migrations" / "0001_init.sql").read_text()
-    body = re.search(rf"CREATE TABLE {re.escape(table)} \((.*?)\n\);", sql, re.S).group(1)
-    cols = {}
-    for line in body.splitlines():
-        m = re.match(r"\s+(\w+)\s+(VARCHAR|DATE|DOUBLE|BOOLEAN|INTEGER)\b", line)
-        if m:
-            cols[m.group(1)] = SQL_TYPES[m.group(2)]
-    return cols
 
 
 def day(i: int) -> date:
