@@ -666,42 +666,20 @@ def _actions_suite() -> Suite:
 
 # mart suites --------------------------------------------------------------------------------------
 
-INDEX_DAILY_SCHEMA: dict[str, pl.DataType] = {
-    "symbol": pl.String, "session_date": pl.Date, "close": pl.Float64, "ret_1d": pl.Float64,
-    "ytd_return": pl.Float64, "is_record_close": pl.Boolean, "records_ytd": pl.Int32,
-    "drawdown_from_record": pl.Float64, "rsi_14": pl.Float64, "sma_50": pl.Float64, "sma_200": pl.Float64,
-    "high_52w": pl.Float64, "low_52w": pl.Float64,
-    # Migration 0005 appends these (transforms/index_levels.py).
-    "change_5d": pl.Float64, "ret_5d": pl.Float64, "support_level": pl.Float64, "support_date": pl.Date,
-    "resistance_level": pl.Float64, "resistance_date": pl.Date,
-}
-RELATIVE_PERFORMANCE_SCHEMA: dict[str, pl.DataType] = {
-    "lead_symbol": pl.String, "lag_symbol": pl.String, "session_date": pl.Date, "lead_ret": pl.Float64,
-    "lag_ret": pl.Float64, "spread": pl.Float64, "outperformed": pl.Boolean, "streak": pl.Int32,
-    "longest_since": pl.Date, "ytd_spread": pl.Float64,
-}
-COHORT_COMPOSITION_SCHEMA: dict[str, pl.DataType] = {
-    "universe": pl.String, "session_date": pl.Date, "cohort": pl.String, "members": pl.Int32,
-    "share_of_members": pl.Float64, "share_of_weight": pl.Float64, "rule_version": pl.String,
-}
-COHORT_PERFORMANCE_SCHEMA: dict[str, pl.DataType] = {
-    "universe": pl.String, "anchor": pl.String, "cohort": pl.String, "session_date": pl.Date,
-    "anchor_date": pl.Date, "members": pl.Int32, "priced": pl.Int32, "return_equal_weight": pl.Float64,
-    "return_cap_weight": pl.Float64, "return_median": pl.Float64,
-}
-INDEX_PERFORMANCE_SCHEMA: dict[str, pl.DataType] = {
-    "symbol": pl.String, "anchor": pl.String, "session_date": pl.Date, "anchor_date": pl.Date,
-    "anchor_close": pl.Float64, "close": pl.Float64, "return_since_anchor": pl.Float64,
-}
-SECTOR_DAILY_SCHEMA: dict[str, pl.DataType] = {
-    "universe": pl.String, "sector": pl.String, "session_date": pl.Date, "members": pl.Int32,
-    "return_equal_weight": pl.Float64, "return_cap_weight": pl.Float64,
-}
+# A mart's grain, key, columns and which columns are never null are declared once, in the
+# registry of datasets: its suite is made from that declaration plus the checks below.
+def _declared(table: str):
+    from smallcaps.registry import get
+
+    return get(table)
 
 
-def _mart(table: str, grain: str, keys: tuple[str, ...], schema: Mapping[str, pl.DataType], required: tuple[str, ...], extra: list[Expectation]) -> Suite:
+def _mart(table: str, extra: list[Expectation]) -> Suite:
+    d = _declared(table)
+    schema, keys = d.schema, d.key
+    required = tuple(c.name for c in d.columns if not c.nullable)
     exps = [*_schema_checks(schema), _rows_present("rows"), _keys(keys), *(_not_null(c, schema) for c in required), *extra]
-    return Suite(table, grain, keys, schema, required, tuple(exps))
+    return Suite(table, d.grain, keys, schema, required, tuple(exps))
 
 
 def _returns_above_minus_one(cols: tuple[str, ...]) -> list[Expectation]:
@@ -740,8 +718,7 @@ def _index_level_checks() -> list[Expectation]:
 
 def _index_performance_suite() -> Suite:
     return _mart(
-        "marts.index_performance", "one row per index, anchor and session", ("symbol", "anchor", "session_date"),
-        INDEX_PERFORMANCE_SCHEMA, tuple(INDEX_PERFORMANCE_SCHEMA),
+        "marts.index_performance",
         [
             _finite("returns_finite", ("anchor_close", "close", "return_since_anchor"), "closes and returns are finite numbers"),
             _positive("close"),
@@ -761,22 +738,22 @@ def _mart_suites() -> list[Suite]:
     sector_returns = ("return_equal_weight", "return_cap_weight")
     return [
         _mart(
-            "marts.index_daily", "one row per index and session", ("symbol", "session_date"), INDEX_DAILY_SCHEMA,
-            ("symbol", "session_date", "close", "is_record_close", "records_ytd", "drawdown_from_record"),
+            "marts.index_daily",
             [
                 _finite("returns_finite", idx_returns + idx_levels, "returns and levels are finite numbers (null where undefined)"),
                 _positive("close"),
                 *_returns_above_minus_one(("ret_1d", "ytd_return", "ret_5d")),
                 *_index_level_checks(),
                 _range("drawdown_in_range", "drawdown_from_record", -1, 0, "close / record close - 1 lies in [-1, 0]"),
+                _ge("record_ge_close", "record_close", "close", "the record close so far includes today's close"),
+                _finite("rsi_averages_finite", ("record_close", "rsi_avg_gain", "rsi_avg_loss"), "the carried running figures are finite"),
                 _range("rsi_in_range", "rsi_14", 0, 100, "RSI is bounded to 0..100 by construction"),
                 _range("records_ytd_non_negative", "records_ytd", 0, None, "a count of record closes"),
                 *_session_checks(),
             ],
         ),
         _mart(
-            "marts.relative_performance", "one row per pair and session", ("lead_symbol", "lag_symbol", "session_date"),
-            RELATIVE_PERFORMANCE_SCHEMA, ("lead_symbol", "lag_symbol", "session_date", "outperformed", "streak"),
+            "marts.relative_performance",
             [
                 _finite("returns_finite", rel_returns, "returns and spreads are finite numbers (null where undefined)"),
                 _range("streak_non_negative", "streak", 0, None, "a streak counts sessions: 0 or more"),
@@ -800,8 +777,7 @@ def _mart_suites() -> list[Suite]:
             ],
         ),
         _mart(
-            "marts.cohort_composition", "one row per universe, session and cohort", ("universe", "session_date", "cohort"),
-            COHORT_COMPOSITION_SCHEMA, ("universe", "session_date", "cohort", "members", "share_of_members", "rule_version"),
+            "marts.cohort_composition",
             [
                 _in_set("cohort_known", "cohort", COHORTS, "cohorts of rule v1: profitable, unprofitable, no_data"),
                 _range("members_non_negative", "members", 0, None, "a member count"),
@@ -829,9 +805,7 @@ def _mart_suites() -> list[Suite]:
             ],
         ),
         _mart(
-            "marts.cohort_performance", "one row per universe, anchor, cohort and session",
-            ("universe", "anchor", "cohort", "session_date"), COHORT_PERFORMANCE_SCHEMA,
-            ("universe", "anchor", "cohort", "session_date", "anchor_date", "members", "priced"),
+            "marts.cohort_performance",
             [
                 _in_set(
                     "cohort_known", "cohort", (*COHORTS, "all"),
@@ -846,8 +820,7 @@ def _mart_suites() -> list[Suite]:
             ],
         ),
         _mart(
-            "marts.sector_daily", "one row per universe, sector and session", ("universe", "sector", "session_date"),
-            SECTOR_DAILY_SCHEMA, ("universe", "sector", "session_date", "members"),
+            "marts.sector_daily",
             [
                 _range("members_non_negative", "members", 0, None, "a member count"),
                 _finite("returns_finite", sector_returns, "returns are finite numbers (null where undefined)"),

@@ -176,7 +176,11 @@ DATASETS: tuple[Dataset, ...] = (
             _c("is_record_close", pl.Boolean, "close strictly above every earlier close in the loaded history; false on the first session and on ties", nullable=False),
             _c("records_ytd", pl.Int32, "record closes in this calendar year up to and including this session", "count", nullable=False),
             _c("drawdown_from_record", pl.Float64, "close / highest close so far (today included) - 1; 0 on a record, negative below it", "fraction", nullable=False),
+            _c("record_close", pl.Float64, "highest close so far (today included): the record the drawdown is measured from", "index points", nullable=False),
+            _c("record_date", pl.Date, "first session that closed at record_close (a later tie does not move it)", nullable=False),
             _c("rsi_14", pl.Float64, "RSI-14, Wilder's smoothing; null for the first 14 sessions", "level 0-100"),
+            _c("rsi_avg_gain", pl.Float64, "Wilder's average of close-to-close gains over 14 sessions, the numerator of RSI-14; null for the first 14 sessions", "index points"),
+            _c("rsi_avg_loss", pl.Float64, "Wilder's average of close-to-close losses over 14 sessions (as a positive number); null for the first 14 sessions", "index points"),
             _c("sma_50", pl.Float64, "mean of the last 50 closes; null before 50 sessions", "index points"),
             _c("sma_200", pl.Float64, "mean of the last 200 closes; null before 200 sessions", "index points"),
             _c("high_52w", pl.Float64, "highest close of the last 252 sessions (today included); null before 252 sessions", "index points"),
@@ -197,6 +201,9 @@ DATASETS: tuple[Dataset, ...] = (
         "after it; it is *confirmed*, and used, only from the 5th session after it on, so no row reads a later close "
         "([definitions](definitions.md#support-and-resistance)); each reads at most 130 earlier sessions of its symbol "
         "(`transforms/index_levels.py`).\n\n"
+        "A night recomputes only its new sessions: the window columns re-read at most 261 earlier sessions, and the "
+        "record, this year's record count and the RSI averages continue from the stored row before them "
+        "(`record_close`, `record_date`, `records_ytd`, `rsi_avg_gain`, `rsi_avg_loss`).\n\n"
         "For `^VIX` the columns are computed the same way but only `close`, `ret_1d`, `change_5d` and `ret_5d` are "
         "meaningful (a \"record\" VIX is not a market high).",
         examples=(

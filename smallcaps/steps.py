@@ -518,21 +518,44 @@ def _index_daily_scope(ctx: Context, changes: Changes) -> pl.DataFrame:
 
 
 def _index_daily_compute(ctx: Context, scope: pl.DataFrame) -> pl.DataFrame:
-    from transforms.index_daily import index_daily
+    """Each symbol from its first changed session: the stored row before it carries the running
+    figures, and the INDEX_LOOKBACK_SESSIONS bars up to it feed the window columns. A symbol whose
+    stored history before the change is shorter than that is computed from its first bar."""
+    from transforms.index_daily import INDEX_LOOKBACK_SESSIONS, INDEX_STATE_COLUMNS, index_daily
 
-    symbols = scope.select("symbol").unique() if "symbol" in scope.columns else None
-    if symbols is None or symbols.get_column("symbol").null_count():
-        symbols = read(ctx.con, "SELECT DISTINCT symbol FROM raw.index_bars")
-    register(ctx.con, "_symbols", symbols)
+    starts = _starts(scope, read(ctx.con, "SELECT DISTINCT symbol FROM raw.index_bars"), "symbol")
+    state = _last_before(ctx, "marts.index_daily", "symbol", "session_date", starts, list(INDEX_STATE_COLUMNS[1:]) + ["session_date"])
+    register(ctx.con, "_starts", starts)
+    try:
+        before = read(
+            ctx.con,
+            "SELECT s.symbol, count(d.session_date) AS n FROM _starts s LEFT JOIN marts.index_daily d "
+            "ON d.symbol = s.symbol AND d.session_date < s.from_date GROUP BY s.symbol",
+        )
+    finally:
+        ctx.con.unregister("_starts")
+    long_enough = before.filter(pl.col("n") >= INDEX_LOOKBACK_SESSIONS).get_column("symbol")
+    state = state.filter(pl.col("symbol").is_in(long_enough.implode())) if state.height else state
+    # Bars: from the start of each symbol's look-back window (its first bar without state).
+    windows = starts.join(state.select("symbol", pl.col("session_date").alias("_state_date")), on="symbol", how="left")
+    register(ctx.con, "_windows", windows)
     try:
         bars = read(
             ctx.con,
-            "SELECT symbol, session_date, close FROM raw.index_bars SEMI JOIN _symbols USING (symbol) WHERE session_date <= ?",
+            f"""WITH context AS (
+                    SELECT b.symbol, b.session_date, b.close FROM raw.index_bars b JOIN _windows w USING (symbol)
+                    WHERE w._state_date IS NOT NULL AND b.session_date <= w._state_date
+                      AND b.session_date > w._state_date - INTERVAL {3 * INDEX_LOOKBACK_SESSIONS} DAY
+                    QUALIFY row_number() OVER (PARTITION BY b.symbol ORDER BY b.session_date DESC) <= {INDEX_LOOKBACK_SESSIONS})
+                SELECT * FROM context
+                UNION ALL
+                SELECT b.symbol, b.session_date, b.close FROM raw.index_bars b JOIN _windows w USING (symbol)
+                WHERE b.session_date <= ? AND (w._state_date IS NULL OR b.session_date > w._state_date)""",
             [ctx.until],
         )
     finally:
-        ctx.con.unregister("_symbols")
-    return index_daily(bars.lazy()).collect()
+        ctx.con.unregister("_windows")
+    return index_daily(bars.lazy(), state.select(*INDEX_STATE_COLUMNS, "symbol").lazy() if state.height else None).collect()
 
 
 def _index_records_scope(ctx: Context, changes: Changes) -> pl.DataFrame:
@@ -543,10 +566,15 @@ def _index_records_scope(ctx: Context, changes: Changes) -> pl.DataFrame:
     return scope_frame(starts.with_columns(pl.lit(FAR_FUTURE).alias("to_date")), ("symbol",))
 
 
-def _read_index_daily(ctx: Context, symbols: list[str]) -> pl.DataFrame:
+def _read_index_daily(ctx: Context, symbols: list[str], since: date | None = None) -> pl.DataFrame:
+    """index_daily rows of `symbols` from `since` (every row without it) up to ctx.until."""
     register(ctx.con, "_symbols", pl.DataFrame({"symbol": symbols}, schema={"symbol": pl.String}))
     try:
-        return read(ctx.con, "SELECT * FROM marts.index_daily SEMI JOIN _symbols USING (symbol)")
+        return read(
+            ctx.con,
+            "SELECT * FROM marts.index_daily SEMI JOIN _symbols USING (symbol) WHERE session_date BETWEEN ? AND ?",
+            [since or FAR_PAST, ctx.until],
+        )
     finally:
         ctx.con.unregister("_symbols")
 
@@ -556,13 +584,23 @@ def _index_records_scope_all(ctx: Context, first: date) -> pl.DataFrame:
 
 
 def _index_records_compute(ctx: Context, scope: pl.DataFrame) -> pl.DataFrame:
+    """The years from each symbol's first changed one, from index_daily rows of those years; the
+    history start from the stored rows (one per symbol)."""
     from transforms.index_daily import index_records
 
+    first = scope.get_column("from_date").min()
     symbols = scope.get_column("symbol").drop_nulls().unique().to_list() if "symbol" in scope.columns else []
     if not symbols or scope.get_column("symbol").null_count():
-        symbols = [r[0] for r in ctx.con.execute("SELECT DISTINCT symbol FROM marts.index_daily").fetchall()]
-    daily = _read_index_daily(ctx, symbols).filter(pl.col("session_date") <= ctx.until)
-    return index_records(daily.lazy()).collect()
+        symbols = [r[0] for r in ctx.con.execute("SELECT DISTINCT symbol FROM raw.index_bars").fetchall()]
+    daily = _read_index_daily(ctx, symbols, first)
+    # A history that grew backwards changed index_daily from its new first row: the window has it.
+    stored = read(ctx.con, "SELECT symbol, min(history_start) AS history_start FROM marts.index_records GROUP BY symbol")
+    starts = (
+        pl.concat([stored, daily.group_by("symbol").agg(pl.col("session_date").min().alias("history_start"))])
+        .group_by("symbol")
+        .agg(pl.col("history_start").min())
+    )
+    return index_records(daily.lazy(), history_start=starts.lazy()).collect()
 
 
 def _relative_performance_scope(ctx: Context, changes: Changes) -> pl.DataFrame:
@@ -580,14 +618,52 @@ def _relative_performance_scope(ctx: Context, changes: Changes) -> pl.DataFrame:
 
 
 def _relative_performance_compute(ctx: Context, scope: pl.DataFrame) -> pl.DataFrame:
-    from transforms.relative_performance import relative_performance
+    """Each pair from its first changed session, continuing its stored streak and the ladder of its
+    earlier runs (one small aggregate over the stored rows), from index_daily rows of the window."""
+    import numpy as np
+
+    from transforms.relative_performance import ladder, relative_performance
 
     if "lead_symbol" in scope.columns and scope.get_column("lead_symbol").null_count() == 0:
-        pairs = list(scope.select("lead_symbol", "lag_symbol").unique().iter_rows())
+        firsts = dict(((r[0], r[1]), r[2]) for r in scope.group_by("lead_symbol", "lag_symbol").agg(pl.col("from_date").min()).iter_rows())
     else:
-        pairs = list(ctx.pairs)
-    daily = _read_index_daily(ctx, sorted({s for p in pairs for s in p})).filter(pl.col("session_date") <= ctx.until)
-    return relative_performance(daily.lazy(), pairs).collect()
+        first = scope.get_column("from_date").min()
+        firsts = {p: first for p in ctx.pairs}
+    states, ladders = [], {}
+    for (lead, lag), first in firsts.items():
+        row = ctx.con.execute(
+            "SELECT session_date, streak FROM marts.relative_performance WHERE lead_symbol = ? AND lag_symbol = ? "
+            "AND session_date < ? ORDER BY session_date DESC LIMIT 1",
+            [lead, lag, first],
+        ).fetchone()
+        if row is None:
+            continue
+        state_date, streak = row
+        states.append((lead, lag, state_date, streak))
+        run_start = state_date
+        if streak > 1:
+            run_start = ctx.con.execute(
+                "SELECT session_date FROM marts.relative_performance WHERE lead_symbol = ? AND lag_symbol = ? "
+                "AND session_date <= ? ORDER BY session_date DESC LIMIT 1 OFFSET ?",
+                [lead, lag, state_date, streak - 1],
+            ).fetchone()[0]
+        earlier = read(
+            ctx.con,
+            "SELECT streak, max(session_date) AS session_date FROM marts.relative_performance "
+            "WHERE lead_symbol = ? AND lag_symbol = ? AND session_date < ? AND streak > 0 GROUP BY streak",
+            [lead, lag, run_start if streak > 0 else first],
+        )
+        days = earlier.get_column("session_date").cast(pl.Int32).to_numpy().astype(np.int64)
+        trailing = (int(streak), int(pl.Series([state_date]).cast(pl.Int32)[0])) if streak > 0 else (0, -1)
+        ladders[(lead, lag)] = (ladder(earlier.get_column("streak").to_numpy(), days), trailing)
+    state = pl.DataFrame(
+        states, schema={"lead_symbol": pl.String, "lag_symbol": pl.String, "session_date": pl.Date, "streak": pl.Int32}, orient="row"
+    )
+    # Rows after each pair's state row (a pair without one: its whole history).
+    after = min((s[2] for s in states), default=None) if len(states) == len(firsts) else None
+    symbols = sorted({x for p in firsts for x in p})
+    daily = _read_index_daily(ctx, symbols, after + timedelta(days=1) if after else None)
+    return relative_performance(daily.lazy(), list(firsts), state=state.lazy(), ladders=ladders).collect()
 
 
 def _relative_performance_history(ctx: Context, rows: pl.DataFrame) -> pl.DataFrame:
@@ -622,21 +698,35 @@ def _index_performance_scope(ctx: Context, changes: Changes) -> pl.DataFrame:
 
 
 def _index_performance_compute(ctx: Context, scope: pl.DataFrame) -> pl.DataFrame:
-    from transforms.index_performance import index_performance
+    """Rows from each symbol's first changed session: closes of the window, reaching back as far as
+    a rolling anchor can (ROLLING_ANCHOR_LOOKBACK_DAYS), and the closes of the dated anchors."""
+    from transforms.index_performance import ROLLING_ANCHOR_LOOKBACK_DAYS, index_performance
 
+    first = scope.get_column("from_date").min()
     symbols = scope.get_column("symbol").drop_nulls().unique().to_list() if "symbol" in scope.columns else []
     if not symbols or scope.get_column("symbol").null_count():
-        symbols = [r[0] for r in ctx.con.execute("SELECT DISTINCT symbol FROM marts.index_daily").fetchall()]
-    daily = _read_index_daily(ctx, symbols).filter(pl.col("session_date") <= ctx.until)
+        symbols = [r[0] for r in ctx.con.execute("SELECT DISTINCT symbol FROM raw.index_bars").fetchall()]
+    closes = _read_index_daily(ctx, symbols, first - timedelta(days=ROLLING_ANCHOR_LOOKBACK_DAYS))
+    dated = [calendar.session_on_or_before(date.fromisoformat(a)) for a in ctx.anchors if a not in ("ytd", "1y")]
+    if dated:
+        register(ctx.con, "_dated", pl.DataFrame({"session_date": dated}, schema={"session_date": pl.Date}))
+        register(ctx.con, "_symbols", pl.DataFrame({"symbol": symbols}, schema={"symbol": pl.String}))
+        try:
+            at_anchors = read(ctx.con, "SELECT * FROM marts.index_daily SEMI JOIN _symbols USING (symbol) SEMI JOIN _dated USING (session_date)")
+        finally:
+            ctx.con.unregister("_dated")
+            ctx.con.unregister("_symbols")
+        closes = pl.concat([closes, at_anchors]).unique(["symbol", "session_date"])
     sessions = read(ctx.con, "SELECT session_date FROM core.sessions WHERE session_date <= ?", [ctx.until])
-    return index_performance(daily.lazy(), sessions.lazy(), anchors=ctx.anchors, as_of=ctx.until).collect()
+    rows = index_performance(closes.lazy(), sessions.lazy(), anchors=ctx.anchors, as_of=ctx.until).collect()
+    return rows.filter(pl.col("session_date") >= first)
 
 
 # marts.headlines ----------------------------------------------------------------------------------
 
-# A night's index and pair facts read a few earlier sessions (the VIX five sessions back, the
-# previous streak): a change reaches the nights up to this many sessions after it.
-HEADLINE_REACH_SESSIONS = 6
+# How far back a night's facts read: the previous year's last close (the YTD base, at most a year
+# back), the close five sessions back, the previous streak.
+HEADLINE_LOOKBACK_DAYS = 380
 
 
 def _headlines_scope(ctx: Context, changes: Changes) -> pl.DataFrame:
@@ -669,21 +759,27 @@ def _headlines_scope(ctx: Context, changes: Changes) -> pl.DataFrame:
 
 
 def _headlines_compute(ctx: Context, scope: pl.DataFrame) -> pl.DataFrame:
+    """The facts of the scope's nights, from the marts' rows of those nights plus the look-back
+    the index and pair facts read (HEADLINE_LOOKBACK_DAYS)."""
     from transforms.headlines import headlines
 
-    daily = read(ctx.con, "SELECT * FROM marts.index_daily WHERE session_date <= ?", [ctx.until])
-    days = daily.select(pl.col("session_date").alias("as_of_date")).unique()
+    days = read(ctx.con, "SELECT DISTINCT session_date AS as_of_date FROM marts.index_daily WHERE session_date BETWEEN ? AND ?",
+                [scope.get_column("from_date").min(), ctx.until])
     nights = filter_scope(days, scope, "as_of_date").get_column("as_of_date").sort().to_list()
     if not nights:
         return pl.DataFrame()
+    since = nights[0] - timedelta(days=HEADLINE_LOOKBACK_DAYS)
     register(ctx.con, "_nights", pl.DataFrame({"session_date": nights}, schema={"session_date": pl.Date}))
     try:
         at = lambda table: read(ctx.con, f"SELECT * FROM {table} SEMI JOIN _nights USING (session_date)").lazy()  # noqa: E731
+        window = lambda table: read(  # noqa: E731
+            ctx.con, f"SELECT * FROM {table} WHERE session_date BETWEEN ? AND ?", [since, nights[-1]]
+        ).lazy()
         return headlines(
             nights,
-            daily.lazy(),
+            window("marts.index_daily"),
             read(ctx.con, "SELECT * FROM marts.index_records").lazy(),
-            read(ctx.con, "SELECT * FROM marts.relative_performance WHERE session_date <= ?", [ctx.until]).lazy(),
+            window("marts.relative_performance"),
             at("marts.cohort_composition"),
             at("marts.cohort_performance"),
             at("marts.sector_daily"),

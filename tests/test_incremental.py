@@ -33,8 +33,9 @@ ANCHORS = ["ytd", "1y", "2024-12-10"]
 NAMES = {"^RUT": "Russell 2000", "^GSPC": "S&P 500", "^VIX": "VIX"}
 COMPANIES = [f"C{i:02d}" for i in range(12)]
 SECTORS = ("Energy", "Utilities", "Health Care")
-FIRST = date(2024, 11, 1)
-START_SESSIONS = 30
+FIRST = date(2023, 12, 1)
+# Longer than the index marts' look-back (261 sessions), so nights continue from carried state.
+START_SESSIONS = 290
 
 
 @dataclass
@@ -100,7 +101,7 @@ class Warehouse:
 
 def _new_world(seed: int) -> World:
     rng = np.random.default_rng(seed)
-    sessions = calendar.sessions(FIRST, FIRST + timedelta(days=200))
+    sessions = calendar.sessions(FIRST, FIRST + timedelta(days=600))
     world = World(rng, sessions)
     world.members = {"r2k": set(COMPANIES[:9]), "s600": set(COMPANIES[5:])}
     return world
@@ -119,8 +120,8 @@ def _price_night(world: World, day: date) -> None:
 
 def _quarters_until(world: World, day: date, symbols) -> None:
     for s in symbols:
-        for q in range(6):
-            period_end = date(2024, 3, 31) + timedelta(days=91 * q)
+        for q in range(10):
+            period_end = date(2023, 3, 31) + timedelta(days=91 * q)
             if period_end + timedelta(days=40) <= day and (s, period_end) not in world.fundamentals:
                 value = float(world.rng.normal(0, 1e6))
                 world.fundamentals[(s, period_end)] = (period_end + timedelta(days=30 + int(world.rng.integers(0, 20))), value)
@@ -185,7 +186,7 @@ def _apply(op: str, world: World, wh: Warehouse, state: dict) -> derive.Updated:
         return wh.load(frames, last)
     if op == "late_quarter":
         s = COMPANIES[int(rng.integers(0, len(COMPANIES)))]
-        period_end = date(2023, 12, 31)
+        period_end = date(2022, 12, 31)
         world.fundamentals[(s, period_end)] = (loaded[len(loaded) // 2], 5e6)
         return wh.load({"raw.fundamentals": _fundamentals_frame(world)}, last)
     if op == "old_snapshot":
@@ -260,7 +261,9 @@ def test_a_large_load_is_replayed_period_by_period_and_equals_one_update(tmp_pat
             out = derive.run(ctx, changes, load_id="x", gated=False, replay_rows=replay_rows, period_months=months)
         assert out.rows_written
         _check(wh, days[-1])
-        results.append(content_checksums(wh.con, [d.name for d in DATASETS]))
+        results.append({t: n for t, (n, _) in content_checksums(wh.con, [d.name for d in DATASETS]).items()})
+    # Same rows; values equal the whole-history derivation (_check), floats within its tolerance: a
+    # window average started at another row differs in its last bits.
     assert results[0] == results[1] == results[2]
 
 

@@ -27,8 +27,9 @@ def mart(table: str, rows: list[dict]) -> pl.LazyFrame:
 
 
 def index_row(symbol: str, day: date, close: float, **kw) -> dict:
+    # A row is its own record unless told otherwise (record_close and record_date are mart columns).
     base = {"symbol": symbol, "session_date": day, "close": close, "is_record_close": False, "records_ytd": 0,
-            "drawdown_from_record": 0.0}  # fmt: skip
+            "drawdown_from_record": 0.0, "record_close": close, "record_date": day}  # fmt: skip
     return base | kw
 
 
@@ -175,7 +176,8 @@ def test_distance_from_record_night():
     out = build(
         daily=[
             index_row("^RUT", date(2026, 1, 20), 2750.0, is_record_close=True, records_ytd=6),
-            index_row("^RUT", NIGHT, 2700.0, records_ytd=6, drawdown_from_record=2700.0 / 2750.0 - 1),
+            index_row("^RUT", NIGHT, 2700.0, records_ytd=6, drawdown_from_record=2700.0 / 2750.0 - 1,
+                      record_close=2750.0, record_date=date(2026, 1, 20)),
         ]
     )
     row = fact(out, "index_from_record:^RUT")
