@@ -40,10 +40,11 @@ import time
 import warnings
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, time as clock_time, timedelta, timezone
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
 
 import polars as pl
 import yfinance as yf
@@ -51,6 +52,7 @@ from curl_cffi import requests as curl_requests
 from curl_cffi.requests.exceptions import ConnectionError as CurlConnectionError
 from curl_cffi.requests.exceptions import DNSError, RequestException, Timeout
 from yfinance import cache as yf_cache
+from yfinance.config import YfConfig
 from yfinance.data import YfData
 from yfinance.exceptions import YFRateLimitError, YFTickerMissingError
 
@@ -83,6 +85,21 @@ INCOME_ROWS: dict[str, str] = {
     "DilutedEPS": "diluted_eps",
     "TotalRevenue": "revenue_usd",
 }
+
+# Report dates (see `latest_report`). Yahoo's v7 quote answer is the one real answer that dates a
+# quarterly report: `earningsTimestamp` is the company's latest earnings release (or, once Yahoo
+# has it confirmed, the next one). yfinance asks for it in `Ticker.info` (its second request, after
+# quoteSummary); the source asks that same request alone, one symbol at a time as yfinance does.
+QUOTE_URL = "https://query1.finance.yahoo.com/v7/finance/quote"
+NEW_YORK = ZoneInfo(EXCHANGE_TZ)
+MARKET_CLOSE = clock_time(16, 0)
+# A release more than this long after the newest quarter of the answer reports a later quarter
+# (one Yahoo's statements do not hold yet): 90 days is the 10-K deadline of the smallest filers,
+# plus the 15 days of an NT 10-K extension.
+MAX_REPORT_LAG_DAYS = 105
+# The earnings call of a real quarterly report is held the same day or the next; a release with a
+# call months away is something else (a preliminary announcement, an investor day).
+CALL_WITHIN_DAYS = 3
 
 # fundamentals_due: a quarter lasts about 91 days and a 10-Q is due 40-45 days after the quarter
 # ends, so the quarter after the latest stored one should be out 135 days after that one ended.
@@ -144,6 +161,43 @@ def fundamentals_due(stored: pl.DataFrame, symbols: Sequence[str], as_of: date, 
     return frame.filter(due).sort("_order").get_column("symbol").to_list()
 
 
+# report dates ------------------------------------------------------------------------------------
+
+
+def latest_report(
+    period_ends: Sequence[date], release_at: datetime | None, call_at: datetime | None, as_of: date
+) -> tuple[date, date] | None:
+    """(period_end_date, report_date) of the quarter that Yahoo's latest earnings release reported,
+    or None where the release does not pin one quarter down. Pure.
+
+    `period_ends`: the quarters of the statement answer; `release_at`: the quote's
+    `earningsTimestamp`, `call_at` its `earningsCallTimestampStart` (aware datetimes, or None).
+    The release dates the newest quarter when
+    - it came out on or before `as_of` (after the close of `as_of` included): a later date is a
+      scheduled release, not a report;
+    - it came after that quarter ended and at most MAX_REPORT_LAG_DAYS later (a later release is
+      of a quarter the statements do not hold yet);
+    - the earnings call, where Yahoo gives one, is within CALL_WITHIN_DAYS of it.
+    report_date is the first day on whose close the figure was public: the release's New York date,
+    or the next day for a release at or after the 16:00 close (cohort rule v1 counts a quarter on
+    its report_date's session).
+    """
+    if release_at is None or not period_ends:
+        return None
+    local = release_at.astimezone(NEW_YORK)
+    released = local.date()
+    newest = max(period_ends)
+    if released > as_of or not newest < released <= newest + timedelta(days=MAX_REPORT_LAG_DAYS):
+        return None
+    if call_at is not None and abs((call_at.astimezone(NEW_YORK).date() - released).days) > CALL_WITHIN_DAYS:
+        return None
+    return newest, released + timedelta(days=1) if local.time() >= MARKET_CLOSE else released
+
+
+def _epoch(value: Any) -> datetime | None:
+    return datetime.fromtimestamp(value, timezone.utc) if isinstance(value, (int, float)) and value > 0 else None
+
+
 # errors ------------------------------------------------------------------------------------------
 
 
@@ -173,6 +227,11 @@ def _seed_tz_cache(symbols: Sequence[str]) -> None:
         for symbol in symbols:
             if tz.lookup(symbol) is None:
                 tz.store(symbol, EXCHANGE_TZ)
+
+
+class QuoteRequestFailed(RequestException):
+    """The v7 quote request for a symbol's latest earnings date failed: a network failure of the
+    symbol's fundamentals like any other (retried once at the end of the call)."""
 
 
 class _NoData(Exception):
@@ -489,9 +548,10 @@ class YahooSource:
         )
 
     def fundamentals(self, symbols: Sequence[str], as_of: date) -> Fetched:
-        """Quarterly income statement lines (quarters ended on or before `as_of`) of `symbols`;
-        about one request per symbol. Which symbols are due is the caller's choice
-        (see `fundamentals_due`)."""
+        """Quarterly income statement lines (quarters ended on or before `as_of`) of `symbols`,
+        with the newest quarter's report date where Yahoo's latest earnings release pins it down
+        (`latest_report`); two requests per symbol with quarters, one without. Which symbols are
+        due is the caller's choice (see `fundamentals_due`)."""
         wanted = list(dict.fromkeys(symbols))
         outcomes, requests = self._fetch_all(wanted, lambda s: self._income(s, as_of))
         return Fetched(
@@ -573,7 +633,7 @@ class YahooSource:
         data: dict[str, Any] = {
             "symbol": [symbol] * len(periods),
             "period_end_date": periods,
-            "report_date": [None] * len(periods),  # Yahoo's timeseries has no report date
+            "report_date": [None] * len(periods),  # the statements carry none; see _latest_release
         }
         for row, col in INCOME_ROWS.items():
             data[col] = table.loc[row].to_numpy(dtype="float64") if row in table.index else [None] * len(periods)
@@ -590,7 +650,28 @@ class YahooSource:
             raise _NoData(
                 f"{NO_DATA}: no quarter with net income, EPS or revenue ended on or before {as_of}"
             )
+        release_at, call_at = self._latest_release(symbol)
+        dated = latest_report(frame.get_column("period_end_date").to_list(), release_at, call_at, as_of)
+        if dated is not None:
+            period_end, report = dated
+            frame = frame.with_columns(
+                pl.when(pl.col("period_end_date") == period_end).then(pl.lit(report)).alias("report_date")
+            )
         return frame.select(list(FUNDAMENTALS_SCHEMA))
+
+    def _latest_release(self, symbol: str) -> tuple[datetime | None, datetime | None]:
+        """(earningsTimestamp, earningsCallTimestampStart) of the symbol's v7 quote, each None
+        where Yahoo gives none (an ETF, a company without a scheduled report)."""
+        params = {"symbols": symbol, "formatted": "false", "lang": YfConfig.locale.lang, "region": YfConfig.locale.region}
+        try:
+            answer = YfData(session=self._session).get_raw_json(QUOTE_URL, params=params, timeout=self.settings.http_timeout_s)
+        except RequestException as exc:
+            raise QuoteRequestFailed(f"{exc} (asking the latest earnings date, {QUOTE_URL})") from exc
+        results = (answer.get("quoteResponse") or {}).get("result") or []
+        quote = next((q for q in results if q.get("symbol") == symbol), None)
+        if quote is None:
+            return None, None
+        return _epoch(quote.get("earningsTimestamp")), _epoch(quote.get("earningsCallTimestampStart"))
 
     # many symbols ------------------------------------------------------------------------------------
 
