@@ -325,7 +325,9 @@ def apply_rebase(fetched: Fetched, refetched: Fetched, rebase: dict[str, tuple[d
 
 def fundamentals_symbols(con: duckdb.DuckDBPyConnection, settings: Settings, symbols: Sequence[str], as_of: date) -> list[str]:
     """Symbols whose fundamentals are due. Offline sources cost nothing: every symbol. The yahoo
-    source asks only when a quarter is missing or due (see sources.yahoo.fundamentals_due).
+    source asks only when a symbol's next quarter can be out (see sources.yahoo.fundamentals_due):
+    shortly after the date its report is expected, from the symbol's own report lag (the same
+    fiscal quarter a year before, else its newest quarter; known where a report date is stored).
 
     "Yahoo has no income statement for it" is an answer, not a failure to retry nightly: such a
     symbol (no stored quarter) counts as answered at that attempt and is looked at again weekly."""
@@ -335,11 +337,19 @@ def fundamentals_symbols(con: duckdb.DuckDBPyConnection, settings: Settings, sym
 
     stored = read(
         con,
-        """WITH q AS (SELECT symbol, max(period_end_date) AS period_end_date FROM raw.fundamentals GROUP BY symbol),
+        """WITH ranked AS (
+               SELECT symbol, period_end_date,
+                      CASE WHEN report_date > period_end_date THEN datediff('day', period_end_date, report_date) END AS lag_days,
+                      row_number() OVER (PARTITION BY symbol ORDER BY period_end_date DESC) AS k
+               FROM raw.fundamentals),
+                q AS (SELECT symbol, max(period_end_date) FILTER (WHERE k = 1) AS period_end_date,
+                             -- the quarter a year before the next one is the 4th newest
+                             coalesce(max(lag_days) FILTER (WHERE k = 4), max(lag_days) FILTER (WHERE k = 1)) AS report_lag_days
+                      FROM ranked GROUP BY symbol),
                 s AS (SELECT symbol,
                              CASE WHEN starts_with(last_error, ?) THEN last_attempt_at ELSE last_success_at END AS answered_at
                       FROM meta.fetch_state WHERE dataset = 'fundamentals')
-           SELECT coalesce(q.symbol, s.symbol) AS symbol, q.period_end_date, s.answered_at AS last_success_at
+           SELECT coalesce(q.symbol, s.symbol) AS symbol, q.period_end_date, s.answered_at AS last_success_at, q.report_lag_days
            FROM q FULL OUTER JOIN s ON q.symbol = s.symbol""",
         [NO_DATA],
     )

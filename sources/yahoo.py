@@ -101,12 +101,18 @@ MAX_REPORT_LAG_DAYS = 105
 # call months away is something else (a preliminary announcement, an investor day).
 CALL_WITHIN_DAYS = 3
 
-# fundamentals_due: a quarter lasts about 91 days and a 10-Q is due 40-45 days after the quarter
-# ends, so the quarter after the latest stored one should be out 135 days after that one ended.
-NEXT_QUARTER_DUE_DAYS = 135
-# A quarter that is due but not yet at Yahoo (10-Ks of small companies come 60-90 days after the
-# year end) is looked for again weekly, not nightly.
+# fundamentals_due: when the quarter after the newest stored one can be at Yahoo. A quarter lasts
+# 90 to 92 days; its release comes the company's usual report lag after it ends (45 days, the 10-Q
+# deadline, where no lag is known); Yahoo's statements carry it a day or so after the release.
+QUARTER_DAYS = 91
+DEFAULT_REPORT_LAG_DAYS = 45
+MIN_REPORT_LAG_DAYS = 10
+STATEMENT_DELAY_DAYS = 1
+# Not there at the first look: looked for weekly; a quarter still missing this long after it was
+# expected (a delinquent filer, a foreign company reporting half-yearly) monthly.
 RECHECK_DAYS = 7
+OVERDUE_AFTER_DAYS = 45
+OVERDUE_RECHECK_DAYS = 28
 
 
 # fundamentals_due ------------------------------------------------------------------------------
@@ -116,22 +122,30 @@ STORED_FUNDAMENTALS_SCHEMA: dict[str, pl.DataType] = {
     "period_end_date": pl.Date,  # newest stored quarter end of the symbol; null when Yahoo had none
     "last_success_at": pl.Datetime("us"),  # last fetch of its fundamentals that Yahoo answered (a Date works too)
 }
+# Optional: the days from period end to report the next quarter should take (the same fiscal
+# quarter a year earlier, or the newest quarter's); null or absent: unknown.
+REPORT_LAG_COLUMN = "report_lag_days"
 
 
 def fundamentals_due(stored: pl.DataFrame, symbols: Sequence[str], as_of: date, max_age_days: int) -> list[str]:
     """The symbols among `symbols` whose quarterly income statement should be fetched on `as_of`.
 
-    `stored` has at most one row per symbol (STORED_FUNDAMENTALS_SCHEMA), e.g. the newest
-    `raw.fundamentals.period_end_date` and `meta.fetch_state.last_success_at` per symbol. A symbol
-    is due when
+    `stored` has at most one row per symbol (STORED_FUNDAMENTALS_SCHEMA, and optionally
+    REPORT_LAG_COLUMN), e.g. the newest `raw.fundamentals.period_end_date` and
+    `meta.fetch_state.last_success_at` per symbol. The next quarter is *expected* at Yahoo on
+    `period_end_date + QUARTER_DAYS + report lag + STATEMENT_DELAY_DAYS`, the report lag being
+    `report_lag_days` where known (at least MIN_REPORT_LAG_DAYS, at most MAX_REPORT_LAG_DAYS) and
+    DEFAULT_REPORT_LAG_DAYS where not. A symbol is due when
     - it was never fetched (no row, or a null `last_success_at`);
     - its last fetch is more than `max_age_days` before `as_of` (revisions and restatements);
-    - a newer quarter should be out (`period_end_date` + NEXT_QUARTER_DUE_DAYS <= `as_of`) and the
-      last fetch is at least RECHECK_DAYS old: a late quarter is looked for weekly, not nightly;
-    - Yahoo had no quarter for it (`period_end_date` null) and the last fetch is at least
-      RECHECK_DAYS old (a new listing's first quarter appears eventually).
-    A symbol whose fetch failed keeps its older `last_success_at`, so it stays due. Pure: no
-    clock, no I/O. Returns symbols in the order given, each once.
+    - its next quarter is expected by `as_of` and it was not looked at since that day, or the last
+      look is RECHECK_DAYS old (OVERDUE_RECHECK_DAYS once the quarter is OVERDUE_AFTER_DAYS late);
+    - Yahoo had no quarter for it (`period_end_date` null) and the last look is RECHECK_DAYS old
+      (a new listing's first quarter appears eventually).
+    So a company is asked about once a quarter, shortly after its usual report date, and the
+    nights spread over an earnings season as the reports do. A symbol whose fetch failed keeps its
+    older `last_success_at`, so it stays due. Pure: no clock, no I/O. Returns symbols in the order
+    given, each once.
     """
     missing = [c for c in STORED_FUNDAMENTALS_SCHEMA if c not in stored.columns]
     if missing:
@@ -144,21 +158,26 @@ def fundamentals_due(stored: pl.DataFrame, symbols: Sequence[str], as_of: date, 
         return []
     if stored.get_column("symbol").is_duplicated().any():
         raise ValueError("fundamentals_due: stored has more than one row for some symbol")
+    lag = pl.col(REPORT_LAG_COLUMN) if REPORT_LAG_COLUMN in stored.columns else pl.lit(None)
     known = stored.select(
         pl.col("symbol").cast(pl.String),
         pl.col("period_end_date").cast(pl.Date),
         pl.col("last_success_at").cast(pl.Date).alias("_fetched_date"),
+        lag.cast(pl.Int64).clip(MIN_REPORT_LAG_DAYS, MAX_REPORT_LAG_DAYS).fill_null(DEFAULT_REPORT_LAG_DAYS).alias("_lag"),
     )
     frame = pl.DataFrame({"symbol": wanted, "_order": range(len(wanted))}).join(known, on="symbol", how="left")
     fetched = pl.col("_fetched_date")
     age_days = (pl.lit(as_of) - fetched).dt.total_days()
-    quarter_due = pl.col("period_end_date") + pl.duration(days=NEXT_QUARTER_DUE_DAYS) <= pl.lit(as_of)
+    expected = pl.col("period_end_date") + pl.duration(days=QUARTER_DAYS + STATEMENT_DELAY_DAYS) + pl.duration(days=pl.col("_lag"))
+    late_days = (pl.lit(as_of) - expected).dt.total_days()
+    recheck = pl.when(late_days >= OVERDUE_AFTER_DAYS).then(OVERDUE_RECHECK_DAYS).otherwise(RECHECK_DAYS)
     due = (
         fetched.is_null()
         | (age_days > max_age_days)
-        | ((quarter_due | pl.col("period_end_date").is_null()) & (age_days >= RECHECK_DAYS))
+        | ((late_days >= 0) & ((fetched < expected) | (age_days >= recheck)))
+        | (pl.col("period_end_date").is_null() & (age_days >= RECHECK_DAYS))
     )
-    return frame.filter(due).sort("_order").get_column("symbol").to_list()
+    return frame.filter(due.fill_null(False)).sort("_order").get_column("symbol").to_list()
 
 
 # report dates ------------------------------------------------------------------------------------

@@ -101,11 +101,40 @@ def test_yahoo_fundamentals_without_statements_are_rechecked_weekly_not_nightly(
         pipeline.update_fetch_state(con, batch_with(failures, asked), datetime(2025, 6, 2, 23))
     wanted = ["OLD", "NOSTMT", "DOWN", "NEVER"]
     # Next night: the network failure and the never-asked are due; the empty answer waits a week;
-    # OLD's Q1 is due (Dec 31 + 135 days) but OLD was looked at last night.
+    # OLD's Q1 is expected since May 17 (Dec 31 + 91 + 45 + 1 days) but OLD was looked at last night.
     assert pipeline.fundamentals_symbols(con, settings, wanted, date(2025, 6, 3)) == ["DOWN", "NEVER"]
     assert pipeline.fundamentals_symbols(con, settings, wanted, date(2025, 6, 9)) == wanted
     # Other sources cost nothing to ask: every symbol, every night.
     assert pipeline.fundamentals_symbols(con, Settings(home=tmp_path), wanted, date(2025, 6, 3)) == wanted
+
+
+def test_yahoo_fundamentals_are_asked_after_the_companys_usual_report_date(tmp_path):
+    """A company that reported its June quarter a year ago 30 days after it ended: its newest
+    stored quarter ends 2025-03-31, so the next (June 2025) is expected on 2025-07-31
+    (Mar 31 + 91 + 30 + 1), not on 2025-08-15 (the 45-day default)."""
+    from smallcaps.settings import Settings
+    from sources.base import FUNDAMENTALS_SCHEMA
+
+    con = connect(tmp_path / "w.duckdb")
+    quarters = [
+        ("FAST", date(2024, 6, 30), date(2024, 7, 30)),  # the 4th newest: a year before the next
+        ("FAST", date(2024, 9, 30), None),
+        ("FAST", date(2024, 12, 31), date(2025, 2, 20)),
+        ("FAST", date(2025, 3, 31), date(2025, 4, 24)),
+        ("NEWEST", date(2025, 3, 31), date(2025, 4, 20)),  # only its newest lag (20 days) is known
+        ("UNDATED", date(2025, 3, 31), None),
+    ]
+    put(con, "raw.fundamentals", pl.DataFrame(
+        [(s, p, r, 1.0, 1.0, 0.1, 10.0) for s, p, r in quarters], schema=FUNDAMENTALS_SCHEMA, orient="row"))
+    with transaction(con):
+        pipeline.update_fetch_state(con, batch_with([], {"fundamentals": ["FAST", "NEWEST", "UNDATED"]}), datetime(2025, 5, 2, 23))
+    settings = Settings(home=tmp_path, source="yahoo")
+    wanted = ["FAST", "NEWEST", "UNDATED"]
+    assert pipeline.fundamentals_symbols(con, settings, wanted, date(2025, 7, 20)) == []
+    assert pipeline.fundamentals_symbols(con, settings, wanted, date(2025, 7, 21)) == ["NEWEST"]  # Mar 31 + 91 + 20 + 1
+    assert pipeline.fundamentals_symbols(con, settings, wanted, date(2025, 7, 30)) == ["NEWEST"]
+    assert pipeline.fundamentals_symbols(con, settings, wanted, date(2025, 7, 31)) == ["FAST", "NEWEST"]
+    assert pipeline.fundamentals_symbols(con, settings, wanted, date(2025, 8, 15)) == wanted
 
 
 def test_a_ticker_change_is_recorded_as_renamed_not_delisted(tmp_path):
