@@ -330,10 +330,24 @@ def fundamentals_symbols(con: duckdb.DuckDBPyConnection, settings: Settings, sym
     fiscal quarter a year before, else its newest quarter; known where a report date is stored).
 
     "Yahoo has no income statement for it" is an answer, not a failure to retry nightly: such a
-    symbol (no stored quarter) counts as answered at that attempt and is looked at again weekly."""
+    symbol (no stored quarter) counts as answered at that attempt and is looked at again weekly.
+
+    A former member (in stored holdings, in no universe's latest snapshot) is priced while an
+    anchor holds it (equity_symbols), but its fundamentals are not asked for: core.cohorts uses a
+    quarter only on the member's own sessions, and a quarter reported after it left cannot count
+    on any of them. If it joins again, it is a member again (and due: its last fetch is old)."""
     if settings.source != "yahoo":
         return list(symbols)
     from sources.yahoo import NO_DATA, fundamentals_due
+
+    former = {
+        r[0]
+        for r in con.execute(
+            "SELECT DISTINCT symbol FROM raw.holdings EXCEPT SELECT DISTINCT symbol FROM raw.holdings h WHERE as_of_date = "
+            "(SELECT max(as_of_date) FROM raw.holdings l WHERE l.universe = h.universe)"
+        ).fetchall()
+    }
+    symbols = [s for s in symbols if s not in former]
 
     stored = read(
         con,

@@ -5,7 +5,9 @@ docs/yahoo.md is the operator's guide (costs, failure handling, settings, measur
 decisions, in short:
 
 - yfinance's own code talks to Yahoo: `Ticker.history(auto_adjust=False, actions=True)` per symbol
-  for bars and actions, `Ticker.get_income_stmt(freq="quarterly")` for fundamentals. History is
+  for bars and actions, `Ticker.get_income_stmt(freq="quarterly")` for fundamentals, and the v7
+  quote request of `Ticker.info` (through yfinance's YfData, so with its cookie and crumb) for the
+  latest earnings release, which dates the newest quarter (`latest_report`). History is
   fetched one symbol at a time (yf.download does the same, one chart request per symbol, but hides
   each symbol's exception in a log line); so every symbol ends with its rows or with the exception
   yfinance raised for it, which becomes its `failures` row.
@@ -103,11 +105,15 @@ CALL_WITHIN_DAYS = 3
 
 # fundamentals_due: when the quarter after the newest stored one can be at Yahoo. A quarter lasts
 # 90 to 92 days; its release comes the company's usual report lag after it ends (45 days, the 10-Q
-# deadline, where no lag is known); Yahoo's statements carry it a day or so after the release.
+# deadline, where no lag is known), give or take a few days. STATEMENT_DELAY_DAYS is a margin for
+# that and for Yahoo's statements carrying a release a day or so after it (an assumption: no
+# recorded answer says how long Yahoo takes); in bench/fetch_yahoo.py's model of a market, 2 days
+# cost 7.8 looks a company a year, 1 day 8.3 (more first looks too early), 3 days 7.4 (but a later
+# first look).
 QUARTER_DAYS = 91
 DEFAULT_REPORT_LAG_DAYS = 45
 MIN_REPORT_LAG_DAYS = 10
-STATEMENT_DELAY_DAYS = 1
+STATEMENT_DELAY_DAYS = 2
 # Not there at the first look: looked for weekly; a quarter still missing this long after it was
 # expected (a delinquent filer, a foreign company reporting half-yearly) monthly.
 RECHECK_DAYS = 7
@@ -140,8 +146,9 @@ def fundamentals_due(stored: pl.DataFrame, symbols: Sequence[str], as_of: date, 
     - its last fetch is more than `max_age_days` before `as_of` (revisions and restatements);
     - its next quarter is expected by `as_of` and it was not looked at since that day, or the last
       look is RECHECK_DAYS old (OVERDUE_RECHECK_DAYS once the quarter is OVERDUE_AFTER_DAYS late);
-    - Yahoo had no quarter for it (`period_end_date` null) and the last look is RECHECK_DAYS old
-      (a new listing's first quarter appears eventually).
+    - Yahoo had no quarter for it (`period_end_date` null) and the last look is OVERDUE_RECHECK_DAYS
+      old (a new listing's first quarter appears eventually; an ETF-like or foreign listing may never
+      have one).
     So a company is asked about once a quarter, shortly after its usual report date, and the
     nights spread over an earnings season as the reports do. A symbol whose fetch failed keeps its
     older `last_success_at`, so it stays due. Pure: no clock, no I/O. Returns symbols in the order
@@ -175,7 +182,7 @@ def fundamentals_due(stored: pl.DataFrame, symbols: Sequence[str], as_of: date, 
         fetched.is_null()
         | (age_days > max_age_days)
         | ((late_days >= 0) & ((fetched < expected) | (age_days >= recheck)))
-        | (pl.col("period_end_date").is_null() & (age_days >= RECHECK_DAYS))
+        | (pl.col("period_end_date").is_null() & (age_days >= OVERDUE_RECHECK_DAYS))
     )
     return frame.filter(due.fill_null(False)).sort("_order").get_column("symbol").to_list()
 

@@ -82,7 +82,7 @@ def test_meta_symbols_records_mapping_rule_and_status(tmp_path):
     ]
 
 
-def test_yahoo_fundamentals_without_statements_are_rechecked_weekly_not_nightly(tmp_path):
+def test_yahoo_fundamentals_without_statements_are_rechecked_monthly_not_nightly(tmp_path):
     from smallcaps.settings import Settings
     from sources.base import FUNDAMENTALS_SCHEMA
 
@@ -100,18 +100,20 @@ def test_yahoo_fundamentals_without_statements_are_rechecked_weekly_not_nightly(
     with transaction(con):
         pipeline.update_fetch_state(con, batch_with(failures, asked), datetime(2025, 6, 2, 23))
     wanted = ["OLD", "NOSTMT", "DOWN", "NEVER"]
-    # Next night: the network failure and the never-asked are due; the empty answer waits a week;
-    # OLD's Q1 is expected since May 17 (Dec 31 + 91 + 45 + 1 days) but OLD was looked at last night.
+    # Next night: the network failure and the never-asked are due; the empty answer waits 28 days;
+    # OLD's Q1 is expected since May 18 (Dec 31 + 91 + 45 + 2 days) but OLD was looked at last night,
+    # so it waits a week.
     assert pipeline.fundamentals_symbols(con, settings, wanted, date(2025, 6, 3)) == ["DOWN", "NEVER"]
-    assert pipeline.fundamentals_symbols(con, settings, wanted, date(2025, 6, 9)) == wanted
+    assert pipeline.fundamentals_symbols(con, settings, wanted, date(2025, 6, 9)) == ["OLD", "DOWN", "NEVER"]
+    assert pipeline.fundamentals_symbols(con, settings, wanted, date(2025, 6, 30)) == wanted
     # Other sources cost nothing to ask: every symbol, every night.
     assert pipeline.fundamentals_symbols(con, Settings(home=tmp_path), wanted, date(2025, 6, 3)) == wanted
 
 
 def test_yahoo_fundamentals_are_asked_after_the_companys_usual_report_date(tmp_path):
     """A company that reported its June quarter a year ago 30 days after it ended: its newest
-    stored quarter ends 2025-03-31, so the next (June 2025) is expected on 2025-07-31
-    (Mar 31 + 91 + 30 + 1), not on 2025-08-15 (the 45-day default)."""
+    stored quarter ends 2025-03-31, so the next (June 2025) is looked for from 2025-08-01
+    (Mar 31 + 91 + 30 + 2), not from 2025-08-16 (the 45-day default)."""
     from smallcaps.settings import Settings
     from sources.base import FUNDAMENTALS_SCHEMA
 
@@ -127,14 +129,28 @@ def test_yahoo_fundamentals_are_asked_after_the_companys_usual_report_date(tmp_p
     put(con, "raw.fundamentals", pl.DataFrame(
         [(s, p, r, 1.0, 1.0, 0.1, 10.0) for s, p, r in quarters], schema=FUNDAMENTALS_SCHEMA, orient="row"))
     with transaction(con):
-        pipeline.update_fetch_state(con, batch_with([], {"fundamentals": ["FAST", "NEWEST", "UNDATED"]}), datetime(2025, 5, 2, 23))
+        pipeline.update_fetch_state(con, batch_with([], {"fundamentals": ["FAST", "NEWEST", "UNDATED"]}), datetime(2025, 5, 10, 23))
     settings = Settings(home=tmp_path, source="yahoo")
     wanted = ["FAST", "NEWEST", "UNDATED"]
-    assert pipeline.fundamentals_symbols(con, settings, wanted, date(2025, 7, 20)) == []
-    assert pipeline.fundamentals_symbols(con, settings, wanted, date(2025, 7, 21)) == ["NEWEST"]  # Mar 31 + 91 + 20 + 1
-    assert pipeline.fundamentals_symbols(con, settings, wanted, date(2025, 7, 30)) == ["NEWEST"]
-    assert pipeline.fundamentals_symbols(con, settings, wanted, date(2025, 7, 31)) == ["FAST", "NEWEST"]
-    assert pipeline.fundamentals_symbols(con, settings, wanted, date(2025, 8, 15)) == wanted
+    assert pipeline.fundamentals_symbols(con, settings, wanted, date(2025, 7, 21)) == []
+    assert pipeline.fundamentals_symbols(con, settings, wanted, date(2025, 7, 22)) == ["NEWEST"]  # Mar 31 + 91 + 20 + 2
+    assert pipeline.fundamentals_symbols(con, settings, wanted, date(2025, 7, 31)) == ["NEWEST"]
+    assert pipeline.fundamentals_symbols(con, settings, wanted, date(2025, 8, 1)) == ["FAST", "NEWEST"]
+    assert pipeline.fundamentals_symbols(con, settings, wanted, date(2025, 8, 15)) == ["FAST", "NEWEST"]
+    assert pipeline.fundamentals_symbols(con, settings, wanted, date(2025, 8, 16)) == wanted
+
+
+def test_yahoo_fundamentals_are_not_asked_for_former_members(tmp_path):
+    from smallcaps.settings import Settings
+
+    con = connect(tmp_path / "w.duckdb")
+    put(con, "raw.holdings", holdings("russell2000", date(2025, 1, 2), ["LEFT", "STAY"]))
+    put(con, "raw.holdings", holdings("russell2000", date(2025, 1, 3), ["STAY"]))
+    settings = Settings(home=tmp_path, source="yahoo")
+    # LEFT is still priced while an anchor holds it, but none of its sessions as a member can use
+    # a quarter it reports from now on. NEW (in tonight's holdings only) is asked for.
+    assert pipeline.fundamentals_symbols(con, settings, ["LEFT", "NEW", "STAY"], date(2025, 1, 6)) == ["NEW", "STAY"]
+    assert pipeline.fundamentals_symbols(con, Settings(home=tmp_path), ["LEFT", "STAY"], date(2025, 1, 6)) == ["LEFT", "STAY"]
 
 
 def test_a_ticker_change_is_recorded_as_renamed_not_delisted(tmp_path):

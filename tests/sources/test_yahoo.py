@@ -576,25 +576,25 @@ def _ago(days: int) -> datetime:
     [
         (None, True, "never fetched"),
         (("X", date(2025, 3, 31), None, None), True, "never answered"),
-        (("X", date(2025, 3, 31), _ago(3), None), False, "fresh; Q2 expected on Aug 15 (Mar 31 + 91 + 45 + 1)"),
+        (("X", date(2025, 3, 31), _ago(3), None), False, "fresh; Q2 expected on Aug 16 (Mar 31 + 91 + 45 + 2)"),
         (("X", date(2025, 3, 31), _ago(100), None), False, "100 days old is not older than 100"),
         (("X", date(2025, 3, 31), _ago(101), None), True, "older than max_age_days"),
-        (("X", date(2024, 12, 31), _ago(20), None), True, "Q1 expected on May 17, not looked at since"),
+        (("X", date(2024, 12, 31), _ago(20), None), True, "Q1 expected on May 18, not looked at since"),
         (("X", date(2024, 12, 31), _ago(6), None), False, "looked at 6 days ago, after it was expected: weekly"),
         (("X", date(2024, 12, 31), _ago(7), None), True, "looked at a week ago"),
-        (("X", AS_OF - timedelta(days=137), _ago(30), None), True, "expected today"),
-        (("X", AS_OF - timedelta(days=136), _ago(30), None), False, "expected tomorrow"),
+        (("X", AS_OF - timedelta(days=138), _ago(30), None), True, "expected today"),
+        (("X", AS_OF - timedelta(days=137), _ago(30), None), False, "expected tomorrow"),
         # A company that reports 30 days after its quarter ends (fiscal quarters ending Jan, Apr, ...):
-        (("X", date(2025, 1, 31), _ago(90), 30), True, "its Q1 expected today: Jan 31 + 91 + 30 + 1"),
-        (("X", date(2025, 1, 31), _ago(90), None), False, "without its lag: expected on Jun 17"),
-        (("X", date(2025, 1, 31), _ago(2), 30), True, "the first look when expected, however recent the last"),
-        (("X", date(2025, 1, 31), _ago(20), 200), False, "a lag is at most 105 days: expected on Jun 17"),
-        (("X", date(2025, 1, 31), _ago(20), 2), True, "a lag is at least 10 days: expected on May 13"),
-        # Expected on Apr 16, 47 days ago: overdue, looked for monthly.
+        (("X", date(2025, 1, 31), _ago(90), 29), True, "its Q1 expected today: Jan 31 + 91 + 29 + 2"),
+        (("X", date(2025, 1, 31), _ago(90), None), False, "without its lag: expected on Jun 18"),
+        (("X", date(2025, 1, 31), _ago(2), 29), True, "the first look when expected, however recent the last"),
+        (("X", date(2025, 1, 31), _ago(20), 200), False, "a lag is at most 105 days"),
+        (("X", date(2025, 1, 31), _ago(20), 2), True, "a lag is at least 10 days: expected on May 14"),
+        # Expected on Apr 17, 46 days ago: overdue, looked for monthly.
         (("X", date(2024, 11, 30), _ago(10), None), False, "overdue, looked at 10 days ago"),
         (("X", date(2024, 11, 30), _ago(28), None), True, "overdue, looked at 28 days ago"),
-        (("X", None, _ago(10), None), True, "Yahoo had no quarter: weekly re-check"),
-        (("X", None, _ago(2), None), False, "Yahoo had no quarter two days ago"),
+        (("X", None, _ago(28), None), True, "Yahoo had no quarter: looked at again after 28 days"),
+        (("X", None, _ago(27), None), False, "Yahoo had no quarter 27 days ago"),
     ],
 )
 def test_fundamentals_due(row, due, why):
