@@ -72,6 +72,7 @@ from sources.base import Fetched  # noqa: E402
 from sources.yahoo import YahooSource, fundamentals_due  # noqa: E402
 
 # yfinance 1.7 calls pandas APIs that pandas deprecates: its warnings, not ours.
+warnings.filterwarnings("ignore", module=r"yfinance(\.|$)")
 warnings.filterwarnings("ignore", message="Series.values returning an ndarray")
 
 NY = ZoneInfo("America/New_York")
@@ -281,10 +282,14 @@ def describe(night: Night) -> str:
 
 
 def generated_chart(symbol: str, params: dict[str, str]) -> dict:
-    """A daily chart answer for any symbol: one bar per NYSE session in [period1, period2)."""
-    first = datetime.fromtimestamp(int(params["period1"]), NY).date()
-    last = datetime.fromtimestamp(int(params["period2"]) - 1, NY).date()
-    days = calendar.sessions(first, last)
+    """A daily chart answer for any symbol: one bar per NYSE session in [period1, period2), or the
+    latest session for `range=1d` (yfinance's timezone lookup)."""
+    if "period1" in params:
+        first = datetime.fromtimestamp(int(params["period1"]), NY).date()
+        last = datetime.fromtimestamp(int(params["period2"]) - 1, NY).date()
+        days = calendar.sessions(first, last)
+    else:
+        days = [calendar.latest_completed_session()]
     rng = random.Random(symbol)
     price = rng.uniform(5, 80)
     stamps, opens, highs, lows, closes, volumes = [], [], [], [], [], []
