@@ -220,6 +220,11 @@ DROP_BOTTOM_QUANTILE = 0.05  # members below this cap quantile of members drop o
 GRADUATE_MULTIPLE = 12.0  # members above this multiple of the median member cap graduate
 DELIST_SHARE = 0.40  # of companies leaving both universes, share that later delist
 DELIST_AFTER_SESSIONS = (10, 200)
+# Delistings stop short of leaving fewer non-members that could refill the universe (listed, not
+# in either universe, below the graduation line) than this share of the starting non-members.
+# Without it a market whose listings have ended (the default one after three years) runs out of
+# companies to refill from within 15 years; the default market stays far above it for years.
+REFILL_FLOOR_SHARE = 0.5
 
 # Fundamentals: quarters from Q1 two years before the start; at least N_QUARTERS of them, more when
 # the market runs past them (quarter k's figures never depend on how many there are).
@@ -754,7 +759,10 @@ def _simulate(
 
     recon: dict[int, int] = {}
     for year in range(sessions[T0].year, sessions[-1].year + 1):
-        day = calendar.session_on_or_before(_last_friday_of_june(year))
+        friday = _last_friday_of_june(year)
+        day = calendar.session_on_or_before(friday)
+        if (friday - day).days > 6:  # the calendar ends before that June (it runs 400 days ahead)
+            continue
         i = bisect.bisect_left(sessions, day)
         if max(T0, 1) <= i < T and sessions[i] == day:
             recon[i] = year
@@ -901,7 +909,9 @@ def _reconstitute(seed, year, t, carry: _Carry, session64, co: _Companies, quart
     lower = np.quantile(c[rus], DROP_BOTTOM_QUANTILE)
     upper = GRADUATE_MULTIPLE * np.median(c[rus])
     keep = rus & eligible & (c >= lower) & (c <= upper)
-    candidates = np.nonzero(~rus & eligible & (c >= lower) & (c <= upper))[0]
+    # The largest non-members refill, those above the drop line first: only when too few of them
+    # are left (after years of small companies drifting down) do smaller ones get a seat.
+    candidates = np.nonzero(~rus & eligible & (c <= upper))[0]
     room = N_FOUNDING - keep.sum()
     add = candidates[np.argsort(-c[candidates], kind="stable")][: max(room, 0)]
     new_rus = keep.copy()
@@ -912,6 +922,12 @@ def _reconstitute(seed, year, t, carry: _Carry, session64, co: _Companies, quart
     rng = np.random.default_rng([seed, TAG_DELIST, year])
     u, k = rng.random(n), rng.integers(DELIST_AFTER_SESSIONS[0], DELIST_AFTER_SESSIONS[1], n)
     delisting = left & (u < DELIST_SHARE)
+    pool = int((eligible & ~new_rus & ~new_sp & (c <= upper)).sum())
+    allowed = max(0, pool - round(REFILL_FLOOR_SHARE * _layout(n).n_pool))
+    if delisting.sum() > allowed:  # at the floor: the smallest draws delist, the others stay listed
+        chosen = np.nonzero(delisting)[0]
+        delisting = np.zeros(n, bool)
+        delisting[chosen[np.argsort(u[chosen], kind="stable")][:allowed]] = True
     # A session index, possibly beyond the simulated sessions: it holds whatever the end.
     carry.delist_idx = np.where(delisting, t + k, carry.delist_idx)
     carry.rus, carry.sp = new_rus, new_sp
