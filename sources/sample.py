@@ -550,8 +550,9 @@ def _last_friday_of_june(year: int) -> date:
 
 @dataclass(frozen=True)
 class _Block:
-    """The bars of sessions [t0, t1): one company-major array (n x sessions) per field, held in
-    memory (`arrays`) or in `folder`/FIELD.npy."""
+    """The bars of sessions [t0, t1), one array per field: in memory as simulated (`arrays`,
+    sessions x companies), or in `folder`/FIELD.npy company-major (companies x sessions), so
+    that the rows of a chunk of symbols are a few contiguous reads."""
 
     t0: int
     t1: int
@@ -559,9 +560,9 @@ class _Block:
     folder: Path | None
 
     def read(self, field: str, idx: np.ndarray, a: int, b: int) -> np.ndarray:
-        """Rows `idx` (companies, in that order) of sessions [a, b) (absolute indexes) of `field`."""
+        """Companies `idx` (in that order) x sessions [a, b) (absolute indexes) of `field`."""
         if self.arrays is not None:
-            return self.arrays[field][idx, a - self.t0 : b - self.t0]
+            return self.arrays[field][a - self.t0 : b - self.t0, idx].T
         # A memory map read and dropped at once: only the pages of the asked rows are touched.
         mapped = np.load(self.folder / f"{field}.npy", mmap_mode="r")
         try:
@@ -583,6 +584,7 @@ class _Store:
         self._count = 0
 
     def put(self, t0: int, t1: int, arrays: dict[str, np.ndarray]) -> _Block:
+        """A block of `arrays` (sessions x companies, the store keeps them: no copy in memory)."""
         size = sum(a.nbytes for a in arrays.values())
         if self.held_bytes + size <= self.memory_bytes:
             self.held_bytes += size
@@ -591,7 +593,7 @@ class _Store:
         self._count += 1
         folder.mkdir()
         for field, a in arrays.items():
-            np.save(folder / f"{field}.npy", a)
+            np.save(folder / f"{field}.npy", np.ascontiguousarray(a.T))
         self.spilled_bytes += size
         return _Block(t0, t1, None, folder)
 
@@ -721,6 +723,8 @@ def _simulate(
     happens on it, then its bars into the current block. Everything a session reads is in `carry`
     or in the per-session series, so the pass never holds more than a block of bars.
     """
+    if not full and prev is not None:
+        raise ValueError("a membership-only market keeps no closes to continue from: simulate it again")
     sessions = calendar.sessions(start, last)
     if not sessions:
         raise ValueError(f"the sample market has no NYSE session in {start}..{last}")
@@ -767,6 +771,8 @@ def _simulate(
         if max(T0, 1) <= i < T and sessions[i] == day:
             recon[i] = year
     div_t, div_i = _dividend_schedule(session64, co, T0, T) if full else (np.zeros(0, int), np.zeros(0, int))
+    # Without bars, closes matter only where a reconstitution reads them: its rank day and itself.
+    close_days = {0} | set(recon) | {max(0, t - RANK_LAG) for t in recon}
     div_at = np.searchsorted(div_t, np.arange(T0, T + 1), side="left")
 
     B = _block_sessions(n)
@@ -796,6 +802,8 @@ def _simulate(
         new = first_idx == t
         price[new] = co.price0[new]
         carry.price = price
+        if not (full or t in close_days):
+            continue
         c = np.round(np.maximum(price, 0.01), 4)  # NaN exactly where not listed yet
 
         # Index levels: the members of the previous snapshot, priced yesterday and today. Members
@@ -825,7 +833,8 @@ def _simulate(
             for u in ("^RUT", "^SP600"):
                 volumes[u][t] = buffers["volume"][r, members_idx[u]].sum()
             if r == B - 1 or t == T - 1:
-                blocks.append(store.put(block_t0, t + 1, {f: np.ascontiguousarray(buffers[f][: r + 1].T) for f in BAR_FIELDS}))
+                blocks.append(store.put(block_t0, t + 1, {f: buffers[f][: r + 1].copy() if r < B - 1 else buffers[f] for f in BAR_FIELDS}))
+                buffers = {f: np.empty_like(a) for f, a in buffers.items()}
                 block_t0 = t + 1
         carry.ring[t % RING] = c
         carry.c_prev = c
@@ -853,14 +862,15 @@ def _bars_row(buffers, r, co: _Companies, t, c, prev_close, price, new, e, x, ca
     # Open: part of the day's move happens overnight; the first bar opens at its close's level.
     o = np.where(new, c * np.exp(0.01 * e[1]), prev_close * np.exp(0.35 * x + 0.25 * co.idio_sd * e[1]))
     o = np.round(o, 4)
-    hi = np.round(np.maximum(o, c) * np.exp(0.4 * co.idio_sd * np.abs(e[2])), 4)
-    lo = np.round(np.minimum(o, c) * np.exp(-0.4 * co.idio_sd * np.abs(e[3])), 4)
+    top, bottom = np.maximum(o, c), np.minimum(o, c)
+    hi = np.round(top * np.exp(0.4 * co.idio_sd * np.abs(e[2])), 4)
+    lo = np.round(bottom * np.exp(-0.4 * co.idio_sd * np.abs(e[3])), 4)
     trading = np.isfinite(price) & (t < carry.delist_idx)  # delisted companies stop trading
     close = buffers["close"][r]
     close[:] = np.where(trading, c, np.nan)
     buffers["open"][r] = np.where(trading, o, np.nan)
-    buffers["high"][r] = np.where(trading, np.maximum(hi, np.maximum(o, c)), np.nan)
-    buffers["low"][r] = np.where(trading, np.minimum(lo, np.minimum(o, c)), np.nan)
+    buffers["high"][r] = np.where(trading, np.maximum(hi, top), np.nan)
+    buffers["low"][r] = np.where(trading, np.minimum(lo, bottom), np.nan)
     # Busy days trade more: volume rises with the size of the move.
     v = co.shares * co.turnover * np.exp(0.4 * e[2] - 0.08 + 6 * np.abs(x))
     buffers["volume"][r] = np.where(trading, np.maximum(1, np.round(v)), 0).astype(np.int64)
@@ -1216,41 +1226,42 @@ class SampleSource:
         return f"{_symbol(0, self.n_companies)}..{_symbol(self.n_companies - 1, self.n_companies)}"
 
     def _holdings_frame(self, market: _Market, universe: str, a: int, b: int) -> pl.DataFrame:
-        """Snapshots of sessions [a, b): session-major, members in symbol order (as iShares sorts
-        nothing, any order would do; this one is stable)."""
+        """Snapshots of sessions [a, b): session-major, members in symbol order (iShares files have
+        an order of their own; this one is stable). Built one membership epoch (a year) at a time."""
         co = self._companies
-        ts, cols, prices = [], [], []
+        fund_shares = np.round(co.shares * FUND_FRACTION[universe])
+        strings = {c: pl.Series(getattr(co, c)) for c in ("symbol", "name", "sector", "exchange")}
+        parts = []
         for lo, hi, epoch in market.epoch_spans(a, b):
             idx = epoch.members[universe]
-            prices.append(market.read("close", idx, lo, hi).T.ravel())
-            ts.append(np.repeat(np.arange(lo, hi), len(idx)))
-            cols.append(np.tile(idx, hi - lo))
-        t, i, price = np.concatenate(ts), np.concatenate(cols), np.concatenate(prices)
-        fund_shares = np.round(co.shares * FUND_FRACTION[universe])
-        value = fund_shares[i] * price
-        # Per-session sums in member order (bincount adds in row order): the weights of a session
-        # are the same bits whatever window it is fetched in.
-        total = np.bincount(t - a, weights=value, minlength=b - a)
-        # Strings are gathered by polars from one series per company attribute: building them
-        # row by row from numpy costs seconds for two million rows.
-        at = pl.Series(i)
-        frame = pl.DataFrame(
-            {
-                "universe": pl.Series([universe]).gather(np.zeros(len(i), dtype=np.int64)),
-                "as_of_date": market.session64[t],
-                "symbol": pl.Series(co.symbol).gather(at),
-                "ticker": pl.Series(co.symbol).gather(at),
-                "name": pl.Series(co.name).gather(at),
-                "sector": pl.Series(co.sector).gather(at),
-                "asset_class": pl.Series(["Equity"]).gather(np.zeros(len(i), dtype=np.int64)),
-                "exchange": pl.Series(co.exchange).gather(at),
-                "weight_pct": 100.0 * value / total[t - a],
-                "market_value_usd": value,
-                "shares": fund_shares[i],
-                "price_usd": price,
-            }
-        )
-        return conform(frame, HOLDINGS_SCHEMA, "sample holdings")
+            price = market.read("close", idx, lo, hi).T.ravel()
+            t = np.repeat(np.arange(lo, hi), len(idx))
+            i = np.tile(idx, hi - lo)
+            value = fund_shares[i] * price
+            # Per-session sums in member order (bincount adds in row order): the weights of a
+            # session are the same bits whatever window it is fetched in.
+            total = np.bincount(t - lo, weights=value, minlength=hi - lo)
+            # Strings are gathered by polars from one series per company attribute: building them
+            # row by row from numpy costs seconds for two million rows.
+            at = pl.Series(i)
+            frame = pl.DataFrame(
+                {
+                    "universe": pl.Series([universe]).gather(np.zeros(len(i), dtype=np.int64)),
+                    "as_of_date": market.session64[t],
+                    "symbol": strings["symbol"].gather(at),
+                    "ticker": strings["symbol"].gather(at),
+                    "name": strings["name"].gather(at),
+                    "sector": strings["sector"].gather(at),
+                    "asset_class": pl.Series(["Equity"]).gather(np.zeros(len(i), dtype=np.int64)),
+                    "exchange": strings["exchange"].gather(at),
+                    "weight_pct": 100.0 * value / total[t - lo],
+                    "market_value_usd": value,
+                    "shares": fund_shares[i],
+                    "price_usd": price,
+                }
+            )
+            parts.append(conform(frame, HOLDINGS_SCHEMA, "sample holdings"))
+        return pl.concat(parts, rechunk=False)
 
     def _before_start(self, start: date, end: date) -> str:
         return f"no data in {start}..{end}: the sample market starts {self.start}"
@@ -1277,21 +1288,32 @@ def _failures(rows: list[tuple[str, str, str]]) -> pl.DataFrame:
 
 
 def membership_sizes(seed: int, start: date, end: date, companies: int = N_COMPANIES) -> pl.DataFrame:
-    """Members per universe of every membership epoch of a market (one row per universe and epoch:
-    first and last session, members, and how many of them have no bar on some session of it),
-    from a pass that simulates the closes only: what the member-count gate and the completeness
-    check would see over years of snapshots, without building a bar."""
+    """One row per universe and membership epoch (a year between reconstitutions) of a market:
+    first and last session, members, members new since the previous epoch, members without a bar
+    on some session of it, companies trading on its first session, and the latest quarter the
+    members had reported by then. From a pass that simulates the closes only: what the member-count
+    gate and the completeness check would see over decades of snapshots, without building a bar."""
     co = _companies(seed, start, companies)
     first = calendar.sessions(start, start + timedelta(days=10))[0]
     market = _simulate(seed, start, max(calendar.session_on_or_before(end), first), co, None, None, full=False)
     T = len(market.sessions)
-    rows = []
+    qs = market.quarters
+    rows, before = [], {}
     for lo, hi, epoch in market.epoch_spans(0, T):
+        listed = int(((market.first_idx <= lo) & (market.delist_idx > lo)).sum())
         for universe, idx in epoch.members.items():
             unpriced = int(((market.first_idx[idx] > lo) | (market.delist_idx[idx] < hi)).sum())
-            rows.append((universe, market.sessions[lo], market.sessions[hi - 1], len(idx), unpriced))
+            joined = len(np.setdiff1d(idx, before[universe])) if universe in before else 0
+            reported = (qs.exists[:, idx] & (qs.report_date[:, idx] <= market.session64[lo])).any(axis=1)
+            latest = qs.period_end[reported].max().astype(object) if reported.any() else None
+            rows.append((universe, market.sessions[lo], market.sessions[hi - 1], len(idx), joined, unpriced, listed, latest))
+            before[universe] = idx
     return pl.DataFrame(
-        rows, schema={"universe": pl.String, "first_date": pl.Date, "last_date": pl.Date, "members": pl.Int64, "unpriced": pl.Int64},
+        rows,
+        schema={
+            "universe": pl.String, "first_date": pl.Date, "last_date": pl.Date, "members": pl.Int64,
+            "joined": pl.Int64, "unpriced": pl.Int64, "listed": pl.Int64, "latest_quarter": pl.Date,
+        },
         orient="row",
     )
 
@@ -1301,53 +1323,58 @@ def _measure(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         prog="python -m sources.sample",
         description="Generate every bar, holdings snapshot and fundamentals row of a sample market, in the "
-        "chunks a backfill asks for, and print rows and seconds (run under /usr/bin/time -v for peak RSS).",
+        "chunks a backfill asks for, and print rows and seconds (wall and CPU; run under /usr/bin/time -v "
+        "for peak RSS). Nothing is kept: each answer is counted and dropped.",
     )
     parser.add_argument("--companies", type=int, default=N_COMPANIES)
     parser.add_argument("--start", type=date.fromisoformat, default=date(2024, 1, 2))
     parser.add_argument("--end", type=date.fromisoformat, default=None, help="default: the latest completed session")
     parser.add_argument("--seed", type=int, default=2025)
     parser.add_argument("--by", choices=("symbols", "year"), default="symbols",
-                        help="symbols: chunks of --chunk-size symbols over the whole range (today's backfill); "
-                        "year: every symbol, one calendar year at a time (a streaming backfill)")
+                        help="symbols: holdings of the whole range, then bars in chunks of --chunk-size symbols over "
+                        "the whole range (today's backfill); year: one calendar year at a time, holdings and the bars "
+                        "of every symbol (a streaming backfill)")
     parser.add_argument("--chunk-size", type=int, default=250)
     parser.add_argument("--memory-mb", type=int, default=MEMORY_MB)
     parser.add_argument("--cache-dir", type=Path, default=None)
     args = parser.parse_args(argv)
     end = args.end or calendar.latest_completed_session()
+    calendar.sessions(args.start, args.start)  # the calendar's own one-off build is not the market's
 
-    t0 = time.perf_counter()
+    clock: dict[str, list[float]] = {}
+
+    def timed(what: str, fn, *a):
+        wall, cpu = time.perf_counter(), time.process_time()
+        out = fn(*a)
+        spent = clock.setdefault(what, [0.0, 0.0])
+        spent[0] += time.perf_counter() - wall
+        spent[1] += time.process_time() - cpu
+        return out
+
     source = SampleSource(seed=args.seed, start=args.start, companies=args.companies, memory_mb=args.memory_mb, cache_dir=args.cache_dir)
-    source._market_to(end)
-    t_build = time.perf_counter() - t0
+    timed("simulate", source._market_to, end)
     symbols = source.symbols()
     chunks = [symbols[i : i + args.chunk_size] for i in range(0, len(symbols), args.chunk_size)]
     windows = [(args.start, end)] if args.by == "symbols" else source.years(args.start, end)
     rows = {"bars": 0, "actions": 0, "holdings": 0, "fundamentals": 0}
-    seconds = {"bars": 0.0, "holdings": 0.0, "fundamentals": 0.0}
     for a, b in windows:
-        t = time.perf_counter()
-        rows["holdings"] += source.holdings(list(UNIVERSES), a, b).holdings.height
-        seconds["holdings"] += time.perf_counter() - t
-        t = time.perf_counter()
+        rows["holdings"] += timed("holdings", source.holdings, list(UNIVERSES), a, b).holdings.height
         for chunk in [list(INDEX_SYMBOLS)] + (chunks if args.by == "symbols" else [symbols]):
-            got = source.bars(chunk, a, b)
+            got = timed("bars", source.bars, chunk, a, b)
             rows["bars"] += got.bars.height
             rows["actions"] += got.actions.height
-        seconds["bars"] += time.perf_counter() - t
-        t = time.perf_counter()
-        for chunk in chunks:
-            rows["fundamentals"] += source.fundamentals(chunk, b).fundamentals.height
-        seconds["fundamentals"] += time.perf_counter() - t
+            del got
+    for chunk in chunks:
+        rows["fundamentals"] += timed("fundamentals", source.fundamentals, chunk, end).fundamentals.height
     held, spilled = source.scratch_bytes
-    total = time.perf_counter() - t0
+    spent = "; ".join(f"{k} {w:.1f} s (cpu {c:.1f})" for k, (w, c) in clock.items())
     print(
         f"sample market: {args.companies:,} companies, {args.start}..{end} ({len(calendar.sessions(args.start, end)):,} sessions), "
-        f"by {args.by} ({len(windows)} window(s) x {len(chunks) if args.by == 'symbols' else 1} chunk(s))\n"
-        f"  simulate {t_build:.1f} s; bars {seconds['bars']:.1f} s ({rows['bars']:,} rows, {rows['actions']:,} actions); "
-        f"holdings {seconds['holdings']:.1f} s ({rows['holdings']:,} rows); fundamentals {seconds['fundamentals']:.1f} s "
-        f"({rows['fundamentals']:,} rows, asked as of each window's end)\n"
-        f"  total {total:.1f} s; bar blocks {held / 2**20:,.0f} MiB in memory, {spilled / 2**20:,.0f} MiB in files"
+        f"by {args.by}: {len(windows)} window(s) x {len(chunks) + 1 if args.by == 'symbols' else 2} bar request(s)\n"
+        f"  rows: {rows['bars']:,} bars, {rows['actions']:,} actions, {rows['holdings']:,} holdings, {rows['fundamentals']:,} fundamentals\n"
+        f"  {spent}\n"
+        f"  total {sum(w for w, _ in clock.values()):.1f} s (cpu {sum(c for _, c in clock.values()):.1f}); "
+        f"bar blocks {held / 2**20:,.0f} MiB in memory, {spilled / 2**20:,.0f} MiB in files"
     )
 
 
