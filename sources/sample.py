@@ -44,9 +44,11 @@ reconstitution ranks caps as of 40 sessions earlier, drops the smallest 5% and t
 outgrew the universe, and refills from the largest non-members (IPOs included). The sp600 seats
 go to companies with positive TTM net income known that day, by size, with a buffer for sitting
 members. Some companies that leave both universes delist 10-200 sessions later: their bars stop.
-So every snapshot has exactly 2,000 and 600 members for as long as the market has enough
-non-members to refill from: the default market holds for about 20 years, 10,000 companies for
-well over 30 (tests check both bands on membership alone, without the bars).
+Refills take the largest non-members above the drop line first and smaller ones only when those
+run out; delistings stop while the non-members that could refill are down to half their number at
+the start. So every snapshot has exactly 2,000 and 600 members for as long as the market has
+companies to refill from: a default-size market for about 16 years from its start, 4,000 or more
+companies for over 30 (tests check the bands on membership alone, without building the bars).
 
 Fundamentals: quarters from Q1 of two years before the start (TTM exists from the first session),
 reported 25-60 days after the quarter end (Q4 later, weekends moved to Monday). Recent listings have
@@ -81,8 +83,8 @@ vectors of one value per company. The bars of each session go into time blocks o
 (settings.sample_memory_mb, 512 MiB: the default market takes about 100 MB and stays there); the
 blocks beyond it are written once to `.npy` files in a private folder under the cache directory
 (settings.home/cache/sample) and read back per request, so resident memory stays near the budget
-whatever the size. 10,000 companies over 30 years are about 3.6 GB of such files, removed when the
-source is. Membership changes only at reconstitutions, so it is kept as one mask per year, and the
+whatever the size. 10,000 companies over 31 years are 3.5 GiB of bars, 3.0 GiB of them in such
+files with the default budget, removed with the source. Membership changes only at reconstitutions, so it is kept as one mask per year, and the
 holdings rows of a window are built when asked, never cached whole (30 years of holdings are
 about 20 million rows: ask per year). Asking for a later end continues the stream from where it
 stopped (under a lock: flows fetch chunks from threads); earlier blocks are kept as they are.
