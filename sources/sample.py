@@ -612,17 +612,17 @@ class _Store:
 def _remove_folder(folder: Path) -> None:
     try:
         shutil.rmtree(folder)
-    except OSError as exc:  # at interpreter exit: say what is left behind, the next store removes it
+    except OSError as exc:  # often at interpreter exit: say what is left; the next store removes it
         print(f"sample source: could not remove its scratch folder {folder}: {exc}", file=sys.stderr)
 
 
 def _remove_orphans(root: Path) -> None:
-    """Scratch folders of processes that died without removing theirs (killed, out of memory)."""
+    """Our scratch folders of processes that died without removing them (killed, out of memory)."""
     for folder in root.glob("sample-*-*"):
         pid = folder.name.split("-")[1]
-        if not pid.isdigit() or _is_alive(int(pid)):
+        if not pid.isdigit() or _is_alive(int(pid)) or folder.stat().st_uid != os.getuid():
             continue
-        shutil.rmtree(folder, ignore_errors=False)
+        _remove_folder(folder)
 
 
 def _is_alive(pid: int) -> bool:
@@ -686,8 +686,7 @@ class _Market:
     volumes: dict[str, np.ndarray]  # ^RUT, ^SP600 member volume (T)
     dividends: tuple[np.ndarray, np.ndarray, np.ndarray]  # company, session index, amount
     carry: _Carry
-    is_full: bool  # False: membership only, no bars
-    index_bars: pl.DataFrame | None
+    index_bars: pl.DataFrame | None  # None (and no blocks) for a membership-only market
     actions: pl.DataFrame | None  # all actions of trading companies within the sessions, with "idx"
 
     @property
@@ -836,7 +835,8 @@ def _simulate(
                 volumes[u][t] = buffers["volume"][r, members_idx[u]].sum()
             if r == B - 1 or t == T - 1:
                 blocks.append(store.put(block_t0, t + 1, {f: buffers[f][: r + 1].copy() if r < B - 1 else buffers[f] for f in BAR_FIELDS}))
-                buffers = {f: np.empty_like(a) for f, a in buffers.items()}
+                if t < T - 1:
+                    buffers = {f: np.empty_like(a) for f, a in buffers.items()}
                 block_t0 = t + 1
         carry.ring[t % RING] = c
         carry.c_prev = c
@@ -845,7 +845,7 @@ def _simulate(
     market = _Market(
         sessions=sessions, session64=session64, first_idx=first_idx, delist_idx=carry.delist_idx.copy(),
         epochs=tuple(epochs), blocks=tuple(blocks), quarters=quarters, g=g, fac=fac, levels=levels, volumes=volumes,
-        dividends=dividends, carry=carry, is_full=full, index_bars=None, actions=None,
+        dividends=dividends, carry=carry, index_bars=None, actions=None,
     )
     if not full:
         return market
