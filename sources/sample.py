@@ -78,17 +78,18 @@ Memory: a stream over sessions
 The market is simulated once per `SampleSource` instance, session after session, carrying only
 what the next session needs (prices, the last 41 closes for the reconstitution's rank day and the
 dividends' reference close, the dividend factor, the members, the delistings, index levels): a few
-vectors of one value per company. The bars of each session go into time blocks of about a year
-(company-major arrays, so a chunk of symbols is a slice). Blocks stay in memory up to a budget
-(settings.sample_memory_mb, 512 MiB: the default market takes about 100 MB and stays there); the
-blocks beyond it are written once to `.npy` files in a private folder under the cache directory
-(settings.home/cache/sample) and read back per request, so resident memory stays near the budget
+vectors of one value per company. The bars of each session go into time blocks of up to a year.
+Blocks stay in memory up to a budget (settings.sample_memory_mb, 512 MiB: the default market takes
+about 100 MB and stays there); the blocks beyond it are written once, company-major so that a chunk
+of symbols is one slice, to `.npy` files in a private folder under the cache directory
+(settings.home/cache/sample) and read back per request: resident memory stays near the budget
 whatever the size. 10,000 companies over 31 years are 3.5 GiB of bars, 3.0 GiB of them in such
-files with the default budget, removed with the source. Membership changes only at reconstitutions, so it is kept as one mask per year, and the
-holdings rows of a window are built when asked, never cached whole (30 years of holdings are
-about 20 million rows: ask per year). Asking for a later end continues the stream from where it
-stopped (under a lock: flows fetch chunks from threads); earlier blocks are kept as they are.
-`python -m sources.sample --help` measures a market of any size, fetched in symbol chunks or by year.
+files with the default budget, removed with the source. Membership changes only at
+reconstitutions, so it is kept as one member list per year, and the holdings rows of a window are
+built when asked, never cached whole (30 years of holdings are about 20 million rows: ask per
+year). Asking for a later end continues the stream from where it stopped (under a lock: flows
+fetch chunks from threads); earlier blocks are kept as they are. `python -m sources.sample --help`
+measures a market of any size, fetched in symbol chunks or by year.
 """
 
 from __future__ import annotations
@@ -464,7 +465,6 @@ def _names(seed: int, sectors: np.ndarray) -> np.ndarray:
     return np.array(out)
 
 
-
 # The simulated market ------------------------------------------------------------------------------
 
 
@@ -734,7 +734,10 @@ def _simulate(
     session64 = np.array(sessions, dtype="datetime64[D]")
     first_idx = np.searchsorted(session64, co.listing_date, side="left")  # first session on/after listing
     n_quarters = _n_quarters(start, last)
-    quarters = prev.quarters if prev is not None and len(prev.quarters.period_end) >= n_quarters else _quarters(seed, start, co, n_quarters)
+    if prev is not None and len(prev.quarters.period_end) >= n_quarters:
+        quarters = prev.quarters
+    else:
+        quarters = _quarters(seed, start, co, n_quarters)
     params = _regime_params(session64[T0:])
 
     if prev is None:
@@ -820,7 +823,8 @@ def _simulate(
 
         if t == 0:
             carry.rus[:N_FOUNDING] = True
-            carry.sp = _select_sp600(carry.sp, 0, session64, co, quarters, np.nan_to_num(c) * co.shares, first_idx, carry.delist_idx)
+            cap = np.nan_to_num(c) * co.shares
+            carry.sp = _select_sp600(carry.sp, 0, session64, co, quarters, cap, first_idx, carry.delist_idx)
         elif t in recon:
             rank_cap = np.nan_to_num(carry.ring[max(0, t - RANK_LAG) % RING]) * co.shares
             _reconstitute(seed, recon[t], t, carry, session64, co, quarters, rank_cap, np.nan_to_num(c) * co.shares, first_idx)
@@ -830,11 +834,13 @@ def _simulate(
 
         if full:
             r = t - block_t0
-            _bars_row(buffers, r, co, t, c, prev_close, price, new, e, x, carry, first_idx, div_i[div_at[t - T0] : div_at[t - T0 + 1]], div_parts)
+            payers = div_i[div_at[t - T0] : div_at[t - T0 + 1]]
+            _bars_row(buffers, r, co, t, c, prev_close, price, new, e, x, carry, first_idx, payers, div_parts)
             for u in ("^RUT", "^SP600"):
                 volumes[u][t] = buffers["volume"][r, members_idx[u]].sum()
             if r == B - 1 or t == T - 1:
-                blocks.append(store.put(block_t0, t + 1, {f: buffers[f][: r + 1].copy() if r < B - 1 else buffers[f] for f in BAR_FIELDS}))
+                done = {f: buffers[f][: r + 1].copy() if r < B - 1 else buffers[f] for f in BAR_FIELDS}
+                blocks.append(store.put(block_t0, t + 1, done))
                 if t < T - 1:
                     buffers = {f: np.empty_like(a) for f, a in buffers.items()}
                 block_t0 = t + 1
@@ -859,7 +865,9 @@ def _simulate(
     return replace(market, index_bars=_indexes(sessions, g, fac, levels, volumes), actions=actions)
 
 
-def _bars_row(buffers, r, co: _Companies, t, c, prev_close, price, new, e, x, carry: _Carry, first_idx, payers, div_parts) -> None:
+def _bars_row(
+    buffers, r, co: _Companies, t, c, prev_close, price, new, e, x, carry: _Carry, first_idx, payers, div_parts
+) -> None:
     """Session t's bars into row r of the block buffers; its dividends into div_parts."""
     # Open: part of the day's move happens overnight; the first bar opens at its close's level.
     o = np.where(new, c * np.exp(0.01 * e[1]), prev_close * np.exp(0.35 * x + 0.25 * co.idio_sd * e[1]))
@@ -1353,7 +1361,9 @@ def _measure(argv: Sequence[str] | None = None) -> None:
         spent[1] += time.process_time() - cpu
         return out
 
-    source = SampleSource(seed=args.seed, start=args.start, companies=args.companies, memory_mb=args.memory_mb, cache_dir=args.cache_dir)
+    source = SampleSource(
+        seed=args.seed, start=args.start, companies=args.companies, memory_mb=args.memory_mb, cache_dir=args.cache_dir
+    )
     timed("simulate", source._market_to, end)
     symbols = source.symbols()
     chunks = [symbols[i : i + args.chunk_size] for i in range(0, len(symbols), args.chunk_size)]
