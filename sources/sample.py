@@ -1340,10 +1340,11 @@ def _measure(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--start", type=date.fromisoformat, default=date(2024, 1, 2))
     parser.add_argument("--end", type=date.fromisoformat, default=None, help="default: the latest completed session")
     parser.add_argument("--seed", type=int, default=2025)
-    parser.add_argument("--by", choices=("symbols", "year"), default="symbols",
+    parser.add_argument("--by", choices=("symbols", "year", "night"), default="symbols",
                         help="symbols: holdings of the whole range, then bars in chunks of --chunk-size symbols over "
                         "the whole range (today's backfill); year: one calendar year at a time, holdings and the bars "
-                        "of every symbol (a streaming backfill)")
+                        "of every symbol (a streaming backfill); night: what a nightly load asks of a fresh source, "
+                        "holdings of the last two sessions and bars of the last six, in chunks")
     parser.add_argument("--chunk-size", type=int, default=250)
     parser.add_argument("--memory-mb", type=int, default=MEMORY_MB)
     parser.add_argument("--cache-dir", type=Path, default=None)
@@ -1367,11 +1368,16 @@ def _measure(argv: Sequence[str] | None = None) -> None:
     timed("simulate", source._market_to, end)
     symbols = source.symbols()
     chunks = [symbols[i : i + args.chunk_size] for i in range(0, len(symbols), args.chunk_size)]
-    windows = [(args.start, end)] if args.by == "symbols" else source.years(args.start, end)
+    if args.by == "night":
+        recent = calendar.sessions(args.start, end)[-6:]
+        windows = [(recent[0], end)]
+    else:
+        windows = [(args.start, end)] if args.by == "symbols" else source.years(args.start, end)
     rows = {"bars": 0, "actions": 0, "holdings": 0, "fundamentals": 0}
     for a, b in windows:
-        rows["holdings"] += timed("holdings", source.holdings, list(UNIVERSES), a, b).holdings.height
-        for chunk in [list(INDEX_SYMBOLS)] + (chunks if args.by == "symbols" else [symbols]):
+        held_from = recent[-2] if args.by == "night" else a  # iShares dates a file by the previous session
+        rows["holdings"] += timed("holdings", source.holdings, list(UNIVERSES), held_from, b).holdings.height
+        for chunk in [list(INDEX_SYMBOLS)] + (chunks if args.by != "year" else [symbols]):
             got = timed("bars", source.bars, chunk, a, b)
             rows["bars"] += got.bars.height
             rows["actions"] += got.actions.height
@@ -1382,7 +1388,7 @@ def _measure(argv: Sequence[str] | None = None) -> None:
     spent = "; ".join(f"{k} {w:.1f} s (cpu {c:.1f})" for k, (w, c) in clock.items())
     print(
         f"sample market: {args.companies:,} companies, {args.start}..{end} ({len(calendar.sessions(args.start, end)):,} sessions), "
-        f"by {args.by}: {len(windows)} window(s) x {len(chunks) + 1 if args.by == 'symbols' else 2} bar request(s)\n"
+        f"by {args.by}: {len(windows)} window(s) x {len(chunks) + 1 if args.by != 'year' else 2} bar request(s)\n"
         f"  rows: {rows['bars']:,} bars, {rows['actions']:,} actions, {rows['holdings']:,} holdings, {rows['fundamentals']:,} fundamentals\n"
         f"  {spent}\n"
         f"  total {sum(w for w, _ in clock.values()):.1f} s (cpu {sum(c for _, c in clock.values()):.1f}); "
