@@ -62,7 +62,9 @@ def _load(con, settings: Settings, plan: pipeline.Plan, load_id: str, now: datet
     t = time.perf_counter()
     held = tasks.fetch_holdings(source, plan.universes, plan.holdings_start, plan.as_of)
     crashpoint("fetch.holdings")
-    symbols, retired = pipeline.equity_symbols(con, held.holdings, settings.retire_after_failures)
+    symbols, retired = pipeline.equity_symbols(
+        con, held.holdings, settings.retire_after_failures, anchors=settings.anchors, window=(plan.bars_start, plan.as_of)
+    )
     if retired:
         log.info(
             "not asking for %s former member(s) whose bars failed %s loads in a row (stopped trading), e.g. %s",

@@ -10,7 +10,7 @@ import json
 import time
 import uuid
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Sequence
 
 import duckdb
@@ -129,15 +129,27 @@ def grouped_chunks(groups: dict, size: int) -> list[tuple[list[str], object]]:
 
 
 def equity_symbols(
-    con: duckdb.DuckDBPyConnection, holdings: pl.DataFrame, retire_after: int
+    con: duckdb.DuckDBPyConnection,
+    holdings: pl.DataFrame,
+    retire_after: int,
+    *,
+    anchors: Sequence[str] | None = None,
+    window: tuple[date, date] | None = None,
 ) -> tuple[list[str], list[str]]:
-    """Constituents to price this load, and former members no longer asked for.
+    """Constituents to price this load, and former members retired for failing.
 
-    Members in this fetch's holdings plus every member stored before: a dropped member keeps being
-    priced while it trades, so buy-and-hold returns since an anchor stay complete. A former member
-    (in no universe's latest snapshot) whose bars failed on `retire_after` loads in a row has
-    stopped trading: it is retired (logged, kept in meta.fetch_state and meta.symbols) rather than
-    asked for every night. Symbols that failed last time come first, so they are fetched first.
+    Current members (in this fetch's holdings or in a universe's latest stored snapshot) are always
+    priced. A former member (stored before, in neither) is priced only while its price is needed:
+    with `anchors` (settings.anchors) and `window` (the load's first and last session), while
+    marts.cohort_performance holds it on some session of the window, or on a session after its
+    last stored bar (see `last_needed_sessions`); once its last needed price is stored it is no
+    longer asked for. Without them, every former member is priced while it trades (the rule
+    before anchors were taken into account).
+
+    A former member whose bars failed on `retire_after` loads in a row has stopped trading: it is
+    retired (returned second, logged, kept in meta.fetch_state and meta.symbols) even if needed;
+    its last return then holds, as cohort_performance defines. Symbols that failed last time come
+    first, so they are fetched first.
     """
     stored = {r[0] for r in con.execute("SELECT DISTINCT symbol FROM raw.holdings").fetchall()}
     current = set(holdings.get_column("symbol").to_list()) | {
@@ -152,9 +164,87 @@ def equity_symbols(
             "SELECT symbol, consecutive_failures FROM meta.fetch_state WHERE dataset = 'bars' AND consecutive_failures > 0"
         ).fetchall()
     )
-    retired = sorted(s for s in stored - current if failing.get(s, 0) >= retire_after)
-    wanted = (stored | current) - set(retired)
+    former = stored - current
+    retired = sorted(s for s in former if failing.get(s, 0) >= retire_after)
+    if anchors is not None and window is not None and former:
+        first, as_of = window
+        membership = read(con, "SELECT universe, symbol, valid_from_date, valid_to_date FROM core.membership").filter(
+            pl.col("symbol").is_in(sorted(former))
+        )
+        last_bar = dict(
+            con.execute("SELECT symbol, max(session_date) FROM raw.equity_bars GROUP BY symbol").fetchall()
+        )
+        needed = dict(last_needed_sessions(membership, anchors, as_of).iter_rows())
+        former = {
+            s for s in former
+            if s in needed and (needed[s] >= first or last_bar.get(s) is None or last_bar[s] < needed[s])
+        }
+    wanted = (current | former) - set(retired)
     return sorted(wanted, key=lambda s: (s not in failing, s)), retired
+
+
+def last_needed_sessions(membership: pl.DataFrame, anchors: Sequence[str], as_of: date) -> pl.DataFrame:
+    """symbol, last_needed_date: the last session up to `as_of` on which marts.cohort_performance
+    needs the symbol's price, for symbols it needs on any.
+
+    cohort_performance holds a member bought at an anchor session: on session t, with anchor a,
+    every symbol that was a member of some universe on a's anchor session for t (resolved exactly
+    as the mart resolves it, `resolve_anchors`, on the NYSE calendar). So a symbol's price is
+    needed on t when one of its membership intervals (core.membership rows, any universe) contains
+    that anchor session. An anchor session never moves back as t advances (a fixed date stays,
+    `ytd` and `1y` move forward), so once a former member's last needed session has passed it is
+    never needed again: with a fixed anchor such as 2025-04-08, a member of that day is needed on
+    every later session (it is held for good); with `1y`, until a year after it left; with `ytd`,
+    until the end of the year after the one it left in. Pure: no I/O.
+    """
+    result_schema = {"symbol": pl.String, "last_needed_date": pl.Date}
+    if membership.is_empty() or not anchors:
+        return pl.DataFrame(schema=result_schema)
+    intervals = membership.select(
+        pl.col("symbol").cast(pl.String),
+        pl.col("valid_from_date").cast(pl.Date),
+        pl.col("valid_to_date").cast(pl.Date).fill_null(as_of),
+    ).filter(pl.col("valid_from_date") <= as_of)
+    if intervals.is_empty():
+        return pl.DataFrame(schema=result_schema)
+    from transforms.cohort_performance import resolve_anchors
+
+    first = intervals.get_column("valid_from_date").min()
+    fixed = [date.fromisoformat(a) for a in anchors if a not in ("ytd", "1y")]
+    # Sessions from a year (and a few days) before the first interval, so a `1y` or `ytd` anchor of
+    # its first sessions resolves, and back to any fixed anchor.
+    start = min([first - timedelta(days=380), *[d - timedelta(days=10) for d in fixed]])
+    sessions = pl.LazyFrame({"session_date": calendar.sessions(start, as_of)}, schema={"session_date": pl.Date})
+    # Per anchor and anchor session: the last session that uses it. Anchor sessions only move
+    # forward, so the last use grows with the anchor session, and the latest anchor session inside
+    # a membership interval gives that interval's last needed session.
+    uses = (
+        resolve_anchors(sessions, anchors, as_of=as_of)
+        .filter(pl.col("session_date") >= first)
+        .group_by("anchor", "anchor_date")
+        .agg(pl.col("session_date").max().alias("last_needed_date"))
+        .sort("anchor_date")
+        .collect()
+    )
+    per_anchor = [
+        intervals.sort("valid_to_date")
+        .join_asof(
+            uses.filter(pl.col("anchor") == anchor).drop("anchor"),
+            left_on="valid_to_date",
+            right_on="anchor_date",
+            strategy="backward",
+        )
+        .filter(pl.col("anchor_date") >= pl.col("valid_from_date"))
+        .select("symbol", "last_needed_date")
+        for anchor in dict.fromkeys(anchors)
+    ]
+    return (
+        pl.concat(per_anchor, how="vertical")
+        .group_by("symbol")
+        .agg(pl.col("last_needed_date").max())
+        .sort("symbol")
+        .select(list(result_schema))
+    )
 
 
 def bar_starts(con: duckdb.DuckDBPyConnection, symbols: Sequence[str], start: date, overlap: int) -> dict[date, list[str]]:
@@ -235,21 +325,45 @@ def apply_rebase(fetched: Fetched, refetched: Fetched, rebase: dict[str, tuple[d
 
 def fundamentals_symbols(con: duckdb.DuckDBPyConnection, settings: Settings, symbols: Sequence[str], as_of: date) -> list[str]:
     """Symbols whose fundamentals are due. Offline sources cost nothing: every symbol. The yahoo
-    source asks only when a quarter is missing or due (see sources.yahoo.fundamentals_due).
+    source asks only when a symbol's next quarter can be out (see sources.yahoo.fundamentals_due):
+    shortly after the date its report is expected, from the symbol's own report lag (the same
+    fiscal quarter a year before, else its newest quarter; known where a report date is stored).
 
     "Yahoo has no income statement for it" is an answer, not a failure to retry nightly: such a
-    symbol (no stored quarter) counts as answered at that attempt and is looked at again weekly."""
+    symbol (no stored quarter) counts as answered at that attempt and is looked at again weekly.
+
+    A former member (in stored holdings, in no universe's latest snapshot) is priced while an
+    anchor holds it (equity_symbols), but its fundamentals are not asked for: core.cohorts uses a
+    quarter only on the member's own sessions, and a quarter reported after it left cannot count
+    on any of them. If it joins again, it is a member again (and due: its last fetch is old)."""
     if settings.source != "yahoo":
         return list(symbols)
     from sources.yahoo import NO_DATA, fundamentals_due
 
+    former = {
+        r[0]
+        for r in con.execute(
+            "SELECT DISTINCT symbol FROM raw.holdings EXCEPT SELECT DISTINCT symbol FROM raw.holdings h WHERE as_of_date = "
+            "(SELECT max(as_of_date) FROM raw.holdings l WHERE l.universe = h.universe)"
+        ).fetchall()
+    }
+    symbols = [s for s in symbols if s not in former]
+
     stored = read(
         con,
-        """WITH q AS (SELECT symbol, max(period_end_date) AS period_end_date FROM raw.fundamentals GROUP BY symbol),
+        """WITH ranked AS (
+               SELECT symbol, period_end_date,
+                      CASE WHEN report_date > period_end_date THEN datediff('day', period_end_date, report_date) END AS lag_days,
+                      row_number() OVER (PARTITION BY symbol ORDER BY period_end_date DESC) AS k
+               FROM raw.fundamentals),
+                q AS (SELECT symbol, max(period_end_date) FILTER (WHERE k = 1) AS period_end_date,
+                             -- the quarter a year before the next one is the 4th newest
+                             coalesce(max(lag_days) FILTER (WHERE k = 4), max(lag_days) FILTER (WHERE k = 1)) AS report_lag_days
+                      FROM ranked GROUP BY symbol),
                 s AS (SELECT symbol,
                              CASE WHEN starts_with(last_error, ?) THEN last_attempt_at ELSE last_success_at END AS answered_at
                       FROM meta.fetch_state WHERE dataset = 'fundamentals')
-           SELECT coalesce(q.symbol, s.symbol) AS symbol, q.period_end_date, s.answered_at AS last_success_at
+           SELECT coalesce(q.symbol, s.symbol) AS symbol, q.period_end_date, s.answered_at AS last_success_at, q.report_lag_days
            FROM q FULL OUTER JOIN s ON q.symbol = s.symbol""",
         [NO_DATA],
     )

@@ -113,6 +113,15 @@ class Settings(BaseSettings):
     anchors: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["ytd", "1y", "2025-04-02", "2025-04-08"])
     sample_seed: int = Field(2025, description="seed of the embedded sample market")
     sample_start: date = Field(date(2024, 1, 2), description="first session of the sample market")
+    # Bounds are sources.sample.MIN_COMPANIES and MAX_COMPANIES (not imported here: the CLI loads
+    # settings before numpy); tests/sources/test_sample.py checks they agree.
+    sample_companies: int = Field(
+        2_750, ge=2_500, le=50_000,
+        description="companies in the sample market: 2,000 founding russell2000 members, the rest non-members and later listings",
+    )
+    sample_memory_mb: int = Field(
+        512, ge=0, description="MiB of sample-market bars held in memory; the rest go to files under home/cache/sample"
+    )
     chunk_size: int = Field(250, ge=1, description="symbols per fetch task")
     write_report: bool = Field(True, description="write the HTML report (home/report) after each published night")
     keep_snapshots: int = Field(30, ge=1, description="nightly published snapshots kept for --as-of")

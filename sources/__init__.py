@@ -11,7 +11,13 @@ def make_source(settings: Settings) -> Source:
     if settings.source == "sample":
         from sources.sample import SampleSource
 
-        return SampleSource(seed=settings.sample_seed, start=settings.sample_start)
+        return SampleSource(
+            seed=settings.sample_seed,
+            start=settings.sample_start,
+            companies=settings.sample_companies,
+            memory_mb=settings.sample_memory_mb,
+            cache_dir=settings.cache_dir / "sample",
+        )
     if settings.source == "csv":
         from sources.csv import CsvSource
 

@@ -2,12 +2,16 @@
 
 What the market is
 ------------------
-About 2,750 fictional companies (symbols `SMP0001`.., upper-case invented names, the 11 GICS
-sectors as iShares prints them, NASDAQ / NYSE listings): 2,000 founding members of a
-Russell-2000-like universe, about 600 smaller non-members, and about 150 companies that list
-later (IPOs) and can join at a reconstitution. Each has shares outstanding, a price, a latent
-profitability (roughly four in ten lose money: biotech and tech more often, banks and utilities
-rarely), a beta, an idiosyncratic volatility, maybe a quarterly dividend and maybe a split.
+By default 2,750 fictional companies (settings.sample_companies; symbols `SMP0001`.., upper-case
+invented names, the 11 GICS sectors as iShares prints them, NASDAQ / NYSE listings): 2,000
+founding members of a Russell-2000-like universe, about 600 smaller non-members, and about 150
+companies that list later (IPOs, about 50 a year) and can join at a reconstitution. A larger market
+keeps the 2,000 founding members and splits the other companies in the same proportions, four
+non-members at the start for each later listing, still about 50 listings a year: 10,000 companies
+have 6,400 non-members at the start and 1,600 listings over 32 years (see `_layout`). Each company
+has shares outstanding, a price, a latent profitability (roughly four in ten lose money: biotech
+and tech more often, banks and utilities rarely), a beta, an idiosyncratic volatility, maybe a
+quarterly dividend and maybe a split.
 
 Every NYSE session from `start` (settings.sample_start, 2024-01-02) to the `end` a caller asks for
 is simulated, and five indexes are derived:
@@ -28,7 +32,8 @@ g is the broad-market factor (the S&P-500-like process), s the small-cap excess 
 "junk" factor that only loss-makers load on. Drifts and volatilities of g, s, j come from REGIMES,
 dated parameters shaped like 2024-26: a steady 2024, small caps fading from late November, a sell-off
 into early April 2025 with a crash week, a one-day rebound, then a rally in which loss-makers (higher
-beta, positive junk drift) lead. The factors revert gently towards the path their drifts trace, so
+beta, positive junk drift) lead. A market that starts earlier (1996 for a 30-year history) runs a
+plain long-run regime until 2024. The factors revert gently towards the path their drifts trace, so
 the shape survives any seed while daily moves stay random. Records, streaks and cohort gaps are
 whatever the draws make of those parameters; no output figure is written here. With the default
 seed the small caps bottom on 2025-04-08, make record closes in late 2025 and in 2026, and the
@@ -39,6 +44,11 @@ reconstitution ranks caps as of 40 sessions earlier, drops the smallest 5% and t
 outgrew the universe, and refills from the largest non-members (IPOs included). The sp600 seats
 go to companies with positive TTM net income known that day, by size, with a buffer for sitting
 members. Some companies that leave both universes delist 10-200 sessions later: their bars stop.
+Refills take the largest non-members above the drop line first and smaller ones only when those
+run out; delistings stop while the non-members that could refill are down to half their number at
+the start. So every snapshot has exactly 2,000 and 600 members for as long as the market has
+companies to refill from: a default-size market for about 16 years from its start, 4,000 or more
+companies for over 30 (tests check the bands on membership alone, without building the bars).
 
 Fundamentals: quarters from Q1 of two years before the start (TTM exists from the first session),
 reported 25-60 days after the quarter end (Q4 later, weekends moved to Monday). Recent listings have
@@ -51,7 +61,8 @@ Same seed, same bytes. The values of a session never depend on the requested end
 session k come from `np.random.default_rng([seed, tag, k])` (k counted from `start`), company
 attributes from generators keyed by the seed alone, quarterly figures from generators keyed by the
 quarter, and every decision (reconstitution, delisting, dividend amount) reads only the past. A
-backfill to D and a backfill to D-1 followed by a fetch of D give identical rows.
+backfill to D and a backfill to D-1 followed by a fetch of D give identical rows, and so do a
+request for a window and the same rows cut from a larger request.
 
 Per-share conventions (Yahoo's): `close`, open/high/low, volume and dividends are split-adjusted
 but `close` is not dividend-adjusted. To stay prefix-stable, split adjustment is against a fixed
@@ -62,17 +73,40 @@ company's first session): adj_close(t)/adj_close(t-1) = (close(t) + dividend(t))
 total return of day t, and earlier values never move when `end` does. So adj_close starts equal to
 close and drifts above it, unlike Yahoo's back-adjusted series, where the latest values are equal.
 
-The whole market is simulated once per `SampleSource` instance (cached on it, under a lock: flows
-fetch chunks from threads) and sliced per call; asking for a later end rebuilds, identically.
+Memory: a stream over sessions
+-------------------------------
+The market is simulated once per `SampleSource` instance, session after session, carrying only
+what the next session needs (prices, the last 41 closes for the reconstitution's rank day and the
+dividends' reference close, the dividend factor, the members, the delistings, index levels): a few
+vectors of one value per company. The bars of each session go into time blocks of up to a year.
+Blocks stay in memory up to a budget (settings.sample_memory_mb, 512 MiB: the default market takes
+about 100 MB and stays there); the blocks beyond it are written once, company-major so that a chunk
+of symbols is one slice, to `.npy` files in a private folder under the cache directory
+(settings.home/cache/sample) and read back per request: resident memory stays near the budget
+whatever the size. 10,000 companies over 31 years are 3.5 GiB of bars, 3.0 GiB of them in such
+files with the default budget, removed with the source. Membership changes only at
+reconstitutions, so it is kept as one member list per year, and the holdings rows of a window are
+built when asked, never cached whole (30 years of holdings are about 20 million rows: ask per
+year). Asking for a later end continues the stream from where it stopped (under a lock: flows
+fetch chunks from threads); earlier blocks are kept as they are. `python -m sources.sample --help`
+measures a market of any size, fetched in symbol chunks or by year.
 """
 
 from __future__ import annotations
 
+import argparse
 import bisect
+import os
+import shutil
+import sys
+import tempfile
 import threading
-from dataclasses import dataclass
+import time
+import weakref
+from dataclasses import dataclass, replace
 from datetime import date, timedelta
-from typing import Sequence
+from pathlib import Path
+from typing import Iterator, Sequence
 
 import numpy as np
 import polars as pl
@@ -97,13 +131,17 @@ INDEX_BASE = {"^RUT": 2_000.0, "^GSPC": 4_700.0, "^SP600": 1_300.0, "^IXIC": 14_
 
 UNIVERSES = ("russell2000", "sp600")
 N_FOUNDING = 2_000  # russell2000 members on the first session; reconstitutions refill to this count
-N_POOL = 600  # smaller listed companies outside the universe at the start
-N_IPO = 150  # companies that list after the start
-N_COMPANIES = N_FOUNDING + N_POOL + N_IPO
+N_POOL = 600  # smaller listed companies outside the universe at the start (default market)
+N_IPO = 150  # companies that list after the start (default market)
+N_COMPANIES = N_FOUNDING + N_POOL + N_IPO  # the default size, settings.sample_companies
+# Bounds of settings.sample_companies: below the minimum the first reconstitution cannot refill the
+# universe; above the maximum the invented names run out.
+MIN_COMPANIES = 2_500
+MAX_COMPANIES = 50_000
 SP600_SIZE = 600
 SP600_BUFFER = 720  # an sp600 member keeps its seat while its score rank is within this buffer
 RECENT_LISTING_SHARE = 0.02  # founding/pool companies listed in the half year before the start
-IPO_WINDOW_DAYS = 3 * 365
+IPO_WINDOW_DAYS = 3 * 365  # N_IPO listings spread over this many days after the start: 50 a year
 
 # GICS sectors as iShares prints them, with their rough share of IWM members (2025 holdings file)
 # and the chance that a member of the sector loses money over a year.
@@ -145,6 +183,7 @@ EXCHANGES = (("NASDAQ", 0.60), ("New York Stock Exchange Inc.", 0.38), ("Nyse Mk
 # volatility of the small-cap excess factor s, drift of the junk factor j (loss-makers only).
 REGIMES = (
     # from               g_mu     g_sd    s_mu     s_sd    j_mu
+    (date(1900, 1, 1), 0.0003, 0.0105, 0.0000, 0.0060, 0.0000),  # long run before 2024 (~8%/yr, ~17% vol)
     (date(2024, 1, 1), 0.0007, 0.0075, -0.0001, 0.0065, 0.0000),  # steady year
     (date(2024, 11, 26), 0.0000, 0.0075, -0.0028, 0.0065, -0.0008),  # small caps fade
     (date(2025, 1, 1), 0.0005, 0.0075, -0.0010, 0.0065, -0.0004),  # large caps up, small caps flat
@@ -184,8 +223,14 @@ DROP_BOTTOM_QUANTILE = 0.05  # members below this cap quantile of members drop o
 GRADUATE_MULTIPLE = 12.0  # members above this multiple of the median member cap graduate
 DELIST_SHARE = 0.40  # of companies leaving both universes, share that later delist
 DELIST_AFTER_SESSIONS = (10, 200)
+# Delistings stop short of leaving fewer non-members that could refill the universe (listed, not
+# in either universe, below the graduation line) than this share of the starting non-members.
+# Without it a market whose listings have ended (the default one after three years) runs out of
+# companies to refill from within 15 years; the default market stays far above it for years.
+REFILL_FLOOR_SHARE = 0.5
 
-# Fundamentals: quarters from Q1 two years before the start; a fixed number of them.
+# Fundamentals: quarters from Q1 two years before the start; at least N_QUARTERS of them, more when
+# the market runs past them (quarter k's figures never depend on how many there are).
 FIRST_QUARTER_YEARS_BEFORE = 2
 N_QUARTERS = 48
 MISSING_QUARTER_SHARE = 0.06  # companies with one quarter (2023-26) whose net income is missing
@@ -205,6 +250,15 @@ TAG_COMPANIES, TAG_SESSION, TAG_QUARTER, TAG_DELIST, TAG_NAMES = 1, 2, 3, 4, 5
 # Index-level draws per session: open/high/low noise of the five indexes (3 each), then IXIC's own
 # return, GSPC and IXIC volume, VIX's own noise.
 N_INDEX_NOISE = 19
+
+# Streaming: closes kept for the rank day of a reconstitution and the dividends' reference close.
+RING = max(RANK_LAG, DIVIDEND_PRICE_LAG) + 1
+NEVER = np.iinfo(np.int64).max // 2  # delist_idx of a company that never delists
+BAR_FIELDS = ("open", "high", "low", "close", "adj_close", "volume")
+BAR_BYTES_PER_CELL = 8 * len(BAR_FIELDS)  # float64 prices, int64 volume
+BLOCK_SESSIONS = 256  # sessions per block, fewer for a large market (BLOCK_BYTES_MAX per block)
+BLOCK_BYTES_MAX = 64 * 2**20
+MEMORY_MB = 512  # default of settings.sample_memory_mb: bar blocks kept in memory
 
 
 # Companies: static attributes, keyed by the seed alone ------------------------------------------
@@ -251,10 +305,37 @@ def _quarter_end(first_year: int, q: np.ndarray) -> np.ndarray:
     return month_start.astype("datetime64[D]") - np.timedelta64(1, "D")
 
 
-def _companies(seed: int, start: date) -> _Companies:
+@dataclass(frozen=True)
+class _Layout:
+    """How many companies of each kind a market of `n` companies has."""
+
+    n: int
+    n_pool: int  # listed non-members at the start
+    n_ipo: int  # listings after the start
+    ipo_window_days: int  # the listings spread evenly over this many days after the start
+
+
+def _layout(n_companies: int) -> _Layout:
+    """The 2,000 founding members, then the others split as in the default market (four
+    non-members at the start for each later listing) with listings at the default pace, about 50 a
+    year: 2,750 companies list 150 over 3 years, 10,000 list 1,600 over 32 years. At that pace the
+    listings make up for most delistings, and a larger market is a deeper pool to refill from."""
+    if not MIN_COMPANIES <= n_companies <= MAX_COMPANIES:
+        raise ValueError(
+            f"the sample market needs {MIN_COMPANIES:,}..{MAX_COMPANIES:,} companies, got {n_companies:,}: "
+            "set SMALLCAPS_SAMPLE_COMPANIES inside that range"
+        )
+    others = n_companies - N_FOUNDING
+    n_pool = round(others * N_POOL / (N_POOL + N_IPO))
+    n_ipo = others - n_pool
+    return _Layout(n_companies, n_pool, n_ipo, round(IPO_WINDOW_DAYS * n_ipo / N_IPO))
+
+
+def _companies(seed: int, start: date, n_companies: int = N_COMPANIES) -> _Companies:
+    layout = _layout(n_companies)
     rng = np.random.default_rng([seed, TAG_COMPANIES])
-    n = N_COMPANIES
-    kind = np.array([0] * N_FOUNDING + [1] * N_POOL + [2] * N_IPO)  # founding, pool, ipo
+    n = layout.n
+    kind = np.repeat([0, 1, 2], [N_FOUNDING, layout.n_pool, layout.n_ipo])  # founding, pool, ipo
 
     sector_names = np.array([s for s, _, _ in SECTORS])
     sector_p = np.array([w for _, w, _ in SECTORS], float)
@@ -294,10 +375,12 @@ def _companies(seed: int, start: date) -> _Companies:
     start64 = np.datetime64(start, "D")
     recent = (kind < 2) & (rng.random(n) < RECENT_LISTING_SHARE)
     before = rng.integers(20, 200, n)
-    after = rng.integers(1, IPO_WINDOW_DAYS, n)
+    after = rng.integers(1, layout.ipo_window_days, n)
+    # The others have traded for years: since 1990, or before the first quarter of an earlier start.
+    long_listed = np.datetime64(min(date(1990, 1, 1), date(start.year - FIRST_QUARTER_YEARS_BEFORE - 1, 1, 1)), "D")
     listing_date = np.where(
         kind == 2, start64 + after.astype("timedelta64[D]"),
-        np.where(recent, start64 - before.astype("timedelta64[D]"), np.datetime64("1990-01-01", "D")),
+        np.where(recent, start64 - before.astype("timedelta64[D]"), long_listed),
     )
 
     # Earnings: annual net income as a yield on the first market cap; near-zero yields flip sign
@@ -327,7 +410,7 @@ def _companies(seed: int, start: date) -> _Companies:
     split_date = start64 + rng.integers(1, int(SPLIT_HORIZON_YEARS * 365.25), n).astype("timedelta64[D]")
     split_ratio = np.where(split_date > listing_date, split_ratio, 0.0)
 
-    symbol = np.array([f"SMP{i + 1:04d}" for i in range(n)])
+    symbol = np.array([_symbol(i, n) for i in range(n)])
     name = _names(seed, sector_names[sector_code])
 
     return _Companies(
@@ -347,11 +430,23 @@ def _quarter_of(days: np.ndarray, first_year: int) -> np.ndarray:
     return months.astype(int) // 3
 
 
+def _symbol(i: int, n: int) -> str:
+    """SMP0001.. (four digits up to 9,999 companies, five beyond)."""
+    return f"SMP{i + 1:0{max(4, len(str(n)))}d}"
+
+
 def _names(seed: int, sectors: np.ndarray) -> np.ndarray:
-    """Unique invented company names, upper case like the iShares files."""
+    """Unique invented company names, upper case like the iShares files.
+
+    A head and a noun make a name once (400 x 6 pairs per sector); past two thirds of a sector's
+    pairs (a market of about 7,500 companies) the suffix tells names apart too, so a large market
+    does not spend its draws hunting for the last free pairs."""
     rng = np.random.default_rng([seed, TAG_NAMES])
     heads = [h + t for h in NAME_HEADS for t in NAME_TAILS]
-    used: set[str] = set()
+    crowded = 2 * len(heads) * len(next(iter(SECTOR_NOUNS.values()))) // 3
+    used: set[tuple[str, str]] = set()
+    taken: set[str] = set()
+    per_sector: dict[str, int] = {}
     out = []
     for sector in sectors:
         nouns = SECTOR_NOUNS[sector]
@@ -359,34 +454,18 @@ def _names(seed: int, sectors: np.ndarray) -> np.ndarray:
             head = heads[rng.integers(len(heads))]
             noun = nouns[rng.integers(len(nouns))]
             suffix = NAME_SUFFIXES[rng.integers(len(NAME_SUFFIXES))]
-            if (head, noun) not in used:
+            name = f"{head} {noun} {suffix}"
+            is_free = name not in taken if per_sector.get(sector, 0) >= crowded else (head, noun) not in used
+            if is_free:
                 used.add((head, noun))
-                out.append(f"{head} {noun} {suffix}")
+                taken.add(name)
+                per_sector[sector] = per_sector.get(sector, 0) + 1
+                out.append(name)
                 break
     return np.array(out)
 
 
-# The simulated market up to one end ----------------------------------------------------------------
-
-
-@dataclass
-class _Market:
-    sessions: list[date]
-    session64: np.ndarray  # datetime64[D]
-    close: np.ndarray  # T x N, NaN where the company does not trade
-    open: np.ndarray
-    high: np.ndarray
-    low: np.ndarray
-    adj_close: np.ndarray
-    volume: np.ndarray  # T x N int64 (0 where not trading)
-    members: dict[str, np.ndarray]  # universe -> T x N bool
-    first_idx: np.ndarray  # first session index each company trades (T if not yet)
-    last_idx: np.ndarray  # last session index (T-1 unless delisted before)
-    delist_idx: np.ndarray  # first session without a bar, or a huge number
-    index_bars: pl.DataFrame
-    actions: pl.DataFrame  # all actions of trading companies within the sessions, with "idx"
-    quarters: "_Quarters"
-    holdings_cache: dict[str, pl.DataFrame]
+# The simulated market ------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -407,17 +486,23 @@ def _regime_params(session64: np.ndarray) -> np.ndarray:
     return table[np.clip(idx, 0, len(REGIMES) - 1)]  # T x 5: g_mu g_sd s_mu s_sd j_mu
 
 
-def _quarters(seed: int, start: date, co: _Companies) -> _Quarters:
+def _n_quarters(start: date, last: date) -> int:
+    """Quarters to generate for a market simulated up to `last`: through the quarter after it."""
     first_year = start.year - FIRST_QUARTER_YEARS_BEFORE
-    q = np.arange(N_QUARTERS)
+    return max(N_QUARTERS, (last.year - first_year) * 4 + (last.month - 1) // 3 + 2)
+
+
+def _quarters(seed: int, start: date, co: _Companies, n_quarters: int = N_QUARTERS) -> _Quarters:
+    first_year = start.year - FIRST_QUARTER_YEARS_BEFORE
+    q = np.arange(n_quarters)
     period_end = _quarter_end(first_year, q)
     n = len(co.symbol)
     cap0 = co.shares * co.price0
-    ni = np.empty((N_QUARTERS, n))
-    rev = np.empty((N_QUARTERS, n))
-    lag = np.empty((N_QUARTERS, n), dtype=int)
+    ni = np.empty((n_quarters, n))
+    rev = np.empty((n_quarters, n))
+    lag = np.empty((n_quarters, n), dtype=int)
     level = np.zeros(n)
-    for k in range(N_QUARTERS):
+    for k in range(n_quarters):
         rng = np.random.default_rng([seed, TAG_QUARTER, k])
         z = rng.standard_normal((3, n))
         level = level + co.growth_q + 0.03 * z[0]  # log growth of the business
@@ -462,132 +547,418 @@ def _last_friday_of_june(year: int) -> date:
     return d - timedelta(days=(d.weekday() - 4) % 7)
 
 
-def _simulate(seed: int, start: date, end: date, co: _Companies, quarters: _Quarters) -> _Market:
-    sessions = calendar.sessions(start, end)
-    if not sessions:
-        raise ValueError(f"the sample market has no NYSE session in {start}..{end}")
-    T, n = len(sessions), len(co.symbol)
-    session64 = np.array(sessions, dtype="datetime64[D]")
-    params = _regime_params(session64)
-    first_idx = np.searchsorted(session64, co.listing_date, side="left")  # first session on/after listing
+# Storage of the bars: time blocks, in memory up to a budget, then in files --------------------------
 
-    close = np.full((T, n), np.nan)
-    open_ = np.full((T, n), np.nan)
-    high = np.full((T, n), np.nan)
-    low = np.full((T, n), np.nan)
-    volume = np.zeros((T, n), dtype=np.int64)
-    g = np.zeros(T)
-    level = np.zeros(3)  # cumulative g, s, j so far
-    trend = np.zeros(3)  # cumulative drifts of g, s, j so far
-    fac = np.zeros((T, N_INDEX_NOISE))  # index-level noise, drawn per session
-    price = np.full(n, np.nan)
-    c_prev = np.full(n, np.nan)
+
+@dataclass(frozen=True)
+class _Block:
+    """The bars of sessions [t0, t1), one array per field: in memory as simulated (`arrays`,
+    sessions x companies), or in `folder`/FIELD.npy company-major (companies x sessions), so
+    that the rows of a chunk of symbols are a few contiguous reads."""
+
+    t0: int
+    t1: int
+    arrays: dict[str, np.ndarray] | None
+    folder: Path | None
+
+    def read(self, field: str, idx: np.ndarray, a: int, b: int) -> np.ndarray:
+        """Companies `idx` (in that order) x sessions [a, b) (absolute indexes) of `field`."""
+        if self.arrays is not None:
+            return self.arrays[field][a - self.t0 : b - self.t0, idx].T
+        # A memory map read and dropped at once: only the pages of the asked rows are touched.
+        mapped = np.load(self.folder / f"{field}.npy", mmap_mode="r")
+        try:
+            return np.asarray(mapped[idx, a - self.t0 : b - self.t0])
+        finally:
+            del mapped
+
+
+class _Store:
+    """Where finished blocks go: memory while the blocks held there stay within `memory_bytes`,
+    then .npy files in a folder of its own under `root`, removed with the store."""
+
+    def __init__(self, memory_bytes: int, root: Path | None) -> None:
+        self.memory_bytes = memory_bytes
+        self.held_bytes = 0
+        self.spilled_bytes = 0
+        self.root = root
+        self.folder: Path | None = None
+        self._count = 0
+
+    def put(self, t0: int, t1: int, arrays: dict[str, np.ndarray]) -> _Block:
+        """A block of `arrays` (sessions x companies, the store keeps them: no copy in memory)."""
+        size = sum(a.nbytes for a in arrays.values())
+        if self.held_bytes + size <= self.memory_bytes:
+            self.held_bytes += size
+            return _Block(t0, t1, arrays, None)
+        folder = self._folder() / f"block{self._count:05d}"
+        self._count += 1
+        folder.mkdir()
+        for field, a in arrays.items():
+            np.save(folder / f"{field}.npy", np.ascontiguousarray(a.T))
+        self.spilled_bytes += size
+        return _Block(t0, t1, None, folder)
+
+    def _folder(self) -> Path:
+        if self.folder is None:
+            root = Path(self.root) if self.root is not None else Path(tempfile.gettempdir())
+            root.mkdir(parents=True, exist_ok=True)
+            _remove_orphans(root)
+            self.folder = Path(tempfile.mkdtemp(prefix=f"sample-{os.getpid()}-", dir=root))
+            weakref.finalize(self, _remove_folder, self.folder)
+        return self.folder
+
+
+def _remove_folder(folder: Path) -> None:
+    try:
+        shutil.rmtree(folder)
+    except OSError as exc:  # often at interpreter exit: say what is left; the next store removes it
+        print(f"sample source: could not remove its scratch folder {folder}: {exc}", file=sys.stderr)
+
+
+def _remove_orphans(root: Path) -> None:
+    """Our scratch folders of processes that died without removing them (killed, out of memory)."""
+    for folder in root.glob("sample-*-*"):
+        pid = folder.name.split("-")[1]
+        if not pid.isdigit() or _is_alive(int(pid)) or folder.stat().st_uid != os.getuid():
+            continue
+        _remove_folder(folder)
+
+
+def _is_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
+
+
+def _block_sessions(n: int) -> int:
+    return max(16, min(BLOCK_SESSIONS, BLOCK_BYTES_MAX // (BAR_BYTES_PER_CELL * n)))
+
+
+# The simulated market up to one end ----------------------------------------------------------------
+
+
+@dataclass
+class _Carry:
+    """What session T needs from the sessions before it: the state a later end continues from."""
+
+    level: np.ndarray  # cumulative g, s, j so far
+    trend: np.ndarray  # cumulative drifts of g, s, j so far
+    price: np.ndarray  # unrounded price path (NaN before listing)
+    c_prev: np.ndarray  # the previous session's close, delisted companies included
+    ring: np.ndarray  # RING x n: close of session t in row t % RING (NaN where not listed)
+    growth: np.ndarray  # dividend total-return factor since each company's first session
+    rus: np.ndarray  # members after the last session (bool)
+    sp: np.ndarray
+    delist_idx: np.ndarray  # first session without a bar (NEVER, or possibly beyond the sessions)
+
+    def copy(self) -> "_Carry":
+        return replace(self, **{k: np.copy(v) for k, v in vars(self).items() if isinstance(v, np.ndarray)})
+
+
+@dataclass(frozen=True)
+class _Epoch:
+    """Members from session `t` until the next epoch (membership changes only at reconstitutions)."""
+
+    t: int
+    members: dict[str, np.ndarray]  # universe -> sorted company indexes
+
+
+@dataclass(frozen=True)
+class _Market:
+    """The market simulated from `start` to `sessions[-1]`; never changed once built (a later end
+    builds a new one from `carry`, sharing the blocks), so readers in other threads are safe."""
+
+    sessions: list[date]
+    session64: np.ndarray  # datetime64[D]
+    first_idx: np.ndarray  # first session index each company trades (T if not yet)
+    delist_idx: np.ndarray  # first session without a bar, or a huge number
+    epochs: tuple[_Epoch, ...]
+    blocks: tuple[_Block, ...]  # bars by time, in order (empty for a membership-only market)
+    quarters: "_Quarters"
+    g: np.ndarray  # T: broad-market factor
+    fac: np.ndarray  # T x N_INDEX_NOISE: index-level noise
+    levels: dict[str, np.ndarray]  # ^RUT, ^SP600 levels (T)
+    volumes: dict[str, np.ndarray]  # ^RUT, ^SP600 member volume (T)
+    dividends: tuple[np.ndarray, np.ndarray, np.ndarray]  # company, session index, amount
+    carry: _Carry
+    index_bars: pl.DataFrame | None  # None (and no blocks) for a membership-only market
+    actions: pl.DataFrame | None  # all actions of trading companies within the sessions, with "idx"
+
+    @property
+    def last_idx(self) -> np.ndarray:
+        """Last session index with a bar (T-1 unless delisted before)."""
+        return np.minimum(self.delist_idx, len(self.sessions)) - 1
+
+    def epoch_spans(self, a: int, b: int) -> Iterator[tuple[int, int, _Epoch]]:
+        """(from, to, epoch) for the parts of sessions [a, b) each epoch covers."""
+        ends = [e.t for e in self.epochs[1:]] + [len(self.sessions)]
+        for epoch, end in zip(self.epochs, ends):
+            lo, hi = max(a, epoch.t), min(b, end)
+            if lo < hi:
+                yield lo, hi, epoch
+
+    def members_at(self, universe: str, t: int) -> np.ndarray:
+        k = bisect.bisect_right([e.t for e in self.epochs], t) - 1
+        return self.epochs[k].members[universe]
+
+    def read(self, field: str, idx: np.ndarray, a: int, b: int) -> np.ndarray:
+        """len(idx) x (b - a) values of `field` (company-major), read block by block."""
+        parts = [blk.read(field, idx, max(a, blk.t0), min(b, blk.t1)) for blk in self.blocks if blk.t0 < b and blk.t1 > a]
+        if not parts:
+            dtype = np.int64 if field == "volume" else np.float64
+            return np.empty((len(idx), 0), dtype)
+        return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=1)
+
+
+def _simulate(
+    seed: int, start: date, last: date, co: _Companies, prev: _Market | None, store: _Store | None, *, full: bool = True
+) -> _Market:
+    """The market up to `last`, continuing `prev` (the same market to an earlier end) when given.
+
+    One pass over the sessions, in order: each session's draws, closes, the reconstitution that
+    happens on it, then its bars into the current block. Everything a session reads is in `carry`
+    or in the per-session series, so the pass never holds more than a block of bars.
+    """
+    if not full and prev is not None:
+        raise ValueError("a membership-only market keeps no closes to continue from: simulate it again")
+    sessions = calendar.sessions(start, last)
+    if not sessions:
+        raise ValueError(f"the sample market has no NYSE session in {start}..{last}")
+    T, n = len(sessions), len(co.symbol)
+    T0 = 0 if prev is None else len(prev.sessions)
+    session64 = np.array(sessions, dtype="datetime64[D]")
+    first_idx = np.searchsorted(session64, co.listing_date, side="left")  # first session on/after listing
+    n_quarters = _n_quarters(start, last)
+    if prev is not None and len(prev.quarters.period_end) >= n_quarters:
+        quarters = prev.quarters
+    else:
+        quarters = _quarters(seed, start, co, n_quarters)
+    params = _regime_params(session64[T0:])
+
+    if prev is None:
+        carry = _Carry(
+            level=np.zeros(3), trend=np.zeros(3), price=np.full(n, np.nan), c_prev=np.full(n, np.nan),
+            ring=np.full((RING, n), np.nan), growth=np.ones(n), rus=np.zeros(n, bool), sp=np.zeros(n, bool),
+            delist_idx=np.full(n, NEVER),
+        )
+        epochs: list[_Epoch] = []
+        blocks: list[_Block] = []
+        div_parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+    else:
+        carry = prev.carry.copy()
+        epochs, blocks = list(prev.epochs), list(prev.blocks)
+        div_parts = [prev.dividends]
+
+    def grown(old: np.ndarray | None, shape_tail: tuple = (), dtype=float) -> np.ndarray:
+        out = np.zeros((T, *shape_tail), dtype)
+        if old is not None:
+            out[:T0] = old
+        return out
+
+    g = grown(prev.g if prev else None)
+    fac = grown(prev.fac if prev else None, (N_INDEX_NOISE,))
+    levels = {u: grown(prev.levels[u] if prev else None) for u in ("^RUT", "^SP600")}
+    volumes = {u: grown(prev.volumes[u] if prev else None, dtype=np.int64) for u in ("^RUT", "^SP600")}
+
+    recon: dict[int, int] = {}
+    for year in range(sessions[T0].year, sessions[-1].year + 1):
+        friday = _last_friday_of_june(year)
+        day = calendar.session_on_or_before(friday)
+        if (friday - day).days > 6:  # the calendar ends before that June (it runs 400 days ahead)
+            continue
+        i = bisect.bisect_left(sessions, day)
+        if max(T0, 1) <= i < T and sessions[i] == day:
+            recon[i] = year
+    div_t, div_i = _dividend_schedule(session64, co, T0, T) if full else (np.zeros(0, int), np.zeros(0, int))
+    # Without bars, closes matter only where a reconstitution reads them: its rank day and itself.
+    close_days = {0} | set(recon) | {max(0, t - RANK_LAG) for t in recon}
+    div_at = np.searchsorted(div_t, np.arange(T0, T + 1), side="left")
+
+    B = _block_sessions(n)
+    buffers = {f: np.empty((B, n), np.int64 if f == "volume" else np.float64) for f in BAR_FIELDS} if full else {}
+    block_t0 = T0
     sig2 = co.idio_sd**2 / 2
-    for t in range(T):
+    n_z = 3 + len(SECTORS) + N_INDEX_NOISE
+    members_idx = {u: np.nonzero(m)[0] for u, m in (("^RUT", carry.rus), ("^SP600", carry.sp))}
+    for t in range(T0, T):
         rng = np.random.default_rng([seed, TAG_SESSION, t])
-        z = rng.standard_normal(3 + len(SECTORS) + N_INDEX_NOISE)
-        e = rng.standard_normal((4, n))
-        g_mu, g_sd, s_mu, s_sd, j_mu = params[t]
+        z = rng.standard_normal(n_z)
+        # Membership needs only the closes: their noise is the first row of the bars' four, the
+        # same numbers whether or not the other three rows are drawn after it.
+        e = rng.standard_normal((4, n) if full else (1, n))
+        g_mu, g_sd, s_mu, s_sd, j_mu = params[t - T0]
         mu = np.array([g_mu, s_mu, j_mu])
-        trend += mu
-        step = mu + FACTOR_REVERSION * (trend - mu - level) + np.array([g_sd, s_sd, JUNK_SD]) * z[:3]
-        level += step
+        carry.trend += mu
+        step = mu + FACTOR_REVERSION * (carry.trend - mu - carry.level) + np.array([g_sd, s_sd, JUNK_SD]) * z[:3]
+        carry.level += step
         g[t], s_t, j = step
         m = SMALL_BETA_TO_BROAD * g[t] + s_t
         sector = SECTOR_SD * z[3 : 3 + len(SECTORS)]
         fac[t] = z[3 + len(SECTORS) :]
         x = co.alpha + co.beta * m + co.is_loss * j + sector[co.sector_code] + co.idio_sd * e[0] - sig2
-        prev = c_prev
-        price = price * np.exp(x)
+        prev_close = carry.c_prev
+        price = carry.price * np.exp(x)
         new = first_idx == t
         price[new] = co.price0[new]
-        c = np.round(np.maximum(price, 0.01), 4)
-        # Open: part of the day's move happens overnight; the first bar opens at its close's level.
-        o = np.where(new, c * np.exp(0.01 * e[1]), prev * np.exp(0.35 * x + 0.25 * co.idio_sd * e[1]))
-        o = np.round(o, 4)
-        hi = np.round(np.maximum(o, c) * np.exp(0.4 * co.idio_sd * np.abs(e[2])), 4)
-        lo = np.round(np.minimum(o, c) * np.exp(-0.4 * co.idio_sd * np.abs(e[3])), 4)
-        trading = np.isfinite(price)
-        close[t] = np.where(trading, c, np.nan)
-        open_[t] = np.where(trading, o, np.nan)
-        high[t] = np.where(trading, np.maximum(hi, np.maximum(o, c)), np.nan)
-        low[t] = np.where(trading, np.minimum(lo, np.minimum(o, c)), np.nan)
-        # Busy days trade more: volume rises with the size of the move.
-        v = co.shares * co.turnover * np.exp(0.4 * e[2] - 0.08 + 6 * np.abs(x))
-        volume[t] = np.where(trading, np.maximum(1, np.round(v)), 0).astype(np.int64)
-        c_prev = c
+        carry.price = price
+        if not (full or t in close_days):
+            continue
+        c = np.round(np.maximum(price, 0.01), 4)  # NaN exactly where not listed yet
 
-    cap = np.nan_to_num(close) * co.shares[None, :]
-    members, delist_idx = _membership(seed, sessions, session64, co, quarters, cap, first_idx)
-    # Delisted companies stop trading.
-    gone = np.arange(T)[:, None] >= delist_idx[None, :]
-    for arr in (close, open_, high, low):
-        arr[gone] = np.nan
-    volume[gone] = 0
-    last_idx = np.minimum(delist_idx, T) - 1
+        # Index levels: the members of the previous snapshot, priced yesterday and today. Members
+        # trade on both sessions (listed before the rank day, never delisted while members).
+        if t > 0 and full:
+            for u in ("^RUT", "^SP600"):
+                idx = members_idx[u]
+                before = (co.shares[idx] * prev_close[idx]).sum()
+                after = (co.shares[idx] * c[idx]).sum()
+                levels[u][t] = levels[u][t - 1] * after / before
+        elif t == 0:
+            levels["^RUT"][0], levels["^SP600"][0] = INDEX_BASE["^RUT"], INDEX_BASE["^SP600"]
 
-    divs, adj_close = _dividends(session64, co, close, first_idx, last_idx)
-    splits = _splits(session64, co, first_idx, last_idx)
-    actions = pl.concat([divs, splits]).sort("idx", "symbol", "action")
+        if t == 0:
+            carry.rus[:N_FOUNDING] = True
+            cap = np.nan_to_num(c) * co.shares
+            carry.sp = _select_sp600(carry.sp, 0, session64, co, quarters, cap, first_idx, carry.delist_idx)
+        elif t in recon:
+            rank_cap = np.nan_to_num(carry.ring[max(0, t - RANK_LAG) % RING]) * co.shares
+            _reconstitute(seed, recon[t], t, carry, session64, co, quarters, rank_cap, np.nan_to_num(c) * co.shares, first_idx)
+        if t == 0 or t in recon:
+            members_idx = {"^RUT": np.nonzero(carry.rus)[0], "^SP600": np.nonzero(carry.sp)[0]}
+            epochs.append(_Epoch(t, {"russell2000": members_idx["^RUT"], "sp600": members_idx["^SP600"]}))
 
-    index_bars = _indexes(sessions, g, fac, close, volume, members, co)
-    return _Market(
-        sessions=sessions, session64=session64, close=close, open=open_, high=high, low=low,
-        adj_close=adj_close, volume=volume, members=members, first_idx=first_idx, last_idx=last_idx,
-        delist_idx=delist_idx, index_bars=index_bars, actions=actions, quarters=quarters, holdings_cache={},
+        if full:
+            r = t - block_t0
+            payers = div_i[div_at[t - T0] : div_at[t - T0 + 1]]
+            _bars_row(buffers, r, co, t, c, prev_close, price, new, e, x, carry, first_idx, payers, div_parts)
+            for u in ("^RUT", "^SP600"):
+                volumes[u][t] = buffers["volume"][r, members_idx[u]].sum()
+            if r == B - 1 or t == T - 1:
+                done = {f: buffers[f][: r + 1].copy() if r < B - 1 else buffers[f] for f in BAR_FIELDS}
+                blocks.append(store.put(block_t0, t + 1, done))
+                if t < T - 1:
+                    buffers = {f: np.empty_like(a) for f, a in buffers.items()}
+                block_t0 = t + 1
+        carry.ring[t % RING] = c
+        carry.c_prev = c
+
+    dividends = tuple(np.concatenate(p) for p in zip(*div_parts)) if div_parts else (np.zeros(0, int), np.zeros(0, int), np.zeros(0))
+    market = _Market(
+        sessions=sessions, session64=session64, first_idx=first_idx, delist_idx=carry.delist_idx.copy(),
+        epochs=tuple(epochs), blocks=tuple(blocks), quarters=quarters, g=g, fac=fac, levels=levels, volumes=volumes,
+        dividends=dividends, carry=carry, index_bars=None, actions=None,
     )
+    if not full:
+        return market
+    splits = _splits(session64, co, first_idx, market.last_idx)
+    d_i, d_t, d_v = dividends
+    divs = pl.DataFrame(
+        {"symbol": co.symbol[d_i], "ex_date": session64[d_t], "idx": d_t, "action": "dividend", "value": d_v},
+        schema=_ACTIONS_WITH_IDX,
+    )
+    actions = pl.concat([divs, splits]).sort("idx", "symbol", "action")
+    return replace(market, index_bars=_indexes(sessions, g, fac, levels, volumes), actions=actions)
 
 
-def _membership(seed, sessions, session64, co: _Companies, quarters: _Quarters, cap, first_idx):
-    """Universe masks (T x N) and delisting session indexes, deciding reconstitutions in order."""
-    T, n = cap.shape
-    never = np.full(n, np.iinfo(np.int64).max // 2)
-    delist_idx = never.copy()
-    rus = np.zeros(n, bool)
-    rus[:N_FOUNDING] = True
-    sp = _select_sp600(np.zeros(n, bool), 0, session64, co, quarters, cap, first_idx, delist_idx)
+def _bars_row(
+    buffers, r, co: _Companies, t, c, prev_close, price, new, e, x, carry: _Carry, first_idx, payers, div_parts
+) -> None:
+    """Session t's bars into row r of the block buffers; its dividends into div_parts."""
+    # Open: part of the day's move happens overnight; the first bar opens at its close's level.
+    o = np.where(new, c * np.exp(0.01 * e[1]), prev_close * np.exp(0.35 * x + 0.25 * co.idio_sd * e[1]))
+    o = np.round(o, 4)
+    top, bottom = np.maximum(o, c), np.minimum(o, c)
+    hi = np.round(top * np.exp(0.4 * co.idio_sd * np.abs(e[2])), 4)
+    lo = np.round(bottom * np.exp(-0.4 * co.idio_sd * np.abs(e[3])), 4)
+    trading = np.isfinite(price) & (t < carry.delist_idx)  # delisted companies stop trading
+    close = buffers["close"][r]
+    close[:] = np.where(trading, c, np.nan)
+    buffers["open"][r] = np.where(trading, o, np.nan)
+    buffers["high"][r] = np.where(trading, np.maximum(hi, top), np.nan)
+    buffers["low"][r] = np.where(trading, np.minimum(lo, bottom), np.nan)
+    # Busy days trade more: volume rises with the size of the move.
+    v = co.shares * co.turnover * np.exp(0.4 * e[2] - 0.08 + 6 * np.abs(x))
+    buffers["volume"][r] = np.where(trading, np.maximum(1, np.round(v)), 0).astype(np.int64)
 
-    recon = {}
-    for year in range(sessions[0].year, sessions[-1].year + 1):
-        day = calendar.session_on_or_before(_last_friday_of_june(year))
-        i = bisect.bisect_left(sessions, day)
-        if 0 < i < T and sessions[i] == day:
-            recon[i] = year
-    out = {u: np.zeros((T, n), bool) for u in UNIVERSES}
-    for t in range(T):
-        if t in recon:
-            rank_t = max(0, t - RANK_LAG)
-            eligible = (first_idx <= rank_t) & (delist_idx == never)
-            c = cap[rank_t]
-            lower = np.quantile(c[rus], DROP_BOTTOM_QUANTILE)
-            upper = GRADUATE_MULTIPLE * np.median(c[rus])
-            keep = rus & eligible & (c >= lower) & (c <= upper)
-            candidates = np.nonzero(~rus & eligible & (c >= lower) & (c <= upper))[0]
-            room = N_FOUNDING - keep.sum()
-            add = candidates[np.argsort(-c[candidates], kind="stable")][: max(room, 0)]
-            new_rus = keep.copy()
-            new_rus[add] = True
-            new_sp = _select_sp600(sp, t, session64, co, quarters, cap, first_idx, delist_idx)
-            # Some of the companies that left both universes later delist (acquired, bankrupt).
-            left = (rus | sp) & ~(new_rus | new_sp)
-            rng = np.random.default_rng([seed, TAG_DELIST, recon[t]])
-            u, k = rng.random(n), rng.integers(DELIST_AFTER_SESSIONS[0], DELIST_AFTER_SESSIONS[1], n)
-            delisting = left & (u < DELIST_SHARE)
-            # A session index, possibly beyond the simulated sessions: it holds whatever the end.
-            delist_idx = np.where(delisting, t + k, delist_idx)
-            rus, sp = new_rus, new_sp
-        out["russell2000"][t] = rus
-        out["sp600"][t] = sp
-    return out, delist_idx
+    # Dividends: ex-dates of this session, of companies trading since before it and not delisted;
+    # the amount is set from a past close (a known yield on a known price).
+    i = payers[(t > first_idx[payers]) & (t < carry.delist_idx[payers])]
+    if len(i):
+        ref = np.maximum(t - DIVIDEND_PRICE_LAG, first_idx[i])
+        dps = np.maximum(0.01, np.round(co.div_yield[i] / 4 * carry.ring[ref % RING, i], 2))
+        # Forward-accumulated total-return factor: 1 on a company's first session, never revised.
+        carry.growth[i] = carry.growth[i] * ((close[i] + dps) / close[i])
+        div_parts.append((i, np.full(len(i), t), dps))
+    buffers["adj_close"][r] = close * carry.growth
+
+
+def _dividend_schedule(session64: np.ndarray, co: _Companies, t0: int, t1: int) -> tuple[np.ndarray, np.ndarray]:
+    """Ex-date session index and company of every quarterly dividend falling in sessions [t0, t1),
+    sorted by session: a fixed number of days into each calendar quarter, the first session on or
+    after that day. Listing and delisting are checked when the session comes."""
+    payers = np.nonzero(co.div_yield > 0)[0]
+    first_q = session64[t0].astype("datetime64[M]").astype(int) // 3 - 1  # an ex-date can roll into t0
+    last_q = session64[t1 - 1].astype("datetime64[M]").astype(int) // 3
+    rows_i, rows_t = [], []
+    for q in range(first_q, last_q + 1):
+        q_start = np.datetime64(f"{1970 + q // 4}-{(q % 4) * 3 + 1:02d}-01", "D")
+        ex = q_start + co.div_offset_days[payers].astype("timedelta64[D]")
+        t = np.searchsorted(session64, ex, side="left")
+        ok = (t >= t0) & (t < t1)
+        rows_i.append(payers[ok])
+        rows_t.append(t[ok])
+    i = np.concatenate(rows_i) if rows_i else np.zeros(0, int)
+    t = np.concatenate(rows_t) if rows_t else np.zeros(0, int)
+    order = np.argsort(t, kind="stable")
+    return t[order], i[order]
+
+
+def _reconstitute(seed, year, t, carry: _Carry, session64, co: _Companies, quarters, rank_cap, cap, first_idx) -> None:
+    """The yearly reconstitution on session t: russell2000 by cap on the rank day, sp600 by the
+    S&P-like rule, and the delisting of some of the companies that left both."""
+    n = len(co.symbol)
+    rank_t = max(0, t - RANK_LAG)
+    rus, sp = carry.rus, carry.sp
+    eligible = (first_idx <= rank_t) & (carry.delist_idx == NEVER)
+    c = rank_cap
+    lower = np.quantile(c[rus], DROP_BOTTOM_QUANTILE)
+    upper = GRADUATE_MULTIPLE * np.median(c[rus])
+    keep = rus & eligible & (c >= lower) & (c <= upper)
+    # The largest non-members refill, those above the drop line first: only when too few of them
+    # are left (after years of small companies drifting down) do smaller ones get a seat.
+    candidates = np.nonzero(~rus & eligible & (c <= upper))[0]
+    room = N_FOUNDING - keep.sum()
+    add = candidates[np.argsort(-c[candidates], kind="stable")][: max(room, 0)]
+    new_rus = keep.copy()
+    new_rus[add] = True
+    new_sp = _select_sp600(sp, t, session64, co, quarters, cap, first_idx, carry.delist_idx)
+    # Some of the companies that left both universes later delist (acquired, bankrupt).
+    left = (rus | sp) & ~(new_rus | new_sp)
+    rng = np.random.default_rng([seed, TAG_DELIST, year])
+    u, k = rng.random(n), rng.integers(DELIST_AFTER_SESSIONS[0], DELIST_AFTER_SESSIONS[1], n)
+    delisting = left & (u < DELIST_SHARE)
+    pool = int((eligible & ~new_rus & ~new_sp & (c <= upper)).sum())
+    allowed = max(0, pool - round(REFILL_FLOOR_SHARE * _layout(n).n_pool))
+    if delisting.sum() > allowed:  # at the floor: the smallest draws delist, the others stay listed
+        chosen = np.nonzero(delisting)[0]
+        delisting = np.zeros(n, bool)
+        delisting[chosen[np.argsort(u[chosen], kind="stable")][:allowed]] = True
+    # A session index, possibly beyond the simulated sessions: it holds whatever the end.
+    carry.delist_idx = np.where(delisting, t + k, carry.delist_idx)
+    carry.rus, carry.sp = new_rus, new_sp
 
 
 def _select_sp600(current, t, session64, co, quarters, cap, first_idx, delist_idx):
     """The S&P-600-like rule: positive TTM net income known at the selection session; seats go by a
     size score (log cap plus a fixed per-company taste); members keep seats within a buffer."""
-    never = np.iinfo(np.int64).max // 2
     ttm = _ttm_at(quarters, session64[t])
-    eligible = (first_idx <= t) & (delist_idx == never) & (ttm > 0)
-    score = np.where(eligible, np.log(np.maximum(cap[t], 1.0)) + co.sp_score_noise, -np.inf)
+    eligible = (first_idx <= t) & (delist_idx == NEVER) & (ttm > 0)
+    score = np.where(eligible, np.log(np.maximum(cap, 1.0)) + co.sp_score_noise, -np.inf)
     order = np.argsort(-score, kind="stable")
     rank = np.empty_like(order)
     rank[order] = np.arange(len(order))
@@ -602,37 +973,6 @@ def _select_sp600(current, t, session64, co, quarters, cap, first_idx, delist_id
 _ACTIONS_WITH_IDX = {**ACTIONS_SCHEMA, "idx": pl.Int64}  # idx: session index, for slicing
 
 
-def _dividends(session64, co: _Companies, close, first_idx, last_idx):
-    """Quarterly dividends (ex-date: a fixed number of days into each calendar quarter, on or after
-    which the first session is the ex-date), priced off a past close; and the adjusted close."""
-    T, n = close.shape
-    payers = np.nonzero(co.div_yield > 0)[0]
-    first_q = session64[0].astype("datetime64[M]").astype(int) // 3
-    last_q = session64[-1].astype("datetime64[M]").astype(int) // 3
-    rows_i, rows_t = [], []
-    for q in range(first_q, last_q + 1):
-        q_start = np.datetime64(f"{1970 + q // 4}-{(q % 4) * 3 + 1:02d}-01", "D")
-        ex = q_start + co.div_offset_days[payers].astype("timedelta64[D]")
-        t = np.searchsorted(session64, ex, side="left")
-        ok = (t < T) & (t > first_idx[payers]) & (t <= last_idx[payers])
-        rows_i.append(payers[ok])
-        rows_t.append(t[ok])
-    i = np.concatenate(rows_i) if rows_i else np.zeros(0, int)
-    t = np.concatenate(rows_t) if rows_t else np.zeros(0, int)
-    ref = np.maximum(t - DIVIDEND_PRICE_LAG, first_idx[i])
-    dps = np.maximum(0.01, np.round(co.div_yield[i] / 4 * close[ref, i], 2))
-    factor = np.ones((T, n))
-    factor[t, i] = (close[t, i] + dps) / close[t, i]
-    # Forward-accumulated total-return factor: 1 on a company's first session, never revised.
-    growth = np.cumprod(np.where(np.isfinite(close), factor, 1.0), axis=0)
-    adj_close = close * growth
-    frame = pl.DataFrame(
-        {"symbol": co.symbol[i], "ex_date": session64[t], "idx": t, "action": "dividend", "value": dps},
-        schema=_ACTIONS_WITH_IDX,
-    )
-    return frame, adj_close
-
-
 def _splits(session64, co: _Companies, first_idx, last_idx):
     T = len(session64)
     has = np.nonzero(co.split_ratio > 0)[0]
@@ -645,21 +985,6 @@ def _splits(session64, co: _Companies, first_idx, last_idx):
     )
 
 
-def _cap_weighted(close, volume, mask, shares, base):
-    """Index levels from the cap-weighted price return of the members of the previous session."""
-    T = close.shape[0]
-    level = np.empty(T)
-    level[0] = base
-    c = np.nan_to_num(close)
-    for t in range(1, T):
-        m = mask[t - 1]
-        before = (shares[m] * c[t - 1, m]).sum()
-        after = (shares[m] * c[t, m]).sum()
-        level[t] = level[t - 1] * after / before
-    vol = np.where(mask, volume, 0).sum(axis=1)
-    return level, vol
-
-
 def _ohlc(close: np.ndarray, noise: np.ndarray, spread: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Open/high/low around an index close path: the open sits between yesterday's and today's close."""
     prev = np.concatenate([[close[0] / np.exp(spread * noise[0, 0])], close[:-1]])
@@ -669,11 +994,10 @@ def _ohlc(close: np.ndarray, noise: np.ndarray, spread: float) -> tuple[np.ndarr
     return np.round(o, 2), np.round(np.maximum(hi, np.maximum(o, close)), 2), np.round(np.minimum(lo, np.minimum(o, close)), 2)
 
 
-def _indexes(sessions, g, fac, close, volume, members, co: _Companies) -> pl.DataFrame:
+def _indexes(sessions, g, fac, levels_cap, volumes_cap) -> pl.DataFrame:
+    """The five index series from the per-session factors and the cap-weighted levels."""
     T = len(sessions)
-    levels, volumes = {}, {}
-    levels["^RUT"], volumes["^RUT"] = _cap_weighted(close, volume, members["russell2000"], co.shares, INDEX_BASE["^RUT"])
-    levels["^SP600"], volumes["^SP600"] = _cap_weighted(close, volume, members["sp600"], co.shares, INDEX_BASE["^SP600"])
+    levels, volumes = dict(levels_cap), dict(volumes_cap)
     # The broad market: the first session is the base level; later sessions compound g.
     g_path = np.concatenate([[0.0], g[1:]])
     levels["^GSPC"] = INDEX_BASE["^GSPC"] * np.exp(np.cumsum(g_path))
@@ -712,17 +1036,31 @@ def _indexes(sessions, g, fac, close, volume, members, co: _Companies) -> pl.Dat
 
 
 class SampleSource:
-    """The deterministic synthetic market behind `make demo` (see the module docstring)."""
+    """The deterministic synthetic market behind `make demo` (see the module docstring).
+
+    `companies`: the market's size (settings.sample_companies). `memory_mb`: bar blocks held in
+    memory before the rest go to files under `cache_dir` (settings.sample_memory_mb and
+    settings.home/cache/sample; without a cache_dir, the system's temporary folder)."""
 
     name = "sample"
 
-    def __init__(self, seed: int = 2025, start: date = date(2024, 1, 2)) -> None:
+    def __init__(
+        self,
+        seed: int = 2025,
+        start: date = date(2024, 1, 2),
+        companies: int = N_COMPANIES,
+        memory_mb: int = MEMORY_MB,
+        cache_dir: Path | None = None,
+    ) -> None:
+        _layout(companies)  # a size out of range fails here, not at the first fetch
         self.seed = seed
         self.start = start
+        self.n_companies = companies
         self._lock = threading.Lock()
+        self._store = _Store(memory_mb * 2**20, cache_dir)
         self._companies: _Companies | None = None
-        self._quarters: _Quarters | None = None
         self._market: _Market | None = None
+        self._position_of: dict[str, int] | None = None
 
     # building --------------------------------------------------------------------------------
 
@@ -730,12 +1068,11 @@ class SampleSource:
         """The market simulated at least up to `end` (the session on or before it)."""
         with self._lock:
             if self._companies is None:
-                self._companies = _companies(self.seed, self.start)
-                self._quarters = _quarters(self.seed, self.start, self._companies)
+                self._companies = _companies(self.seed, self.start, self.n_companies)
             first = calendar.sessions(self.start, self.start + timedelta(days=10))[0]
             last = max(calendar.session_on_or_before(max(end, first)), first)
             if self._market is None or self._market.sessions[-1] < last:
-                self._market = _simulate(self.seed, self.start, last, self._companies, self._quarters)
+                self._market = _simulate(self.seed, self.start, last, self._companies, self._market, self._store)
             return self._market
 
     @property
@@ -758,10 +1095,10 @@ class SampleSource:
         market = self._market_to(end)
         co = self._companies
         a, b = self._positions(market, start, end)
-        position = {s: i for i, s in enumerate(co.symbol)}
+        position = self._position()
         index_syms = [s for s in symbols if s in INDEX_SYMBOLS]
         member_idx = np.array([position[s] for s in symbols if s in position], dtype=np.int64)
-        failures = [(s, "bars", f"unknown symbol {s!r}: the sample market has {', '.join(INDEX_SYMBOLS)} and SMP0001..SMP{N_COMPANIES:04d}")
+        failures = [(s, "bars", f"unknown symbol {s!r}: the sample market has {', '.join(INDEX_SYMBOLS)} and {self._symbol_range()}")
                     for s in symbols if s not in position and s not in INDEX_SYMBOLS]
 
         parts = []
@@ -774,18 +1111,18 @@ class SampleSource:
             )
         if len(member_idx) and b > a:
             k, s = len(member_idx), b - a
-            close = market.close[a:b, member_idx].T.ravel()
+            close = market.read("close", member_idx, a, b).ravel()
             keep = np.isfinite(close)
             frame = pl.DataFrame(
                 {
                     "symbol": pl.Series(co.symbol[member_idx]).gather(np.repeat(np.arange(k), s)[keep]),
                     "session_date": np.tile(market.session64[a:b], k)[keep],
-                    "open": market.open[a:b, member_idx].T.ravel()[keep],
-                    "high": market.high[a:b, member_idx].T.ravel()[keep],
-                    "low": market.low[a:b, member_idx].T.ravel()[keep],
+                    "open": market.read("open", member_idx, a, b).ravel()[keep],
+                    "high": market.read("high", member_idx, a, b).ravel()[keep],
+                    "low": market.read("low", member_idx, a, b).ravel()[keep],
                     "close": close[keep],
-                    "adj_close": market.adj_close[a:b, member_idx].T.ravel()[keep],
-                    "volume": market.volume[a:b, member_idx].T.ravel()[keep],
+                    "adj_close": market.read("adj_close", member_idx, a, b).ravel()[keep],
+                    "volume": market.read("volume", member_idx, a, b).ravel()[keep],
                 }
             )
             parts.append(conform(frame, BARS_SCHEMA, "sample bars"))
@@ -810,7 +1147,8 @@ class SampleSource:
         return Fetched(bars=bars, actions=actions, failures=_failures(failures))
 
     def holdings(self, universes: Sequence[str], start: date, end: date) -> Fetched:
-        """One snapshot per session in [start, end] for each universe: equities only, cap weights."""
+        """One snapshot per session in [start, end] for each universe: equities only, cap weights.
+        Built for the asked window only: ask a long history a year at a time."""
         failures, parts = [], []
         for u in dict.fromkeys(universes):
             if u not in UNIVERSES:
@@ -824,8 +1162,7 @@ class SampleSource:
             if b <= a:
                 failures.append((u, "holdings", f"no NYSE session in {start}..{end}"))
                 continue
-            snap = self._holdings_frame(market, u)
-            parts.append(snap.filter(pl.col("as_of_date").is_between(market.sessions[a], market.sessions[b - 1])))
+            parts.append(self._holdings_frame(market, u, a, b))
         holdings = pl.concat(parts) if parts else empty(HOLDINGS_SCHEMA)
         return Fetched(holdings=holdings, failures=_failures(failures))
 
@@ -834,9 +1171,9 @@ class SampleSource:
         symbols = list(dict.fromkeys(symbols))
         market = self._market_to(max(as_of, self.start))
         co, qs = self._companies, market.quarters
-        position = {s: i for i, s in enumerate(co.symbol)}
+        position = self._position()
         idx = np.array([position[s] for s in symbols if s in position], dtype=np.int64)
-        failures = [(s, "fundamentals", f"unknown symbol {s!r}: fundamentals exist for SMP0001..SMP{N_COMPANIES:04d}")
+        failures = [(s, "fundamentals", f"unknown symbol {s!r}: fundamentals exist for {self._symbol_range()}")
                     for s in symbols if s not in position]
         if not len(idx):
             return Fetched(failures=_failures(failures))
@@ -871,48 +1208,70 @@ class SampleSource:
         t = bisect.bisect_right(market.sessions, as_of) - 1
         if t < 0:
             raise ValueError(f"{as_of} is before the sample market's first session {market.sessions[0]}")
-        return self._companies.symbol[market.members[universe][t]].tolist()
+        return self._companies.symbol[market.members_at(universe, t)].tolist()
 
     def symbols(self) -> list[str]:
         """Every company symbol of the sample (members or not, listed yet or not)."""
         return self.companies.symbol.tolist()
 
+    def years(self, start: date, end: date) -> list[tuple[date, date]]:
+        """[start, end] cut into calendar years (first and last day of each, clipped): the windows a
+        streaming backfill asks for, one year of bars, holdings and fundamentals at a time."""
+        return [(max(start, date(y, 1, 1)), min(end, date(y, 12, 31))) for y in range(start.year, end.year + 1)]
+
+    @property
+    def scratch_bytes(self) -> tuple[int, int]:
+        """Bytes of bars held in memory and written to the scratch folder so far."""
+        return self._store.held_bytes, self._store.spilled_bytes
+
     # helpers ----------------------------------------------------------------------------------------
 
-    def _holdings_frame(self, market: _Market, universe: str) -> pl.DataFrame:
+    def _position(self) -> dict[str, int]:
         with self._lock:
-            cached = market.holdings_cache.get(universe)
-        if cached is not None:
-            return cached
+            if self._position_of is None:
+                self._position_of = {s: i for i, s in enumerate(self._companies.symbol)}
+            return self._position_of
+
+    def _symbol_range(self) -> str:
+        return f"{_symbol(0, self.n_companies)}..{_symbol(self.n_companies - 1, self.n_companies)}"
+
+    def _holdings_frame(self, market: _Market, universe: str, a: int, b: int) -> pl.DataFrame:
+        """Snapshots of sessions [a, b): session-major, members in symbol order (iShares files have
+        an order of their own; this one is stable). Built one membership epoch (a year) at a time."""
         co = self._companies
-        t, i = np.nonzero(market.members[universe])
         fund_shares = np.round(co.shares * FUND_FRACTION[universe])
-        price = market.close[t, i]
-        value = fund_shares[i] * price
-        total = np.bincount(t, weights=value, minlength=len(market.sessions))
-        # Strings are gathered by polars from one series per company attribute: building them
-        # row by row from numpy costs seconds for two million rows.
-        at = pl.Series(i)
-        frame = pl.DataFrame(
-            {
-                "universe": pl.Series([universe]).gather(np.zeros(len(i), dtype=np.int64)),
-                "as_of_date": market.session64[t],
-                "symbol": pl.Series(co.symbol).gather(at),
-                "ticker": pl.Series(co.symbol).gather(at),
-                "name": pl.Series(co.name).gather(at),
-                "sector": pl.Series(co.sector).gather(at),
-                "asset_class": pl.Series(["Equity"]).gather(np.zeros(len(i), dtype=np.int64)),
-                "exchange": pl.Series(co.exchange).gather(at),
-                "weight_pct": 100.0 * value / total[t],
-                "market_value_usd": value,
-                "shares": fund_shares[i],
-                "price_usd": price,
-            }
-        )
-        frame = conform(frame, HOLDINGS_SCHEMA, "sample holdings")
-        with self._lock:
-            market.holdings_cache[universe] = frame
-        return frame
+        strings = {c: pl.Series(getattr(co, c)) for c in ("symbol", "name", "sector", "exchange")}
+        parts = []
+        for lo, hi, epoch in market.epoch_spans(a, b):
+            idx = epoch.members[universe]
+            price = market.read("close", idx, lo, hi).T.ravel()
+            t = np.repeat(np.arange(lo, hi), len(idx))
+            i = np.tile(idx, hi - lo)
+            value = fund_shares[i] * price
+            # Per-session sums in member order (bincount adds in row order): the weights of a
+            # session are the same bits whatever window it is fetched in.
+            total = np.bincount(t - lo, weights=value, minlength=hi - lo)
+            # Strings are gathered by polars from one series per company attribute: building them
+            # row by row from numpy costs seconds for two million rows.
+            at = pl.Series(i)
+            frame = pl.DataFrame(
+                {
+                    "universe": pl.Series([universe]).gather(np.zeros(len(i), dtype=np.int64)),
+                    "as_of_date": market.session64[t],
+                    "symbol": strings["symbol"].gather(at),
+                    "ticker": strings["symbol"].gather(at),
+                    "name": strings["name"].gather(at),
+                    "sector": strings["sector"].gather(at),
+                    "asset_class": pl.Series(["Equity"]).gather(np.zeros(len(i), dtype=np.int64)),
+                    "exchange": strings["exchange"].gather(at),
+                    "weight_pct": 100.0 * value / total[t - lo],
+                    "market_value_usd": value,
+                    "shares": fund_shares[i],
+                    "price_usd": price,
+                }
+            )
+            parts.append(conform(frame, HOLDINGS_SCHEMA, "sample holdings"))
+        return pl.concat(parts, rechunk=False)
 
     def _before_start(self, start: date, end: date) -> str:
         return f"no data in {start}..{end}: the sample market starts {self.start}"
@@ -933,3 +1292,109 @@ def _failures(rows: list[tuple[str, str, str]]) -> pl.DataFrame:
     if not rows:
         return empty(FAILURES_SCHEMA)
     return pl.DataFrame(rows, schema=FAILURES_SCHEMA, orient="row")
+
+
+# Membership alone, and a measurement ----------------------------------------------------------------
+
+
+def membership_sizes(seed: int, start: date, end: date, companies: int = N_COMPANIES) -> pl.DataFrame:
+    """One row per universe and membership epoch (a year between reconstitutions) of a market:
+    first and last session, members, members new since the previous epoch, members without a bar
+    on some session of it, companies trading on its first session, and the latest quarter the
+    members had reported by then. From a pass that simulates the closes only: what the member-count
+    gate and the completeness check would see over decades of snapshots, without building a bar."""
+    co = _companies(seed, start, companies)
+    first = calendar.sessions(start, start + timedelta(days=10))[0]
+    market = _simulate(seed, start, max(calendar.session_on_or_before(end), first), co, None, None, full=False)
+    T = len(market.sessions)
+    qs = market.quarters
+    rows, before = [], {}
+    for lo, hi, epoch in market.epoch_spans(0, T):
+        listed = int(((market.first_idx <= lo) & (market.delist_idx > lo)).sum())
+        for universe, idx in epoch.members.items():
+            unpriced = int(((market.first_idx[idx] > lo) | (market.delist_idx[idx] < hi)).sum())
+            joined = len(np.setdiff1d(idx, before[universe])) if universe in before else 0
+            reported = (qs.exists[:, idx] & (qs.report_date[:, idx] <= market.session64[lo])).any(axis=1)
+            latest = qs.period_end[reported].max().astype(object) if reported.any() else None
+            rows.append((universe, market.sessions[lo], market.sessions[hi - 1], len(idx), joined, unpriced, listed, latest))
+            before[universe] = idx
+    return pl.DataFrame(
+        rows,
+        schema={
+            "universe": pl.String, "first_date": pl.Date, "last_date": pl.Date, "members": pl.Int64,
+            "joined": pl.Int64, "unpriced": pl.Int64, "listed": pl.Int64, "latest_quarter": pl.Date,
+        },
+        orient="row",
+    )
+
+
+def _measure(argv: Sequence[str] | None = None) -> None:
+    """Generate a whole market as the pipeline would ask for it and print what it took."""
+    parser = argparse.ArgumentParser(
+        prog="python -m sources.sample",
+        description="Generate every bar, holdings snapshot and fundamentals row of a sample market, in the "
+        "chunks a backfill asks for, and print rows and seconds (wall and CPU; run under /usr/bin/time -v "
+        "for peak RSS). Nothing is kept: each answer is counted and dropped.",
+    )
+    parser.add_argument("--companies", type=int, default=N_COMPANIES)
+    parser.add_argument("--start", type=date.fromisoformat, default=date(2024, 1, 2))
+    parser.add_argument("--end", type=date.fromisoformat, default=None, help="default: the latest completed session")
+    parser.add_argument("--seed", type=int, default=2025)
+    parser.add_argument("--by", choices=("symbols", "year", "night"), default="symbols",
+                        help="symbols: holdings of the whole range, then bars in chunks of --chunk-size symbols over "
+                        "the whole range (today's backfill); year: one calendar year at a time, holdings and the bars "
+                        "of every symbol (a streaming backfill); night: what a nightly load asks of a fresh source, "
+                        "holdings of the last two sessions and bars of the last six, in chunks")
+    parser.add_argument("--chunk-size", type=int, default=250)
+    parser.add_argument("--memory-mb", type=int, default=MEMORY_MB)
+    parser.add_argument("--cache-dir", type=Path, default=None)
+    args = parser.parse_args(argv)
+    end = args.end or calendar.latest_completed_session()
+    calendar.sessions(args.start, args.start)  # the calendar's own one-off build is not the market's
+
+    clock: dict[str, list[float]] = {}
+
+    def timed(what: str, fn, *a):
+        wall, cpu = time.perf_counter(), time.process_time()
+        out = fn(*a)
+        spent = clock.setdefault(what, [0.0, 0.0])
+        spent[0] += time.perf_counter() - wall
+        spent[1] += time.process_time() - cpu
+        return out
+
+    source = SampleSource(
+        seed=args.seed, start=args.start, companies=args.companies, memory_mb=args.memory_mb, cache_dir=args.cache_dir
+    )
+    timed("simulate", source._market_to, end)
+    symbols = source.symbols()
+    chunks = [symbols[i : i + args.chunk_size] for i in range(0, len(symbols), args.chunk_size)]
+    if args.by == "night":
+        recent = calendar.sessions(args.start, end)[-6:]
+        windows = [(recent[0], end)]
+    else:
+        windows = [(args.start, end)] if args.by == "symbols" else source.years(args.start, end)
+    rows = {"bars": 0, "actions": 0, "holdings": 0, "fundamentals": 0}
+    for a, b in windows:
+        held_from = recent[-2] if args.by == "night" else a  # iShares dates a file by the previous session
+        rows["holdings"] += timed("holdings", source.holdings, list(UNIVERSES), held_from, b).holdings.height
+        for chunk in [list(INDEX_SYMBOLS)] + (chunks if args.by != "year" else [symbols]):
+            got = timed("bars", source.bars, chunk, a, b)
+            rows["bars"] += got.bars.height
+            rows["actions"] += got.actions.height
+            del got
+    for chunk in chunks:
+        rows["fundamentals"] += timed("fundamentals", source.fundamentals, chunk, end).fundamentals.height
+    held, spilled = source.scratch_bytes
+    spent = "; ".join(f"{k} {w:.1f} s (cpu {c:.1f})" for k, (w, c) in clock.items())
+    print(
+        f"sample market: {args.companies:,} companies, {args.start}..{end} ({len(calendar.sessions(args.start, end)):,} sessions), "
+        f"by {args.by}: {len(windows)} window(s) x {len(chunks) + 1 if args.by != 'year' else 2} bar request(s)\n"
+        f"  rows: {rows['bars']:,} bars, {rows['actions']:,} actions, {rows['holdings']:,} holdings, {rows['fundamentals']:,} fundamentals\n"
+        f"  {spent}\n"
+        f"  total {sum(w for w, _ in clock.values()):.1f} s (cpu {sum(c for _, c in clock.values()):.1f}); "
+        f"bar blocks {held / 2**20:,.0f} MiB in memory, {spilled / 2**20:,.0f} MiB in files"
+    )
+
+
+if __name__ == "__main__":
+    _measure()

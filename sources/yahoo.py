@@ -5,7 +5,9 @@ docs/yahoo.md is the operator's guide (costs, failure handling, settings, measur
 decisions, in short:
 
 - yfinance's own code talks to Yahoo: `Ticker.history(auto_adjust=False, actions=True)` per symbol
-  for bars and actions, `Ticker.get_income_stmt(freq="quarterly")` for fundamentals. History is
+  for bars and actions, `Ticker.get_income_stmt(freq="quarterly")` for fundamentals, and the v7
+  quote request of `Ticker.info` (through yfinance's YfData, so with its cookie and crumb) for the
+  latest earnings release, which dates the newest quarter (`latest_report`). History is
   fetched one symbol at a time (yf.download does the same, one chart request per symbol, but hides
   each symbol's exception in a log line); so every symbol ends with its rows or with the exception
   yfinance raised for it, which becomes its `failures` row.
@@ -40,10 +42,11 @@ import time
 import warnings
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, time as clock_time, timedelta, timezone
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
 
 import polars as pl
 import yfinance as yf
@@ -51,6 +54,7 @@ from curl_cffi import requests as curl_requests
 from curl_cffi.requests.exceptions import ConnectionError as CurlConnectionError
 from curl_cffi.requests.exceptions import DNSError, RequestException, Timeout
 from yfinance import cache as yf_cache
+from yfinance.config import YfConfig
 from yfinance.data import YfData
 from yfinance.exceptions import YFRateLimitError, YFTickerMissingError
 
@@ -84,12 +88,37 @@ INCOME_ROWS: dict[str, str] = {
     "TotalRevenue": "revenue_usd",
 }
 
-# fundamentals_due: a quarter lasts about 91 days and a 10-Q is due 40-45 days after the quarter
-# ends, so the quarter after the latest stored one should be out 135 days after that one ended.
-NEXT_QUARTER_DUE_DAYS = 135
-# A quarter that is due but not yet at Yahoo (10-Ks of small companies come 60-90 days after the
-# year end) is looked for again weekly, not nightly.
+# Report dates (see `latest_report`). Yahoo's v7 quote answer is the one real answer that dates a
+# quarterly report: `earningsTimestamp` is the company's latest earnings release (or, once Yahoo
+# has it confirmed, the next one). yfinance asks for it in `Ticker.info` (its second request, after
+# quoteSummary); the source asks that same request alone, one symbol at a time as yfinance does.
+QUOTE_URL = "https://query1.finance.yahoo.com/v7/finance/quote"
+NEW_YORK = ZoneInfo(EXCHANGE_TZ)
+MARKET_CLOSE = clock_time(16, 0)
+# A release more than this long after the newest quarter of the answer reports a later quarter
+# (one Yahoo's statements do not hold yet): 90 days is the 10-K deadline of the smallest filers,
+# plus the 15 days of an NT 10-K extension.
+MAX_REPORT_LAG_DAYS = 105
+# The earnings call of a real quarterly report is held the same day or the next; a release with a
+# call months away is something else (a preliminary announcement, an investor day).
+CALL_WITHIN_DAYS = 3
+
+# fundamentals_due: when the quarter after the newest stored one can be at Yahoo. A quarter lasts
+# 90 to 92 days; its release comes the company's usual report lag after it ends (45 days, the 10-Q
+# deadline, where no lag is known), give or take a few days. STATEMENT_DELAY_DAYS is a margin for
+# that and for Yahoo's statements carrying a release a day or so after it (an assumption: no
+# recorded answer says how long Yahoo takes); in bench/fetch_yahoo.py's model of a market, 2 days
+# cost 7.8 looks a company a year, 1 day 8.3 (more first looks too early), 3 days 7.4 (but a later
+# first look).
+QUARTER_DAYS = 91
+DEFAULT_REPORT_LAG_DAYS = 45
+MIN_REPORT_LAG_DAYS = 10
+STATEMENT_DELAY_DAYS = 2
+# Not there at the first look: looked for weekly; a quarter still missing this long after it was
+# expected (a delinquent filer, a foreign company reporting half-yearly) monthly.
 RECHECK_DAYS = 7
+OVERDUE_AFTER_DAYS = 45
+OVERDUE_RECHECK_DAYS = 28
 
 
 # fundamentals_due ------------------------------------------------------------------------------
@@ -99,22 +128,31 @@ STORED_FUNDAMENTALS_SCHEMA: dict[str, pl.DataType] = {
     "period_end_date": pl.Date,  # newest stored quarter end of the symbol; null when Yahoo had none
     "last_success_at": pl.Datetime("us"),  # last fetch of its fundamentals that Yahoo answered (a Date works too)
 }
+# Optional: the days from period end to report the next quarter should take (the same fiscal
+# quarter a year earlier, or the newest quarter's); null or absent: unknown.
+REPORT_LAG_COLUMN = "report_lag_days"
 
 
 def fundamentals_due(stored: pl.DataFrame, symbols: Sequence[str], as_of: date, max_age_days: int) -> list[str]:
     """The symbols among `symbols` whose quarterly income statement should be fetched on `as_of`.
 
-    `stored` has at most one row per symbol (STORED_FUNDAMENTALS_SCHEMA), e.g. the newest
-    `raw.fundamentals.period_end_date` and `meta.fetch_state.last_success_at` per symbol. A symbol
-    is due when
+    `stored` has at most one row per symbol (STORED_FUNDAMENTALS_SCHEMA, and optionally
+    REPORT_LAG_COLUMN), e.g. the newest `raw.fundamentals.period_end_date` and
+    `meta.fetch_state.last_success_at` per symbol. The next quarter is *expected* at Yahoo on
+    `period_end_date + QUARTER_DAYS + report lag + STATEMENT_DELAY_DAYS`, the report lag being
+    `report_lag_days` where known (at least MIN_REPORT_LAG_DAYS, at most MAX_REPORT_LAG_DAYS) and
+    DEFAULT_REPORT_LAG_DAYS where not. A symbol is due when
     - it was never fetched (no row, or a null `last_success_at`);
     - its last fetch is more than `max_age_days` before `as_of` (revisions and restatements);
-    - a newer quarter should be out (`period_end_date` + NEXT_QUARTER_DUE_DAYS <= `as_of`) and the
-      last fetch is at least RECHECK_DAYS old: a late quarter is looked for weekly, not nightly;
-    - Yahoo had no quarter for it (`period_end_date` null) and the last fetch is at least
-      RECHECK_DAYS old (a new listing's first quarter appears eventually).
-    A symbol whose fetch failed keeps its older `last_success_at`, so it stays due. Pure: no
-    clock, no I/O. Returns symbols in the order given, each once.
+    - its next quarter is expected by `as_of` and it was not looked at since that day, or the last
+      look is RECHECK_DAYS old (OVERDUE_RECHECK_DAYS once the quarter is OVERDUE_AFTER_DAYS late);
+    - Yahoo had no quarter for it (`period_end_date` null) and the last look is OVERDUE_RECHECK_DAYS
+      old (a new listing's first quarter appears eventually; an ETF-like or foreign listing may never
+      have one).
+    So a company is asked about once a quarter, shortly after its usual report date, and the
+    nights spread over an earnings season as the reports do. A symbol whose fetch failed keeps its
+    older `last_success_at`, so it stays due. Pure: no clock, no I/O. Returns symbols in the order
+    given, each once.
     """
     missing = [c for c in STORED_FUNDAMENTALS_SCHEMA if c not in stored.columns]
     if missing:
@@ -127,21 +165,63 @@ def fundamentals_due(stored: pl.DataFrame, symbols: Sequence[str], as_of: date, 
         return []
     if stored.get_column("symbol").is_duplicated().any():
         raise ValueError("fundamentals_due: stored has more than one row for some symbol")
+    lag = pl.col(REPORT_LAG_COLUMN) if REPORT_LAG_COLUMN in stored.columns else pl.lit(None)
     known = stored.select(
         pl.col("symbol").cast(pl.String),
         pl.col("period_end_date").cast(pl.Date),
         pl.col("last_success_at").cast(pl.Date).alias("_fetched_date"),
+        lag.cast(pl.Int64).clip(MIN_REPORT_LAG_DAYS, MAX_REPORT_LAG_DAYS).fill_null(DEFAULT_REPORT_LAG_DAYS).alias("_lag"),
     )
     frame = pl.DataFrame({"symbol": wanted, "_order": range(len(wanted))}).join(known, on="symbol", how="left")
     fetched = pl.col("_fetched_date")
     age_days = (pl.lit(as_of) - fetched).dt.total_days()
-    quarter_due = pl.col("period_end_date") + pl.duration(days=NEXT_QUARTER_DUE_DAYS) <= pl.lit(as_of)
+    expected = pl.col("period_end_date") + pl.duration(days=QUARTER_DAYS + STATEMENT_DELAY_DAYS) + pl.duration(days=pl.col("_lag"))
+    late_days = (pl.lit(as_of) - expected).dt.total_days()
+    recheck = pl.when(late_days >= OVERDUE_AFTER_DAYS).then(OVERDUE_RECHECK_DAYS).otherwise(RECHECK_DAYS)
     due = (
         fetched.is_null()
         | (age_days > max_age_days)
-        | ((quarter_due | pl.col("period_end_date").is_null()) & (age_days >= RECHECK_DAYS))
+        | ((late_days >= 0) & ((fetched < expected) | (age_days >= recheck)))
+        | (pl.col("period_end_date").is_null() & (age_days >= OVERDUE_RECHECK_DAYS))
     )
-    return frame.filter(due).sort("_order").get_column("symbol").to_list()
+    return frame.filter(due.fill_null(False)).sort("_order").get_column("symbol").to_list()
+
+
+# report dates ------------------------------------------------------------------------------------
+
+
+def latest_report(
+    period_ends: Sequence[date], release_at: datetime | None, call_at: datetime | None, as_of: date
+) -> tuple[date, date] | None:
+    """(period_end_date, report_date) of the quarter that Yahoo's latest earnings release reported,
+    or None where the release does not pin one quarter down. Pure.
+
+    `period_ends`: the quarters of the statement answer; `release_at`: the quote's
+    `earningsTimestamp`, `call_at` its `earningsCallTimestampStart` (aware datetimes, or None).
+    The release dates the newest quarter when
+    - it came out on or before `as_of` (after the close of `as_of` included): a later date is a
+      scheduled release, not a report;
+    - it came after that quarter ended and at most MAX_REPORT_LAG_DAYS later (a later release is
+      of a quarter the statements do not hold yet);
+    - the earnings call, where Yahoo gives one, is within CALL_WITHIN_DAYS of it.
+    report_date is the first day on whose close the figure was public: the release's New York date,
+    or the next day for a release at or after the 16:00 close (cohort rule v1 counts a quarter on
+    its report_date's session).
+    """
+    if release_at is None or not period_ends:
+        return None
+    local = release_at.astimezone(NEW_YORK)
+    released = local.date()
+    newest = max(period_ends)
+    if released > as_of or not newest < released <= newest + timedelta(days=MAX_REPORT_LAG_DAYS):
+        return None
+    if call_at is not None and abs((call_at.astimezone(NEW_YORK).date() - released).days) > CALL_WITHIN_DAYS:
+        return None
+    return newest, released + timedelta(days=1) if local.time() >= MARKET_CLOSE else released
+
+
+def _epoch(value: Any) -> datetime | None:
+    return datetime.fromtimestamp(value, timezone.utc) if isinstance(value, (int, float)) and value > 0 else None
 
 
 # errors ------------------------------------------------------------------------------------------
@@ -173,6 +253,11 @@ def _seed_tz_cache(symbols: Sequence[str]) -> None:
         for symbol in symbols:
             if tz.lookup(symbol) is None:
                 tz.store(symbol, EXCHANGE_TZ)
+
+
+class QuoteRequestFailed(RequestException):
+    """The v7 quote request for a symbol's latest earnings date failed: a network failure of the
+    symbol's fundamentals like any other (retried once at the end of the call)."""
 
 
 class _NoData(Exception):
@@ -489,9 +574,10 @@ class YahooSource:
         )
 
     def fundamentals(self, symbols: Sequence[str], as_of: date) -> Fetched:
-        """Quarterly income statement lines (quarters ended on or before `as_of`) of `symbols`;
-        about one request per symbol. Which symbols are due is the caller's choice
-        (see `fundamentals_due`)."""
+        """Quarterly income statement lines (quarters ended on or before `as_of`) of `symbols`,
+        with the newest quarter's report date where Yahoo's latest earnings release pins it down
+        (`latest_report`); two requests per symbol with quarters, one without. Which symbols are
+        due is the caller's choice (see `fundamentals_due`)."""
         wanted = list(dict.fromkeys(symbols))
         outcomes, requests = self._fetch_all(wanted, lambda s: self._income(s, as_of))
         return Fetched(
@@ -573,7 +659,7 @@ class YahooSource:
         data: dict[str, Any] = {
             "symbol": [symbol] * len(periods),
             "period_end_date": periods,
-            "report_date": [None] * len(periods),  # Yahoo's timeseries has no report date
+            "report_date": [None] * len(periods),  # the statements carry none; see _latest_release
         }
         for row, col in INCOME_ROWS.items():
             data[col] = table.loc[row].to_numpy(dtype="float64") if row in table.index else [None] * len(periods)
@@ -590,7 +676,28 @@ class YahooSource:
             raise _NoData(
                 f"{NO_DATA}: no quarter with net income, EPS or revenue ended on or before {as_of}"
             )
+        release_at, call_at = self._latest_release(symbol)
+        dated = latest_report(frame.get_column("period_end_date").to_list(), release_at, call_at, as_of)
+        if dated is not None:
+            period_end, report = dated
+            frame = frame.with_columns(
+                pl.when(pl.col("period_end_date") == period_end).then(pl.lit(report)).alias("report_date")
+            )
         return frame.select(list(FUNDAMENTALS_SCHEMA))
+
+    def _latest_release(self, symbol: str) -> tuple[datetime | None, datetime | None]:
+        """(earningsTimestamp, earningsCallTimestampStart) of the symbol's v7 quote, each None
+        where Yahoo gives none (an ETF, a company without a scheduled report)."""
+        params = {"symbols": symbol, "formatted": "false", "lang": YfConfig.locale.lang, "region": YfConfig.locale.region}
+        try:
+            answer = YfData(session=self._session).get_raw_json(QUOTE_URL, params=params, timeout=self.settings.http_timeout_s)
+        except RequestException as exc:
+            raise QuoteRequestFailed(f"{exc} (asking the latest earnings date, {QUOTE_URL})") from exc
+        results = (answer.get("quoteResponse") or {}).get("result") or []
+        quote = next((q for q in results if q.get("symbol") == symbol), None)
+        if quote is None:
+            return None, None
+        return _epoch(quote.get("earningsTimestamp")), _epoch(quote.get("earningsCallTimestampStart"))
 
     # many symbols ------------------------------------------------------------------------------------
 

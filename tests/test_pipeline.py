@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import date, datetime
 
 import polars as pl
+from hypothesis import given, settings as hsettings, strategies as st
 
-from smallcaps import pipeline
+from smallcaps import calendar, pipeline
 from sources.base import BARS_SCHEMA, FAILURES_SCHEMA, HOLDINGS_SCHEMA, Fetched, empty
 from warehouse.db import connect
 from warehouse.load import merge, stage, transaction
@@ -81,7 +82,7 @@ def test_meta_symbols_records_mapping_rule_and_status(tmp_path):
     ]
 
 
-def test_yahoo_fundamentals_without_statements_are_rechecked_weekly_not_nightly(tmp_path):
+def test_yahoo_fundamentals_without_statements_are_rechecked_monthly_not_nightly(tmp_path):
     from smallcaps.settings import Settings
     from sources.base import FUNDAMENTALS_SCHEMA
 
@@ -99,12 +100,57 @@ def test_yahoo_fundamentals_without_statements_are_rechecked_weekly_not_nightly(
     with transaction(con):
         pipeline.update_fetch_state(con, batch_with(failures, asked), datetime(2025, 6, 2, 23))
     wanted = ["OLD", "NOSTMT", "DOWN", "NEVER"]
-    # Next night: the network failure and the never-asked are due; the empty answer waits a week;
-    # OLD's Q1 is due (Dec 31 + 135 days) but OLD was looked at last night.
+    # Next night: the network failure and the never-asked are due; the empty answer waits 28 days;
+    # OLD's Q1 is expected since May 18 (Dec 31 + 91 + 45 + 2 days) but OLD was looked at last night,
+    # so it waits a week.
     assert pipeline.fundamentals_symbols(con, settings, wanted, date(2025, 6, 3)) == ["DOWN", "NEVER"]
-    assert pipeline.fundamentals_symbols(con, settings, wanted, date(2025, 6, 9)) == wanted
+    assert pipeline.fundamentals_symbols(con, settings, wanted, date(2025, 6, 9)) == ["OLD", "DOWN", "NEVER"]
+    assert pipeline.fundamentals_symbols(con, settings, wanted, date(2025, 6, 30)) == wanted
     # Other sources cost nothing to ask: every symbol, every night.
     assert pipeline.fundamentals_symbols(con, Settings(home=tmp_path), wanted, date(2025, 6, 3)) == wanted
+
+
+def test_yahoo_fundamentals_are_asked_after_the_companys_usual_report_date(tmp_path):
+    """A company that reported its June quarter a year ago 30 days after it ended: its newest
+    stored quarter ends 2025-03-31, so the next (June 2025) is looked for from 2025-08-01
+    (Mar 31 + 91 + 30 + 2), not from 2025-08-16 (the 45-day default)."""
+    from smallcaps.settings import Settings
+    from sources.base import FUNDAMENTALS_SCHEMA
+
+    con = connect(tmp_path / "w.duckdb")
+    quarters = [
+        ("FAST", date(2024, 6, 30), date(2024, 7, 30)),  # the 4th newest: a year before the next
+        ("FAST", date(2024, 9, 30), None),
+        ("FAST", date(2024, 12, 31), date(2025, 2, 20)),
+        ("FAST", date(2025, 3, 31), date(2025, 4, 24)),
+        ("NEWEST", date(2025, 3, 31), date(2025, 4, 20)),  # only its newest lag (20 days) is known
+        ("UNDATED", date(2025, 3, 31), None),
+    ]
+    put(con, "raw.fundamentals", pl.DataFrame(
+        [(s, p, r, 1.0, 1.0, 0.1, 10.0) for s, p, r in quarters], schema=FUNDAMENTALS_SCHEMA, orient="row"))
+    with transaction(con):
+        pipeline.update_fetch_state(con, batch_with([], {"fundamentals": ["FAST", "NEWEST", "UNDATED"]}), datetime(2025, 5, 10, 23))
+    settings = Settings(home=tmp_path, source="yahoo")
+    wanted = ["FAST", "NEWEST", "UNDATED"]
+    assert pipeline.fundamentals_symbols(con, settings, wanted, date(2025, 7, 21)) == []
+    assert pipeline.fundamentals_symbols(con, settings, wanted, date(2025, 7, 22)) == ["NEWEST"]  # Mar 31 + 91 + 20 + 2
+    assert pipeline.fundamentals_symbols(con, settings, wanted, date(2025, 7, 31)) == ["NEWEST"]
+    assert pipeline.fundamentals_symbols(con, settings, wanted, date(2025, 8, 1)) == ["FAST", "NEWEST"]
+    assert pipeline.fundamentals_symbols(con, settings, wanted, date(2025, 8, 15)) == ["FAST", "NEWEST"]
+    assert pipeline.fundamentals_symbols(con, settings, wanted, date(2025, 8, 16)) == wanted
+
+
+def test_yahoo_fundamentals_are_not_asked_for_former_members(tmp_path):
+    from smallcaps.settings import Settings
+
+    con = connect(tmp_path / "w.duckdb")
+    put(con, "raw.holdings", holdings("russell2000", date(2025, 1, 2), ["LEFT", "STAY"]))
+    put(con, "raw.holdings", holdings("russell2000", date(2025, 1, 3), ["STAY"]))
+    settings = Settings(home=tmp_path, source="yahoo")
+    # LEFT is still priced while an anchor holds it, but none of its sessions as a member can use
+    # a quarter it reports from now on. NEW (in tonight's holdings only) is asked for.
+    assert pipeline.fundamentals_symbols(con, settings, ["LEFT", "NEW", "STAY"], date(2025, 1, 6)) == ["NEW", "STAY"]
+    assert pipeline.fundamentals_symbols(con, Settings(home=tmp_path), ["LEFT", "STAY"], date(2025, 1, 6)) == ["LEFT", "STAY"]
 
 
 def test_a_ticker_change_is_recorded_as_renamed_not_delisted(tmp_path):
@@ -132,3 +178,108 @@ def test_a_ticker_change_is_recorded_as_renamed_not_delisted(tmp_path):
     assert rows["SWAPOLD"] == ("renamed", "SWAP")
     assert rows["GONE"] == ("delisted", None)
     assert rows["NEWT"] == rows["KEEP"] == rows["FRESH"] == ("active", None)
+
+
+# which former members are still priced ---------------------------------------------------------------
+
+MEMBERSHIP = {"universe": pl.String, "symbol": pl.String, "valid_from_date": pl.Date, "valid_to_date": pl.Date}
+LEFT = [  # former members, each with its last session as a member
+    ("russell2000", "A", date(2025, 1, 2), date(2025, 3, 31)),  # left before the fixed anchor
+    ("russell2000", "B", date(2025, 3, 3), date(2025, 6, 27)),  # a member on 2025-04-08
+    ("russell2000", "C", date(2024, 6, 3), date(2025, 2, 28)),  # a member at the end of 2024
+    ("russell2000", "D", date(2023, 1, 3), date(2023, 12, 29)),
+    ("sp600", "E", date(2025, 4, 1), date(2025, 4, 30)),  # on 2025-04-08 in the S&P 600 only
+    ("russell2000", "E", date(2022, 1, 3), date(2022, 6, 30)),
+]
+
+
+def test_last_needed_sessions_by_hand():
+    """As of 2026-11-30, anchors ytd, 1y and 2025-04-08 (how cohort_performance resolves them):
+    A: 1y holds it while the anchor (t - 1 year) is in Jan..Mar 2025: until 2026-03-31.
+    B: a member on 2025-04-08: held for good (tonight included).
+    C: ytd holds it through 2025 (anchor 2024-12-31); 1y until the anchor passes 2025-02-28: on
+       2026-03-02 the anchor is still 2025-02-28 (2025-03-02 was a Sunday), on 03-03 it is 03-03.
+    D: ytd of 2024 (anchor 2023-12-29) until 2024-12-31; 1y also ends then.
+    E: in the S&P 600 on 2025-04-08: held for good; without the fixed anchor, until 2026-04-30."""
+    membership = pl.DataFrame(LEFT, schema=MEMBERSHIP, orient="row")
+    as_of = date(2026, 11, 30)
+    got = dict(pipeline.last_needed_sessions(membership, ["ytd", "1y", "2025-04-08"], as_of).iter_rows())
+    assert got == {"A": date(2026, 3, 31), "B": as_of, "C": date(2026, 3, 2), "D": date(2024, 12, 31), "E": as_of}
+    rolling = dict(pipeline.last_needed_sessions(membership, ["ytd", "1y"], as_of).iter_rows())
+    assert rolling["B"] == date(2026, 6, 29) and rolling["E"] == date(2026, 4, 30)
+
+
+def test_a_former_member_is_priced_until_its_last_needed_price_is_stored(tmp_path):
+    con = connect(tmp_path / "w.duckdb")
+    put(con, "raw.holdings", holdings("russell2000", date(2025, 1, 2), ["A", "B", "C", "D", "E", "G", "KEEP"]))
+    put(con, "raw.holdings", holdings("russell2000", date(2026, 11, 2), ["KEEP"]))
+    with transaction(con):
+        con.execute("INSERT INTO core.membership VALUES (?, ?, ?, ?)", ("russell2000", "KEEP", date(2025, 1, 2), None))
+        for row in [*LEFT, ("russell2000", "G", date(2025, 1, 2), date(2025, 3, 31))]:
+            con.execute("INSERT INTO core.membership VALUES (?, ?, ?, ?)", row)
+    # A's and G's last needed session is 2026-03-31: A's bars reach it, G's stop at 2026-02-27.
+    # C's (2026-03-02) and D's (2024-12-31) are stored; B and E were priced last night.
+    put(con, "raw.equity_bars", pl.concat([bars("A", date(2026, 11, 27)), bars("G", date(2026, 2, 27)),
+                                           bars("C", date(2026, 3, 2)), bars("D", date(2025, 6, 30)),
+                                           bars("B", date(2026, 11, 27)), bars("E", date(2026, 11, 27))]))
+    today = holdings("russell2000", date(2026, 11, 30), ["KEEP", "NEW"])
+    window = (date(2026, 11, 20), date(2026, 11, 30))
+
+    symbols, retired = pipeline.equity_symbols(con, today, 3, anchors=["ytd", "1y", "2025-04-08"], window=window)
+    # B and E are held since 2025-04-08; G still lacks its prices up to 2026-03-31; A, C, D are done.
+    assert symbols == ["B", "E", "G", "KEEP", "NEW"] and retired == []
+    # With rolling anchors only, B (needed to 2026-06-29) and E (to 2026-04-30) are done too.
+    rolling, _ = pipeline.equity_symbols(con, today, 3, anchors=["1y"], window=window)
+    assert rolling == ["G", "KEEP", "NEW"]
+    # Without anchors: every former member while it trades (the earlier rule).
+    everyone, _ = pipeline.equity_symbols(con, today, 3)
+    assert everyone == ["A", "B", "C", "D", "E", "G", "KEEP", "NEW"]
+    # One that stopped trading is retired even if an anchor still holds it.
+    with transaction(con):
+        for at in (datetime(2026, 11, 25, 23), datetime(2026, 11, 26, 23)):
+            pipeline.update_fetch_state(con, batch_with([("B", "bars", "no data")], {"bars": ["B"]}), at)
+    symbols, retired = pipeline.equity_symbols(con, today, 2, anchors=["ytd", "1y", "2025-04-08"], window=window)
+    assert retired == ["B"] and symbols == ["E", "G", "KEEP", "NEW"]
+
+
+ORACLE_DAYS = calendar.sessions(date(2024, 6, 3), date(2026, 2, 27))
+interval = st.tuples(st.sampled_from(["russell2000", "sp600"]), st.integers(0, len(ORACLE_DAYS) - 1),
+                     st.integers(1, 300), st.booleans())
+
+
+@hsettings(max_examples=25, deadline=None)
+@given(
+    st.lists(st.tuples(st.integers(0, 5), interval), min_size=1, max_size=10),
+    st.lists(st.sampled_from(["ytd", "1y", "2025-01-15", "2024-09-03"]), min_size=1, max_size=3, unique=True),
+)
+def test_prices_after_the_last_needed_session_do_not_change_cohort_performance(rows, anchors):
+    """The oracle of last_needed_sessions: drop every price of every symbol after its last needed
+    session (all of a symbol needed on none) and marts.cohort_performance is the same."""
+    from transforms.cohort_performance import cohort_performance
+    from transforms.cohorts import member_sessions
+
+    as_of = ORACLE_DAYS[-1]
+    spans = {}
+    for k, (universe, start, length, is_open) in rows:
+        end = None if is_open else ORACLE_DAYS[min(start + length, len(ORACLE_DAYS) - 1)]
+        key = (universe, f"S{k}")
+        if key not in spans or ORACLE_DAYS[start] < spans[key][0]:
+            spans[key] = (ORACLE_DAYS[start], end)  # one interval per universe and symbol: no overlaps
+    membership = pl.DataFrame([(u, s, f, t) for (u, s), (f, t) in spans.items()], schema=MEMBERSHIP, orient="row")
+    sessions = pl.LazyFrame({"session_date": ORACLE_DAYS}, schema={"session_date": pl.Date})
+    members = member_sessions(membership.lazy(), sessions).collect()
+    cohorts = members.with_columns(
+        pl.when(pl.col("symbol").is_in(["S0", "S2", "S4"])).then(pl.lit("profitable")).otherwise(pl.lit("unprofitable")).alias("cohort"),
+        (pl.col("symbol").str.slice(1).cast(pl.Float64) + 1.0).alias("weight"),
+    )
+    prices = pl.DataFrame(
+        [(f"S{k}", d, 10.0 + k + (i % 17) * 0.25 - (i % 5) * 0.1) for k in range(6) for i, d in enumerate(ORACLE_DAYS)],
+        schema={"symbol": pl.String, "session_date": pl.Date, "adj_close": pl.Float64}, orient="row",
+    )
+    needed = pipeline.last_needed_sessions(membership, anchors, as_of)
+    kept = prices.join(needed, on="symbol", how="inner").filter(pl.col("session_date") <= pl.col("last_needed_date"))
+
+    def performance(bars: pl.DataFrame) -> pl.DataFrame:
+        return cohort_performance(cohorts.lazy(), bars.lazy(), sessions, anchors=anchors, as_of=as_of).collect()
+
+    assert performance(kept.drop("last_needed_date")).equals(performance(prices))

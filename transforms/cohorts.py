@@ -7,10 +7,11 @@ Grain:
   three cohorts every session, an empty one with 0 members (BI charts prefer no gaps).
 
 Cohort rule v1 (docs/cohorts.md has each rule with a worked example):
-- A fiscal quarter is *available* from `available_date = min(period_end_date + 45 days, report_date)`
-  (report_date where known). It counts on session D once `available_date <= D`. A report_date on or
-  before the period end is a data error (a quarter cannot be reported before it ends): such a
-  quarter becomes available the day after its period end, never earlier.
+- A fiscal quarter is *available* from its `report_date` where the source knows it, and from
+  `period_end_date + 45 days` where it does not. It counts on session D once `available_date <= D`:
+  a quarter is never used before it was reported, however late (a late filer's quarter waits for
+  its report, not for the 45-day deadline). A report_date on or before the period end is a data
+  error (a quarter cannot be reported before it ends): it is ignored, and the 45-day rule applies.
 - TTM net income = the sum of `net_income_common_usd` over the 4 counted quarters with the latest
   period_end_date. Profitable: TTM > 0; unprofitable: TTM <= 0 (a real 0 is a value).
 - no_data: fewer than 4 counted quarters, or one of the 4 latest counted has a missing (null or
@@ -69,17 +70,23 @@ _OPEN_END = date(9999, 12, 31)
 
 def quarter_availability(fundamentals: pl.LazyFrame, *, availability_days: int = 45) -> pl.LazyFrame:
     """fundamentals (FUNDAMENTALS_SCHEMA) -> symbol, period_end_date, net_income_common_usd,
-    available_date: the first day on which rule v1 counts the quarter."""
-    period_end = pl.col("period_end_date")
+    available_date: the first day on which rule v1 counts the quarter.
+
+    available_date = report_date where it is known, period_end_date + `availability_days` where it
+    is not. A report date on or before the period end is impossible (a quarter's results cannot be
+    out before the quarter is over): it is bad data, so the quarter is treated as one whose report
+    date is unknown (the gate warns about such rows: raw.fundamentals `report_after_period_end`).
+    """
+    period_end = pl.col("period_end_date").cast(pl.Date)
+    report = pl.col("report_date").cast(pl.Date)
     by_deadline = period_end.dt.offset_by(f"{availability_days}d")
-    # min_horizontal skips nulls: an unknown report_date leaves the deadline rule alone.
-    first_known = pl.min_horizontal(by_deadline, pl.col("report_date"))
+    is_report_known = report.is_not_null() & (report > period_end)
     return fundamentals.select(
         pl.col("symbol").cast(pl.String),
-        period_end.cast(pl.Date),
+        period_end,
         # Yahoo and pandas round trips can turn a missing figure into NaN: missing either way.
         pl.col("net_income_common_usd").cast(pl.Float64).fill_nan(None),
-        pl.max_horizontal(first_known, period_end.dt.offset_by("1d")).cast(pl.Date).alias("available_date"),
+        pl.when(is_report_known).then(report).otherwise(by_deadline).alias("available_date"),
     )
 
 

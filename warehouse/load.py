@@ -21,6 +21,13 @@ from warehouse.db import columns, key_columns
 # Bookkeeping columns: not part of a row's value, so a refetch that only differs here is no change.
 BOOKKEEPING = ("source", "fetched_at", "load_id", "first_seen_at")
 
+# Values a source knows on one fetch and not on the next: a re-fetch without one (null) keeps the
+# stored value; another value replaces it (and is recorded). Yahoo dates only the newest quarter of
+# an answer (sources/yahoo.py), so its next answer, a quarter later, brings that quarter again with
+# no report date: that must not erase a report date already learned (cohort rule v1 would then
+# count the quarter by its 45-day deadline, possibly before it was published).
+KEEP_WHEN_NULL: dict[str, tuple[str, ...]] = {"raw.fundamentals": ("report_date",)}
+
 
 @dataclass(frozen=True)
 class MergeCounts:
@@ -76,16 +83,18 @@ def merge(
     if dupes:
         raise ValueError(f"{table}: {dupes} staged rows share a key ({', '.join(keys)}); refusing to merge")
     values = [c for c in cols if c not in keys and c not in BOOKKEEPING]
+    kept = KEEP_WHEN_NULL.get(table, ())
+    incoming = {c: f"coalesce(s.{c}, t.{c})" if c in kept else f"s.{c}" for c in cols}
     register(con, "_staged", staged.select(cols))
     try:
         on = " AND ".join(f"t.{k} = s.{k}" for k in keys)
-        differs = " OR ".join(f"t.{c} IS DISTINCT FROM s.{c}" for c in values) or "false"
+        differs = " OR ".join(f"t.{c} IS DISTINCT FROM {incoming[c]}" for c in values) or "false"
         key_text = " || '|' || ".join(f"CAST(s.{k} AS VARCHAR)" for k in keys)
         # Record every changed column before the update overwrites it.
         if values:
             unions = " UNION ALL ".join(
-                f"SELECT ?, ?, {key_text}, '{c}', CAST(t.{c} AS VARCHAR), CAST(s.{c} AS VARCHAR), now()::TIMESTAMP "
-                f"FROM {table} t JOIN _staged s ON {on} WHERE t.{c} IS DISTINCT FROM s.{c}"
+                f"SELECT ?, ?, {key_text}, '{c}', CAST(t.{c} AS VARCHAR), CAST({incoming[c]} AS VARCHAR), now()::TIMESTAMP "
+                f"FROM {table} t JOIN _staged s ON {on} WHERE t.{c} IS DISTINCT FROM {incoming[c]}"
                 for c in values
             )
             params = [p for _ in values for p in (load_id, table)]
@@ -103,7 +112,7 @@ def merge(
         if changed:
             keep_first_seen = "first_seen_at" in cols
             sets = ", ".join(
-                f"{c} = s.{c}" for c in cols if c not in keys and not (keep_first_seen and c == "first_seen_at")
+                f"{c} = {incoming[c]}" for c in cols if c not in keys and not (keep_first_seen and c == "first_seen_at")
             )
             con.execute(f"UPDATE {table} t SET {sets} FROM _staged s WHERE {on} AND ({differs})")
         inserted = con.execute(

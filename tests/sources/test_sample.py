@@ -7,6 +7,7 @@ recomputed here from `fundamentals()` independently of the source's own selectio
 
 from __future__ import annotations
 
+import gc
 import re
 import threading
 from datetime import date, timedelta
@@ -19,6 +20,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from smallcaps import calendar
+from smallcaps.settings import DEFAULT_UNIVERSES, Settings
+from sources import make_source, sample
 from sources.base import (
     ACTIONS_SCHEMA,
     BARS_SCHEMA,
@@ -28,7 +31,7 @@ from sources.base import (
     Source,
     conform,
 )
-from sources.sample import INDEX_SYMBOLS, SampleSource
+from sources.sample import INDEX_SYMBOLS, SampleSource, membership_sizes
 
 START = date(2024, 1, 2)
 END = date(2026, 11, 20)
@@ -422,3 +425,111 @@ def test_the_market_tells_a_2025_like_story(market):
     perf = cohort.join(px, on="symbol").with_columns(r=pl.col("2025-12-31") / pl.col("2025-04-08") - 1)
     mean = dict(perf.group_by(pl.col("ttm") > 0).agg(pl.col("r").mean()).iter_rows())
     assert mean[False] > mean[True] + 0.10 and mean[True] > 0
+
+
+# Size, long histories and bounded memory -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("companies", "start"),
+    [
+        (10_000, date(1996, 1, 2)),  # 30 years of a 10,000-company market
+        (2_750, date(2012, 1, 3)),  # the default size over 15 years, past its last listings (2015)
+    ],
+)
+def test_membership_bands_hold_over_long_histories(companies, start):
+    sizes = membership_sizes(2025, start, END, companies)
+    bands = {u.name: (u.min_members, u.max_members) for u in DEFAULT_UNIVERSES}
+    for universe, (lo, hi) in bands.items():
+        got = sizes.filter(pl.col("universe") == universe)
+        assert got.get_column("members").is_between(lo, hi).all(), (universe, got.filter(~pl.col("members").is_between(lo, hi)))
+        # A member trades on every session it is a member: listed before, never delisted during.
+        assert got.get_column("unpriced").max() == 0, universe
+        # The first snapshot, then one epoch per yearly reconstitution up to END.
+        assert got.get_column("first_date").min() == calendar.sessions(start, END)[0] and got.get_column("last_date").max() == END
+        assert got.height == 1 + (END.year - start.year + 1)
+        # Turnover never stops: every reconstitution brings new members.
+        joined = got.get_column("joined").slice(1)
+        assert joined.min() > 0 and joined.max() < 0.2 * got.get_column("members").max(), universe
+        # Quarters keep coming for as long as the market runs (cohorts and the sp600 rule read them).
+        age = (got.get_column("first_date") - got.get_column("latest_quarter")).dt.total_days()
+        assert age.null_count() == 0 and age.max() <= 150, universe
+    # Listings and delistings move the number of companies trading.
+    listed = sizes.filter(pl.col("universe") == "russell2000").get_column("listed")
+    assert listed.n_unique() > listed.len() // 2
+
+
+def test_a_larger_market_has_five_digit_symbols_and_unique_names():
+    source = SampleSource(companies=10_000)
+    symbols = source.symbols()
+    assert len(symbols) == 10_000 and symbols[0] == "SMP00001" and symbols[-1] == "SMP10000"
+    names = source.companies.name
+    assert len(set(names.tolist())) == 10_000
+    # 2,000 founding members, then non-members and listings in the default proportions, 50 a year.
+    listing = source.companies.listing_date
+    later = listing > np.datetime64(START)
+    assert later.sum() == 1_600 and listing[later].max() < np.datetime64(START + timedelta(days=32 * 366))
+    assert source.members("russell2000", START) == symbols[:2_000]
+
+
+def test_requests_give_the_same_rows_whatever_the_window_chunking_and_storage(tmp_path):
+    """A market of another size over two years: a whole-range request in memory against chunked
+    and yearly requests from a source whose blocks all go to files (and that was first built to an
+    earlier end, so the rest of it continues that build)."""
+    start, end = date(2023, 1, 3), date(2024, 12, 31)
+    in_memory = SampleSource(start=start, companies=2_500)
+    on_disk = SampleSource(start=start, companies=2_500, memory_mb=0, cache_dir=tmp_path)
+    on_disk.bars(["SMP0001"], start, date(2023, 8, 1))  # past the first reconstitution
+    everything = [*INDEX_SYMBOLS, *in_memory.symbols()[::5]]
+    whole = in_memory.bars(everything, start, end)
+    key = ["symbol", "session_date"]
+
+    years = [on_disk.bars(everything, a, b) for a, b in on_disk.years(start, end)]
+    held, spilled = on_disk.scratch_bytes
+    assert held == 0 and spilled > 0 and in_memory.scratch_bytes[1] == 0
+    scratch = list(tmp_path.glob("sample-*"))
+    assert len(scratch) == 1 and any(scratch[0].rglob("close.npy"))
+    assert_frame_equal(pl.concat([y.bars for y in years]).sort(key), whole.bars.sort(key), check_exact=True)
+    assert_frame_equal(
+        pl.concat([y.actions for y in years]).sort("symbol", "ex_date", "action"),
+        whole.actions.sort("symbol", "ex_date", "action"),
+        check_exact=True,
+    )
+    # A chunk of symbols over a window: the same rows as the whole request's; indexes first, then
+    # the members in the asked order.
+    chunk = [everything[k] for k in (504, 7, 300, 401, 2)]
+    window = (date(2023, 6, 1), date(2024, 7, 15))
+    got = on_disk.bars(chunk, *window).bars
+    want = whole.bars.filter(pl.col("symbol").is_in(chunk) & pl.col("session_date").is_between(*window))
+    priced = set(want.get_column("symbol"))
+    order = sorted((s for s in chunk if s in priced), key=lambda s: not s.startswith("^"))
+    assert got.get_column("symbol").unique(maintain_order=True).to_list() == order and len(order) >= 4
+    assert_frame_equal(got.sort(key), want.sort(key), check_exact=True)
+    # Holdings a year at a time are the whole range's, and weights still sum to 100 per snapshot.
+    universes = ["russell2000", "sp600"]
+    h_key = ["universe", "as_of_date", "symbol"]
+    h_years = pl.concat([on_disk.holdings(universes, a, b).holdings for a, b in on_disk.years(start, end)])
+    assert_frame_equal(h_years.sort(h_key), in_memory.holdings(universes, start, end).holdings.sort(h_key), check_exact=True)
+    sums = h_years.group_by("universe", "as_of_date").agg(pl.col("weight_pct").sum())
+    assert (sums.get_column("weight_pct") - 100).abs().max() < 1e-9
+    assert ipc(on_disk.fundamentals(everything, end).fundamentals) == ipc(in_memory.fundamentals(everything, end).fundamentals)
+
+    del on_disk, years
+    gc.collect()
+    assert not list(tmp_path.glob("sample-*")), "the scratch folder goes with its source"
+
+
+def test_settings_size_the_market_through_make_source(tmp_path, monkeypatch):
+    monkeypatch.setenv("SMALLCAPS_SAMPLE_COMPANIES", "4000")
+    monkeypatch.setenv("SMALLCAPS_SAMPLE_MEMORY_MB", "64")
+    source = make_source(Settings(home=tmp_path))
+    assert isinstance(source, SampleSource) and source.n_companies == 4_000
+    assert source._store.memory_bytes == 64 * 2**20 and source._store.root == tmp_path / "cache" / "sample"
+    assert Settings.model_fields["sample_companies"].default == sample.N_COMPANIES  # the default market
+    bounds = {type(m).__name__: getattr(m, "ge", getattr(m, "le", None)) for m in Settings.model_fields["sample_companies"].metadata}
+    assert bounds == {"Ge": sample.MIN_COMPANIES, "Le": sample.MAX_COMPANIES}
+    monkeypatch.setenv("SMALLCAPS_SAMPLE_COMPANIES", "900")
+    with pytest.raises(ValueError, match="sample_companies"):
+        Settings(home=tmp_path)
+    with pytest.raises(ValueError, match=r"2,500\.\.50,000 companies, got 900: set SMALLCAPS_SAMPLE_COMPANIES"):
+        SampleSource(companies=900)

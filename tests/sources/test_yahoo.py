@@ -25,7 +25,7 @@ from smallcaps.settings import Settings
 from sources import make_source
 from sources.base import ACTIONS_SCHEMA, BARS_SCHEMA, FAILURES_SCHEMA, FUNDAMENTALS_SCHEMA, HOLDINGS_SCHEMA, Source
 from sources.ishares import IsharesHoldings
-from sources.yahoo import UNREACHABLE_AFTER, YahooSource, fundamentals_due
+from sources.yahoo import UNREACHABLE_AFTER, YahooSource, fundamentals_due, latest_report
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 HTTP = FIXTURES / "yahoo-http"
@@ -78,16 +78,25 @@ def windowed(body: dict):
     return lambda r: fy.json_reply(fy.chart_window(body, r.params))
 
 
-def serve(charts: dict | None = None, series: dict | None = None):
-    """An `answer` for FakeYahoo: chart and timeseries replies per symbol (Reply or callable)."""
-    charts, series = charts or {}, series or {}
+def serve(charts: dict | None = None, series: dict | None = None, quotes: dict | None = None):
+    """An `answer` for FakeYahoo: chart, timeseries and v7 quote replies per symbol (Reply or
+    callable)."""
+    tables = {"chart": charts or {}, "timeseries": series or {}, "quote": quotes or {}}
 
     def answer(r: fy.Request):
-        table = charts if r.kind == "chart" else series if r.kind == "timeseries" else {}
-        reply = table.get(r.symbol)
+        reply = tables.get(r.kind, {}).get(r.symbol)
         return reply(r) if callable(reply) else reply
 
     return answer
+
+
+def recorded_quote(name: str, symbol: str) -> dict:
+    """One symbol's entry of a recorded v7 quote answer."""
+    body = json.loads((HTTP / name).read_text())["response"]["bodyJson"]
+    return next(q for q in body["quoteResponse"]["result"] if q["symbol"] == symbol)
+
+
+NO_QUOTE = fy.json_reply({"quoteResponse": {"result": [], "error": None}})  # Yahoo's answer for a symbol it has no quote of
 
 
 def aapl_json() -> dict:
@@ -201,7 +210,8 @@ def test_quarterly_income_statements_from_the_timeseries_answers(tmp_path):
         "EPAC": fy.recorded("fundamentalsTimeSeries-EPAC-financials-quarterly.json"),
         "QQQ": fy.recorded("fundamentalsTimeSeries-QQQ-financials-quarterly.json"),
     }
-    with fy.FakeYahoo(serve(series=series)) as fake:
+    quotes = {"AAPL": fy.recorded("quote-AAPL.json"), "EPAC": fy.recorded("quote-EPAC.json")}
+    with fy.FakeYahoo(serve(series=series, quotes=quotes)) as fake:
         source = YahooSource(settings(tmp_path), session_options=fake.session_options)
         got = source.fundamentals(["AAPL", "EPAC", "QQQ"], date(2025, 3, 1))
 
@@ -214,29 +224,111 @@ def test_quarterly_income_statements_from_the_timeseries_answers(tmp_path):
         (date(2024, 9, 30), 14_736_000_000.0, 14_736_000_000.0, 0.97, 94_930_000_000.0),
         (date(2024, 12, 31), 36_330_000_000.0, 36_330_000_000.0, 2.40, 124_300_000_000.0),
     ]
+    # AAPL's latest release (quote of 2025-02-17): 2025-01-30 16:30 New York, after the close, so
+    # the quarter ending 2024-12-31 counts from 2025-01-31. Earlier quarters: Yahoo does not say.
+    assert aapl.get_column("report_date").to_list() == [None, None, None, date(2025, 1, 31)]
     epac = f.filter(pl.col("symbol") == "EPAC")  # fiscal quarters ending May, Aug, Nov
     assert epac.select("period_end_date", "net_income_common_usd", "diluted_eps", "revenue_usd").rows() == [
         (date(2023, 5, 31), 12_380_000.0, 0.22, 156_253_000.0),
         (date(2023, 8, 31), 22_231_000.0, 0.40, 160_609_000.0),
         (date(2023, 11, 30), 17_738_000.0, 0.32, 141_970_000.0),
     ]
-    assert f.get_column("report_date").null_count() == f.height  # Yahoo does not say
+    # EPAC's latest release (2024-12-18) reports a quarter a year after the newest one this
+    # statement answer holds (it was asked for 2020-2023): it dates none of them.
+    assert epac.get_column("report_date").null_count() == epac.height
 
     # The ETF has every series empty: reported, not silently missing.
     assert got.failures.rows() == [
         ("QQQ", "fundamentals", "no data from Yahoo: no quarterly income statement (yfinance returned an empty table)")
     ]
-    # One request per symbol, plus yfinance's cookie and crumb.
+    # Per symbol one statement request, and one quote where there are quarters to date; plus
+    # yfinance's cookie and crumb.
     assert [len(fake.asked("timeseries", s)) for s in ("AAPL", "EPAC", "QQQ")] == [1, 1, 1]
-    assert got.requests == 5
+    assert [len(fake.asked("quote", s)) for s in ("AAPL", "EPAC", "QQQ")] == [1, 1, 0]
+    assert got.requests == 7
 
 
 def test_fundamentals_keep_only_quarters_ended_by_as_of(tmp_path):
     series = {"AAPL": fy.recorded("fundamentalsTimeSeries-AAPL-financials-quarterly.json")}
-    with fy.FakeYahoo(serve(series=series)) as fake:
+    with fy.FakeYahoo(serve(series=series, quotes={"AAPL": fy.recorded("quote-AAPL.json")})) as fake:
         source = YahooSource(settings(tmp_path), session_options=fake.session_options)
         got = source.fundamentals(["AAPL"], date(2024, 8, 1))
     assert got.fundamentals.get_column("period_end_date").to_list() == [date(2024, 3, 31), date(2024, 6, 30)]
+    # The release of 2025-01-30 came after as_of: it dates nothing of a night in 2024.
+    assert got.fundamentals.get_column("report_date").null_count() == 2
+
+
+def test_a_symbol_without_a_quote_keeps_unknown_report_dates(tmp_path):
+    series = {"AAPL": fy.recorded("fundamentalsTimeSeries-AAPL-financials-quarterly.json")}
+    with fy.FakeYahoo(serve(series=series, quotes={"AAPL": NO_QUOTE})) as fake:
+        source = YahooSource(settings(tmp_path), session_options=fake.session_options)
+        got = source.fundamentals(["AAPL"], date(2025, 3, 1))
+    assert got.failures.is_empty()
+    assert got.fundamentals.height == 4 and got.fundamentals.get_column("report_date").null_count() == 4
+
+
+def test_a_failed_quote_fails_the_symbol_which_stays_due(tmp_path):
+    """The quote is part of the symbol's fetch: a server error on it is retried once like any
+    other, then the symbol is a failure (its fundamentals stay due), not silently undated."""
+    series = {"AAPL": fy.recorded("fundamentalsTimeSeries-AAPL-financials-quarterly.json")}
+    broken = fy.Reply(500, "<html>Internal Server Error</html>", {"Content-Type": "text/html"})
+    with fy.FakeYahoo(serve(series=series, quotes={"AAPL": broken})) as fake:
+        source = YahooSource(settings(tmp_path), session_options=fake.session_options)
+        got = source.fundamentals(["AAPL"], date(2025, 3, 1))
+    assert got.fundamentals.is_empty()
+    assert got.failures.select("symbol", "dataset").rows() == [("AAPL", "fundamentals")]
+    error = got.failures.get_column("error")[0]
+    assert error.startswith("QuoteRequestFailed: HTTP Error 500") and "asking the latest earnings date" in error, error
+    # yfinance repeats a request answered >= 400 once; the source retries the symbol once.
+    assert error.endswith("(failed twice)") and len(fake.asked("quote", "AAPL")) == 4
+
+
+NY_TIME = ZoneInfo("America/New_York")
+
+
+def _release(name: str, symbol: str) -> tuple[datetime, datetime | None]:
+    quote = recorded_quote(name, symbol)
+    call = quote.get("earningsCallTimestampStart")
+    return (datetime.fromtimestamp(quote["earningsTimestamp"], NY_TIME),
+            None if call is None else datetime.fromtimestamp(call, NY_TIME))
+
+
+@pytest.mark.parametrize(
+    "quote, symbol, newest, as_of, expected, why",
+    [
+        ("quote-AAPL.json", "AAPL", date(2024, 12, 31), date(2025, 2, 17), (date(2024, 12, 31), date(2025, 1, 31)),
+         "released 2025-01-30 16:30, after the close: counts from the next day"),
+        ("quote-ABBV.json", "ABBV", date(2024, 12, 31), date(2025, 2, 17), (date(2024, 12, 31), date(2025, 1, 31)),
+         "released 2025-01-31 07:36, before the open: counts that day"),
+        ("quote-EPAC.json", "EPAC", date(2024, 11, 30), date(2025, 2, 17), (date(2024, 11, 30), date(2024, 12, 19)),
+         "released 2024-12-18 16:30, call the next morning"),
+        ("quote-AAPL.json", "AAPL", date(2024, 12, 31), date(2025, 1, 30), (date(2024, 12, 31), date(2025, 1, 31)),
+         "the night of the release itself: dated, from the next day"),
+        ("quote-AAPL.json", "AAPL", date(2024, 12, 31), date(2025, 1, 29), None, "released after as_of"),
+        ("quote-AAPL-BABA.json", "BABA", date(2024, 12, 31), date(2025, 2, 17), None,
+         "2025-02-20 is a confirmed date three days after the recording, not a report"),
+        ("quote-BFLY.json", "BFLY", date(2024, 9, 30), date(2025, 2, 17), None,
+         "2025-01-08 was a preliminary announcement: the last earnings call was 2024-11-01"),
+        ("quote-EPAC.json", "EPAC", date(2023, 11, 30), date(2025, 2, 17), None,
+         "a release 384 days after the newest quarter reports a later one"),
+        ("quote-AAPL.json", "AAPL", date(2025, 3, 31), date(2025, 4, 30), None, "released before the quarter ended"),
+    ],
+)
+def test_latest_report_on_recorded_release_dates(quote, symbol, newest, as_of, expected, why):
+    release_at, call_at = _release(quote, symbol)
+    ends = [newest - timedelta(days=91 * k) for k in range(4)]
+    assert latest_report(ends, release_at, call_at, as_of) == expected, why
+
+
+def test_latest_report_lag_bounds():
+    end = date(2024, 12, 31)
+    at = lambda day, hour=8: datetime(day.year, day.month, day.day, hour, tzinfo=NY_TIME)  # noqa: E731
+    assert latest_report([end], at(end + timedelta(days=105)), None, date(2025, 12, 31)) == (end, end + timedelta(days=105))
+    assert latest_report([end], at(end + timedelta(days=106)), None, date(2025, 12, 31)) is None
+    assert latest_report([end], at(end), None, date(2025, 12, 31)) is None  # on the period end: not a report of it
+    assert latest_report([end], None, None, date(2025, 12, 31)) is None
+    assert latest_report([], at(date(2025, 1, 30)), None, date(2025, 12, 31)) is None
+    assert latest_report([end], at(date(2025, 1, 30), 16), None, date(2025, 12, 31)) == (end, date(2025, 1, 31))
 
 
 # failures ------------------------------------------------------------------------------------------------
@@ -466,7 +558,7 @@ AS_OF = date(2025, 6, 2)
 def _stored(rows):
     return pl.DataFrame(
         rows,
-        schema={"symbol": pl.String, "period_end_date": pl.Date, "last_success_at": pl.Datetime("us")},
+        schema={"symbol": pl.String, "period_end_date": pl.Date, "last_success_at": pl.Datetime("us"), "report_lag_days": pl.Int64},
         orient="row",
     )
 
@@ -475,21 +567,34 @@ def _at(day: date) -> datetime:
     return datetime(day.year, day.month, day.day, 22, 30)
 
 
+def _ago(days: int) -> datetime:
+    return _at(AS_OF - timedelta(days=days))
+
+
 @pytest.mark.parametrize(
     "row, due, why",
     [
         (None, True, "never fetched"),
-        (("X", date(2025, 3, 31), None), True, "never answered"),
-        (("X", date(2025, 3, 31), _at(AS_OF - timedelta(days=3))), False, "fresh, next quarter not due until Aug 13"),
-        (("X", date(2025, 3, 31), _at(AS_OF - timedelta(days=100))), False, "100 days old is not older than 100"),
-        (("X", date(2025, 3, 31), _at(AS_OF - timedelta(days=101))), True, "older than max_age_days"),
-        (("X", date(2024, 12, 31), _at(AS_OF - timedelta(days=20))), True, "Q1 due since May 15, last look 20 days ago"),
-        (("X", date(2024, 12, 31), _at(AS_OF - timedelta(days=6))), False, "Q1 due but looked 6 days ago: weekly"),
-        (("X", date(2024, 12, 31), _at(AS_OF - timedelta(days=7))), True, "Q1 due, looked a week ago"),
-        (("X", AS_OF - timedelta(days=135), _at(AS_OF - timedelta(days=30))), True, "exactly 135 days after the period end"),
-        (("X", AS_OF - timedelta(days=134), _at(AS_OF - timedelta(days=30))), False, "134 days after the period end"),
-        (("X", None, _at(AS_OF - timedelta(days=10))), True, "Yahoo had no quarter: weekly re-check"),
-        (("X", None, _at(AS_OF - timedelta(days=2))), False, "Yahoo had no quarter two days ago"),
+        (("X", date(2025, 3, 31), None, None), True, "never answered"),
+        (("X", date(2025, 3, 31), _ago(3), None), False, "fresh; Q2 expected on Aug 16 (Mar 31 + 91 + 45 + 2)"),
+        (("X", date(2025, 3, 31), _ago(100), None), False, "100 days old is not older than 100"),
+        (("X", date(2025, 3, 31), _ago(101), None), True, "older than max_age_days"),
+        (("X", date(2024, 12, 31), _ago(20), None), True, "Q1 expected on May 18, not looked at since"),
+        (("X", date(2024, 12, 31), _ago(6), None), False, "looked at 6 days ago, after it was expected: weekly"),
+        (("X", date(2024, 12, 31), _ago(7), None), True, "looked at a week ago"),
+        (("X", AS_OF - timedelta(days=138), _ago(30), None), True, "expected today"),
+        (("X", AS_OF - timedelta(days=137), _ago(30), None), False, "expected tomorrow"),
+        # A company that reports 30 days after its quarter ends (fiscal quarters ending Jan, Apr, ...):
+        (("X", date(2025, 1, 31), _ago(90), 29), True, "its Q1 expected today: Jan 31 + 91 + 29 + 2"),
+        (("X", date(2025, 1, 31), _ago(90), None), False, "without its lag: expected on Jun 18"),
+        (("X", date(2025, 1, 31), _ago(2), 29), True, "the first look when expected, however recent the last"),
+        (("X", date(2025, 1, 31), _ago(20), 200), False, "a lag is at most 105 days"),
+        (("X", date(2025, 1, 31), _ago(20), 2), True, "a lag is at least 10 days: expected on May 14"),
+        # Expected on Apr 17, 46 days ago: overdue, looked for monthly.
+        (("X", date(2024, 11, 30), _ago(10), None), False, "overdue, looked at 10 days ago"),
+        (("X", date(2024, 11, 30), _ago(28), None), True, "overdue, looked at 28 days ago"),
+        (("X", None, _ago(28), None), True, "Yahoo had no quarter: looked at again after 28 days"),
+        (("X", None, _ago(27), None), False, "Yahoo had no quarter 27 days ago"),
     ],
 )
 def test_fundamentals_due(row, due, why):

@@ -86,13 +86,40 @@ def test_a_quarter_counts_45_days_after_its_period_end_not_a_day_earlier():
     [
         (date(2025, 4, 24), date(2025, 4, 24), date(2025, 4, 23)),  # reported early: counts on its report date
         (date(2025, 4, 26), date(2025, 4, 28), date(2025, 4, 25)),  # reported on a Saturday: next session
-        (date(2025, 6, 2), date(2025, 5, 15), date(2025, 5, 14)),  # reported late: the 45-day deadline applies
+        (date(2025, 6, 2), date(2025, 6, 2), date(2025, 5, 30)),  # a late filer: waits for its report
+        # A report date on or before the period end is impossible: ignored, the 45-day rule applies.
+        (date(2025, 3, 31), date(2025, 5, 15), date(2025, 5, 14)),
+        (date(2025, 3, 3), date(2025, 5, 15), date(2025, 5, 14)),
     ],
 )
-def test_report_date_counts_a_quarter_earlier_never_later(report_date, first_day_counted, last_day_not_counted):
+def test_a_quarter_counts_from_its_report_date_early_or_late(report_date, first_day_counted, last_day_not_counted):
     out = run(fundamentals([*BASE_2024, ("AAA", date(2025, 3, 31), report_date, -5.0)]))
     assert cohort_on(out, last_day_not_counted)["cohort"] == "profitable"
     assert cohort_on(out, first_day_counted)["cohort"] == "unprofitable"
+
+
+def test_a_late_filer_is_not_counted_before_its_report_date():
+    """The quarter ending 2025-09-30 reported on Thursday 2025-11-20: the 45-day deadline
+    (2025-11-14) has passed, but the figure was not public before the 20th.
+
+    Quarters (USD m): Q4 2024 +4, Q1-Q2 2025 +2 each, Q3 2024 +1 (no report dates: counted by
+    their deadlines, the latest Q2 2025 on 2025-08-14). TTM on 2025-11-19 = Q3 2024 .. Q2 2025 =
+    1 + 4 + 2 + 2 = +9 (profitable). On 2025-11-20 Q3 2025 (-12) replaces Q3 2024:
+    4 + 2 + 2 - 12 = -4 (unprofitable)."""
+    days = calendar.sessions(date(2025, 11, 3), date(2025, 11, 28))
+    fund = fundamentals([
+        ("AAA", date(2024, 9, 30), None, 1.0),
+        ("AAA", date(2024, 12, 31), None, 4.0),
+        ("AAA", date(2025, 3, 31), None, 2.0),
+        ("AAA", date(2025, 6, 30), None, 2.0),
+        ("AAA", date(2025, 9, 30), date(2025, 11, 20), -12.0),
+    ])
+    out = cohorts(one_member(start=days[0]), NO_HOLDINGS, fund, sessions_lf(days)).collect()
+    for day in calendar.sessions(date(2025, 11, 14), date(2025, 11, 19)):
+        row = cohort_on(out, day)
+        assert (row["cohort"], row["ttm_net_income_usd"]) == ("profitable", 9.0), day
+    row = cohort_on(out, date(2025, 11, 20))
+    assert (row["cohort"], row["ttm_net_income_usd"]) == ("unprofitable", -4.0)
 
 
 def test_a_real_zero_ttm_is_unprofitable_not_no_data():
@@ -249,7 +276,8 @@ DAYS = calendar.sessions(date(2024, 10, 1), date(2025, 8, 29))
 quarter = st.tuples(
     st.sampled_from(["AAA", "BBB", "CCC"]),
     st.sampled_from(PERIOD_ENDS),
-    st.one_of(st.none(), st.integers(1, 80)),  # report lag in days, None = unknown
+    # report lag in days: None = unknown; <= 0 = an impossible report date (ignored); > 45 = a late filer
+    st.one_of(st.none(), st.integers(-5, 100)),
     st.one_of(st.none(), st.sampled_from([-3.0, -1.0, 0.0, 1.0, 2.5])),
 )
 
@@ -269,9 +297,10 @@ def reference(quarters: pl.DataFrame, day: date, symbol: str) -> tuple[str, floa
     """Rule v1 for one symbol and day, written the slow, obvious way."""
     counted = []
     for q in quarters.filter(pl.col("symbol") == symbol).to_dicts():
-        available = q["period_end_date"] + timedelta(days=45)
         if q["report_date"] is not None and q["report_date"] > q["period_end_date"]:
-            available = min(available, q["report_date"])
+            available = q["report_date"]  # known: from the day it was reported, early or late
+        else:
+            available = q["period_end_date"] + timedelta(days=45)  # unknown (or impossible): the deadline
         if available <= day:
             counted.append(q)
     latest = sorted(counted, key=lambda q: q["period_end_date"])[-4:]
@@ -296,21 +325,32 @@ def test_matches_a_slow_reference_of_rule_v1(quarters):
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.lists(quarter, max_size=14), st.sampled_from(DAYS[20:-20]), st.lists(quarter, min_size=1, max_size=6))
-def test_no_cohort_depends_on_a_quarter_available_after_the_session(quarters, cutoff, later):
-    """Add quarters that become available only after `cutoff`: some end after it; others ended
-    before it but were not out yet (fewer than 45 days before, with no report date or one after the
-    cutoff). Every cohort on sessions up to `cutoff` stays the same."""
+@given(st.lists(quarter, max_size=14), st.sampled_from(DAYS[20:-20]), st.lists(quarter, min_size=1, max_size=8))
+def test_no_cohort_depends_on_a_quarter_reported_after_the_session(quarters, cutoff, later):
+    """Add quarters that were not public on `cutoff`, and check that every cohort on sessions up
+    to `cutoff` stays the same. Cycling through the ways a quarter can be not yet out:
+    0. it ends after the cutoff (reported 10 days later);
+    1. it ended fewer than 45 days before, report date unknown;
+    2. it ended fewer than 45 days before, reported after the cutoff;
+    3. a late filer: it ended 45 to 120 days before (its deadline has passed), reported after the
+       cutoff; counting it by the deadline would use it before it was published;
+    4. it ended fewer than 45 days before, with an impossible report date (before its period end).
+    """
     base = to_fundamentals(quarters).collect()
     known = set(zip(base.get_column("symbol").to_list(), base.get_column("period_end_date").to_list()))
     extra = []
-    for i, (symbol, _, _, ni) in enumerate(later):
-        if i % 2 == 0:
-            period_end = cutoff + timedelta(days=1 + 7 * i)  # ends after the cutoff
+    for i, (symbol, _, lag, ni) in enumerate(later):
+        spread = abs(lag or 0)
+        case = i % 5
+        if case == 0:
+            period_end = cutoff + timedelta(days=1 + 7 * i)
             reported = period_end + timedelta(days=10)
+        elif case == 3:
+            period_end = cutoff - timedelta(days=45 + spread)
+            reported = cutoff + timedelta(days=1 + spread % 20)
         else:
-            period_end = cutoff - timedelta(days=(11 * i) % 45)  # ended, but its 45 days are not over
-            reported = None if i % 4 == 1 else cutoff + timedelta(days=1)  # late, or no report date
+            period_end = cutoff - timedelta(days=(11 * i + spread) % 45)
+            reported = {1: None, 2: cutoff + timedelta(days=1), 4: period_end - timedelta(days=1 + spread % 9)}[case]
         if (symbol, period_end) not in known:
             known.add((symbol, period_end))
             extra.append((symbol, period_end, reported, ni))

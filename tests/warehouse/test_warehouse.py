@@ -77,6 +77,37 @@ def test_merge_inserts_updates_and_records_revisions(tmp_path):
     assert rev == [("A|2025-01-03", "adj_close", "2.0", "2.5"), ("A|2025-01-03", "close", "2.0", "2.5")]
 
 
+def test_a_refetch_without_a_report_date_keeps_the_stored_one(tmp_path):
+    """Yahoo dates only the newest quarter of an answer; a quarter later the same quarter comes
+    back without a date. The stored date stays; a different date still replaces it (recorded)."""
+    from sources.base import FUNDAMENTALS_SCHEMA
+
+    con = connect(tmp_path / "w.duckdb")
+
+    def put(rows, load_id):
+        df = pl.DataFrame(rows, schema=FUNDAMENTALS_SCHEMA, orient="row")
+        staged = stage(df, source="yahoo", fetched_at=datetime(2025, 1, 10), load_id=load_id, table="raw.fundamentals")
+        with transaction(con):
+            return merge(con, "raw.fundamentals", staged, load_id)
+
+    q3, q4 = date(2024, 9, 30), date(2024, 12, 31)
+    put([("A", q3, date(2024, 11, 7), 1.0, 1.0, 0.1, 9.0)], "L1")
+    c = put([("A", q3, None, 1.0, 1.0, 0.1, 9.0), ("A", q4, date(2025, 1, 31), 2.0, 2.0, 0.2, 9.0)], "L2")
+    assert (c.inserted, c.changed) == (1, 0)  # no date is not a change
+    c = put([("A", q3, None, 1.5, 1.5, 0.1, 9.0)], "L3")  # a restated figure, still no date
+    assert (c.inserted, c.changed) == (0, 1)
+    c = put([("A", q4, date(2025, 2, 3), 2.0, 2.0, 0.2, 9.0)], "L4")  # a corrected date wins
+    assert (c.inserted, c.changed) == (0, 1)
+    stored = con.execute("SELECT period_end_date, report_date, net_income_usd FROM raw.fundamentals ORDER BY 1").fetchall()
+    assert stored == [(q3, date(2024, 11, 7), 1.5), (q4, date(2025, 2, 3), 2.0)]
+    rev = con.execute("SELECT load_id, column_name, old_value, new_value FROM raw.revisions ORDER BY 1, 2").fetchall()
+    assert rev == [
+        ("L3", "net_income_common_usd", "1.0", "1.5"),
+        ("L3", "net_income_usd", "1.0", "1.5"),
+        ("L4", "report_date", "2025-01-31", "2025-02-03"),
+    ]
+
+
 def test_merge_refuses_duplicate_keys_and_rolls_back(tmp_path):
     con = connect(tmp_path / "w.duckdb")
     d = date(2025, 1, 2)
