@@ -103,7 +103,7 @@ def merge(
         new = old = None
         if change_columns is not None:
             pick_t = ", ".join(f"t.{c}" for c in change_columns)
-            pick_s = ", ".join(f"s.{c}" for c in change_columns)
+            pick_s = ", ".join(f"{incoming[c]} AS {c}" for c in change_columns)
             old = read(con, f"SELECT {pick_t} FROM {table} t JOIN _staged s ON {on} WHERE {differs}")
             new = read(
                 con,
