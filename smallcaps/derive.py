@@ -129,10 +129,16 @@ def in_scope_sql(con: duckdb.DuckDBPyConnection, relation: str, scope: pl.DataFr
     """SQL selecting the rows of `relation` inside `scope` (registers one frame per key pattern)."""
     parts = []
     for i, (named, part) in enumerate(_key_patterns(scope)):
+        # The pattern's whole date range as literals: DuckDB skips the row groups outside it (tables
+        # grow in date order), so a night reads its days, not the history.
+        bound = f"({date_expr}) BETWEEN DATE '{part.get_column('from_date').min()}' AND DATE '{part.get_column('to_date').max()}'"
+        if not named and part.height == 1:
+            parts.append(f"SELECT r.* FROM {relation} r WHERE {bound}")
+            continue
         name = f"_scope_{tag}_{i}"
         register(con, name, part)
         on = " AND ".join([f"r.{k} = s.{k}" for k in named] + [f"({date_expr}) BETWEEN s.from_date AND s.to_date"])
-        parts.append(f"SELECT r.* FROM {relation} r WHERE EXISTS (SELECT 1 FROM {name} s WHERE {on})")
+        parts.append(f"SELECT r.* FROM {relation} r WHERE {bound} AND EXISTS (SELECT 1 FROM {name} s WHERE {on})")
     return " UNION ".join(parts)
 
 
@@ -143,8 +149,16 @@ def filter_scope(frame: pl.DataFrame, scope: pl.DataFrame, date_col: str) -> pl.
     kept = []
     indexed = frame.with_row_index("_row")
     for named, part in _key_patterns(scope):
-        joined = indexed.join(part, on=list(named), how="inner") if named else indexed.join(part, how="cross")
-        kept.append(joined.filter(pl.col(date_col).is_between(pl.col("from_date"), pl.col("to_date"))).select("_row"))
+        if not named and part.height == 1:
+            lo, hi = part.row(0)
+            kept.append(indexed.filter(pl.col(date_col).is_between(lo, hi)).select("_row"))
+        elif (part.get_column("from_date") == part.get_column("to_date")).all():
+            # Single days (the sessions a change touched): an equality join, no range test.
+            days = part.select(*named, pl.col("from_date").alias(date_col)).unique()
+            kept.append(indexed.join(days, on=[*named, date_col], how="semi").select("_row"))
+        else:
+            joined = indexed.join(part, on=list(named), how="inner") if named else indexed.join(part, how="cross")
+            kept.append(joined.filter(pl.col(date_col).is_between(pl.col("from_date"), pl.col("to_date"))).select("_row"))
     rows = pl.concat(kept).unique()
     return indexed.join(rows, on="_row", how="semi").sort("_row").drop("_row")
 
@@ -212,6 +226,9 @@ def _read_scope(con, dataset: Dataset, scope: pl.DataFrame, step: Step) -> pl.Da
 
 
 def _new_in_scope(con, dataset: Dataset, rows: pl.DataFrame, scope: pl.DataFrame, step: Step) -> pl.DataFrame:
+    plain = step.scope_date.startswith("{t}.") and step.scope_date[4:].isidentifier()
+    if plain:
+        return filter_scope(rows.select(dataset.column_names).cast(dataset.schema), scope, step.scope_date[4:])
     register(con, "_computed", rows)
     try:
         sql = in_scope_sql(con, "_computed", scope, step.scope_date.replace("{t}", "r"), "new")
@@ -245,6 +262,14 @@ def diff_and_write(con, dataset: Dataset, new: pl.DataFrame, old: pl.DataFrame) 
     if dupes:
         raise ValueError(f"{dataset.name}: the step computed {dupes} rows sharing a key ({', '.join(dataset.key)})")
     cols = dataset.column_names
+    if old.height == 0:  # nothing stored in the scope (a new night, a rebuilt period): all inserts
+        if new.height:
+            register(con, "_ins", new.select(cols))
+            try:
+                con.execute(f"INSERT INTO {dataset.name} SELECT * FROM _ins")
+            finally:
+                con.unregister("_ins")
+        return Change(new.select(cols), old.select(cols))
     on = " AND ".join(f'n."{k}" = o."{k}"' for k in dataset.key)
     differs = _differs(dataset)
     any_diff = " OR ".join(d for _, d in differs) or "FALSE"

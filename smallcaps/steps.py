@@ -48,12 +48,16 @@ def _last_before(ctx: Context, table: str, entity: str, date_col: str, starts: p
     if starts.height == 0:
         return pl.DataFrame()
     cols = ", ".join(f"t.{c}" for c in columns)
+    lo = starts.get_column("from_date").min() - timedelta(days=STATE_WINDOW_DAYS)
+    hi = starts.get_column("from_date").max()
     register(ctx.con, "_starts", starts.select(entity, "from_date"))
     try:
+        # The literal bounds let DuckDB skip the row groups of older history.
         found = read(
             ctx.con,
             f"""SELECT t.{entity}, {cols} FROM {table} t JOIN _starts s ON t.{entity} = s.{entity}
-                WHERE t.{date_col} < s.from_date AND t.{date_col} >= s.from_date - INTERVAL {STATE_WINDOW_DAYS} DAY
+                WHERE t.{date_col} BETWEEN DATE '{lo}' AND DATE '{hi}'
+                  AND t.{date_col} < s.from_date AND t.{date_col} >= s.from_date - INTERVAL {STATE_WINDOW_DAYS} DAY
                 QUALIFY row_number() OVER (PARTITION BY t.{entity} ORDER BY t.{date_col} DESC) = 1""",
         )
         missing = starts.join(found.select(entity), on=entity, how="anti") if found.height else starts
@@ -270,6 +274,30 @@ def _cohorts_compute(ctx: Context, scope: pl.DataFrame) -> pl.DataFrame:
     return filter_scope(rows, scope, "session_date").unique(["universe", "symbol", "session_date"]) if rows.height else rows
 
 
+# Holdings snapshots come at least monthly (iShares daily, the saved files monthly): the latest one
+# before a date is looked for this far back first, then without bound.
+SNAPSHOT_GAP_DAYS = 40
+
+
+def _latest_snapshot_on_or_before(ctx: Context, day: date) -> date:
+    """The earliest of the universes' latest snapshots on or before `day` (`day` when none)."""
+    for lo in (day - timedelta(days=SNAPSHOT_GAP_DAYS), FAR_PAST):
+        got = ctx.con.execute(
+            f"SELECT min(d) FROM (SELECT universe, max(as_of_date) AS d FROM raw.holdings "
+            f"WHERE as_of_date BETWEEN DATE '{lo}' AND DATE '{day}' GROUP BY universe)"
+        ).fetchone()[0]
+        universes = ctx.con.execute(
+            f"SELECT count(DISTINCT universe) FROM raw.holdings WHERE as_of_date BETWEEN DATE '{lo}' AND DATE '{day}'"
+        ).fetchone()[0]
+        if got is not None and (lo == FAR_PAST or universes == _universe_count(ctx)):
+            return got
+    return day
+
+
+def _universe_count(ctx: Context) -> int:
+    return ctx.con.execute("SELECT count(DISTINCT universe) FROM core.membership").fetchone()[0]
+
+
 def _cohort_rows(ctx: Context, first: date, symbols: list[str] | None) -> pl.DataFrame:
     from transforms.cohorts import cohorts
 
@@ -289,13 +317,11 @@ def _cohort_rows(ctx: Context, first: date, symbols: list[str] | None) -> pl.Dat
         return pl.DataFrame()
     # Sector and weight come from the latest snapshot on or before each session: the one before
     # the window, and those inside it (every line: weights are shares of the whole snapshot).
+    since = _latest_snapshot_on_or_before(ctx, first)
     holdings = read(
         ctx.con,
-        """SELECT h.universe, h.as_of_date, h.symbol, h.sector, h.weight_pct, h.market_value_usd
-           FROM raw.holdings h
-           WHERE h.as_of_date BETWEEN coalesce((SELECT max(as_of_date) FROM raw.holdings p
-                                                WHERE p.universe = h.universe AND p.as_of_date <= ?), ?) AND ?""",
-        [first, first, ctx.until],
+        f"""SELECT h.universe, h.as_of_date, h.symbol, h.sector, h.weight_pct, h.market_value_usd
+            FROM raw.holdings h WHERE h.as_of_date BETWEEN DATE '{since}' AND DATE '{ctx.until}'""",
     )
     register(ctx.con, "_symbols", membership.select("symbol").unique())
     try:
@@ -476,13 +502,13 @@ def _price_rows(ctx: Context, needed: pl.DataFrame) -> pl.DataFrame:
     if needed.height == 0:
         return pl.DataFrame(schema={"symbol": pl.String, "session_date": pl.Date, "adj_close": pl.Float64})
     windows = _price_windows(needed.get_column("session_date").unique().to_list())
-    register(ctx.con, "_windows", pl.DataFrame(windows, schema={"lo": pl.Date, "hi": pl.Date}, orient="row"))
+    # Literal ranges: DuckDB reads only the row groups of those days.
+    ranges = " OR ".join(f"r.session_date BETWEEN DATE '{lo}' AND DATE '{hi}'" for lo, hi in windows)
     register(ctx.con, "_syms", needed.select("symbol").unique())
     try:
         rows = read(
             ctx.con,
-            "SELECT r.symbol, r.session_date, r.adj_close FROM core.equity_returns r "
-            "JOIN _windows w ON r.session_date BETWEEN w.lo AND w.hi SEMI JOIN _syms s ON r.symbol = s.symbol",
+            f"SELECT r.symbol, r.session_date, r.adj_close FROM core.equity_returns r SEMI JOIN _syms s ON r.symbol = s.symbol WHERE {ranges}",
         )
         # Needed pairs with no bar in their window: the symbol's last bar before the date.
         have = rows.select("symbol", pl.col("session_date").alias("_bar")).sort("_bar")
@@ -501,7 +527,6 @@ def _price_rows(ctx: Context, needed: pl.DataFrame) -> pl.DataFrame:
             ctx.con.unregister("_probe")
             rows = pl.concat([rows, older], how="vertical_relaxed").unique(["symbol", "session_date"])
     finally:
-        ctx.con.unregister("_windows")
         ctx.con.unregister("_syms")
     return rows
 
