@@ -288,3 +288,13 @@ def test_one_bad_row_among_1_5m_bars_is_found_and_only_it_quarantined():
     g = run("raw.equity_bars", df)
     assert g.blocked and g.quarantine.height == 1 and g.clean.height == df.height - 1
     assert "high_ge_low" in " ".join(g.errors)
+
+
+def test_settings_accept_quarantine_from_the_environment(monkeypatch):
+    from smallcaps.settings import Settings
+
+    monkeypatch.setenv("SMALLCAPS_DQ_SEVERITY", '{"high_ge_low": "quarantine", "session_on_calendar": "error"}')
+    assert Settings().dq_severity == {"high_ge_low": "quarantine", "session_on_calendar": "error"}
+    monkeypatch.setenv("SMALLCAPS_DQ_SEVERITY", '{"rows_present": "quarantine"}')
+    with pytest.raises(ValueError, match="rows_present cannot be 'quarantine'"):
+        Settings()
