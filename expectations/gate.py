@@ -396,7 +396,8 @@ def _evaluate(s: Suite, e: Expectation, severity: str, df: pl.DataFrame, indexed
         if raised:
             msg = f"{s.table}: {e.name} could not be evaluated by Great Expectations: {info.get('exception_message')}"
             details["exception"] = info.get("exception_message")
-            return _Outcome(e, severity, False, n, None, details, message=msg, all_rows=True)
+            # No row is named: a quarantine-level check blocks like an error one (nothing can load safely).
+            return _Outcome(e, "error" if severity == "quarantine" else severity, False, n, None, details, message=msg, all_rows=True)
         res = gx_result.result or {}
         success = bool(gx_result.success)
         element_count = res.get("element_count", n)

@@ -1,7 +1,8 @@
 """One expectation suite per gated table, as data.
 
-An `Expectation` names a check (`high_ge_low`), its default severity, why it exists, and how it
-runs: either as a Great Expectations expectation (`gx` class name and kwargs) or as a polars check
+An `Expectation` names a check (`high_ge_low`), its default severity (error: blocks the load;
+quarantine: its rows go to dq.quarantine with the named `reason` and the rest loads; warning:
+recorded), why it exists, and how it runs: either as a Great Expectations expectation (`gx` class name and kwargs) or as a polars check
 for multi-row rules GX has no expectation for (sums per snapshot, day-over-day jumps). Every
 row-level expectation also carries `failing`: a polars predicate that marks the offending rows, so
 the gate can quarantine exactly those rows with their values. For GX-backed expectations the
