@@ -82,6 +82,8 @@ class Params:
     # merge, if the caller has them.
     revisions: pl.DataFrame | None = None
     universes: Mapping[str, Universe] = field(default_factory=lambda: {u.name: u for u in DEFAULT_UNIVERSES})
+    # Work several predicates of one gate call share (is any key repeated?), computed once.
+    scratch: dict = field(default_factory=dict, compare=False, repr=False)
 
 
 Kwargs = Mapping[str, object] | Callable[[pl.DataFrame, Params], Mapping[str, object]]
@@ -194,16 +196,24 @@ def _contract_columns(df: pl.DataFrame) -> list[str]:
     return [c for c in df.columns if c not in STAGING_COLUMNS]
 
 
+def _any_key_repeated(df: pl.DataFrame, keys: tuple[str, ...], params: Params) -> bool:
+    """One pass over the key columns, shared by keys_unique and rows_not_repeated of a gate call:
+    in the usual batch no key repeats, and neither check has more to do."""
+    memo = ("any_key_repeated", keys, id(df))
+    if memo not in params.scratch:
+        params.scratch[memo] = df.height > 0 and df.group_by(list(keys)).len().select((pl.col("len") > 1).any()).item()
+    return params.scratch[memo]
+
+
 def _keys_conflicting(keys: tuple[str, ...]) -> Failing:
     """Rows whose key also holds a different row: two versions of one bar, and no way to tell which
     is right. Identical copies are rows_not_repeated's business."""
 
     def run(df: pl.DataFrame, params: Params) -> pl.DataFrame:
-        duplicated = pl.struct(list(keys)).is_duplicated()
-        if not df.select(duplicated.any()).item():  # the usual case: one cheap pass
+        if not _any_key_repeated(df, keys, params):
             return df.select(pl.repeat(False, pl.len()).alias("failed"))
         versions = pl.struct(_contract_columns(df)).n_unique().over(list(keys))
-        return df.select((duplicated & (versions > 1)).alias("failed"), versions.alias("versions"))
+        return df.select((pl.struct(list(keys)).is_duplicated() & (versions > 1)).alias("failed"), versions.alias("versions"))
 
     return run
 
@@ -212,7 +222,7 @@ def _repeated(keys: tuple[str, ...]) -> Failing:
     """Second and later copies of a row identical in every column of the contract."""
 
     def run(df: pl.DataFrame, params: Params) -> pl.DataFrame:
-        if not df.select(pl.struct(list(keys)).is_duplicated().any()).item():  # no repeated key, no repeated row
+        if not _any_key_repeated(df, keys, params):  # no repeated key, no repeated row
             return df.select(pl.repeat(False, pl.len()).alias("failed"))
         return df.select((~pl.struct(_contract_columns(df)).is_first_distinct()).alias("failed"))
 

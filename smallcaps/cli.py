@@ -108,7 +108,8 @@ def _print_summary(result: dict, settings) -> None:
     console.print(f"warehouse: {result['warehouse']}", soft_wrap=True, highlight=False, markup=False)
     console.print(f"published: {result['published_path']}", soft_wrap=True, highlight=False, markup=False)
     if result.get("rows_quarantined"):
-        console.print(f"quarantined: {result['rows_quarantined']:,} rows did not load (see `smallcaps dq`):")
+        n = result["rows_quarantined"]
+        console.print(f"quarantined: {n:,} row{'' if n == 1 else 's'} did not load (see `smallcaps dq`):")
         for line in result.get("quarantined", []):
             console.print(f"  {line}", soft_wrap=True, highlight=False, markup=False)
     for w in result.get("warnings", []):
@@ -311,7 +312,7 @@ def dq(
     if r.quarantine:
         q = Table(title="dq.quarantine")
         for c in ("table", "expectation", "rows", "reason", "examples"):
-            q.add_column(c)
+            q.add_column(c, overflow="fold")
         for table, exp, n, reason, keys in r.quarantine:
             q.add_row(table, exp, f"{n:,}", reason, ", ".join(keys))
         console.print(q)
