@@ -39,10 +39,9 @@ def backfill(
         held = folder.date_range()
         if held is None:
             raise ValueError(f"csv source: {settings.csv_path} holds no daily bar files (SYMBOL.csv): nothing to backfill")
-        start = start or held[0]
-        if end is None:
-            end, cut = pipeline.csv_backfill_end(folder, held, latest)
-            notes += [cut] if cut else []
+        # The folder's dates stop at the latest completed session: later rows (a stray 2031 row, a
+        # session still trading) are reported by the source and quarantined with their reason.
+        start, end = start or held[0], end or held[1]
     end = calendar.session_on_or_before(end or latest)
     start = start or (settings.sample_start if settings.source == "sample" else date(1990, 1, 2))
     if start > end:

@@ -113,31 +113,6 @@ def check_as_of(as_of: date, latest: date, what: str = "as-of") -> None:
         )
 
 
-def csv_backfill_end(source, held: tuple[date, date], latest: date) -> tuple[date, str | None]:
-    """The end of a csv backfill whose end was not given: the last session the folder holds on or
-    before the latest completed session. Returns it and, when rows run past that session, a note.
-
-    A file may run past today (a stray `2031-01-02` row, a bar for a session still trading): the
-    backfill then ends at the folder's last completed session, never at a night it has no data for,
-    and the rows after it are not loaded (the csv source reports them as excluded, so they reach
-    dq.quarantine with their reason). `held` is source.date_range(); the folder is read again only
-    in that rare case."""
-    first, last = held
-    if last <= latest:
-        return last, None
-    got = source.bars(source.symbols(), first, latest).bars
-    if got.is_empty():
-        raise ValueError(
-            f"csv folder {source.path} holds no bar on or before the latest completed NYSE session {latest} "
-            f"(its dates run {first}..{last}): nothing to backfill"
-        )
-    end = got.get_column("session_date").max()
-    return end, (
-        f"csv folder {source.path} holds rows up to {last}, after the latest completed NYSE session {latest}: "
-        f"the backfill ends at {end}, the last session the folder holds before that; the later rows are not loaded"
-    )
-
-
 def plan_nightly(con: duckdb.DuckDBPyConnection, settings: Settings, as_of: date) -> Plan:
     """Bring the warehouse up to `as_of`, re-fetching a few stored sessions to catch revisions."""
     last = con.execute("SELECT max(session_date) FROM raw.index_bars").fetchone()[0]
