@@ -10,7 +10,8 @@ setting). The default, 2024-01-02 (the sample's own start, about 3 years) agains
 (about 6 years), is what fits this machine today.
 
 For each start a home is backfilled (flows.backfill, sample source, in a fresh process) up to the
-session before the night, or --homes gives two homes prepared that way (short first). Then, for
+session before the night, or --homes gives two homes prepared that way (short first; their sample
+start is read from their first load, and --starts is then not used). Then, for
 --rounds rounds, alternating which goes first, each home is copied (untimed) and flows.nightly runs
 the night on the copy in a fresh process with Prefect's temporary server. Printed: whole-process
 wall seconds per round, medians, the ratio long / short, and the same for the load alone
@@ -82,13 +83,17 @@ def main() -> None:
     envs: dict[str, dict[str, str]] = {}
     prefect_home = Path(tempfile.mkdtemp(prefix="smallcaps-bench-prefect-"))
     for label, start, given in zip(labels, args.starts, args.homes or (None, None)):
-        envs[label] = harness.flow_env(sample_env(start, args.companies, args.env), prefect_home)
         if given:
+            # The sample market depends on its start: the nightly must see the start the home was
+            # backfilled from, or it would fetch other prices and record revisions.
+            history = harness.loads(given)
+            start = history[0].start_date
+            if history[-1].end_date != end:
+                sys.exit(f"{given}: its last load ends on {history[-1].end_date}, not on {end} (the session before {night})")
             homes[label] = given
-            last = harness.loads(given)[-1]
-            if last.end_date != end:
-                sys.exit(f"{given}: its last load ends on {last.end_date}, not on {end} (the session before {night})")
+            envs[label] = harness.flow_env(sample_env(start, args.companies, args.env), prefect_home)
             continue
+        envs[label] = harness.flow_env(sample_env(start, args.companies, args.env), prefect_home)
         base = args.keep or Path(tempfile.mkdtemp(prefix="smallcaps-bench-history-"))
         homes[label] = base / f"home-{start}"
         took = harness.backfill(homes[label], end, envs[label], time_v=Path("/usr/bin/time").exists())

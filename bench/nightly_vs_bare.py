@@ -43,17 +43,18 @@ def main() -> None:
 
     night = args.night or calendar.latest_completed_session()
     end = calendar.previous_session(night)
-    sample_env = {"SMALLCAPS_SAMPLE_START": args.sample_start.isoformat()} if args.sample_start else {}
-    env = harness.flow_env(sample_env)
     print(harness.load_avg())
     print(harness.bytecode_state())
 
     if args.home:
         home = args.home
-        last = harness.loads(home)[-1]
-        if last.end_date != end:
-            sys.exit(f"{home}: its last load ends on {last.end_date}, not on {end} (the session before {night})")
+        history = harness.loads(home)
+        if history[-1].end_date != end:
+            sys.exit(f"{home}: its last load ends on {history[-1].end_date}, not on {end} (the session before {night})")
+        # The sample market depends on its start: the nightly must use the one the home was made with.
+        env = harness.flow_env({"SMALLCAPS_SAMPLE_START": history[0].start_date.isoformat()})
     else:
+        env = harness.flow_env({"SMALLCAPS_SAMPLE_START": args.sample_start.isoformat()} if args.sample_start else {})
         home = Path(tempfile.mkdtemp(prefix="smallcaps-bench-home-")) / "home"
         took = harness.backfill(home, end, env)
         print(f"backfill of the sample up to {end} into {home}: {took.wall_s:.1f} s (process)")
