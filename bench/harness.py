@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import resource
 import shutil
 import statistics
 import subprocess
@@ -92,6 +93,9 @@ class Run:
     wall_s: float
     max_rss_kb: int | None = None
     stderr: str = ""
+    # user + system CPU seconds of the process and the children it waited for (the Prefect server):
+    # steadier than wall time on a machine whose other users take most of the cores.
+    cpu_s: float = 0.0
 
 
 def run_python(code: str, args: list[str], env: dict[str, str], *, time_v: bool = False) -> Run:
@@ -102,9 +106,12 @@ def run_python(code: str, args: list[str], env: dict[str, str], *, time_v: bool 
         if not Path("/usr/bin/time").exists():
             sys.exit("/usr/bin/time is missing: install Debian's `time` package (apt-get install -y time)")
         cmd = ["/usr/bin/time", "-v", *cmd]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t = time.perf_counter()
     done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
     wall = time.perf_counter() - t
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     own_stderr = done.stderr.split("\tCommand being timed:")[0] if time_v else done.stderr
     if done.returncode:
         sys.exit(f"flow process failed (exit {done.returncode}): {' '.join(cmd[:3])} ...\n{own_stderr[-4000:]}")
@@ -114,7 +121,7 @@ def run_python(code: str, args: list[str], env: dict[str, str], *, time_v: bool 
         if not found:
             sys.exit(f"/usr/bin/time -v printed no peak RSS:\n{done.stderr[-2000:]}")
         rss = int(found.group(1))
-    return Run(wall, rss, own_stderr)
+    return Run(wall, rss, own_stderr, cpu)
 
 
 def backfill(home: Path, end: date, env: dict[str, str], *, time_v: bool = False) -> Run:

@@ -111,12 +111,15 @@ def main() -> None:
     print(f"warm-up bare flow (creates the Prefect database): {time.perf_counter() - t:.1f} s")
 
     walls: dict[str, list[float]] = {label: [] for label in labels}
+    cpus: dict[str, list[float]] = {label: [] for label in labels}
     night_loads: dict[str, list[harness.Load]] = {label: [] for label in labels}
     for r in range(args.rounds):
         order = labels if r % 2 == 0 else labels[::-1]
         for label in order:
             copy = harness.copy_home(homes[label])
-            walls[label].append(harness.nightly(copy, night, envs[label]).wall_s)
+            run = harness.nightly(copy, night, envs[label])
+            walls[label].append(run.wall_s)
+            cpus[label].append(run.cpu_s)
             night_loads[label].append(harness.loads(copy)[-1])
             shutil.rmtree(copy.parent)
         print(f"round {r + 1} ({' then '.join(order)}): short {walls['short'][-1]:.1f} s, long {walls['long'][-1]:.1f} s; "
@@ -134,6 +137,9 @@ def main() -> None:
     )
     print(f"  ratio long / short: process {ratio:.2f}, load alone {load_ratio:.2f} (goal <= 1.2); per round: "
           + ", ".join(f"{a / b:.2f}" for a, b in zip(walls["long"], walls["short"])))
+    cpu_ratio = harness.median(cpus["long"]) / harness.median(cpus["short"])
+    print(f"  CPU seconds (user + sys of the process and the children it waited for), median: short {harness.median(cpus['short']):.1f}, "
+          f"long {harness.median(cpus['long']):.1f}; ratio {cpu_ratio:.2f}")
     print(harness.load_avg())
 
 

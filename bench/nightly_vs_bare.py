@@ -67,16 +67,21 @@ def main() -> None:
     print(f"warm-up bare flow (creates the Prefect database): {time.perf_counter() - t:.1f} s")
 
     nightly_s, bare_s, night_loads = [], [], []
+    nightly_cpu, bare_cpu = [], []
     for r in range(args.rounds):
         order = ("nightly", "bare") if r % 2 == 0 else ("bare", "nightly")
         for kind in order:
             if kind == "nightly":
                 copy = harness.copy_home(home)
-                nightly_s.append(harness.nightly(copy, night, env).wall_s)
+                run = harness.nightly(copy, night, env)
+                nightly_s.append(run.wall_s)
+                nightly_cpu.append(run.cpu_s)
                 night_loads.append(harness.loads(copy)[-1])
                 shutil.rmtree(copy.parent)
             else:
-                bare_s.append(harness.bare(env).wall_s)
+                run = harness.bare(env)
+                bare_s.append(run.wall_s)
+                bare_cpu.append(run.cpu_s)
         print(f"round {r + 1} ({' then '.join(order)}): nightly {nightly_s[-1]:.1f} s, bare {bare_s[-1]:.1f} s, "
               f"ratio {nightly_s[-1] / bare_s[-1]:.2f}; {harness.load_avg()}")
 
@@ -91,6 +96,8 @@ def main() -> None:
     print(f"  the nightly's load (meta.loads started_at..finished_at): median {load_s:.1f} s; "
           f"rest of its process (imports, Prefect server, flow machinery): {n - load_s:.1f} s")
     print(f"  load steps, median s: {harness.step_medians(night_loads)}")
+    nc, bc = harness.median(nightly_cpu), harness.median(bare_cpu)
+    print(f"  CPU seconds (user + sys of the process and the children it waited for), median: nightly {nc:.1f}, bare {bc:.1f}; ratio {nc / bc:.2f}")
     print(f"  rows in per night: {', '.join(f'{l.rows_in:,}' for l in night_loads)}")
     print(harness.load_avg())
 
