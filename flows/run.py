@@ -11,7 +11,7 @@ import polars as pl
 from prefect import get_run_logger, runtime, unmapped
 
 from flows import tasks
-from smallcaps import pipeline, progress
+from smallcaps import calendar, pipeline, progress
 from smallcaps.lock import load_lock
 from smallcaps.crashpoints import crashpoint
 from smallcaps.settings import Settings
@@ -21,11 +21,16 @@ from warehouse import loads
 from warehouse.db import connect
 
 
-def run_load(settings: Settings, kind: str, *, as_of: date, start: date | None = None, source: Source | None = None) -> dict:
+def run_load(
+    settings: Settings, kind: str, *, as_of: date, start: date | None = None, source: Source | None = None,
+    notes: list[str] | None = None,
+) -> dict:
     """Lock, plan, fetch, gate, load, check completeness, publish, export. `source` defaults to the
-    one settings name; tests pass their own (any object following sources.base.Source)."""
+    one settings name; tests pass their own (any object following sources.base.Source). `notes`
+    (what the caller decided, e.g. where a backfill was cut) join the run's warnings."""
     log = get_run_logger()
     timings: dict[str, float] = {}
+    pipeline.check_as_of(as_of, calendar.latest_completed_session())
     with load_lock(settings.home):
         con = connect(settings.warehouse_path, memory_limit_gb=settings.memory_limit_gb / 2)
         try:
@@ -40,7 +45,7 @@ def run_load(settings: Settings, kind: str, *, as_of: date, start: date | None =
             )
             log.info("load %s: %s from %s, sessions %s..%s", load_id, kind, settings.source, plan.bars_start, plan.as_of)
             try:
-                outcome = _load(con, settings, plan, load_id, now, timings, source or make_source(settings))
+                outcome = _load(con, settings, plan, load_id, now, timings, source or make_source(settings), list(notes or []))
             except pipeline.LoadFailed as exc:
                 status = "blocked" if isinstance(exc, pipeline.LoadBlocked) else "failed"
                 loads.finish(con, load_id=load_id, status=status, message=str(exc), timings=timings)
@@ -56,7 +61,9 @@ def run_load(settings: Settings, kind: str, *, as_of: date, start: date | None =
             con.close()
 
 
-def _load(con, settings: Settings, plan: pipeline.Plan, load_id: str, now: datetime, timings: dict, source: Source) -> dict:
+def _load(
+    con, settings: Settings, plan: pipeline.Plan, load_id: str, now: datetime, timings: dict, source: Source, notes: list[str]
+) -> dict:
     log = get_run_logger()
 
     t = time.perf_counter()
@@ -112,7 +119,7 @@ def _load(con, settings: Settings, plan: pipeline.Plan, load_id: str, now: datet
     batch = pipeline.split(
         fetched, index_symbols, asked={"bars": list(index_symbols) + symbols, "fundamentals": due, "rebase": list(rebase)}
     )
-    warnings = pipeline.check_fetched(batch, settings.source, plan)
+    warnings = notes + pipeline.check_fetched(batch, settings.source, plan)
     log.info(
         "fetched %s rows (%s requests): bars of %s symbols, fundamentals of %s",
         f"{batch.rows_in:,}", batch.requests, f"{len(index_symbols) + len(symbols):,}", f"{len(due):,}",
@@ -140,15 +147,21 @@ def _load(con, settings: Settings, plan: pipeline.Plan, load_id: str, now: datet
     warnings += more_warnings
     for w in warnings:
         log.warning(w)
+    set_aside = pipeline.quarantine_summary(gated, batch)
+    for line in set_aside:
+        log.warning("not loaded: %s", line)
 
-    outcome = pipeline.Outcome(load_id, "succeeded", plan.as_of, tables=counts, rows_quarantined=quarantined, warnings=warnings, timings=timings)
+    outcome = pipeline.Outcome(
+        load_id, "succeeded", plan.as_of, message=pipeline.quarantine_note(gated, batch) or "", tables=counts,
+        rows_quarantined=quarantined, warnings=warnings, quarantined=set_aside, timings=timings,
+    )
     sessions = con.execute(
         "SELECT count(DISTINCT session_date) FROM raw.index_bars WHERE session_date BETWEEN ? AND ?", [plan.bars_start, plan.as_of]
     ).fetchone()[0]
     held_msg = pipeline.check_completeness(con, settings, plan.as_of, batch)
     if held_msg:
         outcome.status = "held"
-        outcome.message = held_msg
+        outcome.message = held_msg + (f" ({outcome.message})" if outcome.message else "")
         pipeline.finish_ok(con, outcome, sessions, batch.rows_in)
         raise pipeline.NightHeld(held_msg + f" The load is in the private warehouse; {plan.as_of} was not published.")
 

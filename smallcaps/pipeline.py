@@ -94,11 +94,23 @@ class Outcome:
     tables: dict[str, MergeCounts] = field(default_factory=dict)
     rows_quarantined: int = 0
     warnings: list[str] = field(default_factory=list)
+    # What did not load and why, one line per table and reason (quarantine_summary).
+    quarantined: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     published_path: str | None = None
 
 
 # plan -----------------------------------------------------------------------------------------
+
+
+def check_as_of(as_of: date, latest: date, what: str = "as-of") -> None:
+    """No load is for a night after the latest completed NYSE session: nobody has its close yet, and
+    a night published for it would claim figures that do not exist."""
+    if as_of > latest:
+        raise ValueError(
+            f"{what} {as_of} is after the latest completed NYSE session ({latest}): nobody has that close yet, "
+            f"so nothing was loaded; ask for {latest} or an earlier session"
+        )
 
 
 def plan_nightly(con: duckdb.DuckDBPyConnection, settings: Settings, as_of: date) -> Plan:
@@ -373,10 +385,37 @@ def fundamentals_symbols(con: duckdb.DuckDBPyConnection, settings: Settings, sym
 # fetch ----------------------------------------------------------------------------------------
 
 
+# Sources name the dataset of an excluded row; dq.quarantine files it under the raw table it would
+# have gone to, so every table's rows can be counted: given = loaded + quarantined.
+EXCLUDED_TABLES = {"holdings": "raw.holdings", "fundamentals": "raw.fundamentals", "actions": "raw.corporate_actions",
+                   "corporate_actions": "raw.corporate_actions"}
+
+
+def _excluded_tables(excluded: pl.DataFrame, is_index) -> pl.DataFrame:
+    """`excluded` with `dataset` set to the raw table: a bar goes with the indexes or the constituents
+    like a loaded one (its symbol from row_json, or else the file its key names, `^RUT.csv line 12`)."""
+    if not excluded.height:
+        return excluded
+    symbol = pl.coalesce(
+        pl.col("row_json").str.json_path_match("$.symbol"),
+        pl.col("key").str.extract(r"([^/\s]+?)(?:\.csv)?(?:\s|$)", 1),
+    )
+    bars = pl.when(is_index(symbol)).then(pl.lit("raw.index_bars")).otherwise(pl.lit("raw.equity_bars"))
+    return excluded.with_columns(
+        pl.when(pl.col("dataset") == "bars")
+        .then(bars)
+        .otherwise(pl.col("dataset").replace(EXCLUDED_TABLES))
+        .alias("dataset")
+    )
+
+
 def split(fetched: Fetched, index_symbols: Sequence[str], asked: dict[str, list[str]] | None = None) -> Batch:
     # A row without a symbol goes with the constituents, where symbol_not_null quarantines it: a
     # null predicate would drop it from both tables, and the row would be lost without a trace.
-    is_index = (pl.col("symbol").is_in(list(index_symbols)) | pl.col("symbol").str.starts_with("^")).fill_null(False)
+    def is_index_symbol(symbol: pl.Expr) -> pl.Expr:
+        return (symbol.is_in(list(index_symbols)) | symbol.str.starts_with("^")).fill_null(False)
+
+    is_index = is_index_symbol(pl.col("symbol"))
     return Batch(
         frames={
             "raw.holdings": fetched.holdings,
@@ -386,7 +425,7 @@ def split(fetched: Fetched, index_symbols: Sequence[str], asked: dict[str, list[
             "raw.corporate_actions": fetched.actions,
         },
         failures=fetched.failures,
-        excluded=fetched.excluded,
+        excluded=_excluded_tables(fetched.excluded, is_index_symbol),
         requests=fetched.requests,
         asked=asked or {},
     )
@@ -837,6 +876,36 @@ def publish_patches(con: duckdb.DuckDBPyConnection, settings: Settings, load_id:
         keys = get(table).key
         patches[table] = Patch(keys, change.old.select(keys), change.new)
     return patches
+
+
+def quarantine_summary(gated: dict, batch: Batch) -> list[str]:
+    """One line per table and reason for the fetched rows that did not load: the gate's
+    quarantine-level findings (the rest of the table loaded), and the rows the source excluded."""
+    lines = [m for g in gated.values() for m in g.quarantined]
+    excluded = batch.excluded
+    if excluded.height:
+        by_table = excluded.group_by("dataset", maintain_order=True).agg(
+            pl.len().alias("rows"), pl.col("key").first(), pl.col("reason").first()
+        )
+        for table, rows, key, reason in by_table.iter_rows():
+            lines.append(f"{table}: {rows:,} row(s) excluded by the source, e.g. {key}: {reason}")
+    return lines
+
+
+def quarantine_note(gated: dict, batch: Batch) -> str | None:
+    """The short form of quarantine_summary for meta.loads.message: counts per table and expectation."""
+    parts = []
+    for table, g in gated.items():
+        if g.quarantine.height:
+            for exp, rows in g.quarantine.group_by("expectation", maintain_order=True).len().iter_rows():
+                parts.append(f"{table} {exp} {rows:,}")
+    if batch.excluded.height:
+        for table, rows in batch.excluded.group_by("dataset", maintain_order=True).len().iter_rows():
+            parts.append(f"{table} excluded_by_source {rows:,}")
+    if not parts:
+        return None
+    total = sum(g.quarantine.height for g in gated.values()) + batch.excluded.height
+    return f"loaded; {total:,} row(s) in dq.quarantine: " + "; ".join(parts)
 
 
 def timings_json(timings: dict[str, float]) -> str:
