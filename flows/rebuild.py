@@ -13,7 +13,6 @@ from flows.nightly import settings_for
 from smallcaps import pipeline, progress
 from smallcaps.lock import load_lock
 from warehouse import loads
-from warehouse.db import connect
 
 
 @flow(name="rebuild", log_prints=True)
@@ -25,7 +24,7 @@ def rebuild(home: str | None = None) -> dict:
     settings = settings_for(None, None, home)
     timings: dict[str, float] = {}
     with load_lock(settings.home):
-        con = connect(settings.warehouse_path, memory_limit_gb=settings.memory_limit_gb / 2)
+        con = pipeline.open_warehouse(settings)
         try:
             now = datetime.now(timezone.utc).replace(tzinfo=None)
             load_id = pipeline.new_load_id(now)

@@ -191,6 +191,7 @@ class Updated:
     restatements: list[dict] = field(default_factory=list)
     gate_results: dict = field(default_factory=dict)
     replayed: bool = False  # derived year by year: `changes` holds the last year's only
+    until: date | None = None  # the latest session the derived tables hold
 
     @property
     def blocked(self) -> bool:

@@ -54,6 +54,24 @@ class NightHeld(RuntimeError):
     """The load is in the private warehouse but was not published (completeness gate)."""
 
 
+def open_warehouse(settings: Settings) -> duckdb.DuckDBPyConnection:
+    """The private warehouse for a load: migrated, its derived tables as the registry declares them
+    (a re-shaped one is re-created empty and rebuilt by the load), DuckDB kept to half the memory
+    budget."""
+    from smallcaps.registry import DATASETS
+    from warehouse.datasets import sync
+    from warehouse.db import connect
+
+    con = connect(settings.warehouse_path, memory_limit_gb=settings.memory_limit_gb / 2)
+    sync(con, DATASETS, dataset_config(settings))
+    return con
+
+
+def dataset_config(settings: Settings) -> dict[str, object]:
+    """The settings that shape derived rows (Dataset.settings): a change rebuilds those tables."""
+    return {"pairs": [str(p) for p in settings.pairs], "anchors": list(settings.anchors)}
+
+
 def new_load_id(now: datetime) -> str:
     return f"{now:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
 
@@ -710,6 +728,9 @@ class Loaded:
     # keeps counts, not every row); the publish patches the snapshot with it.
     changes: dict = field(default_factory=dict)
     changes_complete: bool = False
+    # The latest session the derived tables hold: the load's night, or a later one already loaded
+    # when an earlier night was run again.
+    until: date | None = None
 
 
 def load(
@@ -734,7 +755,7 @@ def load(
     from smallcaps.registry import DATASETS
     from warehouse.datasets import sync
 
-    sync(con, DATASETS, {"pairs": [str(p) for p in settings.pairs], "anchors": list(settings.anchors)})
+    sync(con, DATASETS, dataset_config(settings))
     counts: dict[str, MergeCounts] = {}
     warnings: list[str] = []
     quarantined = 0
@@ -780,7 +801,7 @@ def load(
         con.execute("UPDATE meta.loads SET status = 'loaded' WHERE load_id = ?", [load_id])
         crashpoint("load.before_commit")
     derived_changes = {k: v for k, v in derived.changes.items() if not k.startswith("raw.")}
-    return Loaded(counts, quarantined, warnings, timings, derived_changes, not derived.replayed)
+    return Loaded(counts, quarantined, warnings, timings, derived_changes, not derived.replayed, derived.until)
 
 
 # Memory derivation needs per constituent-session row it holds at once (bars, cohorts, returns,
@@ -835,6 +856,7 @@ def _derive(con, settings: Settings, changes, counts: dict[str, MergeCounts], *,
             ),
         )
     mark_built(con, [d.name for d in DATASETS if rebuild or d.name in derived.changes], load_id)
+    derived.until = ctx.until
     return derived
 
 
@@ -844,7 +866,7 @@ def rebuild(con: duckdb.DuckDBPyConnection, settings: Settings, *, load_id: str,
     from smallcaps.registry import DATASETS
     from warehouse.datasets import sync
 
-    sync(con, DATASETS, {"pairs": [str(p) for p in settings.pairs], "anchors": list(settings.anchors)})
+    sync(con, DATASETS, dataset_config(settings))
     as_of = con.execute("SELECT max(session_date) FROM raw.index_bars").fetchone()[0]
     if as_of is None:
         raise LoadFailed(f"nothing to rebuild: {settings.warehouse_path} holds no index bars; run `smallcaps backfill` first")
