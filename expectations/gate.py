@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import math
+import threading
 import time
 import uuid
 import warnings as _warnings
@@ -119,9 +120,23 @@ class _GxRuntime:
         return {r.expectation_config.meta["smallcaps_name"]: r for r in outcome.results}, as_json
 
 
+_RUNTIME_LOCK = threading.Lock()
+
+
 @lru_cache(maxsize=1)
-def _default_runtime() -> _GxRuntime:
+def _cached_runtime() -> _GxRuntime:
     return _GxRuntime()
+
+
+def _default_runtime() -> _GxRuntime:
+    with _RUNTIME_LOCK:  # a warm-up thread may be building it: wait for that one
+        return _cached_runtime()
+
+
+def warm_up() -> None:
+    """Import Great Expectations and build the gate's context now (seconds of imports), e.g. in a
+    thread while the Prefect server starts or the fetch runs, so the first gate does not pay it."""
+    _default_runtime()
 
 
 def _runtime(context) -> _GxRuntime:

@@ -394,11 +394,22 @@ def _share_sum(column: str, *, allow_all_null: bool) -> Failing:
 
 
 def _streak_le_sessions(df: pl.DataFrame, params: Params) -> pl.DataFrame:
-    p = df.select("lead_symbol", "lag_symbol", "session_date", "streak").with_row_index("_row")
-    p = p.sort("lead_symbol", "lag_symbol", "session_date").with_columns(
-        pl.int_range(1, pl.len() + 1).over("lead_symbol", "lag_symbol").alias("sessions_so_far")
-    )
-    return p.sort("_row").select((pl.col("streak") > pl.col("sessions_so_far")).fill_null(False).alias("failed"), "sessions_so_far")
+    """A streak grows by at most one session per session: streak <= the pair's previous streak + 1,
+    and <= 1 on a pair's first session. (So it never exceeds the pair's sessions so far.) The
+    previous row is the batch's own or, for the batch's first row of a pair, the stored one in
+    `history` (a night gates only its new rows)."""
+    pair = ["lead_symbol", "lag_symbol"]
+    p = df.select(*pair, "session_date", "streak").with_row_index("_row").with_columns(pl.lit(True).alias("_batch"))
+    hist = params.history
+    if hist is not None and hist.height and {*pair, "session_date", "streak"} <= set(hist.columns):
+        older = hist.select(*pair, "session_date", pl.col("streak").cast(p.schema["streak"])).join(
+            p.select(*pair, "session_date"), on=[*pair, "session_date"], how="anti"
+        )
+        p = pl.concat([p, older.with_columns(pl.lit(None, dtype=pl.UInt32).alias("_row"), pl.lit(False).alias("_batch"))], how="diagonal")
+    p = p.sort(*pair, "session_date").with_columns(pl.col("streak").shift(1).over(pair).alias("previous_streak"))
+    # A negative previous streak is streak_non_negative's to report, not this check's again.
+    bad = pl.col("streak") > pl.col("previous_streak").fill_null(0).clip(lower_bound=0) + 1
+    return p.filter(pl.col("_batch")).sort("_row").select(bad.fill_null(False).alias("failed"), "previous_streak")
 
 
 # building blocks ---------------------------------------------------------------------------------
@@ -807,42 +818,20 @@ def _actions_suite() -> Suite:
 
 # mart suites --------------------------------------------------------------------------------------
 
-INDEX_DAILY_SCHEMA: dict[str, pl.DataType] = {
-    "symbol": pl.String, "session_date": pl.Date, "close": pl.Float64, "ret_1d": pl.Float64,
-    "ytd_return": pl.Float64, "is_record_close": pl.Boolean, "records_ytd": pl.Int32,
-    "drawdown_from_record": pl.Float64, "rsi_14": pl.Float64, "sma_50": pl.Float64, "sma_200": pl.Float64,
-    "high_52w": pl.Float64, "low_52w": pl.Float64,
-    # Migration 0005 appends these (transforms/index_levels.py).
-    "change_5d": pl.Float64, "ret_5d": pl.Float64, "support_level": pl.Float64, "support_date": pl.Date,
-    "resistance_level": pl.Float64, "resistance_date": pl.Date,
-}
-RELATIVE_PERFORMANCE_SCHEMA: dict[str, pl.DataType] = {
-    "lead_symbol": pl.String, "lag_symbol": pl.String, "session_date": pl.Date, "lead_ret": pl.Float64,
-    "lag_ret": pl.Float64, "spread": pl.Float64, "outperformed": pl.Boolean, "streak": pl.Int32,
-    "longest_since": pl.Date, "ytd_spread": pl.Float64,
-}
-COHORT_COMPOSITION_SCHEMA: dict[str, pl.DataType] = {
-    "universe": pl.String, "session_date": pl.Date, "cohort": pl.String, "members": pl.Int32,
-    "share_of_members": pl.Float64, "share_of_weight": pl.Float64, "rule_version": pl.String,
-}
-COHORT_PERFORMANCE_SCHEMA: dict[str, pl.DataType] = {
-    "universe": pl.String, "anchor": pl.String, "cohort": pl.String, "session_date": pl.Date,
-    "anchor_date": pl.Date, "members": pl.Int32, "priced": pl.Int32, "return_equal_weight": pl.Float64,
-    "return_cap_weight": pl.Float64, "return_median": pl.Float64,
-}
-INDEX_PERFORMANCE_SCHEMA: dict[str, pl.DataType] = {
-    "symbol": pl.String, "anchor": pl.String, "session_date": pl.Date, "anchor_date": pl.Date,
-    "anchor_close": pl.Float64, "close": pl.Float64, "return_since_anchor": pl.Float64,
-}
-SECTOR_DAILY_SCHEMA: dict[str, pl.DataType] = {
-    "universe": pl.String, "sector": pl.String, "session_date": pl.Date, "members": pl.Int32,
-    "return_equal_weight": pl.Float64, "return_cap_weight": pl.Float64,
-}
+# A mart's grain, key, columns and which columns are never null are declared once, in the
+# registry of datasets: its suite is made from that declaration plus the checks below.
+def _declared(table: str):
+    from smallcaps.registry import get
+
+    return get(table)
 
 
-def _mart(table: str, grain: str, keys: tuple[str, ...], schema: Mapping[str, pl.DataType], required: tuple[str, ...], extra: list[Expectation]) -> Suite:
+def _mart(table: str, extra: list[Expectation]) -> Suite:
+    d = _declared(table)
+    schema, keys = d.schema, d.key
+    required = tuple(c.name for c in d.columns if not c.nullable)
     exps = [*_schema_checks(schema), _rows_present("rows"), _keys(keys), *(_not_null(c, schema) for c in required), *extra]
-    return Suite(table, grain, keys, schema, required, tuple(exps))
+    return Suite(table, d.grain, keys, schema, required, tuple(exps))
 
 
 def _returns_above_minus_one(cols: tuple[str, ...]) -> list[Expectation]:
@@ -881,8 +870,7 @@ def _index_level_checks() -> list[Expectation]:
 
 def _index_performance_suite() -> Suite:
     return _mart(
-        "marts.index_performance", "one row per index, anchor and session", ("symbol", "anchor", "session_date"),
-        INDEX_PERFORMANCE_SCHEMA, tuple(INDEX_PERFORMANCE_SCHEMA),
+        "marts.index_performance",
         [
             _finite("returns_finite", ("anchor_close", "close", "return_since_anchor"), "closes and returns are finite numbers"),
             _positive("close"),
@@ -902,29 +890,29 @@ def _mart_suites() -> list[Suite]:
     sector_returns = ("return_equal_weight", "return_cap_weight")
     return [
         _mart(
-            "marts.index_daily", "one row per index and session", ("symbol", "session_date"), INDEX_DAILY_SCHEMA,
-            ("symbol", "session_date", "close", "is_record_close", "records_ytd", "drawdown_from_record"),
+            "marts.index_daily",
             [
                 _finite("returns_finite", idx_returns + idx_levels, "returns and levels are finite numbers (null where undefined)"),
                 _positive("close"),
                 *_returns_above_minus_one(("ret_1d", "ytd_return", "ret_5d")),
                 *_index_level_checks(),
                 _range("drawdown_in_range", "drawdown_from_record", -1, 0, "close / record close - 1 lies in [-1, 0]"),
+                _ge("record_ge_close", "record_close", "close", "the record close so far includes today's close"),
+                _finite("rsi_averages_finite", ("record_close", "rsi_avg_gain", "rsi_avg_loss"), "the carried running figures are finite"),
                 _range("rsi_in_range", "rsi_14", 0, 100, "RSI is bounded to 0..100 by construction"),
                 _range("records_ytd_non_negative", "records_ytd", 0, None, "a count of record closes"),
                 *_session_checks(),
             ],
         ),
         _mart(
-            "marts.relative_performance", "one row per pair and session", ("lead_symbol", "lag_symbol", "session_date"),
-            RELATIVE_PERFORMANCE_SCHEMA, ("lead_symbol", "lag_symbol", "session_date", "outperformed", "streak"),
+            "marts.relative_performance",
             [
                 _finite("returns_finite", rel_returns, "returns and spreads are finite numbers (null where undefined)"),
                 _range("streak_non_negative", "streak", 0, None, "a streak counts sessions: 0 or more"),
                 Expectation(
                     "streak_le_sessions",
                     "error",
-                    "a streak cannot be longer than the pair's sessions so far",
+                    "a streak grows by at most one session per session (so it never exceeds the pair's sessions so far)",
                     columns=("lead_symbol", "lag_symbol", "session_date", "streak"),
                     failing=_streak_le_sessions,
                     show=("streak",),
@@ -941,8 +929,7 @@ def _mart_suites() -> list[Suite]:
             ],
         ),
         _mart(
-            "marts.cohort_composition", "one row per universe, session and cohort", ("universe", "session_date", "cohort"),
-            COHORT_COMPOSITION_SCHEMA, ("universe", "session_date", "cohort", "members", "share_of_members", "rule_version"),
+            "marts.cohort_composition",
             [
                 _in_set("cohort_known", "cohort", COHORTS, "cohorts of rule v1: profitable, unprofitable, no_data"),
                 _range("members_non_negative", "members", 0, None, "a member count"),
@@ -970,9 +957,7 @@ def _mart_suites() -> list[Suite]:
             ],
         ),
         _mart(
-            "marts.cohort_performance", "one row per universe, anchor, cohort and session",
-            ("universe", "anchor", "cohort", "session_date"), COHORT_PERFORMANCE_SCHEMA,
-            ("universe", "anchor", "cohort", "session_date", "anchor_date", "members", "priced"),
+            "marts.cohort_performance",
             [
                 _in_set(
                     "cohort_known", "cohort", (*COHORTS, "all"),
@@ -987,8 +972,7 @@ def _mart_suites() -> list[Suite]:
             ],
         ),
         _mart(
-            "marts.sector_daily", "one row per universe, sector and session", ("universe", "sector", "session_date"),
-            SECTOR_DAILY_SCHEMA, ("universe", "sector", "session_date", "members"),
+            "marts.sector_daily",
             [
                 _range("members_non_negative", "members", 0, None, "a member count"),
                 _finite("returns_finite", sector_returns, "returns are finite numbers (null where undefined)"),

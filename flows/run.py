@@ -18,7 +18,6 @@ from smallcaps.settings import Settings
 from sources import make_source
 from sources.base import Fetched, Source
 from warehouse import loads
-from warehouse.db import connect
 
 
 def run_load(
@@ -32,7 +31,7 @@ def run_load(
     timings: dict[str, float] = {}
     pipeline.check_as_of(as_of, calendar.latest_completed_session())
     with load_lock(settings.home):
-        con = connect(settings.warehouse_path)
+        con = pipeline.open_warehouse(settings)
         try:
             for dead, what in loads.mark_interrupted(con):
                 log.warning("load %s was interrupted: %s; redoing it", dead, what)
@@ -138,9 +137,8 @@ def _load(
         )
 
     t = time.perf_counter()
-    counts, quarantined, more_warnings, load_timings = tasks.load(
-        con, batch, gated, load_id, settings.source, now, settings, plan.as_of
-    )
+    loaded = tasks.load(con, batch, gated, load_id, settings.source, now, settings, plan.as_of)
+    counts, quarantined, more_warnings, load_timings = loaded.counts, loaded.quarantined, loaded.warnings, loaded.timings
     timings["load"] = time.perf_counter() - t
     crashpoint("load.committed")
     progress.advance("loaded and rebuilt")
@@ -169,7 +167,13 @@ def _load(
     t = time.perf_counter()
     pipeline.finish_ok(con, outcome, sessions, batch.rows_in)
     crashpoint("publish.start")
-    published = tasks.publish_snapshot(con, settings, plan.as_of, load_id, settings.source)
+    patches = pipeline.publish_patches(con, settings, load_id, loaded)
+    # Derived tables hold every loaded session: a past night run again (a repair) publishes the
+    # latest one, which the repair brought up to date too.
+    night = max(plan.as_of, loaded.until or plan.as_of)
+    if night != plan.as_of:
+        log.info("%s was loaded again; the warehouse holds sessions up to %s: publishing %s", plan.as_of, night, night)
+    published = tasks.publish_snapshot(con, settings, night, load_id, settings.source, patches)
     crashpoint("publish.done")
     pipeline.record_publish(con, published, load_id)
     crashpoint("publish.recorded")
@@ -185,7 +189,7 @@ def _load(
     if settings.write_report:
         t = time.perf_counter()
         try:
-            report = tasks.write_report(settings, plan.as_of)
+            report = tasks.write_report(settings, night)
             log.info("report: %s", report.html_path)
         except Exception as exc:  # noqa: BLE001  (the night is published; a chart must not undo that)
             outcome.warnings.append(f"the night is published but its report was not written: {type(exc).__name__}: {exc}")
@@ -193,9 +197,10 @@ def _load(
         timings["report"] = time.perf_counter() - t
         progress.advance("report written")
     pipeline.finish_ok(con, outcome, sessions, batch.rows_in)
-    log.info("published %s (%s MB) for %s", published.path, round(published.bytes / 1e6, 1), plan.as_of)
+    log.info("published %s (%s MB) for %s", published.path, round(published.bytes / 1e6, 1), night)
     summary = asdict(outcome)
     summary["as_of"] = plan.as_of.isoformat()
+    summary["published_night"] = night.isoformat()
     summary["sessions"] = sessions
     summary["rows_in"] = batch.rows_in
     summary["tables"] = {k: asdict(v) for k, v in counts.items()}

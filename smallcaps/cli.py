@@ -58,6 +58,16 @@ def _fail(message: str, code: int = 1) -> None:
     raise typer.Exit(code)
 
 
+def _warm_up_gate() -> None:
+    """Import Great Expectations in a thread while the flow's Prefect server starts (the main
+    thread only waits for it then): the gate's import costs seconds a run would otherwise wait."""
+    import threading
+
+    from expectations.gate import warm_up
+
+    threading.Thread(target=warm_up, name="gx-warm-up", daemon=True).start()
+
+
 def _run_flow(label: str, fn, **kwargs) -> dict:
     """Run a flow with a live elapsed-time status; turn pipeline errors into clear exits."""
     from smallcaps.lock import LoadLocked
@@ -68,6 +78,7 @@ def _run_flow(label: str, fn, **kwargs) -> dict:
     from smallcaps import progress
 
     started = time.perf_counter()
+    _warm_up_gate()
     bar = Progress(
         SpinnerColumn(), TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
         TextColumn("{task.fields[step]}"), TimeElapsedColumn(), console=err, transient=False,
@@ -179,6 +190,17 @@ def backfill(
 
 
 @app.command()
+def rebuild(home: Optional[Path] = typer.Option(None, help="data home")) -> None:
+    """Recompute every core table and mart from raw (year by year), write what differs, publish."""
+    settings = _settings(None, None, home)
+    from flows.rebuild import rebuild as rebuild_flow
+
+    result = _run_flow("rebuild", rebuild_flow, home=str(settings.home))
+    console.print(f"rebuilt through {result['as_of']}: published {result['published_path']}", soft_wrap=True, highlight=False, markup=False)
+    console.print(f"took {result['seconds']} s")
+
+
+@app.command()
 def demo(home: Optional[Path] = typer.Option(None, help="data home")) -> None:
     """Backfill the embedded sample market, run the nightly load for the latest session, print the night."""
     settings = _settings("sample", None, home)
@@ -254,6 +276,15 @@ def status(home: Optional[Path] = typer.Option(None, help="data home")) -> None:
     for name, rows, latest in s.tables:
         t.add_row(name, f"{rows:,}", "" if latest is None else str(latest))
     console.print(t)
+    if s.restatements:
+        t = Table(title="restatements: rows of published nights a later load rewrote (meta.restatements)")
+        for c in ("load", "table", "first night", "last night", "rows", "why"):
+            t.add_column(c)
+        for r in s.restatements:
+            t.add_row(*["" if v is None else str(v) for v in r])
+        console.print(t)
+    else:
+        console.print("restatements: none (no published night has changed)")
 
 
 @app.command()

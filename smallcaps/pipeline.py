@@ -54,6 +54,24 @@ class NightHeld(RuntimeError):
     """The load is in the private warehouse but was not published (completeness gate)."""
 
 
+def open_warehouse(settings: Settings) -> duckdb.DuckDBPyConnection:
+    """The private warehouse for a load: migrated, its derived tables as the registry declares them
+    (a re-shaped one is re-created empty and rebuilt by the load), DuckDB kept to half the memory
+    budget."""
+    from smallcaps.registry import DATASETS
+    from warehouse.datasets import sync
+    from warehouse.db import connect
+
+    con = connect(settings.warehouse_path, memory_limit_gb=settings.memory_limit_gb / 2)
+    sync(con, DATASETS, dataset_config(settings))
+    return con
+
+
+def dataset_config(settings: Settings) -> dict[str, object]:
+    """The settings that shape derived rows (Dataset.settings): a change rebuilds those tables."""
+    return {"pairs": [str(p) for p in settings.pairs], "anchors": list(settings.anchors)}
+
+
 def new_load_id(now: datetime) -> str:
     return f"{now:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
 
@@ -642,6 +660,79 @@ def update_symbols(con) -> None:
     con.unregister("_symbols")
 
 
+# The columns of a raw table's changed rows that derivation reads (smallcaps.steps).
+CHANGE_COLUMNS: dict[str, list[str]] = {
+    "raw.index_bars": ["symbol", "session_date"],
+    "raw.equity_bars": ["symbol", "session_date"],
+    "raw.holdings": ["universe", "as_of_date", "symbol"],
+    "raw.fundamentals": ["symbol", "period_end_date", "report_date", "net_income_common_usd"],
+    "raw.corporate_actions": ["symbol", "ex_date", "action"],
+}
+
+
+def derive_context(con: duckdb.DuckDBPyConnection, settings: Settings, as_of: date):
+    """What the derivation of a load needs to know about the night and the warehouse."""
+    from smallcaps.derive import Context
+    from transforms.headlines import INDEX_NAMES
+
+    stored_last = con.execute("SELECT max(session_date) FROM core.sessions").fetchone()[0]
+    first = con.execute(
+        "SELECT least((SELECT min(session_date) FROM raw.index_bars), (SELECT min(session_date) FROM raw.equity_bars), "
+        "(SELECT min(as_of_date) FROM raw.holdings))"
+    ).fetchone()[0]
+    published = con.execute("SELECT max(as_of_date) FROM meta.publishes").fetchone()[0]
+    return Context(
+        con=con,
+        as_of=as_of,
+        until=max(as_of, stored_last) if stored_last else as_of,
+        pairs=[(p.lead, p.lag) for p in settings.pairs],
+        anchors=list(settings.anchors),
+        index_names=INDEX_NAMES,
+        published_through=published,
+        first_date=first,
+    )
+
+
+def _restatement_reason(counts: dict[str, MergeCounts], published_through: date | None) -> str:
+    """The raw changes of a load that can reach published nights, in one line."""
+    parts = []
+    for table, c in counts.items():
+        if c.new is None or c.new.height == 0:
+            continue
+        date_col = next((col for col in ("session_date", "as_of_date", "period_end_date", "ex_date") if col in c.new.columns), None)
+        rows = c.new
+        if published_through is not None and date_col is not None:
+            rows = rows.filter(pl.col(date_col) <= published_through)
+        if rows.height == 0:
+            continue
+        who = rows.get_column(rows.columns[0]).unique().sort()
+        example = ", ".join(who.head(3).to_list()) + (" ..." if who.len() > 3 else "")
+        kinds = []
+        if c.changed:
+            kinds.append(f"{c.changed:,} revised")
+        if c.inserted:
+            kinds.append(f"{c.inserted:,} new")
+        parts.append(f"{table}: {rows.height:,} rows dated on or before {published_through} ({' / '.join(kinds)}; {example})")
+    return "; ".join(parts) or "derived from changes in this load"
+
+
+@dataclass
+class Loaded:
+    """What one load's transaction did."""
+
+    counts: dict[str, MergeCounts]
+    quarantined: int
+    warnings: list[str]
+    timings: dict[str, float]
+    # Per derived table, what changed (complete only when derivation ran as one update: a replay
+    # keeps counts, not every row); the publish patches the snapshot with it.
+    changes: dict = field(default_factory=dict)
+    changes_complete: bool = False
+    # The latest session the derived tables hold: the load's night, or a later one already loaded
+    # when an earlier night was run again.
+    until: date | None = None
+
+
 def load(
     con: duckdb.DuckDBPyConnection,
     batch: Batch,
@@ -652,23 +743,32 @@ def load(
     fetched_at: datetime,
     settings: Settings,
     as_of: date,
-) -> tuple[dict[str, MergeCounts], int, list[str], dict[str, float]]:
-    """Merge the clean rows and rebuild core and marts, all in one transaction.
+    rebuild: bool = False,
+) -> Loaded:
+    """Merge the clean rows and bring core and marts up to date, all in one transaction.
 
-    Returns merge counts per table, quarantined rows, warnings, and timings. Raises LoadBlocked
+    Derivation recomputes only what the merged changes reach (smallcaps.derive); a derived table
+    created or re-shaped since the last load (or `rebuild`) is rebuilt from raw. Raises LoadBlocked
     (after rolling back) when a mart fails an error-level expectation.
     """
-    from warehouse.rebuild import rebuild
+    from smallcaps import derive
+    from smallcaps.registry import DATASETS
+    from warehouse.datasets import sync
 
+    sync(con, DATASETS, dataset_config(settings))
     counts: dict[str, MergeCounts] = {}
     warnings: list[str] = []
     quarantined = 0
     timings: dict[str, float] = {}
     with transaction(con):
         t = time.perf_counter()
+        changes = derive.Changes()
         for table, g in gated.items():
             staged = stage(g.clean, source=source, fetched_at=fetched_at, load_id=load_id, table=table)
-            counts[table] = merge(con, table, staged, load_id)
+            counts[table] = merge(con, table, staged, load_id, CHANGE_COLUMNS.get(table))
+            c = counts[table]
+            if c.new is not None and (c.new.height or c.old.height):
+                changes[table] = derive.Change(c.new, c.old)
             crashpoint("merge.table")
             _insert(con, "dq.results", g.results)
             _insert(con, "dq.quarantine", g.quarantine)
@@ -695,17 +795,109 @@ def load(
         update_symbols(con)
         crashpoint("merge.done")
         timings["merge"] = time.perf_counter() - t
-        rebuilt = rebuild(con, settings, as_of=as_of, load_id=load_id)
-        timings.update(rebuilt.timings)
-        warnings.extend(rebuilt.warnings)
-        if rebuilt.blocked:
-            raise LoadBlocked("marts failed their checks, nothing was loaded: " + "; ".join(rebuilt.errors))
-        for table, res in rebuilt.results.items():
-            _insert(con, "dq.results", res)
+        derived = _derive(con, settings, changes, counts, load_id=load_id, as_of=as_of, at=fetched_at, rebuild=rebuild, timings=timings)
+        warnings.extend(derived.warnings)
         # Committed with the data: a crash after this point must not be mistaken for a rollback.
         con.execute("UPDATE meta.loads SET status = 'loaded' WHERE load_id = ?", [load_id])
         crashpoint("load.before_commit")
-    return counts, quarantined, warnings, timings
+    derived_changes = {k: v for k, v in derived.changes.items() if not k.startswith("raw.")}
+    return Loaded(counts, quarantined, warnings, timings, derived_changes, not derived.replayed, derived.until)
+
+
+# Memory derivation needs per constituent-session row it holds at once (bars, cohorts, returns,
+# the frames joined from them), measured on the sample market with bench/backfill_rss.py.
+DERIVE_BYTES_PER_ROW = 1_500
+
+
+def derive_budget(con: duckdb.DuckDBPyConnection, settings: Settings) -> tuple[int, int]:
+    """(raw rows a load may change before it is derived period by period, months per period):
+    half of settings.memory_limit_gb is for derivation (DuckDB has the other half)."""
+    budget_rows = max(100_000, int(settings.memory_limit_gb / 2 * 1e9 / DERIVE_BYTES_PER_ROW))
+    symbols = con.execute(
+        "SELECT count(DISTINCT symbol) FROM raw.equity_bars WHERE session_date >= (SELECT max(session_date) - 31 FROM raw.equity_bars)"
+    ).fetchone()[0] or 1
+    rows_per_month = symbols * 21
+    return budget_rows, max(1, min(12, budget_rows // rows_per_month))
+
+
+def _derive(con, settings: Settings, changes, counts: dict[str, MergeCounts], *, load_id: str, as_of: date, at: datetime, rebuild: bool, timings: dict):
+    """Bring core and marts up to date inside the caller's transaction; record gate results and
+    restatements. Raises LoadBlocked when a mart fails an error-level expectation."""
+    from smallcaps import derive
+    from smallcaps.registry import DATASETS
+    from warehouse.datasets import mark_built, unbuilt
+
+    t = time.perf_counter()
+    ctx = derive_context(con, settings, as_of)
+    rebuild = rebuild or bool(unbuilt(con))
+    budget_rows, months = derive_budget(con, settings)
+    derived = derive.run(
+        ctx, changes, load_id=load_id, severity=settings.dq_severity, rebuild=rebuild, replay_rows=budget_rows, period_months=months
+    )
+    crashpoint("transform.derived")
+    timings.update(derived.timings)
+    timings["derive"] = time.perf_counter() - t
+    if derived.gate_results:
+        from expectations.docs import save_validations
+
+        save_validations(settings, load_id, derived.gate_results)
+    crashpoint("transform.gated")
+    if derived.blocked:
+        raise LoadBlocked("marts failed their checks, nothing was loaded: " + "; ".join(derived.errors))
+    for res in derived.results.values():
+        _insert(con, "dq.results", res)
+    if derived.restatements:
+        reason = _restatement_reason(counts, ctx.published_through) if counts else "rebuilt from raw (smallcaps rebuild)"
+        _insert(
+            con,
+            "meta.restatements",
+            pl.DataFrame(derived.restatements).with_columns(
+                pl.lit(load_id).alias("load_id"), pl.lit(reason).alias("reason"), pl.lit(at).cast(pl.Datetime("us")).alias("restated_at")
+            ),
+        )
+    mark_built(con, [d.name for d in DATASETS if rebuild or d.name in derived.changes], load_id)
+    derived.until = ctx.until
+    return derived
+
+
+def rebuild(con: duckdb.DuckDBPyConnection, settings: Settings, *, load_id: str, at: datetime) -> Loaded:
+    """Recompute every core table and mart from raw, one year at a time, and write what differs
+    (nothing, when the tables were right). One transaction, gated like a load."""
+    from smallcaps.registry import DATASETS
+    from warehouse.datasets import sync
+
+    sync(con, DATASETS, dataset_config(settings))
+    as_of = con.execute("SELECT max(session_date) FROM raw.index_bars").fetchone()[0]
+    if as_of is None:
+        raise LoadFailed(f"nothing to rebuild: {settings.warehouse_path} holds no index bars; run `smallcaps backfill` first")
+    timings: dict[str, float] = {}
+    with transaction(con):
+        derived = _derive(con, settings, {}, {}, load_id=load_id, as_of=as_of, at=at, rebuild=True, timings=timings)
+        con.execute("UPDATE meta.loads SET status = 'loaded', end_date = ? WHERE load_id = ?", [as_of, load_id])
+    return Loaded({}, 0, derived.warnings, timings, {}, False)
+
+
+def publish_patches(con: duckdb.DuckDBPyConnection, settings: Settings, load_id: str, loaded: Loaded) -> dict | None:
+    """How to patch the current snapshot into tonight's, or None when it must be written whole:
+    after a replayed (large) load, or when the snapshot is not the one of the load before this
+    one (a held night, an interrupted publish, a first night)."""
+    from smallcaps.registry import get
+    from warehouse.publish import Patch, snapshot_load
+
+    if not loaded.changes_complete:
+        return None
+    previous = con.execute(
+        "SELECT load_id FROM meta.loads WHERE load_id <> ? AND status NOT IN ('failed', 'blocked', 'skipped', 'running') "
+        "AND started_at <= (SELECT started_at FROM meta.loads WHERE load_id = ?) ORDER BY started_at DESC LIMIT 1",
+        [load_id, load_id],
+    ).fetchone()
+    if previous is None or snapshot_load(settings.published_dir) != previous[0]:
+        return None
+    patches = {}
+    for table, change in loaded.changes.items():
+        keys = get(table).key
+        patches[table] = Patch(keys, change.old.select(keys), change.new)
+    return patches
 
 
 def quarantine_summary(gated: dict, batch: Batch) -> list[str]:

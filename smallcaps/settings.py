@@ -145,6 +145,10 @@ class Settings(BaseSettings):
         3, ge=1, description="a former member whose bars failed this many loads in a row is no longer asked for"
     )
     fundamentals_max_age_days: int = Field(100, ge=1, description="re-fetch fundamentals older than this")
+    memory_limit_gb: float = Field(
+        4.0, ge=0.5, description="memory a load may use: DuckDB gets half (it spills to home/tmp beyond), "
+        "derivation of a large load is replayed in periods sized to the rest"
+    )
 
     @field_validator("pairs", mode="before")
     @classmethod

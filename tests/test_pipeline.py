@@ -210,7 +210,11 @@ def test_last_needed_sessions_by_hand():
 
 
 def test_a_former_member_is_priced_until_its_last_needed_price_is_stored(tmp_path):
+    from smallcaps.registry import DATASETS
+    from warehouse.datasets import sync
+
     con = connect(tmp_path / "w.duckdb")
+    sync(con, DATASETS)
     put(con, "raw.holdings", holdings("russell2000", date(2025, 1, 2), ["A", "B", "C", "D", "E", "G", "KEEP"]))
     put(con, "raw.holdings", holdings("russell2000", date(2026, 11, 2), ["KEEP"]))
     with transaction(con):

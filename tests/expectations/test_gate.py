@@ -118,7 +118,7 @@ MATRIX = [
     Corruption("negative_streak", "marts.relative_performance", lambda: set_at(relative_performance(), 4, streak=-1),
                "blocked", "streak_non_negative failed for 1 of 10 rows, e.g. ^RUT ^GSPC 2025-03-07 streak=-1", {_k("^RUT", "^GSPC", SESSIONS[4])}),
     Corruption("streak_too_long", "marts.relative_performance", lambda: set_at(relative_performance(), 1, streak=5),
-               "blocked", "streak_le_sessions failed for 1 of 10 rows, e.g. ^RUT ^GSPC 2025-03-04 streak=5 sessions_so_far=2", {_k("^RUT", "^GSPC", SESSIONS[1])}),
+               "blocked", "streak_le_sessions failed for 1 of 10 rows, e.g. ^RUT ^GSPC 2025-03-04 streak=5 previous_streak=0", {_k("^RUT", "^GSPC", SESSIONS[1])}),
     Corruption("priced_gt_members", "marts.cohort_performance", lambda: set_at(cohort_performance(), 0, priced=60),
                "blocked", "members_ge_priced failed for 1 of 30 rows", {_k("russell2000", "2025-03-03", "profitable", SESSIONS[0])}),
     Corruption("sector_return_nan", "marts.sector_daily", lambda: set_at(sector_daily(), 0, return_equal_weight=float("nan")),

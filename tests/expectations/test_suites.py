@@ -21,14 +21,14 @@ from expectations.suites import SEVERITIES, SUITES, check_overrides, expectation
 from smallcaps import calendar
 from smallcaps.settings import Universe
 from sources.base import ACTIONS_SCHEMA, BARS_SCHEMA, FUNDAMENTALS_SCHEMA, HOLDINGS_SCHEMA
-from expectations.suites import (
-    COHORT_COMPOSITION_SCHEMA,
-    COHORT_PERFORMANCE_SCHEMA,
-    INDEX_DAILY_SCHEMA,
-    INDEX_PERFORMANCE_SCHEMA,
-    RELATIVE_PERFORMANCE_SCHEMA,
-    SECTOR_DAILY_SCHEMA,
-)
+from smallcaps.registry import get
+
+INDEX_DAILY_SCHEMA = get("marts.index_daily").schema
+INDEX_PERFORMANCE_SCHEMA = get("marts.index_performance").schema
+RELATIVE_PERFORMANCE_SCHEMA = get("marts.relative_performance").schema
+COHORT_COMPOSITION_SCHEMA = get("marts.cohort_composition").schema
+COHORT_PERFORMANCE_SCHEMA = get("marts.cohort_performance").schema
+SECTOR_DAILY_SCHEMA = get("marts.sector_daily").schema
 
 AS_OF = date(2025, 3, 14)
 SESSIONS = calendar.sessions(date(2025, 3, 3), AS_OF)  # 10 sessions
@@ -95,12 +95,16 @@ def index_daily() -> pl.DataFrame:
             close = level * (1 + 0.002 * k)
             week = k >= 5
             before = level * (1 + 0.002 * (k - 5))
-            rows.append((sym, d, close, 0.002 if k else None, 0.01 + 0.002 * k, k > 0, k, 0.0 if k else -0.01,
-                         55.0 + k, close * 0.98, close * 0.95, close, close * 0.8,
-                         close - before if week else None, close / before - 1 if week else None,
-                         close * 0.97 if k >= 6 else None, SESSIONS[0] if k >= 6 else None,
-                         close * 1.02 if k >= 7 else None, SESSIONS[1] if k >= 7 else None))
-    return pl.DataFrame(rows, schema=INDEX_DAILY_SCHEMA, orient="row")
+            rows.append(dict(
+                symbol=sym, session_date=d, close=close, ret_1d=0.002 if k else None, ytd_return=0.01 + 0.002 * k,
+                is_record_close=k > 0, records_ytd=k, drawdown_from_record=0.0 if k else -0.01,
+                record_close=close / 0.99 if k == 0 else close, record_date=d, rsi_14=55.0 + k,
+                rsi_avg_gain=1.1, rsi_avg_loss=0.9, sma_50=close * 0.98, sma_200=close * 0.95, high_52w=close, low_52w=close * 0.8,
+                change_5d=close - before if week else None, ret_5d=close / before - 1 if week else None,
+                support_level=close * 0.97 if k >= 6 else None, support_date=SESSIONS[0] if k >= 6 else None,
+                resistance_level=close * 1.02 if k >= 7 else None, resistance_date=SESSIONS[1] if k >= 7 else None,
+            ))
+    return pl.DataFrame(rows, schema=INDEX_DAILY_SCHEMA)
 
 
 def index_performance() -> pl.DataFrame:
@@ -250,6 +254,10 @@ CASES = [
     ("marts.index_daily", "ret_1d_ge_minus_1", lambda d: set_at(d, 4, ret_1d=-1.5), 1),
     ("marts.index_daily", "ytd_return_ge_minus_1", lambda d: set_at(d, 4, ytd_return=-2.0), 1),
     ("marts.index_daily", "drawdown_in_range", lambda d: set_at(d, 4, drawdown_from_record=0.2), 1),
+    ("marts.index_daily", "record_ge_close", lambda d: set_at(d, 4, record_close=1.0), 1),
+    ("marts.index_daily", "record_close_not_null", lambda d: set_at(d, 4, record_close=None), 1),
+    ("marts.index_daily", "record_date_not_null", lambda d: set_at(d, 4, record_date=None), 1),
+    ("marts.index_daily", "rsi_averages_finite", lambda d: set_at(d, 4, rsi_avg_loss=float("inf")), 1),
     ("marts.index_daily", "drawdown_from_record_not_null", lambda d: set_at(d, 4, drawdown_from_record=None), 1),
     ("marts.index_daily", "is_record_close_not_null", lambda d: set_at(d, 4, is_record_close=None), 1),
     ("marts.index_daily", "records_ytd_not_null", lambda d: set_at(d, 4, records_ytd=None), 1),
