@@ -4,14 +4,19 @@ The same definitions as transforms/ (docs/definitions.md, docs/cohorts.md, docs/
 the way a competent pandas user would: sort once, then groupby/shift/cumsum/transform, rolling,
 ewm, merge, merge_asof, pivot and NumPy indexing into the pivoted price panel. One Python loop
 remains, over the rows of each pair's streak runs for `longest_since` (pandas has no vectorised
-"latest earlier run at least this long"). Not tuned beyond that, and not made slow on purpose.
+"latest earlier run at least this long"). Support and resistance expand each swing to the sessions
+that see it (`Index.repeat`) and merge, as a pandas user would without a rolling custom function.
+Not tuned beyond that, and not made slow on purpose.
+
+It computes every table from the whole history at once: no carried state, no windows.
 
 `marts.headlines` is left out: it is sentences built from the other marts, not a computation a
 pandas comparison says anything about.
 
 Inputs are pandas frames of the raw tables (bookkeeping columns dropped), already filtered to
 `as_of` by the caller, plus the sorted NYSE sessions. Dates are datetime64 columns; missing values
-are NaN/NaT. `derive` returns every table with the columns of its mart, and seconds per table.
+are NaN/NaT. `derive` returns every table with the columns of its dataset (smallcaps/registry.py),
+and seconds per table.
 """
 
 from __future__ import annotations
@@ -30,6 +35,9 @@ TTM_QUARTERS = 4
 AVAILABILITY_DAYS = 45
 RSI_PERIOD = 14
 SESSIONS_52W = 252
+CHANGE_SESSIONS = 5
+SWING_SESSIONS = 5
+LEVELS_WINDOW_SESSIONS = 126
 
 
 # --- core.equity_returns ---------------------------------------------------------------------------
@@ -47,9 +55,9 @@ def equity_returns(equity_bars: pd.DataFrame) -> pd.DataFrame:
 # --- marts.index_daily, marts.index_records -----------------------------------------------------------
 
 
-def _wilder_rsi(close: pd.Series, period: int = RSI_PERIOD) -> pd.Series:
+def _wilder_averages(close: pd.Series, period: int = RSI_PERIOD) -> tuple[pd.Series, pd.Series]:
+    """Wilder's average gain and loss of one symbol's closes."""
     change = close.diff()
-    gain, loss = change.clip(lower=0.0), (-change).clip(lower=0.0)
 
     def smoothed(x: pd.Series) -> pd.Series:
         # Seed: the mean of the first `period` changes, placed on the (period+1)-th session; then
@@ -60,9 +68,52 @@ def _wilder_rsi(close: pd.Series, period: int = RSI_PERIOD) -> pd.Series:
             seeded.iloc[period + 1 :] = x.iloc[period + 1 :]
         return seeded.ewm(alpha=1.0 / period, adjust=False).mean()
 
-    avg_gain, avg_loss = smoothed(gain), smoothed(loss)
-    rsi = 100.0 - 100.0 / (1.0 + avg_gain / avg_loss)
-    return rsi.mask(avg_loss == 0.0, 100.0)
+    return smoothed(change.clip(lower=0.0)), smoothed((-change).clip(lower=0.0))
+
+
+def _levels(df: pd.DataFrame) -> pd.DataFrame:
+    """Weekly change and support / resistance of `df` (symbol, session_date, close; sorted by symbol
+    and session): the columns of transforms/index_levels.py, one row per row of `df`."""
+    close = df.groupby("symbol")["close"]
+    before = close.shift(CHANGE_SESSIONS)
+    out = df[["symbol", "session_date", "close"]].copy()
+    out["change_5d"] = df["close"] - before
+    out["ret_5d"] = df["close"] / before - 1.0
+    out["pos"] = df.groupby("symbol").cumcount()
+
+    k = SWING_SESSIONS
+    # A swing is strictly beyond each of the k closes on both sides (NaN near either end: none).
+    high_before = close.transform(lambda s: s.shift(1).rolling(k).max())
+    low_before = close.transform(lambda s: s.shift(1).rolling(k).min())
+    high_after = close.transform(lambda s: s.rolling(k).max().shift(-k))
+    low_after = close.transform(lambda s: s.rolling(k).min().shift(-k))
+    is_high = (df["close"] > high_before) & (df["close"] > high_after)
+    is_low = (df["close"] < low_before) & (df["close"] < low_after)
+
+    # A swing at position i is seen from i + k (confirmed) to i + window - 1 (still in the window).
+    offsets = np.arange(k, LEVELS_WINDOW_SESSIONS)
+    for flag, name, below in ((is_low, "support", True), (is_high, "resistance", False)):
+        swings = out.loc[flag, ["symbol", "pos", "session_date", "close"]].rename(
+            columns={"close": "level", "session_date": "level_date"}
+        )
+        seen = swings.loc[swings.index.repeat(len(offsets))].reset_index(drop=True)
+        seen["pos"] += np.tile(offsets, len(swings))
+        seen = seen.merge(out[["symbol", "pos", "close"]], on=["symbol", "pos"])
+        seen = seen[seen["level"] < seen["close"]] if below else seen[seen["level"] > seen["close"]]
+        # The nearest level on its side (highest below, lowest above); of two at one level, the later.
+        nearest = (
+            seen.sort_values(["level", "level_date"], ascending=[below, True])
+            .groupby(["symbol", "pos"], as_index=False)
+            .last()
+        )
+        out = out.merge(
+            nearest[["symbol", "pos", "level", "level_date"]].rename(
+                columns={"level": f"{name}_level", "level_date": f"{name}_date"}
+            ),
+            on=["symbol", "pos"],
+            how="left",
+        )
+    return out.drop(columns=["pos", "close"])
 
 
 def index_daily(index_bars: pd.DataFrame) -> pd.DataFrame:
@@ -80,12 +131,21 @@ def index_daily(index_bars: pd.DataFrame) -> pd.DataFrame:
     df["ytd_return"] = df["close"] / df["prev_year_close"] - 1.0
     df["is_record_close"] = df["close"] > running_max.groupby(df["symbol"]).shift()
     df["records_ytd"] = df.groupby(["symbol", "year"])["is_record_close"].cumsum()
+    df["record_close"] = running_max
     df["drawdown_from_record"] = df["close"] / running_max - 1.0
-    df["rsi_14"] = close.transform(_wilder_rsi)
+    # The session the record level was first reached: the last record close, or the first session.
+    is_first = df.groupby("symbol").cumcount() == 0
+    df["record_date"] = df["session_date"].where(df["is_record_close"] | is_first).groupby(df["symbol"]).ffill()
+    averages = [_wilder_averages(s) for _, s in close]
+    df["rsi_avg_gain"] = pd.concat([gain for gain, _ in averages])
+    df["rsi_avg_loss"] = pd.concat([loss for _, loss in averages])
+    rsi = 100.0 - 100.0 / (1.0 + df["rsi_avg_gain"] / df["rsi_avg_loss"])
+    df["rsi_14"] = rsi.mask(df["rsi_avg_loss"] == 0.0, 100.0)
     df["sma_50"] = close.transform(lambda s: s.rolling(50).mean())
     df["sma_200"] = close.transform(lambda s: s.rolling(200).mean())
     df["high_52w"] = close.transform(lambda s: s.rolling(SESSIONS_52W).max())
     df["low_52w"] = close.transform(lambda s: s.rolling(SESSIONS_52W).min())
+    df = df.merge(_levels(df), on=["symbol", "session_date"], how="left")
     return df.drop(columns=["year", "prev_year_close"])
 
 
@@ -98,6 +158,14 @@ def index_records(daily: pd.DataFrame) -> pd.DataFrame:
         last_record_date=("record_date", "max"),
     )
     out["history_start"] = out["symbol"].map(d.groupby("symbol")["session_date"].min())
+    return out
+
+
+def index_performance(daily: pd.DataFrame, sessions: pd.DatetimeIndex, anchors: Sequence[str]) -> pd.DataFrame:
+    closes = daily[["symbol", "session_date", "close"]]
+    at_anchor = closes.rename(columns={"session_date": "anchor_date", "close": "anchor_close"})
+    out = closes.merge(resolve_anchors(sessions, anchors), on="session_date").merge(at_anchor, on=["symbol", "anchor_date"])
+    out["return_since_anchor"] = out["close"] / out["anchor_close"] - 1.0
     return out
 
 
@@ -193,9 +261,11 @@ def _member_sessions(membership: pd.DataFrame, sessions: pd.DatetimeIndex) -> pd
 
 def _ttm_events(fundamentals: pd.DataFrame) -> pd.DataFrame:
     q = fundamentals[["symbol", "period_end_date", "report_date", "net_income_common_usd"]].copy()
+    # The report date where the source knows one (one on or before the period end is bad data and
+    # ignored), else the period end + 45 days.
+    is_report_known = q["report_date"] > q["period_end_date"]
     deadline = q["period_end_date"] + pd.Timedelta(days=AVAILABILITY_DAYS)
-    first_known = pd.concat([deadline, q["report_date"]], axis=1).min(axis=1)
-    q["available_date"] = first_known.where(first_known > q["period_end_date"], q["period_end_date"] + pd.Timedelta(days=1))
+    q["available_date"] = q["report_date"].where(is_report_known, deadline)
 
     events = q[["symbol", "available_date"]].drop_duplicates().rename(columns={"available_date": "event_date"})
     counted = events.merge(q, on="symbol")
@@ -217,6 +287,28 @@ def _ttm_events(fundamentals: pd.DataFrame) -> pd.DataFrame:
     return state[["symbol", "event_date", "ttm_net_income_usd", "quarters_counted", "cohort"]].sort_values("event_date")
 
 
+def snapshot_weights(holdings: pd.DataFrame) -> pd.DataFrame:
+    """universe, as_of_date, symbol, sector, weight: each line's market value over its snapshot's
+    total; a line without one is valued at weight_pct x the snapshot's dollars per percent point
+    (over the lines that print both), or at weight_pct itself in a snapshot with no market value."""
+    snapshot = ["universe", "as_of_date"]
+    lines = holdings[[*snapshot, "symbol", "sector", "weight_pct"]].copy()
+    mv = holdings["market_value_usd"] if "market_value_usd" in holdings else pd.Series(np.nan, index=holdings.index)
+    both = mv.notna() & lines["weight_pct"].notna()
+    per_snapshot = (
+        lines.assign(mv_both=mv.where(both), pct_both=lines["weight_pct"].where(both), has_mv=mv.notna())
+        .groupby(snapshot)
+        .agg(mv_sum=("mv_both", "sum"), pct_sum=("pct_both", "sum"), any_mv=("has_mv", "any"))
+    )
+    usd_per_pct = (per_snapshot["mv_sum"] / per_snapshot["pct_sum"]).where(per_snapshot["pct_sum"] != 0)
+    usd_per_pct = usd_per_pct.where(per_snapshot["any_mv"], 1.0).rename("usd_per_pct")
+    lines = lines.join(usd_per_pct, on=snapshot)
+    value = mv.fillna(lines["weight_pct"] * lines["usd_per_pct"])
+    sleeve = value.groupby([lines["universe"], lines["as_of_date"]]).transform("sum")
+    lines["weight"] = (value / sleeve).where(sleeve > 0)
+    return lines.drop(columns=["weight_pct", "usd_per_pct"])
+
+
 def cohorts(membership: pd.DataFrame, holdings: pd.DataFrame, fundamentals: pd.DataFrame, sessions: pd.DatetimeIndex) -> pd.DataFrame:
     rows = _member_sessions(membership, sessions)
 
@@ -230,10 +322,8 @@ def cohorts(membership: pd.DataFrame, holdings: pd.DataFrame, fundamentals: pd.D
         by="universe",
     )
     rows = rows.merge(session_snapshot, on=["universe", "session_date"], how="left").merge(
-        holdings[["universe", "as_of_date", "symbol", "sector", "weight_pct"]], on=["universe", "as_of_date", "symbol"], how="left"
+        snapshot_weights(holdings), on=["universe", "as_of_date", "symbol"], how="left"
     )
-    sleeve = rows.groupby(["universe", "session_date"])["weight_pct"].transform("sum")
-    rows["weight"] = (rows["weight_pct"] / sleeve).where(sleeve > 0)
 
     rows = pd.merge_asof(
         rows.sort_values("session_date"), _ttm_events(fundamentals), left_on="session_date", right_on="event_date", by="symbol"
@@ -280,7 +370,9 @@ def resolve_anchors(sessions: pd.DatetimeIndex, anchors: Sequence[str]) -> pd.Da
             target = pd.Series(pd.Timestamp(anchor), index=session.index).astype(session.dtype)
         pos = sessions.searchsorted(target, side="right") - 1
         part = pd.DataFrame({"anchor": anchor, "session_date": session, "anchor_date": sessions[np.maximum(pos, 0)]})
-        keep = (pos >= 0) & (part["session_date"] >= part["anchor_date"])
+        # From the anchor's day on: a dated anchor has no rows before its date, even when its anchor
+        # session is the Friday before a Saturday date (for ytd and 1y the day is always before the session).
+        keep = (pos >= 0) & (part["session_date"] >= target.to_numpy())
         if anchor == "ytd":
             keep &= part["anchor_date"].dt.year == part["session_date"].dt.year - 1
         parts.append(part[keep])
@@ -361,11 +453,11 @@ def sector_daily(cohorts: pd.DataFrame, equity_returns: pd.DataFrame) -> pd.Data
     days = rows[["universe", "session_date"]].drop_duplicates().sort_values(["universe", "session_date"])
     days["previous_date"] = days.groupby("universe")["session_date"].shift()
     rows = rows.merge(days, on=["universe", "session_date"], how="left")
-    # Start-of-day weight: the member's weight on the universe's previous session, if it was a
-    # member then; otherwise (a joiner, or back after a gap) its weight of the session.
+    # Start-of-day weight: the member's weight on the universe's previous session where it has one
+    # there; otherwise (a joiner, back after a gap, or without a weight then) its weight of the session.
     member = rows.groupby(["universe", "symbol"])
     was_member = member["session_date"].shift() == rows["previous_date"]
-    rows["w"] = member["weight"].shift().where(was_member, rows["weight"])
+    rows["w"] = member["weight"].shift().where(was_member).fillna(rows["weight"])
     rows = rows.merge(equity_returns[["symbol", "session_date", "ret_1d"]], on=["symbol", "session_date"], how="left")
     counts = rows["ret_1d"].notna() & rows["w"].notna()
     rows["w_ret"] = (rows["w"] * rows["ret_1d"]).where(counts)
@@ -389,7 +481,7 @@ def derive(
     raw: dict[str, pd.DataFrame], sessions: pd.DatetimeIndex, *, pairs: Sequence[tuple[str, str]], anchors: Sequence[str]
 ) -> tuple[dict[str, pd.DataFrame], dict[str, float]]:
     """raw.index_bars, raw.equity_bars, raw.holdings, raw.fundamentals (up to as_of) and the sessions
-    up to as_of -> {table: frame} for the nine tables, and seconds per table."""
+    up to as_of -> {table: frame} for the ten tables, and seconds per table."""
     out: dict[str, pd.DataFrame] = {}
     timings: dict[str, float] = {}
 
@@ -401,6 +493,7 @@ def derive(
 
     daily = timed("marts.index_daily", index_daily, raw["raw.index_bars"])
     timed("marts.index_records", index_records, daily)
+    timed("marts.index_performance", index_performance, daily, sessions, anchors)
     timed("marts.relative_performance", relative_performance, daily, pairs)
     members = timed("core.membership", membership, raw["raw.holdings"], sessions)
     coh = timed("core.cohorts", cohorts, members, raw["raw.holdings"], raw["raw.fundamentals"], sessions)

@@ -3,12 +3,10 @@
 bench/rebuild_vs_pandas.py checks the two agree on the sample market, but the sample has no
 missing weights, no report dates before a period end, no ties: here random small raw tables hold
 those edge cases (two snapshots on one weekend, members leaving and returning, null and NaN
-figures, gaps in bars, a symbol never priced, tied closes and tied index returns), and the
-bench's own comparison must find the tables equal. Another test shows that comparison does catch a
-wrong value, a missing key and a changed count.
-
-One known disagreement is kept visible as a strict xfail: marts.sector_daily's cap weight for a
-member that was in the universe on the previous session without a weight (see that test).
+figures, lines without a market value and a snapshot with none, gaps in bars, a symbol never
+priced, tied closes and tied index returns, a dated anchor on a Saturday), and the bench's own
+comparison must find the tables equal. Another test shows that comparison does catch a wrong
+value, a missing key and a changed count.
 """
 
 from __future__ import annotations
@@ -85,14 +83,19 @@ def random_raw(seed: int) -> dict[str, pl.DataFrame]:
         saturday = date(2024, 8, 3)
         snapshots += [saturday, saturday + timedelta(days=1)] if universe == "sp600" else []  # one weekend, two files
         for as_of in sorted(set(snapshots)):
+            # Market values: most lines print one; some only a weight (valued at the snapshot's dollars
+            # per point); the first snapshot of each universe prints none at all (weights as printed).
+            has_values = as_of != min(snapshots)
             for symbol in symbols:
                 if rng.random() < 0.7:
                     sector = rng.choice(["Energy", "Utilities", "Materials", None])
                     weight = None if rng.random() < 0.1 else rng.uniform(0.1, 2.0)
-                    holding_rows.append((universe, as_of, symbol, sector, weight))
+                    value = rng.uniform(1e5, 1e7) if has_values and rng.random() < 0.8 else None
+                    holding_rows.append((universe, as_of, symbol, sector, weight, value))
     holdings = pl.DataFrame(
         holding_rows,
-        schema={"universe": pl.String, "as_of_date": pl.Date, "symbol": pl.String, "sector": pl.String, "weight_pct": pl.Float64},
+        schema={"universe": pl.String, "as_of_date": pl.Date, "symbol": pl.String, "sector": pl.String,
+                "weight_pct": pl.Float64, "market_value_usd": pl.Float64},
         orient="row",
     ).with_columns(pl.col("symbol").alias("ticker"))
 
@@ -142,7 +145,7 @@ def in_memory(raw: dict[str, pl.DataFrame]) -> duckdb.DuckDBPyConnection:
 def both_sides(seed: int):
     """Both derivations of one random raw; computed once per seed (tables are only read)."""
     con = in_memory(random_raw(seed))
-    # derive reads settings for pairs and anchors only: the home is never created.
+    # Settings give pairs and anchors only: the home is never created.
     settings = Settings(home=Path(tempfile.gettempdir()) / "smallcaps-yardstick-unused", anchors=ANCHORS)
     as_of = bench.scalar(con, "SELECT max(session_date) FROM raw.index_bars")
     ours, _ = bench.ours(con, settings, as_of)
@@ -155,9 +158,6 @@ def both_sides(seed: int):
     return ours, theirs
 
 
-SECTOR_DAILY = "marts.sector_daily"
-
-
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_pandas_and_ours_agree_on_random_raw_with_edge_cases(seed):
     ours, theirs = both_sides(seed)
@@ -167,28 +167,19 @@ def test_pandas_and_ours_agree_on_random_raw_with_edge_cases(seed):
     assert set(cohorts["cohort"]) == {"profitable", "unprofitable", "no_data"}
     assert ours["marts.relative_performance"]["longest_since"].null_count() < ours["marts.relative_performance"].height
     assert ours["marts.cohort_performance"].filter(pl.col("priced") < pl.col("members")).height > 0
-    for table in bench.KEYS:
+    daily = ours["marts.index_daily"]
+    for column in ("support_level", "resistance_level", "high_52w", "rsi_14", "ret_5d"):
+        assert 0 < daily[column].null_count() < daily.height, column
+    assert daily.filter(pl.col("record_date") < pl.col("session_date")).height > 0
+    performance = ours["marts.index_performance"]
+    assert set(performance["anchor"]) == set(ANCHORS)
+    # The Saturday anchor: measured from the Friday before, with rows from the Monday after only.
+    saturday = performance.filter(pl.col("anchor") == "2024-06-08")
+    assert saturday["anchor_date"].unique().to_list() == [date(2024, 6, 7)]
+    assert saturday["session_date"].min() == date(2024, 6, 10)
+    for table in bench.TABLES:
         assert ours[table].height > 0, table
-        if table != SECTOR_DAILY:
-            assert bench.compare(table, ours[table], theirs[table]) == [], table
-    # Apart from return_cap_weight (next test), sector_daily agrees too.
-    problems = bench.compare(SECTOR_DAILY, ours[SECTOR_DAILY], theirs[SECTOR_DAILY])
-    assert all(p.startswith("column return_cap_weight:") for p in problems), problems
-
-
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "transforms/sectors.py takes coalesce(previous session's weight, the session's weight): a member "
-        "that was in the universe on the previous session with no weight (absent from that snapshot, or "
-        "weight_pct null) gets the session's own weight, where docs/cohorts.md and docs/marts.md say the "
-        "start-of-day weight is the previous session's and only a member that was not a member then uses "
-        "its own; the yardstick follows the docs"
-    ),
-)
-def test_sector_daily_cap_weight_agrees_when_yesterdays_weight_is_missing():
-    ours, theirs = both_sides(1)
-    assert bench.compare(SECTOR_DAILY, ours[SECTOR_DAILY], theirs[SECTOR_DAILY]) == []
+        assert bench.compare(table, ours[table], theirs[table]) == [], table
 
 
 def test_the_comparison_finds_a_wrong_value_a_missing_key_and_a_changed_count():
