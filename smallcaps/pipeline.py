@@ -181,13 +181,11 @@ def equity_symbols(
     its last return then holds, as cohort_performance defines. Symbols that failed last time come
     first, so they are fetched first.
     """
-    stored = {r[0] for r in con.execute("SELECT DISTINCT symbol FROM raw.holdings").fetchall()}
+    # meta.symbols holds every ticker ever held (its status `active` while in a universe's newest
+    # snapshot): no scan of the stored snapshots.
+    stored = {r[0] for r in con.execute("SELECT DISTINCT symbol FROM meta.symbols").fetchall()}
     current = set(holdings.get_column("symbol").to_list()) | {
-        r[0]
-        for r in con.execute(
-            "SELECT DISTINCT symbol FROM raw.holdings h WHERE as_of_date = "
-            "(SELECT max(as_of_date) FROM raw.holdings l WHERE l.universe = h.universe)"
-        ).fetchall()
+        r[0] for r in con.execute("SELECT DISTINCT symbol FROM meta.symbols WHERE status = 'active'").fetchall()
     }
     failing = dict(
         con.execute(
@@ -201,9 +199,7 @@ def equity_symbols(
         membership = read(con, "SELECT universe, symbol, valid_from_date, valid_to_date FROM core.membership").filter(
             pl.col("symbol").is_in(sorted(former))
         )
-        last_bar = dict(
-            con.execute("SELECT symbol, max(session_date) FROM raw.equity_bars GROUP BY symbol").fetchall()
-        )
+        last_bar = dict(con.execute("SELECT symbol, last_bar_date FROM meta.series").fetchall())
         needed = dict(last_needed_sessions(membership, anchors, as_of).iter_rows())
         former = {
             s for s in former
@@ -280,9 +276,7 @@ def last_needed_sessions(membership: pl.DataFrame, anchors: Sequence[str], as_of
 def bar_starts(con: duckdb.DuckDBPyConnection, symbols: Sequence[str], start: date, overlap: int) -> dict[date, list[str]]:
     """First session to fetch per symbol, grouped: `start` for most; a symbol whose last stored bar
     is older (it failed on earlier nights) is fetched from there, overlap included, so a gap closes."""
-    last = dict(
-        con.execute("SELECT symbol, max(session_date) FROM raw.equity_bars GROUP BY symbol HAVING max(session_date) < ?", [start]).fetchall()
-    )
+    last = dict(con.execute("SELECT symbol, last_bar_date FROM meta.series WHERE last_bar_date < ?", [start]).fetchall())
     groups: dict[date, list[str]] = {}
     for s in symbols:
         first = start
@@ -321,8 +315,8 @@ def rebase_symbols(con: duckdb.DuckDBPyConnection, fetched: Fetched, as_of: date
                        WHERE c.symbol = a.symbol AND c.ex_date = a.ex_date AND c.action = a.action AND c.value = a.value)
                    UNION SELECT symbol FROM meta.fetch_state WHERE dataset = 'rebase' AND consecutive_failures > 0),
                stored AS (
-                   SELECT symbol, min(session_date) AS first_stored FROM raw.equity_bars
-                   WHERE symbol IN (SELECT symbol FROM new) GROUP BY symbol)
+                   SELECT symbol, first_bar_date AS first_stored FROM meta.series
+                   WHERE symbol IN (SELECT symbol FROM new))
                SELECT s.symbol, s.first_stored, f.first_fetched FROM stored s LEFT JOIN _first_fetched f ON f.symbol = s.symbol
                WHERE f.first_fetched IS NULL OR s.first_stored < f.first_fetched
                ORDER BY s.symbol"""
@@ -483,19 +477,48 @@ def check_fetched(batch: Batch, source: str, plan: Plan) -> list[str]:
 # validate ---------------------------------------------------------------------------------------
 
 
-def history_for_gate(con: duckdb.DuckDBPyConnection, table: str, before: date, through: date | None = None) -> pl.DataFrame:
+# The stored row before a batch is looked for this many days back (a weekend, a holiday, a halt of a
+# few weeks); a symbol dormant for longer is read at its last stored session (meta.series).
+GATE_HISTORY_DAYS = 40
+
+
+def history_for_gate(
+    con: duckdb.DuckDBPyConnection, table: str, before: date, through: date | None = None, symbols: Sequence[str] | None = None
+) -> pl.DataFrame:
     """The stored row just before a batch, per symbol: the gate's day-over-day checks need it. With
     `through`, also the stored rows of the batch's sessions [before, through]: big_revision compares
-    a re-fetch with them (without them it never sees a revision)."""
-    sql = (
-        f"SELECT * EXCLUDE (source, fetched_at, load_id) FROM {table} "
-        "WHERE session_date < ? QUALIFY row_number() OVER (PARTITION BY symbol ORDER BY session_date DESC) = 1"
-    )
-    params: list = [before]
+    a re-fetch with them (without them it never sees a revision). Reads only recent row groups (the
+    bounds are literals) and, for `symbols` dormant for longer, their last stored row."""
+    cols = f"SELECT * EXCLUDE (source, fetched_at, load_id) FROM {table}"
+    recent = before - timedelta(days=GATE_HISTORY_DAYS)
+    parts = [
+        f"({cols} WHERE session_date >= DATE '{recent}' AND session_date < DATE '{before}' "
+        "QUALIFY row_number() OVER (PARTITION BY symbol ORDER BY session_date DESC) = 1)"
+    ]
+    if symbols:
+        register(con, "_gate_symbols", pl.DataFrame({"symbol": list(symbols)}, schema={"symbol": pl.String}))
+        try:
+            dormant = con.execute(
+                "SELECT symbol, last_bar_date FROM meta.series SEMI JOIN _gate_symbols USING (symbol) WHERE last_bar_date < ?",
+                [recent],
+            ).fetchall()
+        finally:
+            con.unregister("_gate_symbols")
+        if dormant:
+            days = sorted({d for _, d in dormant})
+            names = ", ".join("'" + s.replace("'", "''") + "'" for s, _ in dormant)
+            dates = ", ".join(f"DATE '{d}'" for d in days)
+            last = pl.DataFrame(dormant, schema={"symbol": pl.String, "session_date": pl.Date}, orient="row")
+            older = read(con, f"{cols} WHERE session_date IN ({dates}) AND symbol IN ({names})")
+            parts_frame = older.join(last, on=["symbol", "session_date"], how="semi")
+        else:
+            parts_frame = None
+    else:
+        parts_frame = None
     if through is not None:
-        sql = f"({sql}) UNION ALL (SELECT * EXCLUDE (source, fetched_at, load_id) FROM {table} WHERE session_date BETWEEN ? AND ?)"
-        params += [before, through]
-    return read(con, sql, params)
+        parts.append(f"({cols} WHERE session_date BETWEEN DATE '{before}' AND DATE '{through}')")
+    got = read(con, " UNION ALL ".join(parts))
+    return pl.concat([got, parts_frame], how="vertical_relaxed") if parts_frame is not None and parts_frame.height else got
 
 
 def validate(con: duckdb.DuckDBPyConnection, batch: Batch, *, load_id: str, as_of: date, settings: Settings):
@@ -507,7 +530,8 @@ def validate(con: duckdb.DuckDBPyConnection, batch: Batch, *, load_id: str, as_o
         history = None
         if table in ("raw.index_bars", "raw.equity_bars") and frame.height and frame.schema.get("session_date") == pl.Date:
             days = frame.get_column("session_date")
-            history = history_for_gate(con, table, days.min(), days.max())
+            symbols = frame.get_column("symbol").drop_nulls().unique().to_list() if frame.schema.get("symbol") == pl.String else None
+            history = history_for_gate(con, table, days.min(), days.max(), symbols)
         results[table] = gate(
             table,
             frame,
@@ -605,15 +629,16 @@ def update_fetch_state(con, batch: Batch, at: datetime) -> None:
 
 
 RENAMES_SQL = """
-WITH snaps AS (SELECT DISTINCT universe, as_of_date FROM raw.holdings),
+WITH snaps AS (SELECT DISTINCT universe, as_of_date FROM {holdings}),
      nxt AS (SELECT universe, as_of_date, lead(as_of_date) OVER (PARTITION BY universe ORDER BY as_of_date) AS next_date FROM snaps),
-     span AS (SELECT universe, ticker, min(as_of_date) AS first_d, max(as_of_date) AS last_d FROM raw.holdings GROUP BY ALL),
-     leaving AS (SELECT h.*, n.next_date FROM raw.holdings h
+     span AS (SELECT universe, ticker, min(as_of_date) AS first_d, max(as_of_date) AS last_d FROM {holdings} GROUP BY ALL),
+     leaving AS (SELECT h.*, n.next_date FROM {holdings} h
                  JOIN span s ON s.universe = h.universe AND s.ticker = h.ticker AND s.last_d = h.as_of_date
                  JOIN nxt n ON n.universe = h.universe AND n.as_of_date = h.as_of_date
                  WHERE n.next_date IS NOT NULL),
-     arriving AS (SELECT h.* FROM raw.holdings h
-                  JOIN span s ON s.universe = h.universe AND s.ticker = h.ticker AND s.first_d = h.as_of_date)
+     arriving AS (SELECT h.* FROM {holdings} h
+                  JOIN span s ON s.universe = h.universe AND s.ticker = h.ticker AND s.first_d = h.as_of_date
+                  WHERE h.ticker NOT IN (SELECT ticker FROM {known_before}))
 SELECT l.ticker, min(a.ticker) AS renamed_to
 FROM leaving l JOIN arriving a ON a.universe = l.universe AND a.as_of_date = l.next_date AND a.ticker <> l.ticker
 WHERE lower(trim(a.name)) = lower(trim(l.name))
@@ -621,22 +646,46 @@ WHERE lower(trim(a.name)) = lower(trim(l.name))
 GROUP BY l.ticker
 """
 
+# A night appending at most this many snapshots updates meta.symbols from those snapshots and the
+# one before; more (a backfill, old snapshots arriving late) recomputes it from every snapshot.
+SYMBOLS_APPEND_SNAPSHOTS = 10
 
-def update_symbols(con) -> None:
-    """meta.symbols from every stored holdings snapshot: ticker, symbol, mapping rule, seen dates,
-    status (active | delisted | renamed, with the new ticker in renamed_to; see RENAMES_SQL)."""
+
+def update_symbols(con, changed: pl.DataFrame | None = None) -> None:
+    """meta.symbols: ticker, symbol, mapping rule, seen dates, status (active | delisted | renamed,
+    with the new ticker in renamed_to; see RENAMES_SQL).
+
+    `changed` (universe, as_of_date of the holdings rows a load merged): when they only appended
+    snapshots after each universe's newest stored one, only those and the snapshot before them are
+    read (the tickers that stayed, left or arrived); first-seen dates of the tickers already known
+    come from meta.symbols. Without it, or for anything else, every snapshot is read."""
     from sources.symbols import map_tickers
 
+    window = None if changed is None else _appended_window(con, changed)
+    if window is None:
+        holdings, known_before, since = "raw.holdings", "(SELECT NULL AS ticker WHERE false)", None
+    else:
+        since = window
+        con.execute(f"CREATE OR REPLACE TEMP VIEW _window_holdings AS SELECT * FROM raw.holdings WHERE as_of_date >= DATE '{since}'")
+        holdings = "_window_holdings"
+        known_before = f"(SELECT ticker FROM meta.symbols WHERE first_seen_date < DATE '{since}')"
+    renames = RENAMES_SQL.format(holdings=holdings, known_before=known_before)
     seen = read(
         con,
-        f"""WITH newest AS (SELECT universe, max(as_of_date) AS d FROM raw.holdings GROUP BY universe),
-                renames AS ({RENAMES_SQL})
+        f"""WITH newest AS (SELECT universe, max(as_of_date) AS d FROM {holdings} GROUP BY universe),
+                renames AS ({renames})
            SELECT h.ticker, arg_max(h.symbol, h.as_of_date) AS symbol, min(h.as_of_date) AS first_seen_date,
                   max(h.as_of_date) AS last_seen_date, bool_or(h.as_of_date = n.d) AS active,
                   any_value(r.renamed_to) AS renamed_to
-           FROM raw.holdings h JOIN newest n USING (universe) LEFT JOIN renames r ON r.ticker = h.ticker
+           FROM {holdings} h JOIN newest n USING (universe) LEFT JOIN renames r ON r.ticker = h.ticker
            GROUP BY h.ticker""",
     )
+    if since is not None:
+        con.execute("DROP VIEW IF EXISTS _window_holdings")
+        stored = read(con, "SELECT ticker, first_seen_date AS _stored_first FROM meta.symbols")
+        seen = seen.join(stored, on="ticker", how="left").with_columns(
+            pl.min_horizontal("first_seen_date", "_stored_first").alias("first_seen_date")
+        ).drop("_stored_first")
     if not seen.height:
         return
     rules = map_tickers(seen.get_column("ticker").to_list()).select("ticker", pl.col("symbol").alias("_mapped"), "rule")
@@ -658,6 +707,55 @@ def update_symbols(con) -> None:
     register(con, "_symbols", rows)
     con.execute("INSERT OR REPLACE INTO meta.symbols BY NAME SELECT * FROM _symbols")
     con.unregister("_symbols")
+
+
+def _appended_window(con, changed: pl.DataFrame) -> date | None:
+    """The first snapshot date to read when `changed` (universe, as_of_date rows just merged) only
+    appended snapshots after each universe's newest stored one: the latest snapshot before them (or
+    their first, for a new universe). None when something else changed: recompute from all."""
+    snaps = changed.select("universe", "as_of_date").unique()
+    if snaps.height == 0 or snaps.height > SYMBOLS_APPEND_SNAPSHOTS:
+        return None
+    starts = []
+    for universe, first in snaps.group_by("universe").agg(pl.col("as_of_date").min()).iter_rows():
+        mine = set(snaps.filter(pl.col("universe") == universe).get_column("as_of_date").to_list())
+        later = {r[0] for r in con.execute(
+            "SELECT DISTINCT as_of_date FROM raw.holdings WHERE universe = ? AND as_of_date >= ?", [universe, first]
+        ).fetchall()}
+        if later != mine:  # a stored snapshot after the first changed one: not an append
+            return None
+        before = con.execute(
+            "SELECT max(as_of_date) FROM raw.holdings WHERE universe = ? AND as_of_date < ? AND as_of_date >= ?",
+            [universe, first, first - timedelta(days=40)],
+        ).fetchone()[0]
+        if before is None and con.execute(
+            "SELECT count(*) FROM meta.symbols WHERE first_seen_date < ?", [first]
+        ).fetchone()[0]:
+            return None  # the snapshot before is older than 40 days: rare, recompute
+        starts.append(before or first)
+    return min(starts)
+
+
+def update_series(con: duckdb.DuckDBPyConnection, merged: list[MergeCounts]) -> None:
+    """meta.series: each symbol's first and last stored session, widened by the bars just merged."""
+    frames = [m.new for m in merged if m.new is not None and m.new.height]
+    if not frames:
+        return
+    bounds = (
+        pl.concat([f.select("symbol", "session_date") for f in frames])
+        .group_by("symbol")
+        .agg(pl.col("session_date").min().alias("first_bar_date"), pl.col("session_date").max().alias("last_bar_date"))
+    )
+    register(con, "_bounds", bounds)
+    try:
+        con.execute(
+            """INSERT OR REPLACE INTO meta.series
+               SELECT b.symbol, least(b.first_bar_date, coalesce(s.first_bar_date, b.first_bar_date)),
+                      greatest(b.last_bar_date, coalesce(s.last_bar_date, b.last_bar_date))
+               FROM _bounds b LEFT JOIN meta.series s USING (symbol)"""
+        )
+    finally:
+        con.unregister("_bounds")
 
 
 # The columns of a raw table's changed rows that derivation reads (smallcaps.steps).
@@ -792,7 +890,9 @@ def load(
         _insert(con, "dq.quarantine", _excluded_rows(batch, load_id, fetched_at))
         quarantined += batch.excluded.height
         update_fetch_state(con, batch, fetched_at)
-        update_symbols(con)
+        if changes.of("raw.holdings") is not None:
+            update_symbols(con, changes.of("raw.holdings").new)
+        update_series(con, [counts[t] for t in ("raw.index_bars", "raw.equity_bars") if t in counts])
         crashpoint("merge.done")
         timings["merge"] = time.perf_counter() - t
         derived = _derive(con, settings, changes, counts, load_id=load_id, as_of=as_of, at=fetched_at, rebuild=rebuild, timings=timings)
