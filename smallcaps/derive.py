@@ -444,6 +444,13 @@ def run(
     from smallcaps import calendar
 
     aligned = date(first.year, 1, 1) if period_months >= 12 else date(first.year, first.month, 1)
+    # A warning repeated by every period (a mart left empty by an index-only folder) is said once,
+    # with the number of periods that raised it.
+    repeats: dict[str, int] = {}
+
+    def said_once() -> None:
+        total.warnings.extend(w if n == 1 else f"{w} (in {n} periods of the replay)" for w, n in repeats.items())
+
     for lo, hi in periods(aligned, ctx.until, period_months):
         start, last = max(first, lo), calendar.session_on_or_before(hi)
         if start > last:
@@ -458,11 +465,14 @@ def run(
         for name, res in got.results.items():
             total.results[name] = _combine_results(total.results.get(name), res)
         total.gate_results.update(got.gate_results)
-        total.warnings.extend(got.warnings)
+        for w in got.warnings:
+            repeats[w] = repeats.get(w, 0) + 1
         total.restatements = _combine_restatements(total.restatements + got.restatements)
         if got.blocked:
             total.errors.extend(got.errors)
+            said_once()
             return total
+    said_once()
     return total
 
 
