@@ -73,23 +73,28 @@ company's first session): adj_close(t)/adj_close(t-1) = (close(t) + dividend(t))
 total return of day t, and earlier values never move when `end` does. So adj_close starts equal to
 close and drifts above it, unlike Yahoo's back-adjusted series, where the latest values are equal.
 
-Memory: a stream over sessions
--------------------------------
-The market is simulated once per `SampleSource` instance, session after session, carrying only
-what the next session needs (prices, the last 41 closes for the reconstitution's rank day and the
-dividends' reference close, the dividend factor, the members, the delistings, index levels): a few
-vectors of one value per company. The bars of each session go into time blocks of up to a year.
-Blocks stay in memory up to a budget (settings.sample_memory_mb, 512 MiB: the default market takes
-about 100 MB and stays there); the blocks beyond it are written once, company-major so that a chunk
-of symbols is one slice, to `.npy` files in a private folder under the cache directory
-(settings.home/cache/sample) and read back per request: resident memory stays near the budget
-whatever the size. 10,000 companies over 31 years are 3.5 GiB of bars, 3.0 GiB of them in such
-files with the default budget, removed with the source. Membership changes only at
-reconstitutions, so it is kept as one member list per year, and the holdings rows of a window are
-built when asked, never cached whole (30 years of holdings are about 20 million rows: ask per
-year). Asking for a later end continues the stream from where it stopped (under a lock: flows
-fetch chunks from threads); earlier blocks are kept as they are. `python -m sources.sample --help`
-measures a market of any size, fetched in symbol chunks or by year.
+Memory: a stream over sessions, kept between runs
+-------------------------------------------------
+The market is simulated session after session, carrying only what the next session needs (prices,
+the last 41 closes for the reconstitution's rank day and the dividends' reference close, the
+dividend factor, the members, the delistings, index levels): a few vectors of one value per
+company. The bars and dividends of each session go into time blocks of up to a year, starting
+every `_block_sessions(n)` sessions whatever ends the market was asked for (a last block cut short
+by an end is reopened when the market grows). Membership changes only at reconstitutions, so it is
+kept as one member list per year, and the holdings rows of a window are built when asked, never
+cached whole (30 years of holdings are about 20 million rows: ask per year). Asking for a later end
+continues the stream from where it stopped (under a lock: flows fetch chunks from threads).
+
+With a data home (make_source passes settings.home/cache/sample) the market is kept there between
+runs (`_Cache`): the state after the last simulated session, every block (company-major `.npy`
+files, so that a chunk of symbols is one slice) and the quarters. A run continues from the stored
+state and simulates only the sessions after it; a request reads only the blocks of its window, so a
+nightly window costs the same on a 30-year market as on a 3-year one. Blocks are also held in
+memory up to settings.sample_memory_mb when this run simulated them. Without a home (unit tests)
+every source simulates from the start, blocks stay in memory up to the budget and the rest go to
+a scratch folder (the system's temporary folder, or `scratch_dir`), removed with the source.
+`python -m sources.sample --help` measures a market of any size, fetched in symbol chunks, by
+year or as a nightly window, with or without a cache.
 """
 
 from __future__ import annotations
@@ -109,7 +114,7 @@ import time
 import weakref
 import zipfile
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from functools import cached_property, lru_cache
 from datetime import date, timedelta
 from pathlib import Path
@@ -814,15 +819,31 @@ class _Market:
     volumes: dict[str, np.ndarray]  # ^RUT, ^SP600 member volume (T)
     carry: _Carry
 
-    @property
+    @cached_property
     def last_idx(self) -> np.ndarray:
         """Last session index with a bar (T-1 unless delisted before)."""
         return np.minimum(self.delist_idx, len(self.sessions)) - 1
 
     @cached_property
-    def index_bars(self) -> pl.DataFrame:
-        """The five index series over all sessions (a few thousand rows: built once, when asked)."""
-        return _indexes(self.sessions, self.g, self.fac, self.levels, self.volumes)
+    def _index_series(self) -> dict[str, tuple[np.ndarray, ...]]:
+        return _indexes(self.g, self.fac, self.levels, self.volumes)
+
+    def index_bars(self, symbols: Sequence[str], a: int, b: int) -> pl.DataFrame:
+        """Bars of the index `symbols` (in INDEX_SYMBOLS order) for sessions [a, b): the series are
+        a few numbers per session, the frame is built for the window only."""
+        frames = []
+        for sym in (s for s in INDEX_SYMBOLS if s in symbols):
+            o, h, lo, c, volume = (x[a:b] if x is not None else None for x in self._index_series[sym])
+            frames.append(
+                pl.DataFrame(
+                    {
+                        "symbol": pl.Series([sym]).gather(np.zeros(b - a, dtype=np.int64)),
+                        "session_date": self.session64[a:b], "open": o, "high": h, "low": lo, "close": c, "adj_close": c,
+                        "volume": pl.Series(volume, dtype=pl.Int64) if volume is not None else pl.Series([None] * (b - a), dtype=pl.Int64),
+                    }
+                )
+            )
+        return conform(pl.concat(frames), BARS_SCHEMA, "sample index bars")
 
     def actions(self, co: _Companies, idx: np.ndarray, a: int, b: int) -> pl.DataFrame:
         """Dividends and splits of companies `idx` with ex-dates in sessions [a, b), ordered by
@@ -1141,9 +1162,10 @@ def _ohlc(close: np.ndarray, noise: np.ndarray, spread: float) -> tuple[np.ndarr
     return np.round(o, 2), np.round(np.maximum(hi, np.maximum(o, close)), 2), np.round(np.minimum(lo, np.minimum(o, close)), 2)
 
 
-def _indexes(sessions, g, fac, levels_cap, volumes_cap) -> pl.DataFrame:
-    """The five index series from the per-session factors and the cap-weighted levels."""
-    T = len(sessions)
+def _indexes(g, fac, levels_cap, volumes_cap) -> dict[str, tuple[np.ndarray, ...]]:
+    """The five index series from the per-session factors and the cap-weighted levels: symbol ->
+    open, high, low, close, volume (None for ^VIX), one value per session."""
+    T = len(g)
     levels, volumes = dict(levels_cap), dict(volumes_cap)
     # The broad market: the first session is the base level; later sessions compound g.
     g_path = np.concatenate([[0.0], g[1:]])
@@ -1162,21 +1184,13 @@ def _indexes(sessions, g, fac, levels_cap, volumes_cap) -> pl.DataFrame:
     vix = np.clip((VIX_FLOOR_PTS + VIX_SLOPE * realized) * np.exp(0.04 * fac[:, 18]), 9.0, 90.0)
     levels["^VIX"] = vix
 
-    frames = []
+    series = {}
     for k, sym in enumerate(INDEX_SYMBOLS):
         c = np.round(levels[sym], 2)
         spread = 0.03 if sym == "^VIX" else 0.004
         o, h, lo = _ohlc(c, fac[:, 3 * k : 3 * k + 3], spread)
-        frames.append(
-            pl.DataFrame(
-                {
-                    "symbol": sym, "session_date": sessions, "open": o, "high": h, "low": lo,
-                    "close": c, "adj_close": c,
-                    "volume": pl.Series(volumes[sym], dtype=pl.Int64) if sym in volumes else pl.Series([None] * T, dtype=pl.Int64),
-                }
-            )
-        )
-    return conform(pl.concat(frames), BARS_SCHEMA, "sample index bars")
+        series[sym] = (o, h, lo, c, volumes.get(sym))
+    return series
 
 
 # The market kept in the data home between runs -------------------------------------------------------
@@ -1365,6 +1379,36 @@ class _Cache:
             volumes={"^RUT": st["volume_rut"], "^SP600": st["volume_sp600"]}, carry=carry,
         )
 
+    def companies(self) -> _Companies:
+        """The companies of the key: read from the cache (making 10,000 invented names costs 0.2 s
+        of a night), or made and written there."""
+        self.attach()
+        path = self.folder / "companies.npz"
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                got = {k: z[k] for k in z.files}
+            names = [f.name for f in fields(_Companies)]
+            if sorted(got) != sorted(names) or any(v.shape != (self.n,) for v in got.values()) or got["symbol"][-1] != _symbol(self.n - 1, self.n):
+                raise ValueError(f"not the {self.n:,} companies of this market")
+            return _Companies(**got)
+        except FileNotFoundError:
+            pass
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+            log.warning("sample market cache: %s: %s; making the companies again", path, exc)
+        co = _companies(self.seed, self.start, self.n)
+        with self.writing():
+            self._write_companies(co)
+        return co
+
+    def _write_companies(self, co: _Companies) -> None:
+        path = self.folder / "companies.npz"
+        if path.exists():
+            return
+        staged = self.folder / f".tmp-{os.getpid()}-companies.npz"
+        with open(staged, "wb") as out:
+            np.savez(out, **{f.name: getattr(co, f.name) for f in fields(_Companies)})
+        self._place(staged, path)
+
     def _spans(self, T: int) -> list[tuple[int, int]]:
         B = self.block_sessions
         return [(t0, min(t0 + B, T)) for t0 in range(0, T, B)]
@@ -1438,11 +1482,12 @@ class _Cache:
             np.save(staged / f"{f}.npy", np.asarray(getattr(quarters, f)))
         self._place(staged, self.folder / f"quarters-{Q:04d}")
 
-    def commit(self, market: _Market) -> None:
-        """Record `market`, whose blocks are written: its quarters, then the state naming them;
-        then remove what that state does not need, and the other keys nobody uses."""
+    def commit(self, market: _Market, co: _Companies) -> None:
+        """Record `market`, whose blocks are written: the companies and quarters, then the state
+        naming the blocks; then remove what that state does not need, and the other keys nobody uses."""
         assert self._write_depth > 0, "a state is recorded under the cache's write lock"
         T, c = len(market.sessions), market.carry
+        self._write_companies(co)
         self._write_quarters(market.quarters)
         counts = np.array([[len(e.members[u]) for u in UNIVERSES] for e in market.epochs], np.int64)
         state = {
@@ -1469,7 +1514,7 @@ class _Cache:
         blocks it does not name, all but the most quarters, staged files of stopped writers."""
         assert self._write_depth > 0, "the cache is tidied under its write lock"
         counts = self._quarter_counts()
-        keep = {"blocks"}
+        keep = {"blocks", "companies.npz"}
         if T:
             keep |= {f"state-{T:06d}.npz"} | ({f"quarters-{counts[-1]:04d}"} if counts else set())
         for path in self.folder.iterdir():
@@ -1576,13 +1621,16 @@ class SampleSource:
                 if market is None or market.sessions[-1] < last:
                     self._cache.tidy(len(market.sessions) if market is not None else None)
                     market = _simulate(self.seed, self.start, last, co, market, self._store)
-                    self._cache.commit(market)
+                    self._cache.commit(market, co)
                 self._market = market
             return market
 
     def _companies_locked(self) -> _Companies:
         if self._companies is None:
-            self._companies = _companies(self.seed, self.start, self.n_companies)
+            if self._cache is not None:
+                self._companies = self._cache.companies()
+            else:
+                self._companies = _companies(self.seed, self.start, self.n_companies)
         return self._companies
 
     def _reading(self, what):
@@ -1642,12 +1690,7 @@ class SampleSource:
 
         parts = []
         if index_syms and b > a:
-            window = market.sessions[a:b]
-            parts.append(
-                market.index_bars.filter(
-                    pl.col("symbol").is_in(index_syms) & pl.col("session_date").is_between(window[0], window[-1])
-                )
-            )
+            parts.append(market.index_bars(index_syms, a, b))
         if len(member_idx) and b > a:
             k, s = len(member_idx), b - a
             close = market.read("close", member_idx, a, b).ravel()

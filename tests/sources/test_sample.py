@@ -609,7 +609,7 @@ def cache_files(cache: Path) -> dict[str, list[str]]:
 def tidy_files(T: int) -> list[str]:
     """What a cache of the small market holds once it has recorded T sessions."""
     blocks = [f"blocks/{t0:06d}-{min(t0 + 256, T):06d}" for t0 in range(0, T, 256)]
-    return ["quarters-0048", f"state-{T:06d}.npz", *blocks]
+    return ["companies.npz", "quarters-0048", f"state-{T:06d}.npz", *blocks]
 
 
 def recording_simulations(monkeypatch) -> list[tuple[int, date]]:
