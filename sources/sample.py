@@ -87,12 +87,14 @@ continues the stream from where it stopped (under a lock: flows fetch chunks fro
 
 With a data home (make_source passes settings.home/cache/sample) the market is kept there between
 runs (`_Cache`): the state after the last simulated session, every block (company-major `.npy`
-files, so that a chunk of symbols is one slice) and the quarters. A run continues from the stored
-state and simulates only the sessions after it; a request reads only the blocks of its window, so a
-nightly window costs the same on a 30-year market as on a 3-year one. Blocks are also held in
-memory up to settings.sample_memory_mb when this run simulated them. Without a home (unit tests)
-every source simulates from the start, blocks stay in memory up to the budget and the rest go to
-a scratch folder (the system's temporary folder, or `scratch_dir`), removed with the source.
+files, so that a chunk of symbols is one slice), the quarters and the companies. A run continues
+from the stored state and simulates only the sessions after it; a request reads only the blocks
+of its window, so the bars and holdings of a night cost the same on a 30-year market as on a
+3-year one (its fundamentals are every quarter reported by then: those rows do grow with the
+history). Blocks this run simulated are also held in memory up to settings.sample_memory_mb.
+Without a home (unit tests) every source simulates from the start, blocks stay in memory up to
+the budget and the rest go to a scratch folder (the system's temporary folder, or `scratch_dir`),
+removed with the source.
 `python -m sources.sample --help` measures a market of any size, fetched in symbol chunks, by
 year or as a nightly window, with or without a cache.
 """
@@ -501,7 +503,7 @@ class _Quarters:
         return len(self.period_end)
 
     def head(self, k: int) -> "_Quarters":
-        """The first k quarters (the business level is the last one's only when k is all of them)."""
+        """The first k quarters, to read (its `level` stays the last quarter's: never continue from it)."""
         if k >= len(self):
             return self
         return replace(self, **{f: getattr(self, f)[:k] for f in QUARTER_FIELDS})
@@ -1395,6 +1397,8 @@ class _Cache:
             pass
         except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
             log.warning("sample market cache: %s: %s; making the companies again", path, exc)
+            with self.writing():
+                _remove(path)
         co = _companies(self.seed, self.start, self.n)
         with self.writing():
             self._write_companies(co)

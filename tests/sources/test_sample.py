@@ -749,6 +749,8 @@ def _damage(folder: Path, how: str) -> None:
         shutil.rmtree(folder / "blocks" / "000000-000256")
     elif how == "not a state file":
         state.write_bytes(b"PK\x03\x04 half of a zip file")
+    elif how == "damaged companies file":
+        (folder / "companies.npz").write_bytes(b"\x93NUMPY")
     elif how == "simulated on another calendar":  # e.g. exchange_calendars added a closure since
         with np.load(state) as z:
             arrays = {k: z[k] for k in z.files}
@@ -759,8 +761,17 @@ def _damage(folder: Path, how: str) -> None:
         raise AssertionError(how)
 
 
-@pytest.mark.parametrize("how", ["truncated block file", "missing block", "not a state file", "simulated on another calendar"])
-def test_a_damaged_cache_is_removed_with_a_log_line_and_the_market_simulated_again(tmp_path, small_fresh, how, caplog):
+@pytest.mark.parametrize(
+    ("how", "logged"),
+    [
+        ("truncated block file", "removing it and simulating the market again"),
+        ("missing block", "removing it and simulating the market again"),
+        ("not a state file", "removing it and simulating the market again"),
+        ("simulated on another calendar", "removing it and simulating the market again"),
+        ("damaged companies file", "making the companies again"),
+    ],
+)
+def test_a_damaged_cache_is_removed_with_a_log_line_and_made_again(tmp_path, small_fresh, how, logged, caplog):
     source = SampleSource(**SMALL, cache_dir=tmp_path)
     source.bars(["SMP0001"], SMALL_END, SMALL_END)
     folder = source.cache_folder
@@ -768,9 +779,14 @@ def test_a_damaged_cache_is_removed_with_a_log_line_and_the_market_simulated_aga
     with caplog.at_level(logging.WARNING, logger="sources.sample"):
         got = everything(SampleSource(**SMALL, cache_dir=tmp_path), SMALL_END)
     assert_same_bits(got, small_fresh)
-    removed = [r.getMessage() for r in caplog.records if "removing it and simulating the market again" in r.getMessage()]
-    assert len(removed) == 1 and str(folder) in removed[0]
+    lines = [r.getMessage() for r in caplog.records if logged in r.getMessage()]
+    assert len(lines) == 1 and str(folder) in lines[0], caplog.text
     assert cache_files(tmp_path)[folder.name] == tidy_files(502)
+    # The cache is whole again: the next source reads it without a word.
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="sources.sample"):
+        SampleSource(**SMALL, cache_dir=tmp_path).bars(["SMP0001"], SMALL_END, SMALL_END)
+    assert caplog.records == []
 
 
 def test_a_new_key_never_reuses_old_files_and_removes_the_keys_nobody_uses(tmp_path, monkeypatch):
