@@ -610,15 +610,20 @@ def _load_npy(path: Path, shape: tuple[int, ...], dtype: np.dtype, *, mmap: bool
 
 class _Block:
     """The bars and dividends of sessions [t0, t1). Bars are one array per field: in memory as
-    simulated (`arrays`, sessions x companies), and/or in `folder`/FIELD.npy company-major
-    (companies x sessions), so that the rows of a chunk of symbols are a few contiguous reads.
-    Dividends (DIVIDEND_DTYPE, in session order) are small: kept once read."""
+    simulated (`arrays`, sessions x companies), and/or in files in `folder`: FIELD.npy
+    company-major (companies x sessions), so that the rows of a chunk of symbols are a few
+    contiguous reads; or, for the cache's last block (`is_tail`), FIELD.bin session-major with no
+    header, one row of n values per session, so that a night appends its row and reads its last few.
+    Dividends (DIVIDEND_DTYPE, in session order) are small: kept once read; a tail's are the first
+    `tail_dividends` records of dividends.bin."""
 
     def __init__(self, t0: int, t1: int, n: int, arrays: dict[str, np.ndarray] | None, folder: Path | None,
-                 dividends: np.ndarray | None) -> None:
+                 dividends: np.ndarray | None, *, is_tail: bool = False, tail_dividends: int = 0) -> None:
         self.t0, self.t1, self.n = t0, t1, n
         self.arrays = arrays
         self.folder = folder
+        self.is_tail = is_tail
+        self.tail_dividends = tail_dividends
         self._dividends = dividends
         self._pinned: dict[str, np.ndarray] | None = None
 
@@ -628,11 +633,15 @@ class _Block:
 
     def _open(self, field: str) -> np.ndarray:
         dtype = np.dtype(np.int64 if field == "volume" else np.float64)
-        return _load_npy(self.folder / f"{field}.npy", (self.n, self.t1 - self.t0), dtype, mmap=True)
+        if not self.is_tail:
+            return _load_npy(self.folder / f"{field}.npy", (self.n, self.t1 - self.t0), dtype, mmap=True)
+        # The file may hold more rows than this block (a writer appending, or one killed before it
+        # recorded them): only the rows of this block are mapped.
+        return _map_rows(self.folder / f"{field}.bin", dtype, (self.t1 - self.t0, self.n))
 
     def pin(self) -> "_Block":
-        """Open the files now and keep them open. The last block of a market is replaced by a
-        longer one when the market grows and its files are then removed; an open map stays
+        """Open the files now and keep them open. A market's last block is replaced when the
+        market grows and its files are then removed (or, for a tail, grown); an open map stays
         readable after that, so a reader holding this block never sees it vanish."""
         if self.arrays is None and self._pinned is None:
             self._pinned = {f: self._open(f) for f in BAR_FIELDS}
@@ -643,6 +652,8 @@ class _Block:
         """Companies `idx` (in that order) x sessions [a, b) (absolute indexes) of `field`."""
         if self.arrays is not None:
             return self.arrays[field][a - self.t0 : b - self.t0, idx].T
+        if self.is_tail:
+            return np.asarray(self.pin()._pinned[field][a - self.t0 : b - self.t0, idx]).T
         if self._pinned is not None:
             return np.asarray(self._pinned[field][idx, a - self.t0 : b - self.t0])
         # A memory map read and dropped at once: only the pages of the asked rows are touched.
@@ -656,20 +667,40 @@ class _Block:
         """All of `field` as sessions x companies (a copy where it comes from a file)."""
         if self.arrays is not None:
             return self.arrays[field]
+        if self.is_tail:
+            return np.array(self.pin()._pinned[field])
         return np.ascontiguousarray(self.read(field, np.arange(self.n), self.t0, self.t1).T)
 
     @property
     def dividends(self) -> np.ndarray:
         if self._dividends is None:
-            path = self.folder / "dividends.npy"
-            try:
-                got = np.load(path, allow_pickle=False)
-            except (OSError, ValueError, EOFError) as exc:
-                raise _CacheDamaged(f"{path}: {exc}") from exc
+            if self.is_tail:
+                got = np.array(_map_rows(self.folder / "dividends.bin", DIVIDEND_DTYPE, (self.tail_dividends,)))
+            else:
+                path = self.folder / "dividends.npy"
+                try:
+                    got = np.load(path, allow_pickle=False)
+                except (OSError, ValueError, EOFError) as exc:
+                    raise _CacheDamaged(f"{path}: {exc}") from exc
             if got.dtype != DIVIDEND_DTYPE or got.ndim != 1 or (len(got) and not (self.t0 <= got["t"].min() <= got["t"].max() < self.t1)):
-                raise _CacheDamaged(f"{path}: not the dividends of sessions {self.t0}..{self.t1 - 1}")
+                raise _CacheDamaged(f"{self.folder}: dividends not of sessions {self.t0}..{self.t1 - 1}")
             self._dividends = got
         return self._dividends
+
+
+def _map_rows(path: Path, dtype: np.dtype, shape: tuple[int, ...]) -> np.ndarray:
+    """The first prod(shape) values of a headerless file, mapped read-only; _CacheDamaged when the
+    file is missing or shorter."""
+    size = int(np.prod(shape)) * np.dtype(dtype).itemsize
+    try:
+        held = path.stat().st_size
+        if held < size:
+            raise _CacheDamaged(f"{path}: {held:,} bytes, its state names {size:,}")
+        if size == 0:
+            return np.zeros(shape, dtype)
+        return np.memmap(path, dtype=dtype, mode="r", shape=shape)
+    except OSError as exc:
+        raise _CacheDamaged(f"{path}: {exc}") from exc
 
 
 def _write_block(folder: Path, arrays: dict[str, np.ndarray], dividends: np.ndarray) -> None:
@@ -683,7 +714,8 @@ class _Store:
     """Where finished blocks go. Without a cache: memory while the blocks held there stay within
     `memory_bytes`, then .npy files in a scratch folder of its own under `scratch_root` (the
     system's temporary folder by default), removed with the store. With a cache (`_Cache`): every
-    block is written to the cache, and kept in memory too while within `memory_bytes`."""
+    complete block is written to the cache, and kept in memory too while within `memory_bytes`; a
+    market's last, incomplete block goes to the cache's tail, by appending the new sessions."""
 
     def __init__(self, memory_bytes: int, scratch_root: Path | None, cache: "_Cache | None" = None) -> None:
         self.memory_bytes = memory_bytes
@@ -695,10 +727,26 @@ class _Store:
         self.folder: Path | None = None
         self._count = 0
 
-    def put(self, t0: int, t1: int, arrays: dict[str, np.ndarray], dividends: np.ndarray, *, is_last: bool) -> _Block:
-        """A block of `arrays` (sessions x companies; the store keeps them: no copy in memory).
-        `is_last`: the market's last block, pinned when it lives in files only (see _Block.pin)."""
+    def put(
+        self, t0: int, t1: int, arrays: dict[str, np.ndarray], dividends: np.ndarray, *, is_complete: bool,
+        is_last: bool, reopened: _Block | None = None,
+    ) -> _Block:
+        """A block of `arrays` (sessions x companies; the store keeps them: no copy in memory) and
+        its `dividends`. `reopened`: the market's earlier last block, whose sessions (the first
+        rows of `arrays`, not filled) and dividends this one continues. `is_last`: the market's
+        last block, pinned when it lives in files only (see _Block.pin)."""
         n = next(iter(arrays.values())).shape[1]
+        k = 0 if reopened is None else reopened.t1 - reopened.t0
+        if self.cache is not None and not is_complete:
+            # A night adds a row to the tail: it never writes the sessions before it again.
+            block = self.cache.append_tail(t0, {f: a[k:] for f, a in arrays.items()}, dividends, reopened)
+            self.cached_bytes += BAR_BYTES_PER_CELL * n * (t1 - t0 - k)
+            return block.pin()
+        if reopened is not None:
+            for f in BAR_FIELDS:
+                arrays[f][:k] = reopened.session_major(f)
+            dividends = np.concatenate([reopened.dividends, dividends])
+            self.release(reopened)
         size = BAR_BYTES_PER_CELL * n * (t1 - t0)
         in_memory = self.held_bytes + size <= self.memory_bytes
         if self.cache is not None:
@@ -741,6 +789,15 @@ def _remove_folder(folder: Path) -> None:
         shutil.rmtree(folder)
     except OSError as exc:  # often at interpreter exit: say what is left; the next store removes it
         print(f"sample source: could not remove its scratch folder {folder}: {exc}", file=sys.stderr)
+
+
+def _append(path: Path, keep_bytes: int, values: np.ndarray) -> None:
+    """`values` written after the first `keep_bytes` of `path` (created if missing): what a killed
+    writer appended beyond them is cut off first."""
+    with open(path, "r+b" if path.exists() else "wb") as out:
+        out.truncate(keep_bytes)
+        out.seek(keep_bytes)
+        out.write(np.ascontiguousarray(values).tobytes())
 
 
 def _remove(path: Path) -> None:
@@ -954,13 +1011,12 @@ def _simulate(
     # Blocks start every B sessions whatever ends the market was built to: a last block cut short by
     # an earlier end is reopened and completed, so a market grown night by night is stored as the
     # same blocks as one built at once (and its cache as the same files).
+    # Its sessions are read only if the block completes (or the store keeps whole blocks): a night
+    # on a cached market appends its row to the cache's tail.
+    reopened = None
     if full and blocks and blocks[-1].t1 - blocks[-1].t0 < B:
-        tail = blocks.pop()
-        block_t0 = tail.t0
-        for f in BAR_FIELDS:
-            buffers[f][: T0 - block_t0] = tail.session_major(f)
-        block_dividends.append(tail.dividends)
-        store.release(tail)
+        reopened = blocks.pop()
+        block_t0 = reopened.t0
     sig2 = co.idio_sd**2 / 2
     n_z = 3 + len(SECTORS) + N_INDEX_NOISE
     members_idx = {u: np.nonzero(m)[0] for u, m in (("^RUT", carry.rus), ("^SP600", carry.sp))}
@@ -1020,8 +1076,8 @@ def _simulate(
             if r == B - 1 or t == T - 1:
                 done = {f: buffers[f][: r + 1].copy() if r < B - 1 else buffers[f] for f in BAR_FIELDS}
                 dividends = np.concatenate(block_dividends) if block_dividends else NO_DIVIDENDS
-                blocks.append(store.put(block_t0, t + 1, done, dividends, is_last=t == T - 1))
-                block_dividends = []
+                blocks.append(store.put(block_t0, t + 1, done, dividends, is_complete=r == B - 1, is_last=t == T - 1, reopened=reopened))
+                block_dividends, reopened = [], None
                 if t < T - 1:
                     buffers = {f: np.empty_like(a) for f, a in buffers.items()}
                 block_t0 = t + 1
@@ -1197,7 +1253,7 @@ def _indexes(g, fac, levels_cap, volumes_cap) -> dict[str, tuple[np.ndarray, ...
 
 # The market kept in the data home between runs -------------------------------------------------------
 
-CACHE_FORMAT = 1  # the layout of the cache's files: part of the key, so a new layout starts afresh
+CACHE_FORMAT = 2  # the layout of the cache's files: part of the key, so a new layout starts afresh
 LOAD_ATTEMPTS = 5  # a state replaced by a writer while it was read is read again, this many times
 
 
@@ -1228,20 +1284,25 @@ class _Cache:
     root/market-KEY/state-T.npz                the stream after session T-1 (the carry, the index
                                                factors and levels, the member lists): what the next
                                                session needs, and what reading the first T needs
-    root/market-KEY/blocks/T0-T1/FIELD.npy     bars and dividends of sessions [T0, T1), blocks every
-                                               B sessions (the last one shorter, replaced as it grows)
+    root/market-KEY/blocks/T0-T1/FIELD.npy     bars and dividends of sessions [T0, T1) (company-major),
+                                               a block every B sessions, written once when complete
+    root/market-KEY/tail-T0/FIELD.bin          the sessions since the last complete block, one row
+                                               each (session-major, no header): a night appends its row
     root/market-KEY/quarters-Q/FIELD.npy       the first Q quarters of fundamentals
+    root/market-KEY/companies.npz              the companies
     root/market-KEY.lock                       held shared by every source using the key
     root/market-KEY.write.lock                 held by the one process writing to the key
 
-    Every file is written under a temporary name and renamed into place once complete, and a state
-    is written only after the blocks it names, so a killed writer leaves the last state and its
-    blocks as they were (plus leftovers the next writer removes). Files never change once in place;
-    a writer removes what the newest state does not need: older states, replaced last blocks, fewer
-    quarters (a reader that loaded them keeps the last block and the quarters open, so they stay
-    readable for it). What a load reads is checked (shapes, sessions against the calendar, every
-    named block present); anything wrong removes the key's folder, with a log line, and the market
-    is simulated again. Writing a key removes the other keys of `root` that no source is using."""
+    Files are written under a temporary name and renamed into place once complete, except the
+    tail, which grows by appending; a state is written only after everything it names, and names
+    how many rows (and dividends) of the tail are its own. So a killed writer leaves the last state
+    and what it names as they were, plus leftovers the next writer removes (or, for the tail, cuts
+    off before appending). Nothing a state names ever changes; a writer removes what the newest
+    state does not need: older states, the tail of a block now complete, fewer quarters (a reader
+    that loaded them keeps the tail and the quarters open, so they stay readable for it). What a
+    load reads is checked (shapes and sizes, sessions against the calendar, every named file
+    present); anything wrong removes the key's folder, with a log line, and the market is
+    simulated again. Writing a key removes the other keys of `root` that no source is using."""
 
     def __init__(self, root: Path, seed: int, start: date, companies: int) -> None:
         self.root = Path(root)
@@ -1334,7 +1395,7 @@ class _Cache:
             "format": (1,), "companies": (1,), "block_sessions": (1,), "sessions": (1,), "sessions_sha256": (32,),
             "level": (3,), "trend": (3,), "price": (n,), "c_prev": (n,), "ring": (R, n), "growth": (n,),
             "rus": (n,), "sp": (n,), "delist_idx": (n,), "g": (T,), "fac": (T, N_INDEX_NOISE),
-            "level_rut": (T,), "level_sp600": (T,), "volume_rut": (T,), "volume_sp600": (T,),
+            "level_rut": (T,), "level_sp600": (T,), "volume_rut": (T,), "volume_sp600": (T,), "tail_dividends": (1,),
         }
         wrong = [k for k, shape in shapes.items() if k not in st or st[k].shape != shape]
         wrong += [k for k in ("epoch_t", "epoch_counts", "epoch_members") if k not in st]
@@ -1368,6 +1429,11 @@ class _Cache:
         if missing:
             raise _CacheDamaged(f"{path}: names block(s) {', '.join(missing[:3])} that {blocks_dir} does not hold")
         blocks = [_Block(t0, t1, n, None, blocks_dir / f"{t0:06d}-{t1:06d}", None) for t0, t1 in spans]
+        tail_t0 = spans[-1][1] if spans else 0
+        if tail_t0 < T:
+            tail = _Block(tail_t0, T, n, None, self.folder / f"tail-{tail_t0:06d}", None, is_tail=True,
+                          tail_dividends=int(st["tail_dividends"][0]))
+            blocks.append(tail)
         blocks[-1].pin()
         carry = _Carry(
             level=st["level"], trend=st["trend"], price=st["price"], c_prev=st["c_prev"], ring=st["ring"],
@@ -1414,8 +1480,9 @@ class _Cache:
         self._place(staged, path)
 
     def _spans(self, T: int) -> list[tuple[int, int]]:
+        """The complete blocks of a market of T sessions (the sessions after them are the tail)."""
         B = self.block_sessions
-        return [(t0, min(t0 + B, T)) for t0 in range(0, T, B)]
+        return [(t0, t0 + B) for t0 in range(0, T - T % B, B)]
 
     def quarters(self, co: _Companies, needed: int) -> _Quarters:
         """At least `needed` quarters: the most the cache holds (memory-mapped, opened now), and
@@ -1466,6 +1533,28 @@ class _Cache:
         _remove(final)
         os.rename(staged, final)
 
+    def append_tail(self, t0: int, arrays: dict[str, np.ndarray], dividends: np.ndarray, reopened: _Block | None) -> _Block:
+        """The tail from session t0: the rows of `reopened` (the tail as the state the market
+        continues names it, or None for a new tail) and `arrays` (sessions x companies) after
+        them, with `dividends` after its dividends."""
+        assert self._write_depth > 0, "the tail grows under the cache's write lock"
+        folder = self.folder / f"tail-{t0:06d}"
+        if reopened is None:
+            _remove(folder)  # a tail this name had before the state it continues (tidy() removes those first)
+            folder.mkdir()
+            rows, divs = 0, 0
+        else:
+            assert reopened.is_tail and reopened.folder == folder and reopened.t0 == t0, (reopened.folder, folder)
+            rows, divs = reopened.t1 - reopened.t0, reopened.tail_dividends
+        n = next(iter(arrays.values())).shape[1]
+        for k, (field, values) in enumerate(arrays.items()):
+            _append(folder / f"{field}.bin", rows * n * values.itemsize, values)
+            if k == 0:
+                crashpoint("sample.cache.tail")
+        _append(folder / "dividends.bin", divs * DIVIDEND_DTYPE.itemsize, dividends)
+        added = len(next(iter(arrays.values())))
+        return _Block(t0, t0 + rows + added, n, None, folder, None, is_tail=True, tail_dividends=divs + len(dividends))
+
     def write_block(self, t0: int, t1: int, arrays: dict[str, np.ndarray], dividends: np.ndarray) -> Path:
         assert self._write_depth > 0, "blocks are written under the cache's write lock"
         blocks_dir = self.folder / "blocks"
@@ -1502,6 +1591,7 @@ class _Cache:
             "g": market.g, "fac": market.fac, "level_rut": market.levels["^RUT"], "level_sp600": market.levels["^SP600"],
             "volume_rut": market.volumes["^RUT"], "volume_sp600": market.volumes["^SP600"],
             "epoch_t": np.array([e.t for e in market.epochs], np.int64), "epoch_counts": counts,
+            "tail_dividends": [market.blocks[-1].tail_dividends if market.blocks[-1].is_tail else 0],
             "epoch_members": np.concatenate([e.members[u] for e in market.epochs for u in UNIVERSES]).astype(np.int64),
         }
         staged = self.folder / f".tmp-{os.getpid()}-state-{T:06d}.npz"
@@ -1515,12 +1605,14 @@ class _Cache:
 
     def tidy(self, T: int | None) -> None:
         """Remove what the state of T sessions does not need (everything when None): other states,
-        blocks it does not name, all but the most quarters, staged files of stopped writers."""
+        blocks and tails it does not name, all but the most quarters, staged files of stopped writers."""
         assert self._write_depth > 0, "the cache is tidied under its write lock"
         counts = self._quarter_counts()
         keep = {"blocks", "companies.npz"}
         if T:
             keep |= {f"state-{T:06d}.npz"} | ({f"quarters-{counts[-1]:04d}"} if counts else set())
+            if T % self.block_sessions:
+                keep.add(f"tail-{T - T % self.block_sessions:06d}")
         for path in self.folder.iterdir():
             if path.name not in keep:
                 _remove(path)

@@ -607,9 +607,11 @@ def cache_files(cache: Path) -> dict[str, list[str]]:
 
 
 def tidy_files(T: int) -> list[str]:
-    """What a cache of the small market holds once it has recorded T sessions."""
-    blocks = [f"blocks/{t0:06d}-{min(t0 + 256, T):06d}" for t0 in range(0, T, 256)]
-    return ["companies.npz", "quarters-0048", f"state-{T:06d}.npz", *blocks]
+    """What a cache of the small market holds once it has recorded T sessions: blocks of 256
+    sessions, and the sessions after the last of them in a tail."""
+    blocks = [f"blocks/{t0:06d}-{t0 + 256:06d}" for t0 in range(0, T - T % 256, 256)]
+    tail = [f"tail-{T - T % 256:06d}"] if T % 256 else []
+    return sorted(["companies.npz", "quarters-0048", f"state-{T:06d}.npz", *tail]) + blocks
 
 
 def recording_simulations(monkeypatch) -> list[tuple[int, date]]:
@@ -673,7 +675,7 @@ def test_any_sequence_of_ends_gives_the_fresh_market(small_fresh, picks):
         assert_same_bits({"bars": got.bars, "actions": got.actions, "holdings": holdings}, cut(small_fresh, end))
 
 
-def test_a_nightly_on_a_warm_cache_reads_only_the_last_block_and_the_next_night_simulates_one_session(
+def test_a_nightly_on_a_warm_cache_reads_only_the_tail_and_the_next_night_appends_one_session(
     tmp_path, small_fresh, monkeypatch
 ):
     SampleSource(**SMALL, cache_dir=tmp_path).bars(["SMP0001"], SMALL_END, SMALL_END)
@@ -700,13 +702,18 @@ def test_a_nightly_on_a_warm_cache_reads_only_the_last_block_and_the_next_night_
     assert calls == [] and set(opened) == {(256, 502)}  # the last block, nothing of the first
     assert {p: p.stat().st_mtime_ns for p in folder.rglob("*")} == before  # and wrote nothing
 
-    # The next night continues the stream for one session and rewrites only the last block.
+    # The next night continues the stream for one session and appends its row to the tail: the
+    # sessions before it are neither simulated nor written again.
     nxt = calendar.sessions(SMALL_END + timedelta(days=1), SMALL_END + timedelta(days=10))[0]
     first_block = {p: p.stat().st_mtime_ns for p in (folder / "blocks" / "000000-000256").iterdir()}
+    tail = {p.name: p.stat().st_size for p in (folder / "tail-000256").iterdir()}
     tomorrow = SampleSource(**SMALL, cache_dir=tmp_path).bars(["SMP0001"], nxt, nxt)
     assert tomorrow.bars.height == 1 and calls == [(502, nxt)]
     assert cache_files(tmp_path)[folder.name] == tidy_files(503)
     assert {p: p.stat().st_mtime_ns for p in (folder / "blocks" / "000000-000256").iterdir()} == first_block
+    grown = {p.name: p.stat().st_size - tail[p.name] for p in (folder / "tail-000256").iterdir()}
+    assert grown.pop("dividends.bin") % sample.DIVIDEND_DTYPE.itemsize == 0
+    assert grown == {f"{f}.bin": 2_500 * 8 for f in sample.BAR_FIELDS}  # one row of 2,500 companies
 
 
 def _grow_and_exit(cache: Path, end: date, crash_at: str | None) -> None:
@@ -723,15 +730,29 @@ def forked(target, *args) -> multiprocessing.Process:
     return child
 
 
-@pytest.mark.parametrize("point", ["sample.cache.block", "sample.cache.state", "sample.cache.tidy"])
-def test_a_writer_killed_anywhere_leaves_the_old_market_or_the_new_one(tmp_path, small_fresh, point):
-    SampleSource(**SMALL, cache_dir=tmp_path).bars(["SMP0001"], SMALL_SESSIONS[200], SMALL_SESSIONS[200])
+@pytest.mark.parametrize(
+    ("built", "point"),
+    [
+        (200, "sample.cache.block"),  # a complete block staged, not in place
+        (200, "sample.cache.tail"),  # ... in place, and a new tail half written
+        (300, "sample.cache.tail"),  # rows appended to one file of the tail the state names
+        (300, "sample.cache.state"),  # ... to all of them, the state staged, not in place
+        (200, "sample.cache.tidy"),  # the new state in place, the old one and its tail still there
+    ],
+)
+def test_a_writer_killed_anywhere_leaves_the_old_market_or_the_new_one(tmp_path, small_fresh, built, point):
+    SampleSource(**SMALL, cache_dir=tmp_path).bars(["SMP0001"], SMALL_SESSIONS[built], SMALL_SESSIONS[built])
     child = forked(_grow_and_exit, tmp_path, SMALL_END, point)
     child.join(120)
     assert child.exitcode == -signal.SIGKILL  # killed at the point, as by kill -9: no cleanup ran
     (key,) = cache_files(tmp_path)
     states = [n for n in cache_files(tmp_path)[key] if n.startswith("state-")]
-    assert states == (["state-000201.npz", "state-000502.npz"] if point == "sample.cache.tidy" else ["state-000201.npz"])
+    assert states == [f"state-{built + 1:06d}.npz"] + (["state-000502.npz"] if point == "sample.cache.tidy" else [])
+    if point != "sample.cache.tidy":
+        # Readers of what is there now get the market as it was.
+        few = ["^RUT", "SMP0001", "SMP2400"]
+        got = SampleSource(**SMALL, cache_dir=tmp_path).bars(few, SMALL["start"], SMALL_SESSIONS[built]).bars
+        assert_same_bits({"bars": got}, {"bars": cut(small_fresh, SMALL_SESSIONS[built])["bars"].filter(pl.col("symbol").is_in(few))})
     assert_same_bits(everything(SampleSource(**SMALL, cache_dir=tmp_path), SMALL_END), small_fresh)
     # The next writer removes what the killed one left.
     SampleSource(**SMALL, cache_dir=tmp_path).bars(["SMP0001"], SMALL_SESSIONS[-1], SMALL_SESSIONS[-1])
