@@ -1,12 +1,18 @@
-"""Time the rebuild of every core and mart table from `raw`, per table, on the sample market.
+"""Seconds per core table and mart of the real full rebuild (`smallcaps.pipeline.rebuild`).
 
-Usage: .venv/bin/python bench/rebuild_marts.py [WAREHOUSE]
-Without an argument it backfills a fresh sample warehouse in a temporary folder first (no Prefect:
-the pipeline steps are called directly), then times `derive` three times and prints the median.
+Usage: .venv/bin/python bench/rebuild_marts.py [WAREHOUSE] [--rounds 3]
+
+Without WAREHOUSE it backfills a fresh sample warehouse in a temporary folder first (no Prefect:
+the pipeline steps are called directly, in the order flows/run.py calls them). Each round rebuilds
+a fresh copy of the warehouse's raw tables in a new file (core and marts empty, so every row is
+computed, gated and written), year by year as `smallcaps rebuild` does, and the medians per dataset
+are printed. WAREHOUSE itself is only read.
 """
 
 from __future__ import annotations
 
+import argparse
+import shutil
 import statistics
 import sys
 import tempfile
@@ -16,59 +22,79 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
 
 from smallcaps import calendar, pipeline  # noqa: E402
 from smallcaps.settings import Settings  # noqa: E402
 from sources import make_source  # noqa: E402
-from warehouse.db import connect  # noqa: E402
-from warehouse.rebuild import derive  # noqa: E402
 
 
 def backfill_without_prefect(settings: Settings) -> None:
-    con = connect(settings.warehouse_path)
-    end = calendar.latest_completed_session()
-    plan = pipeline.plan_backfill(settings, settings.sample_start, end)
-    source = make_source(settings)
-    held = source.holdings(plan.universes, plan.holdings_start, end)
-    symbols, _ = pipeline.equity_symbols(con, held.holdings, settings.retire_after_failures)
-    fetched = pipeline.Fetched.combine(
-        [held, source.bars(plan.index_symbols + symbols, plan.bars_start, end), source.fundamentals(symbols, end)]
-    )
-    batch = pipeline.split(fetched, plan.index_symbols)
-    now = datetime.now(timezone.utc).replace(tzinfo=None)
-    load_id = pipeline.new_load_id(now)
+    """A sample backfill into settings.home: fetch, gate, merge and derive, no publish."""
     from warehouse import loads
 
-    loads.begin(con, load_id=load_id, flow_run_id=None, flow_name="bench", source="sample", start=plan.bars_start, end=end)
-    gated = pipeline.validate(con, batch, load_id=load_id, as_of=end, settings=settings)
-    pipeline.load(con, batch, gated, load_id=load_id, source="sample", fetched_at=now, settings=settings, as_of=end)
-    con.close()
+    con = pipeline.open_warehouse(settings)
+    try:
+        end = calendar.latest_completed_session()
+        plan = pipeline.plan_backfill(settings, settings.sample_start, end)
+        source = make_source(settings)
+        held = source.holdings(plan.universes, plan.holdings_start, end)
+        symbols, _ = pipeline.equity_symbols(
+            con, held.holdings, settings.retire_after_failures, anchors=settings.anchors, window=(plan.bars_start, end)
+        )
+        fetched = pipeline.Fetched.combine(
+            [held, source.bars(plan.index_symbols + symbols, plan.bars_start, end), source.fundamentals(symbols, end)]
+        )
+        batch = pipeline.split(fetched, plan.index_symbols)
+        now = datetime.now(timezone.utc).replace(tzinfo=None)
+        load_id = pipeline.new_load_id(now)
+        loads.begin(con, load_id=load_id, flow_run_id=None, flow_name="bench", source="sample", start=plan.bars_start, end=end)
+        gated = pipeline.validate(con, batch, load_id=load_id, as_of=end, settings=settings)
+        if any(g.blocked for g in gated.values()):
+            sys.exit(f"the sample backfill was blocked by its gate: {[t for t, g in gated.items() if g.blocked]}")
+        pipeline.load(con, batch, gated, load_id=load_id, source="sample", fetched_at=now, settings=settings, as_of=end)
+    finally:
+        con.close()
 
 
 def main() -> None:
-    if len(sys.argv) > 1:
-        warehouse = Path(sys.argv[1])
-        settings = Settings(home=warehouse.parent)
+    from rebuild_vs_pandas import fresh_home, load_avg, raw_only_warehouse, real_rebuild
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("warehouse", nargs="?", type=Path, help="a warehouse.duckdb (default: backfill a new sample)")
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    print(load_avg())
+    if args.warehouse:
+        warehouse = args.warehouse
+        if not warehouse.exists():
+            sys.exit(f"{warehouse} does not exist: give a warehouse file, or no argument to backfill a sample")
     else:
         home = Path(tempfile.mkdtemp(prefix="smallcaps-bench-"))
         settings = Settings(home=home)
         t = time.perf_counter()
         backfill_without_prefect(settings)
-        print(f"sample backfill (fetch, gate, merge, rebuild) without Prefect: {time.perf_counter() - t:.1f} s")
-    con = connect(settings.warehouse_path)
-    as_of = con.execute("SELECT max(session_date) FROM raw.index_bars").fetchone()[0]
+        print(f"sample backfill (fetch, gate, merge, derive) without Prefect: {time.perf_counter() - t:.1f} s")
+        warehouse = settings.warehouse_path
+    scratch = Path(tempfile.mkdtemp(prefix="smallcaps-bench-rebuild-raw-"))
+    raw_only = raw_only_warehouse(warehouse, scratch)
+    from expectations.gate import warm_up
+
+    warm_up()
     runs = []
-    for _ in range(3):
+    for _ in range(args.rounds):
+        home = fresh_home(raw_only)
         t = time.perf_counter()
-        frames, timings = derive(con, settings, as_of)
+        timings = real_rebuild(home)
         timings["total"] = time.perf_counter() - t
         runs.append(timings)
-    print(f"rebuild of core and marts from raw, as of {as_of}, median of 3 runs")
-    print(f"{'table':32} {'rows':>12} {'seconds':>9}")
+        shutil.rmtree(home, ignore_errors=True)
+    shutil.rmtree(scratch, ignore_errors=True)
+    print(f"full rebuild into empty core and marts (open, derive year by year with gates and writes, close), "
+          f"median of {args.rounds}; {load_avg()}")
+    print(f"{'step':32} {'seconds':>9}")
     for name in runs[0]:
-        rows = frames[name].height if name in frames else ""
-        print(f"{name:32} {rows:>12,} {statistics.median(r[name] for r in runs):9.3f}" if rows != "" else
-              f"{name:32} {'':>12} {statistics.median(r[name] for r in runs):9.3f}")
+        print(f"{name:32} {statistics.median(r.get(name, 0.0) for r in runs):9.3f}")
 
 
 if __name__ == "__main__":

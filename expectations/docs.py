@@ -86,7 +86,7 @@ def write_data_docs(settings: Settings, load_id: str | None = None) -> Path:
     esc = html.escape
     rows = []
     for table, exp, sev, ok, bad, n, details in report.results:
-        state = "pass" if ok else ("FAIL" if sev == "error" else "warn")
+        state = "pass" if ok else {"error": "FAIL", "quarantine": "quarantined"}.get(sev, "warn")
         rows.append(
             f"<tr class='{state}'><td>{esc(table)}</td><td>{esc(exp)}</td><td>{sev}</td><td>{state}</td>"
             f"<td>{'' if bad is None else f'{bad:,}'}</td><td>{'' if n is None else f'{n:,}'}</td>"
@@ -99,7 +99,7 @@ def write_data_docs(settings: Settings, load_id: str | None = None) -> Path:
     gx_links = ", ".join(f"<a href='{esc(lid)}/{esc(p.name)}'>{esc(p.stem)}</a>" for p in gx_pages) or "none saved for this load"
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>smallcaps dq {esc(lid)}</title>
 <style>body{{font-family:sans-serif}}td,th{{border:1px solid #ccc;padding:2px 6px;font-size:13px}}
-table{{border-collapse:collapse}}.FAIL{{background:#fdd}}.warn{{background:#ffd}}</style></head><body>
+table{{border-collapse:collapse}}.FAIL{{background:#fdd}}.warn{{background:#ffd}}.quarantined{{background:#fec}}</style></head><body>
 <h1>Data quality of load {esc(lid)}</h1>
 <p>{esc(flow)} from {esc(source)}, {esc(status)}, started {started:%Y-%m-%d %H:%M:%S}. {esc(message or '')}</p>
 <p>Read from the {esc(report.read_from)}. Definitions: docs/data-quality.md.</p>
@@ -114,3 +114,17 @@ table{{border-collapse:collapse}}.FAIL{{background:#fdd}}.warn{{background:#ffd}
     tmp.write_text(page, encoding="utf-8")
     tmp.replace(out)
     return out
+
+
+def suite_markdown(table: str) -> str:
+    """The expectations table of `table` as docs/data-quality.md prints it (a test keeps them equal)."""
+    from expectations.suites import suite
+
+    s = suite(table)
+    gate_level = {"columns_present", "column_types", "no_unexpected_columns"}
+    lines = ["| expectation | severity | runs as | why |", "| --- | --- | --- | --- |"]
+    for e in s.expectations:
+        runs_as = "gate" if e.name in gate_level else (e.gx or "polars")
+        why = e.why + (f" (quarantine reason: `{e.reason}`)" if e.reason else "")
+        lines.append(f"| `{e.name}` | {e.severity} | {runs_as} | {why} |")
+    return "\n".join(lines)

@@ -6,10 +6,12 @@ expectations on a pandas copy in one validation, runs the polars checks GX has n
 and returns:
 
 - `results`: one row per expectation that ran, shaped like dq.results;
-- `quarantine`: one row per offending fetched row, shaped like dq.quarantine (every error-level
-  expectation the row failed is named in `reason`; `expectation` is the first of them);
-- `clean`: the rows that passed every error-level expectation (the original columns);
-- `blocked`, `errors`, `warnings`.
+- `quarantine`: one row per offending fetched row, shaped like dq.quarantine (every error- and
+  quarantine-level expectation the row failed is named in `reason`; `expectation` is the first of
+  them, error-level ones first);
+- `clean`: the rows that passed every error- and quarantine-level expectation (the original columns);
+- `blocked` (an error-level expectation failed), `errors`, `quarantined` (the messages of
+  quarantine-level findings: their rows are set aside, the rest loads), `warnings`.
 
 `quarantine.height + clean.height == df.height` always. A blocked load writes `clean` to
 dq.quarantine too, as `held_by_block` (see `held_rows`), so every fetched row ends in raw or in
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import json
 import math
+import threading
 import time
 import uuid
 import warnings as _warnings
@@ -68,6 +71,7 @@ class GateResult:
     blocked: bool
     errors: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    quarantined: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)  # seconds: schema, gx, polars, split
     # GX's own validation result (its JSON form) for the expectations GX ran; None when none ran.
     # `smallcaps dq --docs` renders it with GX's data-docs renderer.
@@ -116,9 +120,23 @@ class _GxRuntime:
         return {r.expectation_config.meta["smallcaps_name"]: r for r in outcome.results}, as_json
 
 
+_RUNTIME_LOCK = threading.Lock()
+
+
 @lru_cache(maxsize=1)
-def _default_runtime() -> _GxRuntime:
+def _cached_runtime() -> _GxRuntime:
     return _GxRuntime()
+
+
+def _default_runtime() -> _GxRuntime:
+    with _RUNTIME_LOCK:  # a warm-up thread may be building it: wait for that one
+        return _cached_runtime()
+
+
+def warm_up() -> None:
+    """Import Great Expectations and build the gate's context now (seconds of imports), e.g. in a
+    thread while the Prefect server starts or the fetch runs, so the first gate does not pay it."""
+    _default_runtime()
 
 
 def _runtime(context) -> _GxRuntime:
@@ -249,7 +267,9 @@ def gate(
     timings: dict[str, float] = {}
 
     def sev(e: Expectation) -> str:
-        return overrides.get(e.name, e.severity)
+        chosen = overrides.get(e.name, e.severity)
+        # A mart row cannot be set aside without making the mart wrong (see Suite.is_raw).
+        return "error" if chosen == "quarantine" and not s.is_raw else chosen
 
     t = time.perf_counter()
     outcomes, broken = _schema(s, df, sev)
@@ -391,7 +411,8 @@ def _evaluate(s: Suite, e: Expectation, severity: str, df: pl.DataFrame, indexed
         if raised:
             msg = f"{s.table}: {e.name} could not be evaluated by Great Expectations: {info.get('exception_message')}"
             details["exception"] = info.get("exception_message")
-            return _Outcome(e, severity, False, n, None, details, message=msg, all_rows=True)
+            # No row is named: a quarantine-level check blocks like an error one (nothing can load safely).
+            return _Outcome(e, "error" if severity == "quarantine" else severity, False, n, None, details, message=msg, all_rows=True)
         res = gx_result.result or {}
         success = bool(gx_result.success)
         element_count = res.get("element_count", n)
@@ -422,16 +443,25 @@ def _evaluate(s: Suite, e: Expectation, severity: str, df: pl.DataFrame, indexed
         what = {"rows_present": "the frame has no rows"}.get(e.name, "")
         observed = details.get("observed")
         msg = f"{s.table}: {e.name} failed" + (f": {what}" if what else "") + (f" (observed {observed})" if observed is not None and not what else "")
+        if severity == "quarantine":
+            # Rows can be set aside only when the check names them; otherwise nothing can load safely.
+            severity = "error"
+            msg += " (a quarantine-level check that could not name the offending rows: the load is blocked)"
         return _Outcome(e, severity, False, element_count, unexpected, details, message=msg, all_rows=e.failing is not None)
 
     examples = _examples(s, e, indexed, failed)
     details["examples"] = examples
+    if e.reason:
+        details["reason"] = e.reason
     count = unexpected if unexpected is not None else failed.height
+    named = f" ({e.reason})" if e.reason else ""
     if e.per_group:
         groups = failed.join(indexed.select("_row", *e.show), on="_row").select(e.show).unique().height
-        msg = f"{s.table}: {e.name} failed for {groups:,} group(s) ({count:,} of {n:,} rows), e.g. {'; '.join(examples)}"
+        msg = f"{s.table}: {e.name} failed for {groups:,} group(s) ({count:,} of {n:,} rows){named}, e.g. {'; '.join(examples)}"
     else:
-        msg = f"{s.table}: {e.name} failed for {count:,} of {n:,} rows, e.g. {'; '.join(examples)}"
+        msg = f"{s.table}: {e.name} failed for {count:,} of {n:,} rows{named}, e.g. {'; '.join(examples)}"
+    if severity == "quarantine":
+        msg += f"; {'that row is' if count == 1 else 'those rows are'} in dq.quarantine, the rest loads"
     return _Outcome(e, severity, False, element_count, count, details, failed=failed, message=msg)
 
 
@@ -460,14 +490,14 @@ def _examples(s: Suite, e: Expectation, indexed: pl.DataFrame, failed: pl.DataFr
 
 
 def _reason_rows(s: Suite, o: _Outcome, indexed: pl.DataFrame) -> pl.DataFrame:
-    """(_row, expectation, reason) for the rows an error-level outcome blames."""
+    """(_row, expectation, reason) for the rows an error- or quarantine-level outcome blames."""
     if o.all_rows or o.failed is None:
         why = o.message.split(": ", 1)[-1] if o.message else f"{o.exp.name} failed"
         return indexed.select("_row", pl.lit(o.exp.name).alias("expectation"), pl.lit(f"{o.exp.name}: {why}").alias("reason"))
     detail_cols = [c for c in o.failed.columns if c != "_row"]
     shown = [c for c in o.exp.show if c in indexed.columns and c not in detail_cols]
     rows = o.failed.join(indexed.select("_row", *shown), on="_row", how="left")
-    parts: list[pl.Expr] = [pl.lit(f"{o.exp.name}:")]
+    parts: list[pl.Expr] = [pl.lit(f"{o.exp.name}: {o.exp.reason}:" if o.exp.reason else f"{o.exp.name}:")]
     for c in (*shown, *detail_cols):
         value = pl.col(c).cast(pl.String).fill_null("null")
         if rows.schema[c].is_float():
@@ -498,11 +528,15 @@ def _assemble(s: Suite, df: pl.DataFrame, outcomes: list[_Outcome], *, load_id: 
         schema=RESULTS_SCHEMA,
     )
     errors = [o.message for o in outcomes if not o.success and o.severity == "error"]
+    quarantined = [o.message for o in outcomes if not o.success and o.severity == "quarantine"]
     warnings = [o.message for o in outcomes if not o.success and o.severity == "warning"]
-    blamed = [_reason_rows(s, o, indexed) for o in outcomes if not o.success and o.severity == "error"]
+    blaming = [o for o in outcomes if not o.success and o.severity in ("error", "quarantine")]
+    blamed = [_reason_rows(s, o, indexed) for o in blaming]
 
     if blamed and df.height:
-        order = {o.exp.name: i for i, o in enumerate(outcomes)}
+        # A row's `expectation` is the first error-level check it failed, else the first
+        # quarantine-level one, in suite order; its reason names them all in that order.
+        order = {o.exp.name: (o.severity != "error") * len(outcomes) + i for i, o in enumerate(outcomes)}
         reasons = (
             pl.concat(blamed)
             .with_columns(pl.col("expectation").replace_strict(order, return_dtype=pl.Int64).alias("_order"))
@@ -543,4 +577,5 @@ def _assemble(s: Suite, df: pl.DataFrame, outcomes: list[_Outcome], *, load_id: 
         blocked=bool(errors),
         errors=errors,
         warnings=warnings,
+        quarantined=quarantined,
     )

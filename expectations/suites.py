@@ -1,7 +1,8 @@
 """One expectation suite per gated table, as data.
 
-An `Expectation` names a check (`high_ge_low`), its default severity, why it exists, and how it
-runs: either as a Great Expectations expectation (`gx` class name and kwargs) or as a polars check
+An `Expectation` names a check (`high_ge_low`), its default severity (error: blocks the load;
+quarantine: its rows go to dq.quarantine with the named `reason` and the rest loads; warning:
+recorded), why it exists, and how it runs: either as a Great Expectations expectation (`gx` class name and kwargs) or as a polars check
 for multi-row rules GX has no expectation for (sums per snapshot, day-over-day jumps). Every
 row-level expectation also carries `failing`: a polars predicate that marks the offending rows, so
 the gate can quarantine exactly those rows with their values. For GX-backed expectations the
@@ -25,7 +26,11 @@ import polars as pl
 from smallcaps.settings import DEFAULT_UNIVERSES, Universe
 from sources.base import ACTIONS_SCHEMA, BARS_SCHEMA, FUNDAMENTALS_SCHEMA, HOLDINGS_SCHEMA
 
-Severity = Literal["error", "warning"]
+Severity = Literal["error", "quarantine", "warning"]
+# What each severity does to a load (docs/data-quality.md, "Severity"):
+# error: the load is blocked; quarantine: the offending rows go to dq.quarantine with the
+# expectation's named reason and the rest loads; warning: everything loads, the finding is recorded.
+SEVERITIES: tuple[str, ...] = ("error", "quarantine", "warning")
 
 # Holdings: the equity lines of an iShares file, as a share of the whole fund. The real IWM and IJR
 # files put 99.2-99.95% in equities (the rest is cash and index futures, which the source excludes).
@@ -48,6 +53,16 @@ STALE_SESSIONS = 5
 MIN_QUARTER_SPACING_DAYS = 60
 # Shares that must sum to 1: float noise of a few ulps per member is tolerated, a lost cohort is not.
 SHARE_SUM_TOLERANCE = 1e-6
+# A price (open, high, low, close, adj_close; index levels too) outside this band is not a quote but
+# a broken value: `1e308` loads as a float and overflows the first return computed from it. The
+# band is wide on purpose: Yahoo's split-adjusted history of a company that reverse-split many times
+# shows prices far above any real quote, and a century of splits and dividends takes an adjusted
+# close far below a cent; neither comes near these bounds, and neither bound comes near overflow.
+MIN_PRICE = 1e-6
+MAX_PRICE = 1e12
+# Shares traded in one session: the busiest sub-penny stocks trade tens of billions; a trillion is
+# a broken value (a unit slip, a float read as an integer), whatever the Int64 column can hold.
+MAX_VOLUME_SHARES = 10**12
 
 COHORTS = ("profitable", "unprofitable", "no_data")
 ACTIONS = ("split", "dividend")
@@ -67,6 +82,8 @@ class Params:
     # merge, if the caller has them.
     revisions: pl.DataFrame | None = None
     universes: Mapping[str, Universe] = field(default_factory=lambda: {u.name: u for u in DEFAULT_UNIVERSES})
+    # Work several predicates of one gate call share (is any key repeated?), computed once.
+    scratch: dict = field(default_factory=dict, compare=False, repr=False)
 
 
 Kwargs = Mapping[str, object] | Callable[[pl.DataFrame, Params], Mapping[str, object]]
@@ -86,6 +103,9 @@ class Expectation:
     failing: Failing | None = None  # row predicate; None for table-level checks
     show: tuple[str, ...] = ()  # columns printed in example rows
     per_group: bool = False  # fails whole groups (a snapshot, a session): examples name the group
+    # The named reason a quarantined row carries ("not an NYSE session"); rows that fail several
+    # expectations name each. Empty: the expectation's name says it.
+    reason: str = ""
 
     def gx_kwargs(self, df: pl.DataFrame, params: Params) -> dict[str, object]:
         return dict(self.kwargs(df, params) if callable(self.kwargs) else self.kwargs)
@@ -102,6 +122,12 @@ class Suite:
 
     def names(self) -> list[str]:
         return [e.name for e in self.expectations]
+
+    @property
+    def is_raw(self) -> bool:
+        """Raw tables hold fetched rows, which can be quarantined one by one. Marts are derived: a
+        row missing from one would make it wrong, so a quarantine-level finding there blocks."""
+        return self.table.startswith("raw.")
 
     def get(self, name: str) -> Expectation:
         for e in self.expectations:
@@ -166,6 +192,43 @@ def _keys_duplicated(keys: tuple[str, ...]) -> Failing:
     return _mask(pl.struct(list(keys)).is_duplicated())
 
 
+def _contract_columns(df: pl.DataFrame) -> list[str]:
+    return [c for c in df.columns if c not in STAGING_COLUMNS]
+
+
+def _any_key_repeated(df: pl.DataFrame, keys: tuple[str, ...], params: Params) -> bool:
+    """One pass over the key columns, shared by keys_unique and rows_not_repeated of a gate call:
+    in the usual batch no key repeats, and neither check has more to do."""
+    memo = ("any_key_repeated", keys, id(df))
+    if memo not in params.scratch:
+        params.scratch[memo] = df.height > 0 and df.group_by(list(keys)).len().select((pl.col("len") > 1).any()).item()
+    return params.scratch[memo]
+
+
+def _keys_conflicting(keys: tuple[str, ...]) -> Failing:
+    """Rows whose key also holds a different row: two versions of one bar, and no way to tell which
+    is right. Identical copies are rows_not_repeated's business."""
+
+    def run(df: pl.DataFrame, params: Params) -> pl.DataFrame:
+        if not _any_key_repeated(df, keys, params):
+            return df.select(pl.repeat(False, pl.len()).alias("failed"))
+        versions = pl.struct(_contract_columns(df)).n_unique().over(list(keys))
+        return df.select((pl.struct(list(keys)).is_duplicated() & (versions > 1)).alias("failed"), versions.alias("versions"))
+
+    return run
+
+
+def _repeated(keys: tuple[str, ...]) -> Failing:
+    """Second and later copies of a row identical in every column of the contract."""
+
+    def run(df: pl.DataFrame, params: Params) -> pl.DataFrame:
+        if not _any_key_repeated(df, keys, params):  # no repeated key, no repeated row
+            return df.select(pl.repeat(False, pl.len()).alias("failed"))
+        return df.select((~pl.struct(_contract_columns(df)).is_first_distinct()).alias("failed"))
+
+    return run
+
+
 def _sessions_between(df: pl.DataFrame, column: str) -> list[date]:
     from smallcaps import calendar
 
@@ -178,14 +241,19 @@ def _sessions_between(df: pl.DataFrame, column: str) -> list[date]:
 def _on_calendar(column: str) -> Failing:
     def run(df: pl.DataFrame, params: Params) -> pl.DataFrame:
         ok = _sessions_between(df, column)
-        return df.select((pl.col(column).is_not_null() & ~pl.col(column).is_in(ok)).alias("failed"))
+        return df.select(
+            (pl.col(column).is_not_null() & ~pl.col(column).is_in(ok)).alias("failed"),
+            pl.col(column).dt.strftime("%A").alias("weekday"),  # a Saturday, or a Monday holiday
+        )
 
     return run
 
 
 def _not_after_as_of(column: str) -> Failing:
     def run(df: pl.DataFrame, params: Params) -> pl.DataFrame:
-        return df.select((pl.col(column) > params.as_of).fill_null(False).alias("failed"))
+        return df.select(
+            (pl.col(column) > params.as_of).fill_null(False).alias("failed"), pl.lit(params.as_of).alias("as_of")
+        )
 
     return run
 
@@ -326,11 +394,22 @@ def _share_sum(column: str, *, allow_all_null: bool) -> Failing:
 
 
 def _streak_le_sessions(df: pl.DataFrame, params: Params) -> pl.DataFrame:
-    p = df.select("lead_symbol", "lag_symbol", "session_date", "streak").with_row_index("_row")
-    p = p.sort("lead_symbol", "lag_symbol", "session_date").with_columns(
-        pl.int_range(1, pl.len() + 1).over("lead_symbol", "lag_symbol").alias("sessions_so_far")
-    )
-    return p.sort("_row").select((pl.col("streak") > pl.col("sessions_so_far")).fill_null(False).alias("failed"), "sessions_so_far")
+    """A streak grows by at most one session per session: streak <= the pair's previous streak + 1,
+    and <= 1 on a pair's first session. (So it never exceeds the pair's sessions so far.) The
+    previous row is the batch's own or, for the batch's first row of a pair, the stored one in
+    `history` (a night gates only its new rows)."""
+    pair = ["lead_symbol", "lag_symbol"]
+    p = df.select(*pair, "session_date", "streak").with_row_index("_row").with_columns(pl.lit(True).alias("_batch"))
+    hist = params.history
+    if hist is not None and hist.height and {*pair, "session_date", "streak"} <= set(hist.columns):
+        older = hist.select(*pair, "session_date", pl.col("streak").cast(p.schema["streak"])).join(
+            p.select(*pair, "session_date"), on=[*pair, "session_date"], how="anti"
+        )
+        p = pl.concat([p, older.with_columns(pl.lit(None, dtype=pl.UInt32).alias("_row"), pl.lit(False).alias("_batch"))], how="diagonal")
+    p = p.sort(*pair, "session_date").with_columns(pl.col("streak").shift(1).over(pair).alias("previous_streak"))
+    # A negative previous streak is streak_non_negative's to report, not this check's again.
+    bad = pl.col("streak") > pl.col("previous_streak").fill_null(0).clip(lower_bound=0) + 1
+    return p.filter(pl.col("_batch")).sort("_row").select(bad.fill_null(False).alias("failed"), "previous_streak")
 
 
 # building blocks ---------------------------------------------------------------------------------
@@ -426,6 +505,54 @@ def _finite(name: str, cols: tuple[str, ...], why: str) -> Expectation:
     return Expectation(name, "error", why, columns=cols, failing=_mask(_not_finite(cols)), show=cols)
 
 
+def _raw_keys(keys: tuple[str, ...], why: str = "") -> list[Expectation]:
+    """A raw table's key checks: two different rows for one key block (which one is right?); an
+    identical copy of a row is a vendor repeating itself, so the copy is quarantined and one loads."""
+    return [
+        Expectation(
+            "keys_unique",
+            "error",
+            why or f"the primary key ({', '.join(keys)}) identifies one row; two different rows for one key mean "
+            "the source contradicts itself (which one is right?): broken data",
+            columns=keys,
+            failing=_keys_conflicting(keys),
+            show=("versions",),
+        ),
+        Expectation(
+            "rows_not_repeated",
+            "quarantine",
+            "a row repeated identically (every column equal) is one row sent twice: the copies are "
+            "quarantined and the first loads",
+            columns=keys,
+            failing=_repeated(keys),
+            reason="an identical copy of an earlier row",
+        ),
+    ]
+
+
+def _plausible_prices(cols: tuple[str, ...]) -> Expectation:
+    def build(schema: pl.Schema) -> pl.Expr:
+        # <= 0 is the *_positive checks' business, NaN and infinity prices_finite's.
+        return pl.any_horizontal(
+            [
+                (pl.col(c) > 0) & pl.col(c).is_finite() & ((pl.col(c) < MIN_PRICE) | (pl.col(c) > MAX_PRICE))
+                for c in cols
+                if schema[c].is_float()
+            ]
+            or [pl.lit(False)]
+        )
+
+    return Expectation(
+        "prices_plausible",
+        "error",
+        f"a price above 0 lies within {MIN_PRICE:.6f}..{MAX_PRICE:,.0f}: beyond that it is a broken value "
+        "(1e308 overflows the returns computed from it), not a quote",
+        columns=cols,
+        failing=_mask(build),
+        show=cols,
+    )
+
+
 def _in_set(name: str, c: str, values: Callable[[Params], list[str]] | tuple[str, ...], why: str) -> Expectation:
     def kwargs(df: pl.DataFrame, params: Params) -> dict[str, object]:
         return {"column": c, "value_set": list(values(params) if callable(values) else values)}
@@ -437,27 +564,46 @@ def _in_set(name: str, c: str, values: Callable[[Params], list[str]] | tuple[str
     return Expectation(name, "error", why, columns=(c,), gx="ExpectColumnValuesToBeInSet", kwargs=kwargs, failing=failing, show=(c,))
 
 
-def _session_checks(c: str = "session_date") -> list[Expectation]:
+NOT_A_SESSION = "not an NYSE session"
+AFTER_AS_OF = "after the load's as-of session"
+
+
+def _session_checks(c: str = "session_date", *, raw: bool = False) -> list[Expectation]:
+    # Raw rows on a non-session or after the as-of are vendor quirks (Yahoo's ^VIX has rows on NYSE
+    # holidays; a run before the close gets a partial bar for today): one such row is quarantined
+    # with its reason, and the rest of the night loads. A mart row there is our own bug: it blocks.
+    # The future check comes first: a row past the calendar's end fails both, and "after the as-of"
+    # is the better name for it.
+    why_future = f"{c} is not after the load's as-of session: nobody has tomorrow's close" + (
+        " (a bar for today fetched before the close is partial)" if raw else ""
+    )
+    why_calendar = f"{c} is an NYSE session (exchange_calendars XNYS)" + (
+        ": a session-keyed warehouse has no place for a vendor's row on a day the NYSE was closed (a ^VIX row on "
+        "Memorial Day, a weekend row from a time-zone slip)"
+        if raw else ": a weekend or holiday row here comes from a bug in a transform"
+    )
     return [
         Expectation(
-            "session_on_calendar",
-            "error",
-            f"{c} is an NYSE session (exchange_calendars XNYS): a weekend or holiday row is a time-zone or feed error",
-            columns=(c,),
-            gx="ExpectColumnValuesToBeInSet",
-            kwargs=lambda df, p: {"column": c, "value_set": _sessions_between(df, c)},
-            failing=_on_calendar(c),
-            show=(c,),
-        ),
-        Expectation(
             "session_not_future",
-            "error",
-            f"{c} is not after the night's as_of session: nobody has tomorrow's close",
+            "quarantine" if raw else "error",
+            why_future,
             columns=(c,),
             gx="ExpectColumnValuesToBeBetween",
             kwargs=lambda df, p: {"column": c, "max_value": p.as_of},
             failing=_not_after_as_of(c),
             show=(c,),
+            reason=AFTER_AS_OF,
+        ),
+        Expectation(
+            "session_on_calendar",
+            "quarantine" if raw else "error",
+            why_calendar,
+            columns=(c,),
+            gx="ExpectColumnValuesToBeInSet",
+            kwargs=lambda df, p: {"column": c, "value_set": _sessions_between(df, c)},
+            failing=_on_calendar(c),
+            show=(c,),
+            reason=NOT_A_SESSION,
         ),
     ]
 
@@ -483,7 +629,7 @@ def _bars_suite(table: str, *, equities: bool) -> Suite:
     exps: list[Expectation] = [
         *_schema_checks(BARS_SCHEMA),
         _rows_present("bars"),
-        _keys(keys),
+        *_raw_keys(keys),
         *(_not_null(c, BARS_SCHEMA) for c in required),
         _finite(
             "prices_finite",
@@ -491,17 +637,25 @@ def _bars_suite(table: str, *, equities: bool) -> Suite:
             "NaN or infinite prices are feed errors (yfinance fills gaps with NaN); a missing open/high/low must be null",
         ),
         *(_positive(c) for c in PRICE_COLUMNS),
+        _plausible_prices(PRICE_COLUMNS),
         _ge("high_ge_low", "high", "low", "a bar's high is at least its low"),
         _ge("high_ge_open", "high", "open", "the open is inside the day's range"),
         _ge("open_ge_low", "open", "low", "the open is inside the day's range"),
         _ge("high_ge_close", "high", "close", "the close is inside the day's range"),
         _ge("close_ge_low", "close", "low", "the close is inside the day's range"),
-        *_session_checks(),
+        *_session_checks(raw=True),
     ]
     if equities:
         # Indexes are exempt: their volume means nothing and ^VIX has none, and a volume rule must
         # never erase index rows.
         exps.append(_range("volume_non_negative", "volume", 0, None, "a share count cannot be negative"))
+        exps.append(
+            _range(
+                "volume_plausible", "volume", None, MAX_VOLUME_SHARES,
+                f"at most {MAX_VOLUME_SHARES:,} shares in a session: more is a broken value (a unit slip, a float "
+                "read as a share count), not trading",
+            )
+        )
     exps += [
         Expectation(
             "price_jump_100x",
@@ -532,27 +686,38 @@ def _bars_suite(table: str, *, equities: bool) -> Suite:
     return Suite(table, grain, keys, BARS_SCHEMA, required, tuple(exps))
 
 
+HOLDINGS_VALUES = ("market_value_usd", "shares", "price_usd")
+
+
 def _holdings_suite() -> Suite:
     keys = ("universe", "as_of_date", "symbol")
     required = ("universe", "as_of_date", "symbol", "ticker")
     exps = [
         *_schema_checks(HOLDINGS_SCHEMA),
-        _keys(keys),
+        *_raw_keys(keys),
         *(_not_null(c, HOLDINGS_SCHEMA) for c in required),
         _in_set("universe_known", "universe", lambda p: sorted(p.universes), "holdings belong to a configured universe"),
         Expectation(
             "as_of_not_future",
-            "error",
-            "a holdings snapshot is not dated after the night's as_of session",
+            "quarantine",
+            "a holdings snapshot is not dated after the load's as-of session: a membership cannot be known "
+            "before its date (the whole snapshot is quarantined; the stored membership stays)",
             columns=("as_of_date",),
             gx="ExpectColumnValuesToBeBetween",
             kwargs=lambda df, p: {"column": "as_of_date", "max_value": p.as_of},
             failing=_not_after_as_of("as_of_date"),
             show=("as_of_date",),
+            reason="snapshot dated after the load's as-of session",
         ),
         _in_set("asset_class_equity", "asset_class", ("Equity",), "the source keeps equity lines only; cash and futures go to dq.quarantine as excluded"),
         _range("weight_pct_in_range", "weight_pct", 0, 100, "a member's weight is a percentage of the fund: 0..100"),
         _finite("weight_finite", ("weight_pct",), "a NaN weight would poison the cohort weight shares"),
+        _finite(
+            "values_finite",
+            HOLDINGS_VALUES,
+            "NaN or infinity in a member's market value, shares or price is not a value (a missing one must be null); "
+            "market values weigh the members",
+        ),
         Expectation(
             "weight_sum_band",
             "error",
@@ -585,25 +750,23 @@ def _fundamentals_suite() -> Suite:
     required = keys
     exps = [
         *_schema_checks(FUNDAMENTALS_SCHEMA),
-        Expectation(
-            "keys_unique",
-            "error",
-            "one row per company and quarter: a duplicated quarter would be counted twice in TTM net income",
-            columns=keys,
-            gx="ExpectCompoundColumnsToBeUnique",
-            kwargs={"column_list": list(keys)},
-            failing=_keys_duplicated(keys),
+        *_raw_keys(
+            keys,
+            "one row per company and quarter: two different versions of a quarter (which is right?) would be "
+            "counted twice in TTM net income",
         ),
         *(_not_null(c, FUNDAMENTALS_SCHEMA) for c in required),
         Expectation(
             "period_end_past",
-            "error",
-            "a fiscal quarter that has not ended yet cannot have reported results",
+            "quarantine",
+            "a fiscal quarter that has not ended by the load's as-of session cannot have reported results "
+            "(that row is quarantined; the company's other quarters load)",
             columns=("period_end_date",),
             gx="ExpectColumnValuesToBeBetween",
             kwargs=lambda df, p: {"column": "period_end_date", "max_value": p.as_of},
             failing=_not_after_as_of("period_end_date"),
             show=("period_end_date",),
+            reason="quarter ends after the load's as-of session",
         ),
         _finite("values_finite", FUNDAMENTAL_VALUES, "NaN or infinity is not a value; a missing figure must be null"),
         _ge("report_after_period_end", "report_date", "period_end_date", "results are reported after the quarter ends", "warning"),
@@ -634,7 +797,7 @@ def _actions_suite() -> Suite:
     required = ("symbol", "ex_date", "action", "value")
     exps = [
         *_schema_checks(ACTIONS_SCHEMA),
-        _keys(keys),
+        *_raw_keys(keys),
         *(_not_null(c, ACTIONS_SCHEMA) for c in required),
         _in_set("action_known", "action", ACTIONS, "actions are 'split' or 'dividend'"),
         _positive("value", why="a split ratio or a dividend per share is above 0"),
@@ -655,42 +818,20 @@ def _actions_suite() -> Suite:
 
 # mart suites --------------------------------------------------------------------------------------
 
-INDEX_DAILY_SCHEMA: dict[str, pl.DataType] = {
-    "symbol": pl.String, "session_date": pl.Date, "close": pl.Float64, "ret_1d": pl.Float64,
-    "ytd_return": pl.Float64, "is_record_close": pl.Boolean, "records_ytd": pl.Int32,
-    "drawdown_from_record": pl.Float64, "rsi_14": pl.Float64, "sma_50": pl.Float64, "sma_200": pl.Float64,
-    "high_52w": pl.Float64, "low_52w": pl.Float64,
-    # Migration 0005 appends these (transforms/index_levels.py).
-    "change_5d": pl.Float64, "ret_5d": pl.Float64, "support_level": pl.Float64, "support_date": pl.Date,
-    "resistance_level": pl.Float64, "resistance_date": pl.Date,
-}
-RELATIVE_PERFORMANCE_SCHEMA: dict[str, pl.DataType] = {
-    "lead_symbol": pl.String, "lag_symbol": pl.String, "session_date": pl.Date, "lead_ret": pl.Float64,
-    "lag_ret": pl.Float64, "spread": pl.Float64, "outperformed": pl.Boolean, "streak": pl.Int32,
-    "longest_since": pl.Date, "ytd_spread": pl.Float64,
-}
-COHORT_COMPOSITION_SCHEMA: dict[str, pl.DataType] = {
-    "universe": pl.String, "session_date": pl.Date, "cohort": pl.String, "members": pl.Int32,
-    "share_of_members": pl.Float64, "share_of_weight": pl.Float64, "rule_version": pl.String,
-}
-COHORT_PERFORMANCE_SCHEMA: dict[str, pl.DataType] = {
-    "universe": pl.String, "anchor": pl.String, "cohort": pl.String, "session_date": pl.Date,
-    "anchor_date": pl.Date, "members": pl.Int32, "priced": pl.Int32, "return_equal_weight": pl.Float64,
-    "return_cap_weight": pl.Float64, "return_median": pl.Float64,
-}
-INDEX_PERFORMANCE_SCHEMA: dict[str, pl.DataType] = {
-    "symbol": pl.String, "anchor": pl.String, "session_date": pl.Date, "anchor_date": pl.Date,
-    "anchor_close": pl.Float64, "close": pl.Float64, "return_since_anchor": pl.Float64,
-}
-SECTOR_DAILY_SCHEMA: dict[str, pl.DataType] = {
-    "universe": pl.String, "sector": pl.String, "session_date": pl.Date, "members": pl.Int32,
-    "return_equal_weight": pl.Float64, "return_cap_weight": pl.Float64,
-}
+# A mart's grain, key, columns and which columns are never null are declared once, in the
+# registry of datasets: its suite is made from that declaration plus the checks below.
+def _declared(table: str):
+    from smallcaps.registry import get
+
+    return get(table)
 
 
-def _mart(table: str, grain: str, keys: tuple[str, ...], schema: Mapping[str, pl.DataType], required: tuple[str, ...], extra: list[Expectation]) -> Suite:
+def _mart(table: str, extra: list[Expectation]) -> Suite:
+    d = _declared(table)
+    schema, keys = d.schema, d.key
+    required = tuple(c.name for c in d.columns if not c.nullable)
     exps = [*_schema_checks(schema), _rows_present("rows"), _keys(keys), *(_not_null(c, schema) for c in required), *extra]
-    return Suite(table, grain, keys, schema, required, tuple(exps))
+    return Suite(table, d.grain, keys, schema, required, tuple(exps))
 
 
 def _returns_above_minus_one(cols: tuple[str, ...]) -> list[Expectation]:
@@ -729,8 +870,7 @@ def _index_level_checks() -> list[Expectation]:
 
 def _index_performance_suite() -> Suite:
     return _mart(
-        "marts.index_performance", "one row per index, anchor and session", ("symbol", "anchor", "session_date"),
-        INDEX_PERFORMANCE_SCHEMA, tuple(INDEX_PERFORMANCE_SCHEMA),
+        "marts.index_performance",
         [
             _finite("returns_finite", ("anchor_close", "close", "return_since_anchor"), "closes and returns are finite numbers"),
             _positive("close"),
@@ -750,29 +890,29 @@ def _mart_suites() -> list[Suite]:
     sector_returns = ("return_equal_weight", "return_cap_weight")
     return [
         _mart(
-            "marts.index_daily", "one row per index and session", ("symbol", "session_date"), INDEX_DAILY_SCHEMA,
-            ("symbol", "session_date", "close", "is_record_close", "records_ytd", "drawdown_from_record"),
+            "marts.index_daily",
             [
                 _finite("returns_finite", idx_returns + idx_levels, "returns and levels are finite numbers (null where undefined)"),
                 _positive("close"),
                 *_returns_above_minus_one(("ret_1d", "ytd_return", "ret_5d")),
                 *_index_level_checks(),
                 _range("drawdown_in_range", "drawdown_from_record", -1, 0, "close / record close - 1 lies in [-1, 0]"),
+                _ge("record_ge_close", "record_close", "close", "the record close so far includes today's close"),
+                _finite("rsi_averages_finite", ("record_close", "rsi_avg_gain", "rsi_avg_loss"), "the carried running figures are finite"),
                 _range("rsi_in_range", "rsi_14", 0, 100, "RSI is bounded to 0..100 by construction"),
                 _range("records_ytd_non_negative", "records_ytd", 0, None, "a count of record closes"),
                 *_session_checks(),
             ],
         ),
         _mart(
-            "marts.relative_performance", "one row per pair and session", ("lead_symbol", "lag_symbol", "session_date"),
-            RELATIVE_PERFORMANCE_SCHEMA, ("lead_symbol", "lag_symbol", "session_date", "outperformed", "streak"),
+            "marts.relative_performance",
             [
                 _finite("returns_finite", rel_returns, "returns and spreads are finite numbers (null where undefined)"),
                 _range("streak_non_negative", "streak", 0, None, "a streak counts sessions: 0 or more"),
                 Expectation(
                     "streak_le_sessions",
                     "error",
-                    "a streak cannot be longer than the pair's sessions so far",
+                    "a streak grows by at most one session per session (so it never exceeds the pair's sessions so far)",
                     columns=("lead_symbol", "lag_symbol", "session_date", "streak"),
                     failing=_streak_le_sessions,
                     show=("streak",),
@@ -789,8 +929,7 @@ def _mart_suites() -> list[Suite]:
             ],
         ),
         _mart(
-            "marts.cohort_composition", "one row per universe, session and cohort", ("universe", "session_date", "cohort"),
-            COHORT_COMPOSITION_SCHEMA, ("universe", "session_date", "cohort", "members", "share_of_members", "rule_version"),
+            "marts.cohort_composition",
             [
                 _in_set("cohort_known", "cohort", COHORTS, "cohorts of rule v1: profitable, unprofitable, no_data"),
                 _range("members_non_negative", "members", 0, None, "a member count"),
@@ -818,9 +957,7 @@ def _mart_suites() -> list[Suite]:
             ],
         ),
         _mart(
-            "marts.cohort_performance", "one row per universe, anchor, cohort and session",
-            ("universe", "anchor", "cohort", "session_date"), COHORT_PERFORMANCE_SCHEMA,
-            ("universe", "anchor", "cohort", "session_date", "anchor_date", "members", "priced"),
+            "marts.cohort_performance",
             [
                 _in_set(
                     "cohort_known", "cohort", (*COHORTS, "all"),
@@ -835,8 +972,7 @@ def _mart_suites() -> list[Suite]:
             ],
         ),
         _mart(
-            "marts.sector_daily", "one row per universe, sector and session", ("universe", "sector", "session_date"),
-            SECTOR_DAILY_SCHEMA, ("universe", "sector", "session_date", "members"),
+            "marts.sector_daily",
             [
                 _range("members_non_negative", "members", 0, None, "a member count"),
                 _finite("returns_finite", sector_returns, "returns are finite numbers (null where undefined)"),
@@ -882,6 +1018,15 @@ def expectation_names() -> list[str]:
     return sorted({e.name for s in SUITES.values() for e in s.expectations})
 
 
+def quarantinable_names() -> list[str]:
+    """Expectations that may be set to `quarantine`: those of the raw tables that name the rows they
+    blame. A table-level check (a missing column, an empty frame) has no row to set aside, and
+    marts are derived (a quarantine-level finding there blocks, see Suite.is_raw)."""
+    raw = [e for s in SUITES.values() if s.is_raw for e in s.expectations]
+    rowless = {e.name for e in raw if e.failing is None}
+    return sorted({e.name for e in raw if e.failing is not None} - rowless)
+
+
 def check_overrides(overrides: Mapping[str, str]) -> dict[str, Severity]:
     """Validate severity overrides (SMALLCAPS_DQ_SEVERITY); a typo must not silently do nothing."""
     valid = expectation_names()
@@ -890,7 +1035,14 @@ def check_overrides(overrides: Mapping[str, str]) -> dict[str, Severity]:
         raise ValueError(
             f"unknown expectation(s) in dq_severity: {', '.join(unknown)}; valid names: {', '.join(valid)}"
         )
-    bad = {k: v for k, v in overrides.items() if v not in ("error", "warning")}
+    bad = {k: v for k, v in overrides.items() if v not in SEVERITIES}
     if bad:
-        raise ValueError(f"dq_severity values must be 'error' or 'warning', got {bad}")
+        raise ValueError(f"dq_severity values must be one of {', '.join(map(repr, SEVERITIES))}, got {bad}")
+    can = set(quarantinable_names())
+    rowless = sorted(k for k, v in overrides.items() if v == "quarantine" and k not in can)
+    if rowless:
+        raise ValueError(
+            f"dq_severity: {', '.join(rowless)} cannot be 'quarantine': only a raw table's row-level expectations "
+            f"can set rows aside ({', '.join(sorted(can))}); use 'error' or 'warning'"
+        )
     return dict(overrides)  # type: ignore[arg-type]

@@ -9,7 +9,7 @@ from prefect import flow, get_run_logger
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows.run import run_load
-from smallcaps import calendar
+from smallcaps import calendar, pipeline
 from smallcaps.settings import Settings
 
 
@@ -33,11 +33,14 @@ def nightly(
 ) -> dict:
     """Load the session `as_of` (default: the latest completed NYSE session) and publish it.
 
-    A date that is not an NYSE session is skipped (nothing fetched, nothing changed).
+    A date that is not an NYSE session is skipped (nothing fetched, nothing changed). A date after
+    the latest completed session is refused with a ValueError: nobody has its close yet.
     """
     log = get_run_logger()
     settings = settings_for(source, csv_path, home)
-    day = as_of or calendar.latest_completed_session()
+    latest = calendar.latest_completed_session()
+    day = as_of or latest
+    pipeline.check_as_of(day, latest, "as-of")
     if not calendar.is_session(day):
         log.info("%s is not an NYSE session (weekend or holiday): nothing to load, skipping", day)
         return {"status": "skipped", "as_of": day.isoformat(), "message": f"{day} is not an NYSE session"}

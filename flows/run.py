@@ -11,23 +11,27 @@ import polars as pl
 from prefect import get_run_logger, runtime, unmapped
 
 from flows import tasks
-from smallcaps import pipeline, progress
+from smallcaps import calendar, pipeline, progress
 from smallcaps.lock import load_lock
 from smallcaps.crashpoints import crashpoint
 from smallcaps.settings import Settings
 from sources import make_source
 from sources.base import Fetched, Source
 from warehouse import loads
-from warehouse.db import connect
 
 
-def run_load(settings: Settings, kind: str, *, as_of: date, start: date | None = None, source: Source | None = None) -> dict:
+def run_load(
+    settings: Settings, kind: str, *, as_of: date, start: date | None = None, source: Source | None = None,
+    notes: list[str] | None = None,
+) -> dict:
     """Lock, plan, fetch, gate, load, check completeness, publish, export. `source` defaults to the
-    one settings name; tests pass their own (any object following sources.base.Source)."""
+    one settings name; tests pass their own (any object following sources.base.Source). `notes`
+    (what the caller decided, e.g. where a backfill was cut) join the run's warnings."""
     log = get_run_logger()
     timings: dict[str, float] = {}
+    pipeline.check_as_of(as_of, calendar.latest_completed_session())
     with load_lock(settings.home):
-        con = connect(settings.warehouse_path)
+        con = pipeline.open_warehouse(settings)
         try:
             for dead, what in loads.mark_interrupted(con):
                 log.warning("load %s was interrupted: %s; redoing it", dead, what)
@@ -40,7 +44,7 @@ def run_load(settings: Settings, kind: str, *, as_of: date, start: date | None =
             )
             log.info("load %s: %s from %s, sessions %s..%s", load_id, kind, settings.source, plan.bars_start, plan.as_of)
             try:
-                outcome = _load(con, settings, plan, load_id, now, timings, source or make_source(settings))
+                outcome = _load(con, settings, plan, load_id, now, timings, source or make_source(settings), list(notes or []))
             except pipeline.LoadFailed as exc:
                 status = "blocked" if isinstance(exc, pipeline.LoadBlocked) else "failed"
                 loads.finish(con, load_id=load_id, status=status, message=str(exc), timings=timings)
@@ -56,7 +60,9 @@ def run_load(settings: Settings, kind: str, *, as_of: date, start: date | None =
             con.close()
 
 
-def _load(con, settings: Settings, plan: pipeline.Plan, load_id: str, now: datetime, timings: dict, source: Source) -> dict:
+def _load(
+    con, settings: Settings, plan: pipeline.Plan, load_id: str, now: datetime, timings: dict, source: Source, notes: list[str]
+) -> dict:
     log = get_run_logger()
 
     t = time.perf_counter()
@@ -112,7 +118,7 @@ def _load(con, settings: Settings, plan: pipeline.Plan, load_id: str, now: datet
     batch = pipeline.split(
         fetched, index_symbols, asked={"bars": list(index_symbols) + symbols, "fundamentals": due, "rebase": list(rebase)}
     )
-    warnings = pipeline.check_fetched(batch, settings.source, plan)
+    warnings = notes + pipeline.check_fetched(batch, settings.source, plan)
     log.info(
         "fetched %s rows (%s requests): bars of %s symbols, fundamentals of %s",
         f"{batch.rows_in:,}", batch.requests, f"{len(index_symbols) + len(symbols):,}", f"{len(due):,}",
@@ -131,9 +137,8 @@ def _load(con, settings: Settings, plan: pipeline.Plan, load_id: str, now: datet
         )
 
     t = time.perf_counter()
-    counts, quarantined, more_warnings, load_timings = tasks.load(
-        con, batch, gated, load_id, settings.source, now, settings, plan.as_of
-    )
+    loaded = tasks.load(con, batch, gated, load_id, settings.source, now, settings, plan.as_of)
+    counts, quarantined, more_warnings, load_timings = loaded.counts, loaded.quarantined, loaded.warnings, loaded.timings
     timings["load"] = time.perf_counter() - t
     crashpoint("load.committed")
     progress.advance("loaded and rebuilt")
@@ -141,22 +146,34 @@ def _load(con, settings: Settings, plan: pipeline.Plan, load_id: str, now: datet
     warnings += more_warnings
     for w in warnings:
         log.warning(w)
+    set_aside = pipeline.quarantine_summary(gated, batch)
+    for line in set_aside:
+        log.warning("not loaded: %s", line)
 
-    outcome = pipeline.Outcome(load_id, "succeeded", plan.as_of, tables=counts, rows_quarantined=quarantined, warnings=warnings, timings=timings)
+    outcome = pipeline.Outcome(
+        load_id, "succeeded", plan.as_of, message=pipeline.quarantine_note(gated, batch) or "", tables=counts,
+        rows_quarantined=quarantined, warnings=warnings, quarantined=set_aside, timings=timings,
+    )
     sessions = con.execute(
         "SELECT count(DISTINCT session_date) FROM raw.index_bars WHERE session_date BETWEEN ? AND ?", [plan.bars_start, plan.as_of]
     ).fetchone()[0]
     held_msg = pipeline.check_completeness(con, settings, plan.as_of, batch)
     if held_msg:
         outcome.status = "held"
-        outcome.message = held_msg
+        outcome.message = held_msg + (f" ({outcome.message})" if outcome.message else "")
         pipeline.finish_ok(con, outcome, sessions, batch.rows_in)
         raise pipeline.NightHeld(held_msg + f" The load is in the private warehouse; {plan.as_of} was not published.")
 
     t = time.perf_counter()
     pipeline.finish_ok(con, outcome, sessions, batch.rows_in)
     crashpoint("publish.start")
-    published = tasks.publish_snapshot(con, settings, plan.as_of, load_id, settings.source)
+    patches = pipeline.publish_patches(con, settings, load_id, loaded)
+    # Derived tables hold every loaded session: a past night run again (a repair) publishes the
+    # latest one, which the repair brought up to date too.
+    night = max(plan.as_of, loaded.until or plan.as_of)
+    if night != plan.as_of:
+        log.info("%s was loaded again; the warehouse holds sessions up to %s: publishing %s", plan.as_of, night, night)
+    published = tasks.publish_snapshot(con, settings, night, load_id, settings.source, patches)
     crashpoint("publish.done")
     pipeline.record_publish(con, published, load_id)
     crashpoint("publish.recorded")
@@ -172,7 +189,7 @@ def _load(con, settings: Settings, plan: pipeline.Plan, load_id: str, now: datet
     if settings.write_report:
         t = time.perf_counter()
         try:
-            report = tasks.write_report(settings, plan.as_of)
+            report = tasks.write_report(settings, night)
             log.info("report: %s", report.html_path)
         except Exception as exc:  # noqa: BLE001  (the night is published; a chart must not undo that)
             outcome.warnings.append(f"the night is published but its report was not written: {type(exc).__name__}: {exc}")
@@ -180,9 +197,10 @@ def _load(con, settings: Settings, plan: pipeline.Plan, load_id: str, now: datet
         timings["report"] = time.perf_counter() - t
         progress.advance("report written")
     pipeline.finish_ok(con, outcome, sessions, batch.rows_in)
-    log.info("published %s (%s MB) for %s", published.path, round(published.bytes / 1e6, 1), plan.as_of)
+    log.info("published %s (%s MB) for %s", published.path, round(published.bytes / 1e6, 1), night)
     summary = asdict(outcome)
     summary["as_of"] = plan.as_of.isoformat()
+    summary["published_night"] = night.isoformat()
     summary["sessions"] = sessions
     summary["rows_in"] = batch.rows_in
     summary["tables"] = {k: asdict(v) for k, v in counts.items()}

@@ -79,15 +79,22 @@ def load(con, batch, gated, load_id: str, source: str, fetched_at: datetime, set
 
 
 @task(name="publish", retries=1, retry_delay_seconds=2, cache_policy=NO_CACHE)
-def publish_snapshot(con, settings: Settings, as_of: date, load_id: str, source: str) -> Published:
-    return publish(con, settings.published_dir, as_of=as_of, load_id=load_id, source=source, keep=settings.keep_snapshots)
+def publish_snapshot(con, settings: Settings, as_of: date, load_id: str, source: str, patches=None) -> Published:
+    from smallcaps.registry import DATASETS
+
+    return publish(
+        con, settings.published_dir, as_of=as_of, load_id=load_id, source=source, keep=settings.keep_snapshots,
+        declared=DATASETS, patches=patches,
+    )
 
 
 @task(name="export-parquet", retries=1, retry_delay_seconds=2, cache_policy=NO_CACHE)
 def export_parquet(con, settings: Settings, load_id: str):
+    from smallcaps.registry import DATASETS
     from warehouse.export import export
 
-    return export(con, settings.exports_dir, load_id=load_id)
+    partitions = {d.name: d.date_column for d in DATASETS if d.export}
+    return export(con, settings.exports_dir, load_id=load_id, partitions=partitions)
 
 
 @task(name="report", cache_policy=NO_CACHE)

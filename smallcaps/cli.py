@@ -58,6 +58,16 @@ def _fail(message: str, code: int = 1) -> None:
     raise typer.Exit(code)
 
 
+def _warm_up_gate() -> None:
+    """Import Great Expectations in a thread while the flow's Prefect server starts (the main
+    thread only waits for it then): the gate's import costs seconds a run would otherwise wait."""
+    import threading
+
+    from expectations.gate import warm_up
+
+    threading.Thread(target=warm_up, name="gx-warm-up", daemon=True).start()
+
+
 def _run_flow(label: str, fn, **kwargs) -> dict:
     """Run a flow with a live elapsed-time status; turn pipeline errors into clear exits."""
     from smallcaps.lock import LoadLocked
@@ -68,6 +78,7 @@ def _run_flow(label: str, fn, **kwargs) -> dict:
     from smallcaps import progress
 
     started = time.perf_counter()
+    _warm_up_gate()
     bar = Progress(
         SpinnerColumn(), TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
         TextColumn("{task.fields[step]}"), TimeElapsedColumn(), console=err, transient=False,
@@ -108,7 +119,10 @@ def _print_summary(result: dict, settings) -> None:
     console.print(f"warehouse: {result['warehouse']}", soft_wrap=True, highlight=False, markup=False)
     console.print(f"published: {result['published_path']}", soft_wrap=True, highlight=False, markup=False)
     if result.get("rows_quarantined"):
-        console.print(f"quarantined: {result['rows_quarantined']:,} rows (see `smallcaps dq`)")
+        n = result["rows_quarantined"]
+        console.print(f"quarantined: {n:,} row{'' if n == 1 else 's'} did not load (see `smallcaps dq`):")
+        for line in result.get("quarantined", []):
+            console.print(f"  {line}", soft_wrap=True, highlight=False, markup=False)
     for w in result.get("warnings", []):
         console.print(f"[yellow]warning:[/yellow] {w}")
     console.print(f"took {result['seconds']} s")
@@ -173,6 +187,17 @@ def backfill(
         home=str(settings.home),
     )
     _print_summary(result, settings)
+
+
+@app.command()
+def rebuild(home: Optional[Path] = typer.Option(None, help="data home")) -> None:
+    """Recompute every core table and mart from raw (year by year), write what differs, publish."""
+    settings = _settings(None, None, home)
+    from flows.rebuild import rebuild as rebuild_flow
+
+    result = _run_flow("rebuild", rebuild_flow, home=str(settings.home))
+    console.print(f"rebuilt through {result['as_of']}: published {result['published_path']}", soft_wrap=True, highlight=False, markup=False)
+    console.print(f"took {result['seconds']} s")
 
 
 @app.command()
@@ -251,6 +276,15 @@ def status(home: Optional[Path] = typer.Option(None, help="data home")) -> None:
     for name, rows, latest in s.tables:
         t.add_row(name, f"{rows:,}", "" if latest is None else str(latest))
     console.print(t)
+    if s.restatements:
+        t = Table(title="restatements: rows of published nights a later load rewrote (meta.restatements)")
+        for c in ("load", "table", "first night", "last night", "rows", "why"):
+            t.add_column(c)
+        for r in s.restatements:
+            t.add_row(*["" if v is None else str(v) for v in r])
+        console.print(t)
+    else:
+        console.print("restatements: none (no published night has changed)")
 
 
 @app.command()
@@ -277,25 +311,30 @@ def dq(
         console.print(f"message: {message}")
     per_table: dict[str, list[int]] = {}
     failed = []
+    # passed, warnings, quarantined (rows set aside, the rest loaded), failures (the load blocked)
+    column = {"warning": 1, "quarantine": 2, "error": 3}
     for table, exp, sev, ok, bad, n, details in r.results:
-        c = per_table.setdefault(table, [0, 0, 0])
-        c[0 if ok else (2 if sev == "error" else 1)] += 1
+        c = per_table.setdefault(table, [0, 0, 0, 0])
+        c[0 if ok else column.get(sev, 3)] += 1
         if not ok or show_all:
             failed.append((table, exp, sev, ok, bad, n, details))
     t = Table(title="expectations per table")
-    for c in ("table", "passed", "warnings", "failures"):
+    for c in ("table", "passed", "warnings", "quarantined", "failures"):
         t.add_column(c, justify="left" if c == "table" else "right")
-    for table, (p, w, f) in per_table.items():
-        t.add_row(table, str(p), f"[yellow]{w}[/yellow]" if w else "0", f"[red]{f}[/red]" if f else "0")
+    for table, (p, w, q, f) in per_table.items():
+        t.add_row(
+            table, str(p), f"[yellow]{w}[/yellow]" if w else "0", f"[magenta]{q}[/magenta]" if q else "0", f"[red]{f}[/red]" if f else "0"
+        )
     console.print(t)
     if failed:
-        t = Table(title="all expectations (failures first)" if show_all else "failures and warnings")
+        t = Table(title="all expectations (failures first)" if show_all else "failures, quarantines and warnings")
         t.add_column("table.expectation (severity)", overflow="fold")
         t.add_column("result")
         t.add_column("unexpected / rows", justify="right")
         t.add_column("details", overflow="fold")
+        marks = {"error": "[red]FAIL[/red]", "quarantine": "[magenta]quarantined[/magenta]", "warning": "[yellow]warn[/yellow]"}
         for table, exp, sev, ok, bad, n, details in failed:
-            mark = "[green]pass[/green]" if ok else ("[red]FAIL[/red]" if sev == "error" else "[yellow]warn[/yellow]")
+            mark = "[green]pass[/green]" if ok else marks.get(sev, "[red]FAIL[/red]")
             counts = f"{'' if bad is None else f'{bad:,}'} / {'' if n is None else f'{n:,}'}"
             t.add_row(f"{table}.{exp} ({sev})", mark, counts, details or "")
         console.print(t)
@@ -304,7 +343,7 @@ def dq(
     if r.quarantine:
         q = Table(title="dq.quarantine")
         for c in ("table", "expectation", "rows", "reason", "examples"):
-            q.add_column(c)
+            q.add_column(c, overflow="fold")
         for table, exp, n, reason, keys in r.quarantine:
             q.add_row(table, exp, f"{n:,}", reason, ", ".join(keys))
         console.print(q)

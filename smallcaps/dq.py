@@ -45,13 +45,13 @@ def collect(settings: Settings, load_id: str | None = None, examples: int = 5) -
         results = con.execute(
             "SELECT table_name, expectation, severity, success, unexpected_count, element_count, left(details, 160) "
             "FROM dq.results WHERE load_id = ? "
-            "ORDER BY success, CASE severity WHEN 'error' THEN 0 ELSE 1 END, table_name, expectation",
+            "ORDER BY success, CASE severity WHEN 'error' THEN 0 WHEN 'quarantine' THEN 1 ELSE 2 END, table_name, expectation",
             [load_id],
         ).fetchall()
         quarantine = []
         if has_quarantine:
             quarantine = con.execute(
-                "SELECT table_name, expectation, count(*) AS rows, any_value(reason), "
+                "SELECT table_name, expectation, count(*) AS rows, arg_min(reason, row_key), "
                 "list(row_key ORDER BY row_key)[1:?] FROM dq.quarantine WHERE load_id = ? "
                 "GROUP BY ALL ORDER BY rows DESC",
                 [examples, load_id],

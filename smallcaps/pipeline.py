@@ -54,6 +54,24 @@ class NightHeld(RuntimeError):
     """The load is in the private warehouse but was not published (completeness gate)."""
 
 
+def open_warehouse(settings: Settings) -> duckdb.DuckDBPyConnection:
+    """The private warehouse for a load: migrated, its derived tables as the registry declares them
+    (a re-shaped one is re-created empty and rebuilt by the load), DuckDB kept to half the memory
+    budget."""
+    from smallcaps.registry import DATASETS
+    from warehouse.datasets import sync
+    from warehouse.db import connect
+
+    con = connect(settings.warehouse_path, memory_limit_gb=settings.memory_limit_gb / 2)
+    sync(con, DATASETS, dataset_config(settings))
+    return con
+
+
+def dataset_config(settings: Settings) -> dict[str, object]:
+    """The settings that shape derived rows (Dataset.settings): a change rebuilds those tables."""
+    return {"pairs": [str(p) for p in settings.pairs], "anchors": list(settings.anchors)}
+
+
 def new_load_id(now: datetime) -> str:
     return f"{now:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
 
@@ -94,11 +112,23 @@ class Outcome:
     tables: dict[str, MergeCounts] = field(default_factory=dict)
     rows_quarantined: int = 0
     warnings: list[str] = field(default_factory=list)
+    # What did not load and why, one line per table and reason (quarantine_summary).
+    quarantined: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     published_path: str | None = None
 
 
 # plan -----------------------------------------------------------------------------------------
+
+
+def check_as_of(as_of: date, latest: date, what: str = "as-of") -> None:
+    """No load is for a night after the latest completed NYSE session: nobody has its close yet, and
+    a night published for it would claim figures that do not exist."""
+    if as_of > latest:
+        raise ValueError(
+            f"{what} {as_of} is after the latest completed NYSE session ({latest}): nobody has that close yet, "
+            f"so nothing was loaded; ask for {latest} or an earlier session"
+        )
 
 
 def plan_nightly(con: duckdb.DuckDBPyConnection, settings: Settings, as_of: date) -> Plan:
@@ -151,13 +181,11 @@ def equity_symbols(
     its last return then holds, as cohort_performance defines. Symbols that failed last time come
     first, so they are fetched first.
     """
-    stored = {r[0] for r in con.execute("SELECT DISTINCT symbol FROM raw.holdings").fetchall()}
+    # meta.symbols holds every ticker ever held (its status `active` while in a universe's newest
+    # snapshot): no scan of the stored snapshots.
+    stored = {r[0] for r in con.execute("SELECT DISTINCT symbol FROM meta.symbols").fetchall()}
     current = set(holdings.get_column("symbol").to_list()) | {
-        r[0]
-        for r in con.execute(
-            "SELECT DISTINCT symbol FROM raw.holdings h WHERE as_of_date = "
-            "(SELECT max(as_of_date) FROM raw.holdings l WHERE l.universe = h.universe)"
-        ).fetchall()
+        r[0] for r in con.execute("SELECT DISTINCT symbol FROM meta.symbols WHERE status = 'active'").fetchall()
     }
     failing = dict(
         con.execute(
@@ -171,9 +199,7 @@ def equity_symbols(
         membership = read(con, "SELECT universe, symbol, valid_from_date, valid_to_date FROM core.membership").filter(
             pl.col("symbol").is_in(sorted(former))
         )
-        last_bar = dict(
-            con.execute("SELECT symbol, max(session_date) FROM raw.equity_bars GROUP BY symbol").fetchall()
-        )
+        last_bar = dict(con.execute("SELECT symbol, last_bar_date FROM meta.series").fetchall())
         needed = dict(last_needed_sessions(membership, anchors, as_of).iter_rows())
         former = {
             s for s in former
@@ -250,9 +276,7 @@ def last_needed_sessions(membership: pl.DataFrame, anchors: Sequence[str], as_of
 def bar_starts(con: duckdb.DuckDBPyConnection, symbols: Sequence[str], start: date, overlap: int) -> dict[date, list[str]]:
     """First session to fetch per symbol, grouped: `start` for most; a symbol whose last stored bar
     is older (it failed on earlier nights) is fetched from there, overlap included, so a gap closes."""
-    last = dict(
-        con.execute("SELECT symbol, max(session_date) FROM raw.equity_bars GROUP BY symbol HAVING max(session_date) < ?", [start]).fetchall()
-    )
+    last = dict(con.execute("SELECT symbol, last_bar_date FROM meta.series WHERE last_bar_date < ?", [start]).fetchall())
     groups: dict[date, list[str]] = {}
     for s in symbols:
         first = start
@@ -291,8 +315,8 @@ def rebase_symbols(con: duckdb.DuckDBPyConnection, fetched: Fetched, as_of: date
                        WHERE c.symbol = a.symbol AND c.ex_date = a.ex_date AND c.action = a.action AND c.value = a.value)
                    UNION SELECT symbol FROM meta.fetch_state WHERE dataset = 'rebase' AND consecutive_failures > 0),
                stored AS (
-                   SELECT symbol, min(session_date) AS first_stored FROM raw.equity_bars
-                   WHERE symbol IN (SELECT symbol FROM new) GROUP BY symbol)
+                   SELECT symbol, first_bar_date AS first_stored FROM meta.series
+                   WHERE symbol IN (SELECT symbol FROM new))
                SELECT s.symbol, s.first_stored, f.first_fetched FROM stored s LEFT JOIN _first_fetched f ON f.symbol = s.symbol
                WHERE f.first_fetched IS NULL OR s.first_stored < f.first_fetched
                ORDER BY s.symbol"""
@@ -373,10 +397,37 @@ def fundamentals_symbols(con: duckdb.DuckDBPyConnection, settings: Settings, sym
 # fetch ----------------------------------------------------------------------------------------
 
 
+# Sources name the dataset of an excluded row; dq.quarantine files it under the raw table it would
+# have gone to, so every table's rows can be counted: given = loaded + quarantined.
+EXCLUDED_TABLES = {"holdings": "raw.holdings", "fundamentals": "raw.fundamentals", "actions": "raw.corporate_actions",
+                   "corporate_actions": "raw.corporate_actions"}
+
+
+def _excluded_tables(excluded: pl.DataFrame, is_index) -> pl.DataFrame:
+    """`excluded` with `dataset` set to the raw table: a bar goes with the indexes or the constituents
+    like a loaded one (its symbol from row_json, or else the file its key names, `^RUT.csv line 12`)."""
+    if not excluded.height:
+        return excluded
+    symbol = pl.coalesce(
+        pl.col("row_json").str.json_path_match("$.symbol"),
+        pl.col("key").str.extract(r"([^/\s]+?)(?:\.csv)?(?:\s|$)", 1),
+    )
+    bars = pl.when(is_index(symbol)).then(pl.lit("raw.index_bars")).otherwise(pl.lit("raw.equity_bars"))
+    return excluded.with_columns(
+        pl.when(pl.col("dataset") == "bars")
+        .then(bars)
+        .otherwise(pl.col("dataset").replace(EXCLUDED_TABLES))
+        .alias("dataset")
+    )
+
+
 def split(fetched: Fetched, index_symbols: Sequence[str], asked: dict[str, list[str]] | None = None) -> Batch:
     # A row without a symbol goes with the constituents, where symbol_not_null quarantines it: a
     # null predicate would drop it from both tables, and the row would be lost without a trace.
-    is_index = (pl.col("symbol").is_in(list(index_symbols)) | pl.col("symbol").str.starts_with("^")).fill_null(False)
+    def is_index_symbol(symbol: pl.Expr) -> pl.Expr:
+        return (symbol.is_in(list(index_symbols)) | symbol.str.starts_with("^")).fill_null(False)
+
+    is_index = is_index_symbol(pl.col("symbol"))
     return Batch(
         frames={
             "raw.holdings": fetched.holdings,
@@ -386,7 +437,7 @@ def split(fetched: Fetched, index_symbols: Sequence[str], asked: dict[str, list[
             "raw.corporate_actions": fetched.actions,
         },
         failures=fetched.failures,
-        excluded=fetched.excluded,
+        excluded=_excluded_tables(fetched.excluded, is_index_symbol),
         requests=fetched.requests,
         asked=asked or {},
     )
@@ -426,19 +477,48 @@ def check_fetched(batch: Batch, source: str, plan: Plan) -> list[str]:
 # validate ---------------------------------------------------------------------------------------
 
 
-def history_for_gate(con: duckdb.DuckDBPyConnection, table: str, before: date, through: date | None = None) -> pl.DataFrame:
+# The stored row before a batch is looked for this many days back (a weekend, a holiday, a halt of a
+# few weeks); a symbol dormant for longer is read at its last stored session (meta.series).
+GATE_HISTORY_DAYS = 40
+
+
+def history_for_gate(
+    con: duckdb.DuckDBPyConnection, table: str, before: date, through: date | None = None, symbols: Sequence[str] | None = None
+) -> pl.DataFrame:
     """The stored row just before a batch, per symbol: the gate's day-over-day checks need it. With
     `through`, also the stored rows of the batch's sessions [before, through]: big_revision compares
-    a re-fetch with them (without them it never sees a revision)."""
-    sql = (
-        f"SELECT * EXCLUDE (source, fetched_at, load_id) FROM {table} "
-        "WHERE session_date < ? QUALIFY row_number() OVER (PARTITION BY symbol ORDER BY session_date DESC) = 1"
-    )
-    params: list = [before]
+    a re-fetch with them (without them it never sees a revision). Reads only recent row groups (the
+    bounds are literals) and, for `symbols` dormant for longer, their last stored row."""
+    cols = f"SELECT * EXCLUDE (source, fetched_at, load_id) FROM {table}"
+    recent = before - timedelta(days=GATE_HISTORY_DAYS)
+    parts = [
+        f"({cols} WHERE session_date >= DATE '{recent}' AND session_date < DATE '{before}' "
+        "QUALIFY row_number() OVER (PARTITION BY symbol ORDER BY session_date DESC) = 1)"
+    ]
+    if symbols:
+        register(con, "_gate_symbols", pl.DataFrame({"symbol": list(symbols)}, schema={"symbol": pl.String}))
+        try:
+            dormant = con.execute(
+                "SELECT symbol, last_bar_date FROM meta.series SEMI JOIN _gate_symbols USING (symbol) WHERE last_bar_date < ?",
+                [recent],
+            ).fetchall()
+        finally:
+            con.unregister("_gate_symbols")
+        if dormant:
+            days = sorted({d for _, d in dormant})
+            names = ", ".join("'" + s.replace("'", "''") + "'" for s, _ in dormant)
+            dates = ", ".join(f"DATE '{d}'" for d in days)
+            last = pl.DataFrame(dormant, schema={"symbol": pl.String, "session_date": pl.Date}, orient="row")
+            older = read(con, f"{cols} WHERE session_date IN ({dates}) AND symbol IN ({names})")
+            parts_frame = older.join(last, on=["symbol", "session_date"], how="semi")
+        else:
+            parts_frame = None
+    else:
+        parts_frame = None
     if through is not None:
-        sql = f"({sql}) UNION ALL (SELECT * EXCLUDE (source, fetched_at, load_id) FROM {table} WHERE session_date BETWEEN ? AND ?)"
-        params += [before, through]
-    return read(con, sql, params)
+        parts.append(f"({cols} WHERE session_date BETWEEN DATE '{before}' AND DATE '{through}')")
+    got = read(con, " UNION ALL ".join(parts))
+    return pl.concat([got, parts_frame], how="vertical_relaxed") if parts_frame is not None and parts_frame.height else got
 
 
 def validate(con: duckdb.DuckDBPyConnection, batch: Batch, *, load_id: str, as_of: date, settings: Settings):
@@ -450,7 +530,8 @@ def validate(con: duckdb.DuckDBPyConnection, batch: Batch, *, load_id: str, as_o
         history = None
         if table in ("raw.index_bars", "raw.equity_bars") and frame.height and frame.schema.get("session_date") == pl.Date:
             days = frame.get_column("session_date")
-            history = history_for_gate(con, table, days.min(), days.max())
+            symbols = frame.get_column("symbol").drop_nulls().unique().to_list() if frame.schema.get("symbol") == pl.String else None
+            history = history_for_gate(con, table, days.min(), days.max(), symbols)
         results[table] = gate(
             table,
             frame,
@@ -548,15 +629,16 @@ def update_fetch_state(con, batch: Batch, at: datetime) -> None:
 
 
 RENAMES_SQL = """
-WITH snaps AS (SELECT DISTINCT universe, as_of_date FROM raw.holdings),
+WITH snaps AS (SELECT DISTINCT universe, as_of_date FROM {holdings}),
      nxt AS (SELECT universe, as_of_date, lead(as_of_date) OVER (PARTITION BY universe ORDER BY as_of_date) AS next_date FROM snaps),
-     span AS (SELECT universe, ticker, min(as_of_date) AS first_d, max(as_of_date) AS last_d FROM raw.holdings GROUP BY ALL),
-     leaving AS (SELECT h.*, n.next_date FROM raw.holdings h
+     span AS (SELECT universe, ticker, min(as_of_date) AS first_d, max(as_of_date) AS last_d FROM {holdings} GROUP BY ALL),
+     leaving AS (SELECT h.*, n.next_date FROM {holdings} h
                  JOIN span s ON s.universe = h.universe AND s.ticker = h.ticker AND s.last_d = h.as_of_date
                  JOIN nxt n ON n.universe = h.universe AND n.as_of_date = h.as_of_date
                  WHERE n.next_date IS NOT NULL),
-     arriving AS (SELECT h.* FROM raw.holdings h
-                  JOIN span s ON s.universe = h.universe AND s.ticker = h.ticker AND s.first_d = h.as_of_date)
+     arriving AS (SELECT h.* FROM {holdings} h
+                  JOIN span s ON s.universe = h.universe AND s.ticker = h.ticker AND s.first_d = h.as_of_date
+                  WHERE h.ticker NOT IN (SELECT ticker FROM {known_before}))
 SELECT l.ticker, min(a.ticker) AS renamed_to
 FROM leaving l JOIN arriving a ON a.universe = l.universe AND a.as_of_date = l.next_date AND a.ticker <> l.ticker
 WHERE lower(trim(a.name)) = lower(trim(l.name))
@@ -564,22 +646,46 @@ WHERE lower(trim(a.name)) = lower(trim(l.name))
 GROUP BY l.ticker
 """
 
+# A night appending at most this many snapshots updates meta.symbols from those snapshots and the
+# one before; more (a backfill, old snapshots arriving late) recomputes it from every snapshot.
+SYMBOLS_APPEND_SNAPSHOTS = 10
 
-def update_symbols(con) -> None:
-    """meta.symbols from every stored holdings snapshot: ticker, symbol, mapping rule, seen dates,
-    status (active | delisted | renamed, with the new ticker in renamed_to; see RENAMES_SQL)."""
+
+def update_symbols(con, changed: pl.DataFrame | None = None) -> None:
+    """meta.symbols: ticker, symbol, mapping rule, seen dates, status (active | delisted | renamed,
+    with the new ticker in renamed_to; see RENAMES_SQL).
+
+    `changed` (universe, as_of_date of the holdings rows a load merged): when they only appended
+    snapshots after each universe's newest stored one, only those and the snapshot before them are
+    read (the tickers that stayed, left or arrived); first-seen dates of the tickers already known
+    come from meta.symbols. Without it, or for anything else, every snapshot is read."""
     from sources.symbols import map_tickers
 
+    window = None if changed is None else _appended_window(con, changed)
+    if window is None:
+        holdings, known_before, since = "raw.holdings", "(SELECT NULL AS ticker WHERE false)", None
+    else:
+        since = window
+        con.execute(f"CREATE OR REPLACE TEMP VIEW _window_holdings AS SELECT * FROM raw.holdings WHERE as_of_date >= DATE '{since}'")
+        holdings = "_window_holdings"
+        known_before = f"(SELECT ticker FROM meta.symbols WHERE first_seen_date < DATE '{since}')"
+    renames = RENAMES_SQL.format(holdings=holdings, known_before=known_before)
     seen = read(
         con,
-        f"""WITH newest AS (SELECT universe, max(as_of_date) AS d FROM raw.holdings GROUP BY universe),
-                renames AS ({RENAMES_SQL})
+        f"""WITH newest AS (SELECT universe, max(as_of_date) AS d FROM {holdings} GROUP BY universe),
+                renames AS ({renames})
            SELECT h.ticker, arg_max(h.symbol, h.as_of_date) AS symbol, min(h.as_of_date) AS first_seen_date,
                   max(h.as_of_date) AS last_seen_date, bool_or(h.as_of_date = n.d) AS active,
                   any_value(r.renamed_to) AS renamed_to
-           FROM raw.holdings h JOIN newest n USING (universe) LEFT JOIN renames r ON r.ticker = h.ticker
+           FROM {holdings} h JOIN newest n USING (universe) LEFT JOIN renames r ON r.ticker = h.ticker
            GROUP BY h.ticker""",
     )
+    if since is not None:
+        con.execute("DROP VIEW IF EXISTS _window_holdings")
+        stored = read(con, "SELECT ticker, first_seen_date AS _stored_first FROM meta.symbols")
+        seen = seen.join(stored, on="ticker", how="left").with_columns(
+            pl.min_horizontal("first_seen_date", "_stored_first").alias("first_seen_date")
+        ).drop("_stored_first")
     if not seen.height:
         return
     rules = map_tickers(seen.get_column("ticker").to_list()).select("ticker", pl.col("symbol").alias("_mapped"), "rule")
@@ -603,6 +709,128 @@ def update_symbols(con) -> None:
     con.unregister("_symbols")
 
 
+def _appended_window(con, changed: pl.DataFrame) -> date | None:
+    """The first snapshot date to read when `changed` (universe, as_of_date rows just merged) only
+    appended snapshots after each universe's newest stored one: the latest snapshot before them (or
+    their first, for a new universe). None when something else changed: recompute from all."""
+    snaps = changed.select("universe", "as_of_date").unique()
+    if snaps.height == 0 or snaps.height > SYMBOLS_APPEND_SNAPSHOTS:
+        return None
+    starts = []
+    for universe, first in snaps.group_by("universe").agg(pl.col("as_of_date").min()).iter_rows():
+        mine = set(snaps.filter(pl.col("universe") == universe).get_column("as_of_date").to_list())
+        later = {r[0] for r in con.execute(
+            "SELECT DISTINCT as_of_date FROM raw.holdings WHERE universe = ? AND as_of_date >= ?", [universe, first]
+        ).fetchall()}
+        if later != mine:  # a stored snapshot after the first changed one: not an append
+            return None
+        before = con.execute(
+            "SELECT max(as_of_date) FROM raw.holdings WHERE universe = ? AND as_of_date < ? AND as_of_date >= ?",
+            [universe, first, first - timedelta(days=40)],
+        ).fetchone()[0]
+        if before is None and con.execute(
+            "SELECT count(*) FROM meta.symbols WHERE first_seen_date < ?", [first]
+        ).fetchone()[0]:
+            return None  # the snapshot before is older than 40 days: rare, recompute
+        starts.append(before or first)
+    return min(starts)
+
+
+def update_series(con: duckdb.DuckDBPyConnection, merged: list[MergeCounts]) -> None:
+    """meta.series: each symbol's first and last stored session, widened by the bars just merged."""
+    frames = [m.new for m in merged if m.new is not None and m.new.height]
+    if not frames:
+        return
+    bounds = (
+        pl.concat([f.select("symbol", "session_date") for f in frames])
+        .group_by("symbol")
+        .agg(pl.col("session_date").min().alias("first_bar_date"), pl.col("session_date").max().alias("last_bar_date"))
+    )
+    register(con, "_bounds", bounds)
+    try:
+        con.execute(
+            """INSERT OR REPLACE INTO meta.series
+               SELECT b.symbol, least(b.first_bar_date, coalesce(s.first_bar_date, b.first_bar_date)),
+                      greatest(b.last_bar_date, coalesce(s.last_bar_date, b.last_bar_date))
+               FROM _bounds b LEFT JOIN meta.series s USING (symbol)"""
+        )
+    finally:
+        con.unregister("_bounds")
+
+
+# The columns of a raw table's changed rows that derivation reads (smallcaps.steps).
+CHANGE_COLUMNS: dict[str, list[str]] = {
+    "raw.index_bars": ["symbol", "session_date"],
+    "raw.equity_bars": ["symbol", "session_date"],
+    "raw.holdings": ["universe", "as_of_date", "symbol"],
+    "raw.fundamentals": ["symbol", "period_end_date", "report_date", "net_income_common_usd"],
+    "raw.corporate_actions": ["symbol", "ex_date", "action"],
+}
+
+
+def derive_context(con: duckdb.DuckDBPyConnection, settings: Settings, as_of: date):
+    """What the derivation of a load needs to know about the night and the warehouse."""
+    from smallcaps.derive import Context
+    from transforms.headlines import INDEX_NAMES
+
+    stored_last = con.execute("SELECT max(session_date) FROM core.sessions").fetchone()[0]
+    first = con.execute(
+        "SELECT least((SELECT min(session_date) FROM raw.index_bars), (SELECT min(session_date) FROM raw.equity_bars), "
+        "(SELECT min(as_of_date) FROM raw.holdings))"
+    ).fetchone()[0]
+    published = con.execute("SELECT max(as_of_date) FROM meta.publishes").fetchone()[0]
+    return Context(
+        con=con,
+        as_of=as_of,
+        until=max(as_of, stored_last) if stored_last else as_of,
+        pairs=[(p.lead, p.lag) for p in settings.pairs],
+        anchors=list(settings.anchors),
+        index_names=INDEX_NAMES,
+        published_through=published,
+        first_date=first,
+    )
+
+
+def _restatement_reason(counts: dict[str, MergeCounts], published_through: date | None) -> str:
+    """The raw changes of a load that can reach published nights, in one line."""
+    parts = []
+    for table, c in counts.items():
+        if c.new is None or c.new.height == 0:
+            continue
+        date_col = next((col for col in ("session_date", "as_of_date", "period_end_date", "ex_date") if col in c.new.columns), None)
+        rows = c.new
+        if published_through is not None and date_col is not None:
+            rows = rows.filter(pl.col(date_col) <= published_through)
+        if rows.height == 0:
+            continue
+        who = rows.get_column(rows.columns[0]).unique().sort()
+        example = ", ".join(who.head(3).to_list()) + (" ..." if who.len() > 3 else "")
+        kinds = []
+        if c.changed:
+            kinds.append(f"{c.changed:,} revised")
+        if c.inserted:
+            kinds.append(f"{c.inserted:,} new")
+        parts.append(f"{table}: {rows.height:,} rows dated on or before {published_through} ({' / '.join(kinds)}; {example})")
+    return "; ".join(parts) or "derived from changes in this load"
+
+
+@dataclass
+class Loaded:
+    """What one load's transaction did."""
+
+    counts: dict[str, MergeCounts]
+    quarantined: int
+    warnings: list[str]
+    timings: dict[str, float]
+    # Per derived table, what changed (complete only when derivation ran as one update: a replay
+    # keeps counts, not every row); the publish patches the snapshot with it.
+    changes: dict = field(default_factory=dict)
+    changes_complete: bool = False
+    # The latest session the derived tables hold: the load's night, or a later one already loaded
+    # when an earlier night was run again.
+    until: date | None = None
+
+
 def load(
     con: duckdb.DuckDBPyConnection,
     batch: Batch,
@@ -613,23 +841,32 @@ def load(
     fetched_at: datetime,
     settings: Settings,
     as_of: date,
-) -> tuple[dict[str, MergeCounts], int, list[str], dict[str, float]]:
-    """Merge the clean rows and rebuild core and marts, all in one transaction.
+    rebuild: bool = False,
+) -> Loaded:
+    """Merge the clean rows and bring core and marts up to date, all in one transaction.
 
-    Returns merge counts per table, quarantined rows, warnings, and timings. Raises LoadBlocked
+    Derivation recomputes only what the merged changes reach (smallcaps.derive); a derived table
+    created or re-shaped since the last load (or `rebuild`) is rebuilt from raw. Raises LoadBlocked
     (after rolling back) when a mart fails an error-level expectation.
     """
-    from warehouse.rebuild import rebuild
+    from smallcaps import derive
+    from smallcaps.registry import DATASETS
+    from warehouse.datasets import sync
 
+    sync(con, DATASETS, dataset_config(settings))
     counts: dict[str, MergeCounts] = {}
     warnings: list[str] = []
     quarantined = 0
     timings: dict[str, float] = {}
     with transaction(con):
         t = time.perf_counter()
+        changes = derive.Changes()
         for table, g in gated.items():
             staged = stage(g.clean, source=source, fetched_at=fetched_at, load_id=load_id, table=table)
-            counts[table] = merge(con, table, staged, load_id)
+            counts[table] = merge(con, table, staged, load_id, CHANGE_COLUMNS.get(table))
+            c = counts[table]
+            if c.new is not None and (c.new.height or c.old.height):
+                changes[table] = derive.Change(c.new, c.old)
             crashpoint("merge.table")
             _insert(con, "dq.results", g.results)
             _insert(con, "dq.quarantine", g.quarantine)
@@ -653,20 +890,144 @@ def load(
         _insert(con, "dq.quarantine", _excluded_rows(batch, load_id, fetched_at))
         quarantined += batch.excluded.height
         update_fetch_state(con, batch, fetched_at)
-        update_symbols(con)
+        if changes.of("raw.holdings") is not None:
+            update_symbols(con, changes.of("raw.holdings").new)
+        update_series(con, [counts[t] for t in ("raw.index_bars", "raw.equity_bars") if t in counts])
         crashpoint("merge.done")
         timings["merge"] = time.perf_counter() - t
-        rebuilt = rebuild(con, settings, as_of=as_of, load_id=load_id)
-        timings.update(rebuilt.timings)
-        warnings.extend(rebuilt.warnings)
-        if rebuilt.blocked:
-            raise LoadBlocked("marts failed their checks, nothing was loaded: " + "; ".join(rebuilt.errors))
-        for table, res in rebuilt.results.items():
-            _insert(con, "dq.results", res)
+        derived = _derive(con, settings, changes, counts, load_id=load_id, as_of=as_of, at=fetched_at, rebuild=rebuild, timings=timings)
+        warnings.extend(derived.warnings)
         # Committed with the data: a crash after this point must not be mistaken for a rollback.
         con.execute("UPDATE meta.loads SET status = 'loaded' WHERE load_id = ?", [load_id])
         crashpoint("load.before_commit")
-    return counts, quarantined, warnings, timings
+    derived_changes = {k: v for k, v in derived.changes.items() if not k.startswith("raw.")}
+    return Loaded(counts, quarantined, warnings, timings, derived_changes, not derived.replayed, derived.until)
+
+
+# Memory derivation needs per constituent-session row it holds at once (bars, cohorts, returns,
+# the frames joined from them), measured on the sample market with bench/backfill_rss.py.
+DERIVE_BYTES_PER_ROW = 1_500
+
+
+def derive_budget(con: duckdb.DuckDBPyConnection, settings: Settings) -> tuple[int, int]:
+    """(raw rows a load may change before it is derived period by period, months per period):
+    half of settings.memory_limit_gb is for derivation (DuckDB has the other half)."""
+    budget_rows = max(100_000, int(settings.memory_limit_gb / 2 * 1e9 / DERIVE_BYTES_PER_ROW))
+    symbols = con.execute(
+        "SELECT count(DISTINCT symbol) FROM raw.equity_bars WHERE session_date >= (SELECT max(session_date) - 31 FROM raw.equity_bars)"
+    ).fetchone()[0] or 1
+    rows_per_month = symbols * 21
+    return budget_rows, max(1, min(12, budget_rows // rows_per_month))
+
+
+def _derive(con, settings: Settings, changes, counts: dict[str, MergeCounts], *, load_id: str, as_of: date, at: datetime, rebuild: bool, timings: dict):
+    """Bring core and marts up to date inside the caller's transaction; record gate results and
+    restatements. Raises LoadBlocked when a mart fails an error-level expectation."""
+    from smallcaps import derive
+    from smallcaps.registry import DATASETS
+    from warehouse.datasets import mark_built, unbuilt
+
+    t = time.perf_counter()
+    ctx = derive_context(con, settings, as_of)
+    rebuild = rebuild or bool(unbuilt(con))
+    budget_rows, months = derive_budget(con, settings)
+    derived = derive.run(
+        ctx, changes, load_id=load_id, severity=settings.dq_severity, rebuild=rebuild, replay_rows=budget_rows, period_months=months
+    )
+    crashpoint("transform.derived")
+    timings.update(derived.timings)
+    timings["derive"] = time.perf_counter() - t
+    if derived.gate_results:
+        from expectations.docs import save_validations
+
+        save_validations(settings, load_id, derived.gate_results)
+    crashpoint("transform.gated")
+    if derived.blocked:
+        raise LoadBlocked("marts failed their checks, nothing was loaded: " + "; ".join(derived.errors))
+    for res in derived.results.values():
+        _insert(con, "dq.results", res)
+    if derived.restatements:
+        reason = _restatement_reason(counts, ctx.published_through) if counts else "rebuilt from raw (smallcaps rebuild)"
+        _insert(
+            con,
+            "meta.restatements",
+            pl.DataFrame(derived.restatements).with_columns(
+                pl.lit(load_id).alias("load_id"), pl.lit(reason).alias("reason"), pl.lit(at).cast(pl.Datetime("us")).alias("restated_at")
+            ),
+        )
+    mark_built(con, [d.name for d in DATASETS if rebuild or d.name in derived.changes], load_id)
+    derived.until = ctx.until
+    return derived
+
+
+def rebuild(con: duckdb.DuckDBPyConnection, settings: Settings, *, load_id: str, at: datetime) -> Loaded:
+    """Recompute every core table and mart from raw, one year at a time, and write what differs
+    (nothing, when the tables were right). One transaction, gated like a load."""
+    from smallcaps.registry import DATASETS
+    from warehouse.datasets import sync
+
+    sync(con, DATASETS, dataset_config(settings))
+    as_of = con.execute("SELECT max(session_date) FROM raw.index_bars").fetchone()[0]
+    if as_of is None:
+        raise LoadFailed(f"nothing to rebuild: {settings.warehouse_path} holds no index bars; run `smallcaps backfill` first")
+    timings: dict[str, float] = {}
+    with transaction(con):
+        derived = _derive(con, settings, {}, {}, load_id=load_id, as_of=as_of, at=at, rebuild=True, timings=timings)
+        con.execute("UPDATE meta.loads SET status = 'loaded', end_date = ? WHERE load_id = ?", [as_of, load_id])
+    return Loaded({}, 0, derived.warnings, timings, {}, False)
+
+
+def publish_patches(con: duckdb.DuckDBPyConnection, settings: Settings, load_id: str, loaded: Loaded) -> dict | None:
+    """How to patch the current snapshot into tonight's, or None when it must be written whole:
+    after a replayed (large) load, or when the snapshot is not the one of the load before this
+    one (a held night, an interrupted publish, a first night)."""
+    from smallcaps.registry import get
+    from warehouse.publish import Patch, snapshot_load
+
+    if not loaded.changes_complete:
+        return None
+    previous = con.execute(
+        "SELECT load_id FROM meta.loads WHERE load_id <> ? AND status NOT IN ('failed', 'blocked', 'skipped', 'running') "
+        "AND started_at <= (SELECT started_at FROM meta.loads WHERE load_id = ?) ORDER BY started_at DESC LIMIT 1",
+        [load_id, load_id],
+    ).fetchone()
+    if previous is None or snapshot_load(settings.published_dir) != previous[0]:
+        return None
+    patches = {}
+    for table, change in loaded.changes.items():
+        keys = get(table).key
+        patches[table] = Patch(keys, change.old.select(keys), change.new)
+    return patches
+
+
+def quarantine_summary(gated: dict, batch: Batch) -> list[str]:
+    """One line per table and reason for the fetched rows that did not load: the gate's
+    quarantine-level findings (the rest of the table loaded), and the rows the source excluded."""
+    lines = [m for g in gated.values() for m in g.quarantined]
+    excluded = batch.excluded
+    if excluded.height:
+        by_table = excluded.group_by("dataset", maintain_order=True).agg(
+            pl.len().alias("rows"), pl.col("key").first(), pl.col("reason").first()
+        )
+        for table, rows, key, reason in by_table.iter_rows():
+            lines.append(f"{table}: {rows:,} row(s) excluded by the source, e.g. {key}: {reason}")
+    return lines
+
+
+def quarantine_note(gated: dict, batch: Batch) -> str | None:
+    """The short form of quarantine_summary for meta.loads.message: counts per table and expectation."""
+    parts = []
+    for table, g in gated.items():
+        if g.quarantine.height:
+            for exp, rows in g.quarantine.group_by("expectation", maintain_order=True).len().iter_rows():
+                parts.append(f"{table} {exp} {rows:,}")
+    if batch.excluded.height:
+        for table, rows in batch.excluded.group_by("dataset", maintain_order=True).len().iter_rows():
+            parts.append(f"{table} excluded_by_source {rows:,}")
+    if not parts:
+        return None
+    total = sum(g.quarantine.height for g in gated.values()) + batch.excluded.height
+    return f"loaded; {total:,} row(s) in dq.quarantine: " + "; ".join(parts)
 
 
 def timings_json(timings: dict[str, float]) -> str:

@@ -126,8 +126,8 @@ class Settings(BaseSettings):
     write_report: bool = Field(True, description="write the HTML report (home/report) after each published night")
     keep_snapshots: int = Field(30, ge=1, description="nightly published snapshots kept for --as-of")
     completeness_min_share: float = Field(0.98, gt=0, le=1, description="share of members that must have a bar")
-    dq_severity: dict[str, Literal["error", "warning"]] = Field(
-        default_factory=dict, description="expectation name -> severity override"
+    dq_severity: dict[str, Literal["error", "quarantine", "warning"]] = Field(
+        default_factory=dict, description="expectation name -> severity override (error | quarantine | warning)"
     )
     # Live-source politeness and bounds.
     user_agent: str = "smallcaps/0.1 (+nightly small-cap pipeline)"
@@ -145,6 +145,10 @@ class Settings(BaseSettings):
         3, ge=1, description="a former member whose bars failed this many loads in a row is no longer asked for"
     )
     fundamentals_max_age_days: int = Field(100, ge=1, description="re-fetch fundamentals older than this")
+    memory_limit_gb: float = Field(
+        4.0, ge=0.5, description="memory a load may use: DuckDB gets half (it spills to home/tmp beyond), "
+        "derivation of a large load is replayed in periods sized to the rest"
+    )
 
     @field_validator("pairs", mode="before")
     @classmethod

@@ -2,32 +2,24 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
 
 from smallcaps.settings import Settings
+from smallcaps.registry import DATASETS
 from warehouse.db import table_names
 
-# The column that says how fresh each table is.
-FRESHNESS = {
+# The column that says how fresh each table is: raw tables here, derived ones from the registry.
+RAW_FRESHNESS = {
     "raw.index_bars": "session_date",
     "raw.equity_bars": "session_date",
     "raw.holdings": "as_of_date",
     "raw.fundamentals": "period_end_date",
     "raw.corporate_actions": "ex_date",
-    "core.sessions": "session_date",
-    "core.cohorts": "session_date",
-    "core.equity_returns": "session_date",
-    "marts.index_daily": "session_date",
-    "marts.index_performance": "session_date",
-    "marts.relative_performance": "session_date",
-    "marts.cohort_composition": "session_date",
-    "marts.cohort_performance": "session_date",
-    "marts.sector_daily": "session_date",
-    "marts.headlines": "as_of_date",
 }
+FRESHNESS = {**RAW_FRESHNESS, **{d.name: d.date_column for d in DATASETS if d.date_column}}
 
 
 @dataclass
@@ -37,6 +29,8 @@ class Status:
     read_from: str
     loads: list[tuple]
     tables: list[tuple[str, int, object]]
+    # Published nights whose rows a later load rewrote (meta.restatements), newest first.
+    restatements: list[tuple] = field(default_factory=list)
 
 
 def collect(settings: Settings, last: int = 8) -> Status:
@@ -59,6 +53,13 @@ def collect(settings: Settings, last: int = 8) -> Status:
             "ORDER BY started_at DESC LIMIT ?",
             [last],
         ).fetchall()
+        restatements = []
+        if "meta.restatements" in table_names(con, ("meta",)):
+            restatements = con.execute(
+                "SELECT load_id, table_name, first_date, last_date, rows, left(reason, 160) FROM meta.restatements "
+                "ORDER BY restated_at DESC, table_name LIMIT ?",
+                [last * 2],
+            ).fetchall()
         tables = []
         for t in table_names(con, ("raw", "core", "marts")):
             col = FRESHNESS.get(t)
@@ -67,4 +68,4 @@ def collect(settings: Settings, last: int = 8) -> Status:
             tables.append((t, rows, latest))
     finally:
         con.close()
-    return Status(published, settings.warehouse_path, read_from, loads, tables)
+    return Status(published, settings.warehouse_path, read_from, loads, tables, restatements)

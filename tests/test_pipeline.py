@@ -26,8 +26,15 @@ def bars(symbol, day):
 
 
 def put(con, table, df, load_id="l1"):
+    """Merge rows as a load does, with the bookkeeping a load keeps beside raw (meta.symbols,
+    meta.series)."""
     with transaction(con):
-        merge(con, table, stage(df, source="test", fetched_at=datetime(2025, 1, 1), load_id=load_id, table=table), load_id)
+        got = merge(con, table, stage(df, source="test", fetched_at=datetime(2025, 1, 1), load_id=load_id, table=table), load_id,
+                    pipeline.CHANGE_COLUMNS[table])
+        if table == "raw.holdings":
+            pipeline.update_symbols(con)
+        if table.endswith("_bars"):
+            pipeline.update_series(con, [got])
 
 
 def batch_with(failures, asked):
@@ -210,7 +217,11 @@ def test_last_needed_sessions_by_hand():
 
 
 def test_a_former_member_is_priced_until_its_last_needed_price_is_stored(tmp_path):
+    from smallcaps.registry import DATASETS
+    from warehouse.datasets import sync
+
     con = connect(tmp_path / "w.duckdb")
+    sync(con, DATASETS)
     put(con, "raw.holdings", holdings("russell2000", date(2025, 1, 2), ["A", "B", "C", "D", "E", "G", "KEEP"]))
     put(con, "raw.holdings", holdings("russell2000", date(2026, 11, 2), ["KEEP"]))
     with transaction(con):
@@ -283,3 +294,36 @@ def test_prices_after_the_last_needed_session_do_not_change_cohort_performance(r
         return cohort_performance(cohorts.lazy(), bars.lazy(), sessions, anchors=anchors, as_of=as_of).collect()
 
     assert performance(kept.drop("last_needed_date")).equals(performance(prices))
+
+
+def test_meta_symbols_from_appended_snapshots_equal_a_full_recompute(tmp_path):
+    """A night reads only its new snapshot and the one before; the result must be what reading
+    every snapshot gives (tickers that stay, leave, come back, are renamed, arrive)."""
+    con = connect(tmp_path / "w.duckdb")
+    days = [date(2025, 1, d) for d in (2, 3, 6, 7, 8, 9)]
+    snapshots = [
+        ["AAA", "BBB", "OLDCO", "BACK"],
+        ["AAA", "BBB", "OLDCO"],           # BACK leaves
+        ["AAA", "BBB", "NEWCO"],           # OLDCO -> NEWCO (same name below)
+        ["AAA", "BBB", "NEWCO", "BACK"],   # BACK returns: not an arrival that could be a rename target
+        ["AAA", "NEWCO", "BACK", "CCC"],   # BBB leaves, CCC arrives (another name)
+        ["AAA", "NEWCO", "BACK", "CCC"],
+    ]
+    for day, tickers in zip(days, snapshots):
+        frame = holdings("russell2000", day, tickers).with_columns(
+            pl.when(pl.col("ticker").is_in(["OLDCO", "NEWCO"])).then(pl.lit("Old Co")).otherwise(pl.col("name")).alias("name"),
+            # Another company's share count: not the same holding under a new ticker.
+            pl.when(pl.col("ticker") == "CCC").then(555.0).otherwise(pl.col("shares")).alias("shares"),
+        )
+        with transaction(con):
+            got = merge(con, "raw.holdings", stage(frame, source="t", fetched_at=datetime(2025, 1, 1), load_id="x", table="raw.holdings"),
+                        "x", pipeline.CHANGE_COLUMNS["raw.holdings"])
+            assert pipeline._appended_window(con, got.new) is not None or day == days[0]
+            pipeline.update_symbols(con, got.new)
+    nightly = con.execute("SELECT * FROM meta.symbols ORDER BY ticker").fetchall()
+    with transaction(con):
+        con.execute("DELETE FROM meta.symbols")
+        pipeline.update_symbols(con)
+    assert con.execute("SELECT * FROM meta.symbols ORDER BY ticker").fetchall() == nightly
+    status = dict(con.execute("SELECT ticker, status || coalesce(':' || renamed_to, '') FROM meta.symbols").fetchall())
+    assert status == {"AAA": "active", "BBB": "delisted", "OLDCO": "renamed:NEWCO", "NEWCO": "active", "BACK": "active", "CCC": "active"}

@@ -22,9 +22,11 @@ Returns, with members and cohorts fixed at the anchor session (core.cohorts on a
   sum(w * return) / sum(w) with w = core.cohorts.weight on anchor_date, over priced members with
   a weight (null when none has one). On anchor_date every return is 0.
 
-Speed: a rolling anchor gives each session its own member set, so the work is a set of joins:
-(anchor_date, session) pairs x priced members of anchor_date x the forward-filled price panel,
-then one group-by. Keys are integers (symbol and session positions) so the big joins are cheap.
+Shape of the work: a rolling anchor gives each session its own member set, so the rows to
+aggregate are (anchor session, session) pairs x the priced members of the anchor session; prices
+are looked up only for the (symbol, session) pairs those rows read (`needed_prices`, an as-of join,
+no session x symbol panel). `performance` is the computation for any set of (anchor, session)
+rows: the whole history (`cohort_performance`), one night, or one year of a rebuild.
 Pure: LazyFrame in, LazyFrame out; `as_of` is passed in.
 """
 
@@ -98,111 +100,85 @@ def resolve_anchors(sessions: pl.LazyFrame, anchors: Sequence[str], *, as_of: da
     return pl.concat(parts, how="vertical")
 
 
-def _positions(sessions: pl.LazyFrame, as_of: date) -> pl.LazyFrame:
+def prices_at(bars: pl.LazyFrame, needed: pl.LazyFrame) -> pl.LazyFrame:
+    """The price of each needed (symbol, session_date): the symbol's latest adj_close on or before
+    that session (forward fill: a member that stopped trading keeps its last price). `bars` holds
+    (symbol, session_date, adj_close) rows, at least the last one on or before each needed date.
+    Needed dates before a symbol's first bar get no row."""
+    right = (
+        bars.select(
+            pl.col("symbol").cast(pl.String),
+            pl.col("session_date").cast(pl.Date).alias("_bar_date"),
+            pl.col("adj_close").cast(pl.Float64).alias("price"),
+        )
+        .filter(pl.col("price").is_not_null())
+        .sort("_bar_date")
+    )
     return (
-        sessions.select(pl.col("session_date").cast(pl.Date))
-        .filter(pl.col("session_date") <= as_of)
+        needed.select(pl.col("symbol").cast(pl.String), pl.col("session_date").cast(pl.Date))
         .unique()
         .sort("session_date")
-        .with_row_index("_pos")
-        .with_columns(pl.col("_pos").cast(pl.Int32))
+        .join_asof(right, left_on="session_date", right_on="_bar_date", by="symbol", strategy="backward",
+                   check_sortedness=False)
+        .filter(pl.col("price").is_not_null())
+        .select("symbol", "session_date", "price")
     )
 
 
-def _key(sym: str, position: str) -> pl.Expr:
-    """One Int64 for (symbol id, session position): both are far below 2**31."""
-    return (pl.col(sym).cast(pl.Int64) * (1 << 32) + pl.col(position).cast(pl.Int64)).alias("_key")
-
-
-def cohort_performance(
-    cohorts: pl.LazyFrame,
-    equity_returns: pl.LazyFrame,
-    sessions: pl.LazyFrame,
-    *,
-    anchors: Sequence[str],
-    as_of: date,
-) -> pl.LazyFrame:
-    """core.cohorts, core.equity_returns (or any symbol, session_date, adj_close frame),
-    core.sessions (session_date) -> marts.cohort_performance."""
-    pos = _positions(sessions, as_of)
-    anchor_map = (
-        resolve_anchors(sessions, anchors, as_of=as_of)
-        .join(pos, on="session_date", how="inner")
-        .join(pos.rename({"session_date": "anchor_date", "_pos": "_anchor_pos"}), on="anchor_date", how="inner")
-    )
-
-    members = cohorts.select(
+def members_at_anchors(cohorts: pl.LazyFrame, anchor_map: pl.LazyFrame) -> pl.LazyFrame:
+    """core.cohorts rows of the anchor sessions that `anchor_map` uses: universe, anchor_date,
+    symbol, cohort, weight."""
+    dates = anchor_map.select("anchor_date").unique()
+    return cohorts.select(
         pl.col("universe").cast(pl.String),
+        pl.col("session_date").cast(pl.Date).alias("anchor_date"),
         pl.col("symbol").cast(pl.String),
-        pl.col("session_date").cast(pl.Date),
         pl.col("cohort").cast(pl.String),
         pl.col("weight").cast(pl.Float64),
-    ).filter(pl.col("session_date") <= as_of)
-    bars = (
-        equity_returns.select(
-            pl.col("symbol").cast(pl.String), pl.col("session_date").cast(pl.Date), pl.col("adj_close").cast(pl.Float64)
-        )
-        .filter(pl.col("adj_close").is_not_null())
-        .join(pos, on="session_date", how="inner")
-    )
-    # Symbols as integers, and (symbol, session position) as one Int64 key: the large joins below
-    # run on a single integer column.
-    # Sorted before numbering: `symbols` feeds two branches of the plan, and unique() alone may
-    # number the symbols differently in each.
-    symbols = bars.select("symbol").unique().sort("symbol").with_row_index("_sym")
+    ).join(dates, on="anchor_date", how="semi")
 
-    # Forward-filled price panel: each bar's adj_close holds from its session up to the session
-    # before the symbol's next bar (or through as_of), so the panel is built by expanding those
-    # ranges, with no join and no fill. It starts at the symbol's first bar.
-    n_sessions = pos.select(pl.len().cast(pl.Int32).alias("_n"))
-    # The next bar is read right after the sort: a join does not keep row order (the streaming
-    # engine really does reorder), so nothing order-dependent may follow one.
-    same_symbol_next = pl.col("_sym").shift(-1) == pl.col("_sym")
-    panel = (
-        bars.join(symbols, on="symbol", how="inner")
-        .sort("_sym", "_pos")
-        .with_columns(pl.when(same_symbol_next).then(pl.col("_pos").shift(-1)).alias("_next_pos"))
-        .join(n_sessions, how="cross")
-        .select(
-            "_sym",
-            pl.int_ranges(pl.col("_pos"), pl.col("_next_pos").fill_null(pl.col("_n")), dtype=pl.Int32).alias("_pos"),
-            pl.col("adj_close").alias("_price"),
-        )
-        .explode("_pos")
-        .select(_key("_sym", "_pos"), "_price")
-    )
 
-    # Members of each anchor session with their cohort, weight and price there.
-    anchor_sessions = anchor_map.select("anchor_date", "_anchor_pos").unique()
+def needed_prices(members: pl.LazyFrame, anchor_map: pl.LazyFrame) -> pl.LazyFrame:
+    """(symbol, session_date) pairs whose price `performance` reads: every member of an anchor
+    session on that anchor session and on every session that uses it."""
+    sessions_of = anchor_map.select("anchor_date", "session_date").unique()
+    on_anchor = members.select("symbol", pl.col("anchor_date").alias("session_date"))
+    later = members.select("symbol", "anchor_date").unique().join(sessions_of, on="anchor_date").select("symbol", "session_date")
+    return pl.concat([on_anchor, later], how="vertical").unique()
+
+
+def performance(anchor_map: pl.LazyFrame, members: pl.LazyFrame, prices: pl.LazyFrame) -> pl.LazyFrame:
+    """marts.cohort_performance rows for the (anchor, session_date, anchor_date) rows of `anchor_map`.
+
+    `members`: universe, anchor_date, symbol, cohort, weight (core.cohorts on each anchor session);
+    `prices`: symbol, session_date, price for at least the pairs of `needed_prices`. This is the
+    whole computation; the caller decides which sessions it covers (a night, a year, everything).
+    """
     at_anchor = (
-        members.join(anchor_sessions, left_on="session_date", right_on="anchor_date", how="inner")
-        .join(symbols, on="symbol", how="left")
-        .with_columns(_key("_sym", "_anchor_pos"))
-        .join(panel.rename({"_price": "_price0"}), on="_key", how="left")
+        members.join(
+            prices.rename({"session_date": "anchor_date", "price": "_price0"}), on=["symbol", "anchor_date"], how="left"
+        )
         .with_columns(((pl.col("_price0") > 0) & pl.col("_price0").is_not_null()).alias("_is_priced"))
-        .select("universe", "_anchor_pos", "cohort", "_sym", "weight", "_price0", "_is_priced")
     )
     everyone = at_anchor.with_columns(pl.lit(ALL).alias("cohort"))
     counts = (
         pl.concat([at_anchor, everyone], how="vertical")
-        .group_by("universe", "_anchor_pos", "cohort")
+        .group_by("universe", "anchor_date", "cohort")
         .agg(pl.len().cast(pl.Int32).alias("members"), pl.col("_is_priced").sum().cast(pl.Int32).alias("priced"))
     )
-
     # Each priced member of an anchor session, on every session that uses that anchor.
-    pairs = anchor_map.select("_anchor_pos", "_pos").unique()
+    pairs = anchor_map.select("anchor_date", "session_date").unique()
     held = (
         at_anchor.filter(pl.col("_is_priced"))
-        .join(pairs, on="_anchor_pos", how="inner")
-        .with_columns(_key("_sym", "_pos"))
-        .join(panel, on="_key", how="inner")
+        .join(pairs, on="anchor_date", how="inner")
+        .join(prices, on=["symbol", "session_date"], how="inner")
         .select(
             "universe",
-            "_anchor_pos",
-            "_pos",
+            "anchor_date",
+            "session_date",
             "cohort",
             "weight",
-            (pl.col("_price") / pl.col("_price0") - 1.0).alias("_ret"),
+            (pl.col("price") / pl.col("_price0") - 1.0).alias("_ret"),
         )
     )
     has_weight = pl.col("weight").is_not_null()
@@ -213,12 +189,11 @@ def cohort_performance(
         stable_sum(pl.col("weight").filter(has_weight)).alias("_weight_sum"),
         has_weight.sum().alias("_weighted"),
     ]
-    by_cohort = held.group_by("universe", "_anchor_pos", "_pos", "cohort").agg(aggs)
-    by_all = held.group_by("universe", "_anchor_pos", "_pos").agg(aggs).with_columns(pl.lit(ALL).alias("cohort"))
+    keys = ["universe", "anchor_date", "session_date"]
+    by_cohort = held.group_by(*keys, "cohort").agg(aggs)
+    by_all = held.group_by(keys).agg(aggs).with_columns(pl.lit(ALL).alias("cohort"))
     returns = pl.concat([by_cohort, by_all], how="diagonal").select(
-        "universe",
-        "_anchor_pos",
-        "_pos",
+        *keys,
         "cohort",
         "return_equal_weight",
         "return_median",
@@ -227,12 +202,12 @@ def cohort_performance(
         .alias("return_cap_weight"),
     )
 
-    universes_at_anchor = at_anchor.select("universe", "_anchor_pos").unique()
+    universes_at_anchor = at_anchor.select("universe", "anchor_date").unique()
     cohort_names = pl.LazyFrame({"cohort": list(PERFORMANCE_COHORTS)}, schema={"cohort": pl.String})
-    grid = anchor_map.join(universes_at_anchor, on="_anchor_pos", how="inner").join(cohort_names, how="cross")
+    grid = anchor_map.join(universes_at_anchor, on="anchor_date", how="inner").join(cohort_names, how="cross")
     return (
-        grid.join(counts, on=["universe", "_anchor_pos", "cohort"], how="left")
-        .join(returns, on=["universe", "_anchor_pos", "_pos", "cohort"], how="left")
+        grid.join(counts, on=["universe", "anchor_date", "cohort"], how="left")
+        .join(returns, on=[*keys, "cohort"], how="left")
         .select(
             "universe",
             "anchor",
@@ -247,3 +222,20 @@ def cohort_performance(
         )
         .sort("universe", "anchor", "cohort", "session_date")
     )
+
+
+def cohort_performance(
+    cohorts: pl.LazyFrame,
+    equity_returns: pl.LazyFrame,
+    sessions: pl.LazyFrame,
+    *,
+    anchors: Sequence[str],
+    as_of: date,
+) -> pl.LazyFrame:
+    """core.cohorts, core.equity_returns (or any symbol, session_date, adj_close frame),
+    core.sessions (session_date) -> marts.cohort_performance over the whole history up to `as_of`."""
+    anchor_map = resolve_anchors(sessions, anchors, as_of=as_of)
+    members = members_at_anchors(cohorts.filter(pl.col("session_date") <= as_of), anchor_map)
+    bars = equity_returns.filter(pl.col("session_date") <= as_of)
+    prices = prices_at(bars, needed_prices(members, anchor_map))
+    return performance(anchor_map, members, prices)

@@ -19,9 +19,9 @@ Cohort rule v1 (docs/cohorts.md has each rule with a worked example):
 - quarters_counted = min(number of counted quarters, 4): how many of the TTM window are there.
 
 Sector and weight come from the universe's latest holdings snapshot with as_of_date <= session;
-weight = the member's weight_pct re-based so that the session's members with a weight sum to 1
-(the equity sleeve: cash and futures lines are not members). A member absent from that snapshot
-has a null sector and weight.
+weight = the member's market value / the snapshot's total market value (`snapshot_weights`: the
+equity sleeve, cash and futures lines are not members), so the weights of a session's members
+sum to 1. A member absent from that snapshot has a null sector and weight.
 
 Speed: a symbol's TTM changes only on the available_date of one of its quarters, so the rule is
 evaluated once per (symbol, available_date) and sessions are matched to the latest such event by
@@ -179,14 +179,17 @@ def member_sessions(membership: pl.LazyFrame, sessions: pl.LazyFrame) -> pl.Lazy
     )
 
 
-def _sector_and_weight(rows: pl.LazyFrame, holdings: pl.LazyFrame) -> pl.LazyFrame:
-    """Add sector and weight from the universe's latest snapshot on or before each session.
+def snapshot_weights(holdings: pl.LazyFrame) -> pl.LazyFrame:
+    """Each holdings line's weight in its snapshot's equity sleeve: universe, _snapshot_date,
+    symbol, sector, weight.
 
-    weight = the member's market value / the sum of market value over the session's members with
-    one, so weights sum to 1 per universe and session (the equity sleeve: cash, futures and swap
-    lines are not members). Market value, not the published `weight_pct`: iShares prints that
-    rounded to two decimals, so in the IWM file of 2025-11-05 236 of the 1,954 members print 0.00
-    (some of them hold over 3 million dollars) and would weigh nothing.
+    weight = the line's market value / the sum of market value over the snapshot's lines, so weights
+    sum to 1 per snapshot (the equity sleeve: cash, futures and swap lines are not kept lines;
+    membership is made from the same snapshots, so they are the session's members). Market value,
+    not the published `weight_pct`: iShares prints that rounded to two decimals, so in the IWM file
+    of 2025-11-05 236 of the 1,954 members print 0.00 (some of them hold over 3 million dollars) and
+    would weigh nothing. A weight depends only on its snapshot, not on which other rows a night
+    recomputes.
 
     A line without a market value (null or NaN, or a holdings frame without the column) is valued
     from its published weight instead: weight_pct x (dollars per percent point of its snapshot),
@@ -195,18 +198,6 @@ def _sector_and_weight(rows: pl.LazyFrame, holdings: pl.LazyFrame) -> pl.LazyFra
     the same scale). A line with neither, or in a snapshot where no line has both, gets a null
     weight, like a member absent from the snapshot.
     """
-    snapshots = (
-        holdings.select(pl.col("universe").cast(pl.String), pl.col("as_of_date").cast(pl.Date).alias("_snapshot_date"))
-        .unique()
-        .sort("_snapshot_date")
-    )
-    session_snapshot = (
-        rows.select("universe", "session_date")
-        .unique()
-        .sort("session_date")
-        .join_asof(snapshots, left_on="session_date", right_on="_snapshot_date", by="universe", strategy="backward",
-                       check_sortedness=False)
-    )
     has_mv = "market_value_usd" in holdings.collect_schema().names()
     mv = pl.col("market_value_usd").cast(pl.Float64).fill_nan(None) if has_mv else pl.lit(None, dtype=pl.Float64)
     snapshot = ["universe", "_snapshot_date"]
@@ -233,19 +224,34 @@ def _sector_and_weight(rows: pl.LazyFrame, holdings: pl.LazyFrame) -> pl.LazyFra
             .alias("_usd_per_pct")
         )
     )
-    lines = (
+    sleeve = stable_sum(pl.col("_value")).over(snapshot)
+    return (
         lines.join(usd_per_pct, on=snapshot, how="left")
         .with_columns(pl.coalesce("_mv", pl.col("weight_pct") * pl.col("_usd_per_pct")).alias("_value"))
-        .drop("weight_pct", "_mv", "_usd_per_pct")
+        .with_columns(pl.when(sleeve > 0).then(pl.col("_value") / sleeve).alias("weight"))
+        .drop("weight_pct", "_mv", "_usd_per_pct", "_value")
     )
-    sleeve = stable_sum(pl.col("_value")).over("universe", "session_date")
+
+
+def _sector_and_weight(rows: pl.LazyFrame, holdings: pl.LazyFrame) -> pl.LazyFrame:
+    """Add sector and weight (`snapshot_weights`) from the universe's latest snapshot on or before
+    each session; a member absent from it has a null sector and weight."""
+    snapshots = (
+        holdings.select(pl.col("universe").cast(pl.String), pl.col("as_of_date").cast(pl.Date).alias("_snapshot_date"))
+        .unique()
+        .sort("_snapshot_date")
+    )
+    session_snapshot = (
+        rows.select("universe", "session_date")
+        .unique()
+        .sort("session_date")
+        .join_asof(snapshots, left_on="session_date", right_on="_snapshot_date", by="universe", strategy="backward",
+                       check_sortedness=False)
+    )
     return (
         rows.join(session_snapshot, on=["universe", "session_date"], how="left")
-        .join(lines, on=["universe", "_snapshot_date", "symbol"], how="left")
-        .with_columns(
-            pl.when(sleeve > 0).then(pl.col("_value") / sleeve).alias("weight"),
-        )
-        .drop("_snapshot_date", "_value")
+        .join(snapshot_weights(holdings), on=["universe", "_snapshot_date", "symbol"], how="left")
+        .drop("_snapshot_date")
     )
 
 

@@ -356,17 +356,11 @@ def _index_facts(
         .agg(prev_year_close=pl.col("close").sort_by("session_date").last())
         .with_columns(pl.col("year") + 1)
     )
-    first_row = pl.int_range(pl.len()) == 0
+    # record_close and record_date are index_daily's own columns: a night reads a window of rows,
+    # not the history a running maximum would need.
     history = (
         daily.with_columns(
             year=pl.col("session_date").dt.year(),
-            record_close=pl.col("close").cum_max().over("symbol"),
-            # First session on which today's record level was reached (records are strict, so a
-            # later tie does not move it).
-            record_date=pl.when(pl.col("is_record_close") | first_row)
-            .then(pl.col("session_date"))
-            .forward_fill()
-            .over("symbol"),
             close_5_sessions_ago=pl.col("close").shift(5).over("symbol"),
             date_5_sessions_ago=pl.col("session_date").shift(5).over("symbol"),
         )

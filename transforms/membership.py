@@ -113,3 +113,37 @@ def membership(holdings: pl.LazyFrame, sessions: pl.LazyFrame) -> pl.LazyFrame:
         .select([pl.col(c).cast(t) for c, t in MEMBERSHIP_SCHEMA.items()])
         .sort("universe", "symbol", "valid_from_date")
     )
+
+
+def continue_membership(holdings: pl.LazyFrame, sessions: pl.LazyFrame, stored: pl.LazyFrame) -> pl.LazyFrame:
+    """Membership from a point on: `holdings` holds one universe's snapshots from P (the latest
+    snapshot before a change) on, `sessions` the sessions from P's first session on, `stored` the
+    stored intervals reaching that session. Intervals are computed as `membership` does on that
+    suffix; one that starts on P's first session continues the stored interval covering it (the
+    symbol was a member before P), so it keeps that interval's valid_from_date. With P the first
+    snapshot this is `membership` itself.
+    """
+    fresh = membership(holdings, sessions)
+    first = sessions.select(pl.col("session_date").cast(pl.Date).min().alias("_first"))
+    carried = (
+        stored.select(
+            pl.col("universe").cast(pl.String),
+            pl.col("symbol").cast(pl.String),
+            pl.col("valid_from_date").cast(pl.Date).alias("_carried_from"),
+        )
+        .join(first, how="cross")
+        .filter(pl.col("_carried_from") <= pl.col("_first"))
+        .drop("_first")
+    )
+    return (
+        fresh.join(first, how="cross")
+        .join(carried, on=["universe", "symbol"], how="left")
+        .with_columns(
+            pl.when((pl.col("valid_from_date") == pl.col("_first")) & pl.col("_carried_from").is_not_null())
+            .then(pl.col("_carried_from"))
+            .otherwise(pl.col("valid_from_date"))
+            .alias("valid_from_date")
+        )
+        .select(list(MEMBERSHIP_SCHEMA))
+        .sort("universe", "symbol", "valid_from_date")
+    )

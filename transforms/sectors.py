@@ -7,8 +7,8 @@ Grain: one row per universe, sector and session with at least one member in that
   without a return that day (no bar, or its first bar) is left out; null when none has one.
 - return_cap_weight: sum(w * ret_1d) / sum(w) over the members with both a return and a weight.
   w is the member's weight on the universe's previous session (start-of-day weight: the return
-  of day t is earned on the holdings at the close of t-1, as an index computes it); a member that
-  joined on the session itself has no previous row and uses its weight of the session. Weights are
+  of day t is earned on the holdings at the close of t-1, as an index computes it); a member
+  without one there (it joined on the session, or had no weight then) uses its weight of the session. Weights are
   re-normalized over the sector's members that count, so they need not sum to 1 beforehand.
 - sector: as in the holdings snapshot (core.cohorts.sector); a member without one is reported
   under "Unknown" rather than dropped, so that sector members add up to the universe's members.

@@ -76,14 +76,22 @@ def migrate(con: duckdb.DuckDBPyConnection, folder: Path = MIGRATIONS_DIR) -> li
     return done
 
 
-def connect(path: Path, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
-    """Open the private warehouse (migrated) or, read-only, any warehouse or snapshot file."""
+def connect(path: Path, *, read_only: bool = False, memory_limit_gb: float | None = None) -> duckdb.DuckDBPyConnection:
+    """Open the private warehouse (migrated) or, read-only, any warehouse or snapshot file.
+
+    With `memory_limit_gb`, DuckDB keeps its buffers under that and spills what does not fit to
+    `tmp/` beside the file (a backfill of decades of bars must not need the whole history in RAM)."""
     if read_only:
         if not path.exists():
             raise FileNotFoundError(f"no warehouse at {path}: run `smallcaps backfill` or `make demo` first")
         return duckdb.connect(str(path), read_only=True)
     path.parent.mkdir(parents=True, exist_ok=True)
     con = _connect_writer(path)
+    if memory_limit_gb is not None:
+        spill = path.parent / "tmp"
+        spill.mkdir(exist_ok=True)
+        con.execute(f"SET memory_limit = '{memory_limit_gb:.2f}GB'")
+        con.execute(f"SET temp_directory = '{spill}'")
     migrate(con)
     return con
 

@@ -19,17 +19,6 @@ import duckdb
 from smallcaps.crashpoints import crashpoint
 from warehouse.db import columns, table_names
 
-# Mart -> the date column whose year partitions it (None: one file).
-PARTITION = {
-    "marts.index_daily": "session_date",
-    "marts.index_performance": "session_date",
-    "marts.relative_performance": "session_date",
-    "marts.cohort_composition": "session_date",
-    "marts.cohort_performance": "session_date",
-    "marts.sector_daily": "session_date",
-    "marts.headlines": "as_of_date",
-    "marts.index_records": None,
-}
 
 
 @dataclass(frozen=True)
@@ -48,18 +37,26 @@ def _views_sql(current: Path, mart: str, partitioned: bool) -> str:
     return f"CREATE VIEW marts.{name} AS SELECT * FROM read_parquet('{current / name}.parquet')"
 
 
-def export(con: duckdb.DuckDBPyConnection, exports_dir: Path, *, load_id: str, keep: int = 2) -> Exported:
+def export(
+    con: duckdb.DuckDBPyConnection, exports_dir: Path, *, load_id: str, partitions: dict[str, str | None], keep: int = 2
+) -> Exported:
+    """Write `partitions` (mart -> the date column whose year partitions it, None: one file; the
+    registry's exported datasets) as a new version folder and swap `current` to it."""
     exports_dir = exports_dir.resolve()
     exports_dir.mkdir(parents=True, exist_ok=True)
     folder = exports_dir / f"v-{load_id}"
     if folder.exists():
         shutil.rmtree(folder)  # an interrupted export of this same load
     folder.mkdir()
-    marts = [m for m in table_names(con, ("marts",)) if m in PARTITION]
+    present = set(table_names(con, ("marts",)))
+    missing = [m for m in partitions if m not in present]
+    if missing:
+        raise ValueError(f"cannot export {', '.join(missing)}: no such table in the warehouse")
+    marts = list(partitions)
     partitioned: dict[str, bool] = {}
     for mart in marts:
         name = mart.split(".")[1]
-        col = PARTITION[mart]
+        col = partitions[mart]
         # An empty mart (a csv folder without holdings has no cohorts) is one empty file with its
         # columns, so its view still opens.
         partitioned[mart] = bool(col) and con.execute(f"SELECT count(*) FROM {mart}").fetchone()[0] > 0

@@ -34,6 +34,10 @@ class MergeCounts:
     rows_in: int
     inserted: int
     changed: int
+    # What the merge changed, in the columns the caller asked for: the new versions of inserted and
+    # changed rows, the old versions of changed rows (raw rows are never deleted).
+    new: pl.DataFrame | None = None
+    old: pl.DataFrame | None = None
 
     @property
     def loaded(self) -> int:
@@ -63,8 +67,11 @@ def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConne
     con.execute("COMMIT")
 
 
-def merge(con: duckdb.DuckDBPyConnection, table: str, staged: pl.DataFrame, load_id: str) -> MergeCounts:
-    """Upsert `staged` into `table` by its primary key, recording changed values."""
+def merge(
+    con: duckdb.DuckDBPyConnection, table: str, staged: pl.DataFrame, load_id: str, change_columns: list[str] | None = None
+) -> MergeCounts:
+    """Upsert `staged` into `table` by its primary key, recording changed values. With
+    `change_columns`, the counts carry those columns of the rows it inserted or changed."""
     if staged.height == 0:
         return MergeCounts(0, 0, 0)
     keys = key_columns(con, table)
@@ -93,6 +100,15 @@ def merge(con: duckdb.DuckDBPyConnection, table: str, staged: pl.DataFrame, load
             params = [p for _ in values for p in (load_id, table)]
             con.execute(f"INSERT OR REPLACE INTO raw.revisions {unions}", params)
         changed = con.execute(f"SELECT count(*) FROM {table} t JOIN _staged s ON {on} WHERE {differs}").fetchone()[0]
+        new = old = None
+        if change_columns is not None:
+            pick_t = ", ".join(f"t.{c}" for c in change_columns)
+            pick_s = ", ".join(f"{incoming[c]} AS {c}" for c in change_columns)
+            old = read(con, f"SELECT {pick_t} FROM {table} t JOIN _staged s ON {on} WHERE {differs}")
+            new = read(
+                con,
+                f"SELECT {pick_s} FROM _staged s LEFT JOIN {table} t ON {on} WHERE t.{keys[0]} IS NULL OR ({differs})",
+            )
         if changed:
             keep_first_seen = "first_seen_at" in cols
             sets = ", ".join(
@@ -104,7 +120,7 @@ def merge(con: duckdb.DuckDBPyConnection, table: str, staged: pl.DataFrame, load
         ).fetchone()[0]
     finally:
         con.unregister("_staged")
-    return MergeCounts(staged.height, int(inserted), int(changed))
+    return MergeCounts(staged.height, int(inserted), int(changed), new, old)
 
 
 def replace(con: duckdb.DuckDBPyConnection, table: str, df: pl.DataFrame) -> int:

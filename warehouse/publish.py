@@ -14,14 +14,18 @@ Layout under the data home:
 from __future__ import annotations
 
 import os
+import shutil
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from pathlib import Path
+from typing import Mapping, Sequence
 
 import duckdb
+import polars as pl
 
 from smallcaps.crashpoints import crashpoint
 from warehouse.db import table_names
+from warehouse.load import register
 
 # What a reader needs: every mart, the core tables behind them, and what happened (meta, dq).
 PUBLISHED_SCHEMAS = ("marts", "core")
@@ -54,6 +58,28 @@ def night_path(published_dir: Path, as_of: date) -> Path:
     return published_dir / "nights" / f"{as_of.isoformat()}.duckdb"
 
 
+@dataclass(frozen=True)
+class Patch:
+    """What changed in one derived table since the snapshot a publish starts from: the keys of
+    rows to remove (changed or deleted) and the rows to write (inserted or changed)."""
+
+    keys: tuple[str, ...]
+    remove: pl.DataFrame
+    write: pl.DataFrame
+
+
+def _sql_text(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _create(con: duckdb.DuckDBPyConnection, declared, target: str) -> None:
+    """A derived table in the snapshot as the registry declares it: keys and comments included."""
+    con.execute(declared.ddl().replace(f"CREATE TABLE {declared.name}", f"CREATE TABLE {target}", 1))
+    con.execute(f"COMMENT ON TABLE {target} IS {_sql_text(declared.grain)}")
+    for c in declared.columns:
+        con.execute(f"COMMENT ON COLUMN {target}.{c.name} IS {_sql_text(c.comment)}")
+
+
 def publish(
     con: duckdb.DuckDBPyConnection,
     published_dir: Path,
@@ -62,8 +88,16 @@ def publish(
     load_id: str,
     source: str,
     keep: int,
+    declared: Sequence = (),
+    patches: Mapping[str, Patch] | None = None,
 ) -> Published:
-    """Copy the reader tables into a new file and rename it into place."""
+    """Write the reader tables into a new file and rename it into place.
+
+    `declared` are the registry's datasets (created with their keys and comments). With `patches`
+    (every derived table that changed since the current snapshot, and how), the new file starts as
+    a copy of the current one and only those rows are rewritten: the cost follows the night's
+    changes, not the history. Without them every table is copied.
+    """
     import time
 
     started = time.perf_counter()
@@ -72,16 +106,34 @@ def publish(
     tmp = published_dir / f".tmp-{load_id}.duckdb"
     for leftover in published_dir.glob(".tmp-*"):
         leftover.unlink()  # an interrupted publish: never renamed, never read
-    tables = [t for t in table_names(con, PUBLISHED_SCHEMAS)] + [
-        t for t in PUBLISHED_EXTRA if t in table_names(con, ("meta", "dq"))
-    ]
+    current = published_dir / "smallcaps.duckdb"
+    by_name = {d.name: d for d in declared}
+    present = set(table_names(con, ("core", "marts", "meta", "dq")))
+    derived = [t for t in table_names(con, PUBLISHED_SCHEMAS)]
+    extra = [t for t in PUBLISHED_EXTRA if t in present]
+    incremental = patches is not None and current.exists()
+    if incremental:
+        shutil.copyfile(current, tmp)
     con.execute(f"ATTACH '{tmp}' AS snap")
     try:
-        for schema in sorted({t.split(".")[0] for t in tables}):
-            con.execute(f"CREATE SCHEMA snap.{schema}")
-        for t in tables:
+        if incremental:
+            for table, patch in patches.items():
+                _apply(con, f"snap.{table}", patch)
+                crashpoint("publish.copy")
+            for t in [*extra, "meta.snapshot"]:
+                con.execute(f"DROP TABLE IF EXISTS snap.{t}")
+        else:
+            for schema in sorted({t.split(".")[0] for t in derived + extra}):
+                con.execute(f"CREATE SCHEMA snap.{schema}")
+            for t in derived:
+                if t in by_name:
+                    _create(con, by_name[t], f"snap.{t}")
+                    con.execute(f"INSERT INTO snap.{t} SELECT * FROM {t}")
+                else:
+                    con.execute(f"CREATE TABLE snap.{t} AS SELECT * FROM {t}")
+                crashpoint("publish.copy")
+        for t in extra:
             con.execute(f"CREATE TABLE snap.{t} AS SELECT * FROM {t}")
-            crashpoint("publish.copy")
         con.execute(
             "CREATE TABLE snap.meta.snapshot AS SELECT ?::DATE AS as_of_date, ? AS load_id, ? AS source, "
             "?::TIMESTAMP AS published_at",
@@ -99,12 +151,40 @@ def publish(
     link_tmp = published_dir / f".tmp-{load_id}-current.duckdb"
     os.link(night, link_tmp)
     crashpoint("publish.linked")
-    current = published_dir / "smallcaps.duckdb"
     _replace(link_tmp, current)
     crashpoint("publish.swapped")
     prune(nights, keep)
     size = night.stat().st_size
     return Published(current, night, as_of, size, time.perf_counter() - started)
+
+
+def _apply(con: duckdb.DuckDBPyConnection, target: str, patch: Patch) -> None:
+    match = " AND ".join(f't."{k}" = g."{k}"' for k in patch.keys)
+    for frame in (patch.remove, patch.write):
+        if frame.height:
+            register(con, "_gone", frame.select(patch.keys))
+            try:
+                con.execute(f"DELETE FROM {target} t USING _gone g WHERE {match}")
+            finally:
+                con.unregister("_gone")
+    if patch.write.height:
+        register(con, "_rows", patch.write)
+        try:
+            con.execute(f"INSERT INTO {target} BY NAME SELECT * FROM _rows")
+        finally:
+            con.unregister("_rows")
+
+
+def snapshot_load(published_dir: Path) -> str | None:
+    """The load the current published snapshot was made from, or None."""
+    current = published_dir / "smallcaps.duckdb"
+    if not current.exists():
+        return None
+    try:
+        with duckdb.connect(str(current), read_only=True) as c:
+            return c.execute("SELECT load_id FROM meta.snapshot").fetchone()[0]
+    except duckdb.Error:
+        return None
 
 
 def prune(nights: Path, keep: int) -> list[Path]:

@@ -17,18 +17,18 @@ import polars as pl
 import pytest
 
 from expectations.gate import gate
-from expectations.suites import SUITES, check_overrides, expectation_names, suite
+from expectations.suites import SEVERITIES, SUITES, check_overrides, expectation_names, suite
 from smallcaps import calendar
 from smallcaps.settings import Universe
 from sources.base import ACTIONS_SCHEMA, BARS_SCHEMA, FUNDAMENTALS_SCHEMA, HOLDINGS_SCHEMA
-from expectations.suites import (
-    COHORT_COMPOSITION_SCHEMA,
-    COHORT_PERFORMANCE_SCHEMA,
-    INDEX_DAILY_SCHEMA,
-    INDEX_PERFORMANCE_SCHEMA,
-    RELATIVE_PERFORMANCE_SCHEMA,
-    SECTOR_DAILY_SCHEMA,
-)
+from smallcaps.registry import get
+
+INDEX_DAILY_SCHEMA = get("marts.index_daily").schema
+INDEX_PERFORMANCE_SCHEMA = get("marts.index_performance").schema
+RELATIVE_PERFORMANCE_SCHEMA = get("marts.relative_performance").schema
+COHORT_COMPOSITION_SCHEMA = get("marts.cohort_composition").schema
+COHORT_PERFORMANCE_SCHEMA = get("marts.cohort_performance").schema
+SECTOR_DAILY_SCHEMA = get("marts.sector_daily").schema
 
 AS_OF = date(2025, 3, 14)
 SESSIONS = calendar.sessions(date(2025, 3, 3), AS_OF)  # 10 sessions
@@ -95,12 +95,16 @@ def index_daily() -> pl.DataFrame:
             close = level * (1 + 0.002 * k)
             week = k >= 5
             before = level * (1 + 0.002 * (k - 5))
-            rows.append((sym, d, close, 0.002 if k else None, 0.01 + 0.002 * k, k > 0, k, 0.0 if k else -0.01,
-                         55.0 + k, close * 0.98, close * 0.95, close, close * 0.8,
-                         close - before if week else None, close / before - 1 if week else None,
-                         close * 0.97 if k >= 6 else None, SESSIONS[0] if k >= 6 else None,
-                         close * 1.02 if k >= 7 else None, SESSIONS[1] if k >= 7 else None))
-    return pl.DataFrame(rows, schema=INDEX_DAILY_SCHEMA, orient="row")
+            rows.append(dict(
+                symbol=sym, session_date=d, close=close, ret_1d=0.002 if k else None, ytd_return=0.01 + 0.002 * k,
+                is_record_close=k > 0, records_ytd=k, drawdown_from_record=0.0 if k else -0.01,
+                record_close=close / 0.99 if k == 0 else close, record_date=d, rsi_14=55.0 + k,
+                rsi_avg_gain=1.1, rsi_avg_loss=0.9, sma_50=close * 0.98, sma_200=close * 0.95, high_52w=close, low_52w=close * 0.8,
+                change_5d=close - before if week else None, ret_5d=close / before - 1 if week else None,
+                support_level=close * 0.97 if k >= 6 else None, support_date=SESSIONS[0] if k >= 6 else None,
+                resistance_level=close * 1.02 if k >= 7 else None, resistance_date=SESSIONS[1] if k >= 7 else None,
+            ))
+    return pl.DataFrame(rows, schema=INDEX_DAILY_SCHEMA)
 
 
 def index_performance() -> pl.DataFrame:
@@ -174,8 +178,9 @@ def set_at(df: pl.DataFrame, row: int, **values) -> pl.DataFrame:
     )
 
 
-def dup_row(df: pl.DataFrame, row: int) -> pl.DataFrame:
-    return pl.concat([df, df.slice(row, 1)])
+def dup_row(df: pl.DataFrame, row: int, **values) -> pl.DataFrame:
+    """`df` plus a copy of one row, with `values` changed in the copy (none: an identical copy)."""
+    return pl.concat([df, set_at(df.slice(row, 1), 0, **values)])
 
 
 SAT = date(2025, 3, 8)
@@ -183,7 +188,10 @@ FUTURE = date(2025, 3, 17)
 
 # (table, expectation, corruption, rows the expectation must blame)
 CASES = [
-    ("raw.equity_bars", "keys_unique", lambda d: dup_row(d, 4), 2),
+    ("raw.equity_bars", "keys_unique", lambda d: dup_row(d, 4, close=12.5), 2),
+    ("raw.equity_bars", "rows_not_repeated", lambda d: dup_row(dup_row(d, 4), 4), 2),
+    ("raw.equity_bars", "prices_plausible", lambda d: set_at(d, 5, high=1e308), 1),
+    ("raw.equity_bars", "volume_plausible", lambda d: set_at(d, 1, volume=10**13), 1),
     ("raw.equity_bars", "symbol_not_null", lambda d: set_at(d, 3, symbol=None), 1),
     ("raw.equity_bars", "session_date_not_null", lambda d: set_at(d, 3, session_date=None), 1),
     ("raw.equity_bars", "close_not_null", lambda d: set_at(d, 3, close=float("nan")), 1),
@@ -206,11 +214,14 @@ CASES = [
     ("raw.equity_bars", "stale_symbol", lambda d: d.with_columns(
         pl.when(pl.col("symbol") == "SMP0003").then(13.0).otherwise(pl.col(c)).alias(c) for c in ("open", "high", "low", "close", "adj_close")
     ).with_columns(pl.when(pl.col("symbol") == "SMP0003").then(0).otherwise(pl.col("volume")).alias("volume")), 6),
-    ("raw.index_bars", "keys_unique", lambda d: dup_row(d, 0), 2),
+    ("raw.index_bars", "keys_unique", lambda d: dup_row(d, 0, open=None), 2),
+    ("raw.index_bars", "prices_plausible", lambda d: set_at(d, 3, low=1e-9), 1),
     ("raw.index_bars", "close_not_null", lambda d: set_at(d, 12, close=None), 1),
     ("raw.index_bars", "high_ge_low", lambda d: set_at(d, 12, low=1e6, open=None, close=5e5, high=1e5), 1),
     ("raw.index_bars", "session_on_calendar", lambda d: set_at(d, 12, session_date=date(2025, 1, 1)), 1),
-    ("raw.holdings", "keys_unique", lambda d: dup_row(d, 1), 2),
+    ("raw.holdings", "keys_unique", lambda d: dup_row(d, 1, weight_pct=0.0), 2),
+    ("raw.holdings", "rows_not_repeated", lambda d: dup_row(d.with_columns(pl.col("weight_pct") * 0.8), 1), 1),
+    ("raw.holdings", "values_finite", lambda d: set_at(d, 3, price_usd=float("nan")), 1),
     ("raw.holdings", "ticker_not_null", lambda d: set_at(d, 1, ticker=None), 1),
     ("raw.holdings", "universe_not_null", lambda d: set_at(d, 1, universe=None), 1),
     ("raw.holdings", "as_of_date_not_null", lambda d: set_at(d, 1, as_of_date=None), 1),
@@ -222,14 +233,16 @@ CASES = [
     ("raw.holdings", "weight_sum_band", lambda d: d.with_columns(pl.lit(10.0).alias("weight_pct")), 4),
     ("raw.holdings", "member_count_band", lambda d: d.head(2).with_columns(pl.lit(49.8).alias("weight_pct")), 2),
     ("raw.holdings", "price_usd_positive", lambda d: set_at(d, 0, price_usd=0.0), 1),
-    ("raw.fundamentals", "keys_unique", lambda d: dup_row(d, 2), 2),
+    ("raw.fundamentals", "keys_unique", lambda d: dup_row(d, 2, net_income_common_usd=-1.0), 2),
+    ("raw.fundamentals", "rows_not_repeated", lambda d: dup_row(d, 2), 1),
     ("raw.fundamentals", "period_end_date_not_null", lambda d: set_at(d, 2, period_end_date=None), 1),
     ("raw.fundamentals", "period_end_past", lambda d: set_at(d, 3, period_end_date=date(2025, 6, 30), report_date=None), 1),
     ("raw.fundamentals", "values_finite", lambda d: set_at(d, 3, net_income_common_usd=float("inf")), 1),
     ("raw.fundamentals", "report_after_period_end", lambda d: set_at(d, 3, report_date=date(2024, 12, 1)), 1),
     ("raw.fundamentals", "report_date_not_future", lambda d: set_at(d, 3, report_date=date(2025, 4, 30)), 1),
     ("raw.fundamentals", "quarters_spaced", lambda d: set_at(d, 3, period_end_date=date(2024, 10, 15), report_date=None), 2),
-    ("raw.corporate_actions", "keys_unique", lambda d: dup_row(d, 0), 2),
+    ("raw.corporate_actions", "keys_unique", lambda d: dup_row(d, 0, value=0.13), 2),
+    ("raw.corporate_actions", "rows_not_repeated", lambda d: dup_row(d, 0), 1),
     ("raw.corporate_actions", "value_not_null", lambda d: set_at(d, 0, value=None), 1),
     ("raw.corporate_actions", "action_not_null", lambda d: set_at(d, 0, action=None), 1),
     ("raw.corporate_actions", "ex_date_not_null", lambda d: set_at(d, 0, ex_date=None), 1),
@@ -241,6 +254,10 @@ CASES = [
     ("marts.index_daily", "ret_1d_ge_minus_1", lambda d: set_at(d, 4, ret_1d=-1.5), 1),
     ("marts.index_daily", "ytd_return_ge_minus_1", lambda d: set_at(d, 4, ytd_return=-2.0), 1),
     ("marts.index_daily", "drawdown_in_range", lambda d: set_at(d, 4, drawdown_from_record=0.2), 1),
+    ("marts.index_daily", "record_ge_close", lambda d: set_at(d, 4, record_close=1.0), 1),
+    ("marts.index_daily", "record_close_not_null", lambda d: set_at(d, 4, record_close=None), 1),
+    ("marts.index_daily", "record_date_not_null", lambda d: set_at(d, 4, record_date=None), 1),
+    ("marts.index_daily", "rsi_averages_finite", lambda d: set_at(d, 4, rsi_avg_loss=float("inf")), 1),
     ("marts.index_daily", "drawdown_from_record_not_null", lambda d: set_at(d, 4, drawdown_from_record=None), 1),
     ("marts.index_daily", "is_record_close_not_null", lambda d: set_at(d, 4, is_record_close=None), 1),
     ("marts.index_daily", "records_ytd_not_null", lambda d: set_at(d, 4, records_ytd=None), 1),
@@ -322,13 +339,15 @@ def test_expectation_fails_on_its_corruption(table, name, corrupt, blamed):
     assert row.get_column("success").item() is False
     assert row.get_column("unexpected_count").item() == blamed
     e = suite(table).get(name)
-    text = " ".join(g.errors if e.severity == "error" else g.warnings)
+    text = " ".join({"error": g.errors, "quarantine": g.quarantined, "warning": g.warnings}[e.severity])
     assert f"{table}: {name} failed" in text
-    if e.severity == "error":
-        assert g.blocked
+    if e.severity in ("error", "quarantine"):
+        assert g.blocked or e.severity == "quarantine"
         q = g.quarantine.filter(pl.col("reason").str.contains(f"{name}:"))
         assert q.height == blamed  # GX's count and the predicate's rows agree
         assert g.quarantine.height + g.clean.height == df.height
+        if e.reason:
+            assert q.get_column("reason").str.contains(f"{name}: {e.reason}:", literal=True).all()
     else:
         assert g.quarantine.filter(pl.col("reason").str.contains(f"{name}:")).is_empty()
 
@@ -345,12 +364,23 @@ def test_every_expectation_is_documented():
     assert not missing, f"not in docs/data-quality.md: {missing}"
 
 
+@pytest.mark.parametrize("table", sorted(t for t in SUITES if t.startswith("raw.")))
+def test_raw_suite_tables_in_the_docs_match_the_suites(table):
+    """docs/data-quality.md prints each raw suite as expectations.docs.suite_markdown writes it."""
+    from expectations.docs import suite_markdown
+
+    doc = (Path(__file__).parents[2] / "docs" / "data-quality.md").read_text()
+    assert suite_markdown(table) in doc, f"regenerate the {table} table of docs/data-quality.md with suite_markdown"
+
+
 def test_suites_cover_every_gated_table_and_have_reasons():
     assert set(SUITES) == set(CLEAN)
     for s in SUITES.values():
         assert s.keys and all(k in s.schema for k in s.keys)
         for e in s.expectations:
-            assert e.severity in ("error", "warning") and e.why, (s.table, e.name)
+            assert e.severity in SEVERITIES and e.why, (s.table, e.name)
+            # Quarantine needs rows to set aside: a raw table's row-level check only.
+            assert e.severity != "quarantine" or (s.is_raw and e.failing is not None), (s.table, e.name)
             assert all(c in s.schema for c in e.columns), (s.table, e.name)
 
 
@@ -448,8 +478,13 @@ def test_overrides_validated():
     assert check_overrides({"price_jump_100x": "error"}) == {"price_jump_100x": "error"}
     with pytest.raises(ValueError, match="price_jump_10x.*valid names: .*price_jump_100x"):
         check_overrides({"price_jump_10x": "error"})
-    with pytest.raises(ValueError, match="'error' or 'warning'"):
+    with pytest.raises(ValueError, match="one of 'error', 'quarantine', 'warning'"):
         check_overrides({"price_jump_100x": "fatal"})
+    assert check_overrides({"high_ge_low": "quarantine"}) == {"high_ge_low": "quarantine"}
+    # A table-level check has no row to set aside; a mart-only check's rows are derived.
+    for name in ("columns_present", "rows_present", "streak_le_sessions"):
+        with pytest.raises(ValueError, match=f"{name} cannot be 'quarantine'"):
+            check_overrides({name: "quarantine"})
 
 
 def test_importing_suites_does_not_import_great_expectations():

@@ -36,7 +36,10 @@ def _yahoo_resolves() -> bool:
 def test_offline_yahoo_run_fails_fast_and_changes_nothing(tmp_path):
     home = tmp_path / "home"
     home.mkdir()
-    con = connect(home / "warehouse.duckdb")  # an existing warehouse, migrated and empty
+    from smallcaps.pipeline import open_warehouse
+    from smallcaps.settings import Settings
+
+    con = open_warehouse(Settings(home=home))  # an existing warehouse, as a load opens it, and empty
     before = checksums(con)
     con.close()
 

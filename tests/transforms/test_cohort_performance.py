@@ -13,23 +13,12 @@ from hypothesis import strategies as st
 
 from smallcaps import calendar
 from transforms.cohort_performance import cohort_performance, resolve_anchors
+from tests.helpers.contract import sql_columns
 
 ROOT = Path(__file__).resolve().parents[2]
-SQL_TYPES = {"VARCHAR": pl.String, "DATE": pl.Date, "DOUBLE": pl.Float64, "BOOLEAN": pl.Boolean, "INTEGER": pl.Int32}
 COHORT_ROW = {"universe": pl.String, "symbol": pl.String, "session_date": pl.Date, "weight": pl.Float64, "cohort": pl.String}
 PRICE_ROW = {"symbol": pl.String, "session_date": pl.Date, "adj_close": pl.Float64}
 SESSIONS = calendar.sessions(date(2023, 1, 3), date(2026, 3, 31))
-
-
-def sql_columns(table: str) -> dict[str, pl.DataType]:
-    sql = (ROOT / "warehouse" / "migrations" / "0001_init.sql").read_text()
-    body = re.search(rf"CREATE TABLE {re.escape(table)} \((.*?)\n\);", sql, re.S).group(1)
-    cols = {}
-    for line in body.splitlines():
-        m = re.match(r"\s+(\w+)\s+(VARCHAR|DATE|DOUBLE|BOOLEAN|INTEGER)\b", line)
-        if m:
-            cols[m.group(1)] = SQL_TYPES[m.group(2)]
-    return cols
 
 
 def sessions_lf(days: list[date] = SESSIONS) -> pl.LazyFrame:

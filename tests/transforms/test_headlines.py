@@ -12,32 +12,12 @@ from sources.base import BARS_SCHEMA
 from transforms.headlines import a_ordinal, article, bp, bp_value, headlines, number, ordinal, pct, points, rounded, share
 from transforms.index_daily import index_daily, index_records
 from transforms.relative_performance import relative_performance
+from tests.helpers.contract import sql_columns
 
-SQL_TYPES = {"VARCHAR": pl.String, "DATE": pl.Date, "DOUBLE": pl.Float64, "BOOLEAN": pl.Boolean, "INTEGER": pl.Int32}
 NAMES = {"^RUT": "Russell 2000", "^GSPC": "S&P 500", "^SP600": "S&P SmallCap 600", "^IXIC": "Nasdaq Composite", "^VIX": "VIX"}
 PAIRS = [("^RUT", "^GSPC"), ("^RUT", "^SP600")]
 ANCHORS = ["ytd", "1y", "2025-04-02", "2025-04-08"]
 NIGHT = date(2026, 1, 22)
-
-
-def sql_columns(table: str) -> dict[str, pl.DataType]:
-    """Columns and polars types of a table in the warehouse contract (every migration applied), in order."""
-    import duckdb
-
-    from warehouse.db import migrate
-
-    con = duckdb.connect()
-    try:
-        migrate(con)
-        schema, name = table.split(".")
-        rows = con.execute(
-            "SELECT column_name, data_type FROM information_schema.columns "
-            "WHERE table_schema = ? AND table_name = ? ORDER BY ordinal_position",
-            [schema, name],
-        ).fetchall()
-    finally:
-        con.close()
-    return {c: SQL_TYPES[t] for c, t in rows}
 
 
 def mart(table: str, rows: list[dict]) -> pl.LazyFrame:
@@ -47,8 +27,9 @@ def mart(table: str, rows: list[dict]) -> pl.LazyFrame:
 
 
 def index_row(symbol: str, day: date, close: float, **kw) -> dict:
+    # A row is its own record unless told otherwise (record_close and record_date are mart columns).
     base = {"symbol": symbol, "session_date": day, "close": close, "is_record_close": False, "records_ytd": 0,
-            "drawdown_from_record": 0.0}  # fmt: skip
+            "drawdown_from_record": 0.0, "record_close": close, "record_date": day}  # fmt: skip
     return base | kw
 
 
@@ -195,7 +176,8 @@ def test_distance_from_record_night():
     out = build(
         daily=[
             index_row("^RUT", date(2026, 1, 20), 2750.0, is_record_close=True, records_ytd=6),
-            index_row("^RUT", NIGHT, 2700.0, records_ytd=6, drawdown_from_record=2700.0 / 2750.0 - 1),
+            index_row("^RUT", NIGHT, 2700.0, records_ytd=6, drawdown_from_record=2700.0 / 2750.0 - 1,
+                      record_close=2750.0, record_date=date(2026, 1, 20)),
         ]
     )
     row = fact(out, "index_from_record:^RUT")

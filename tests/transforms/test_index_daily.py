@@ -13,30 +13,10 @@ from hypothesis import strategies as st
 
 from sources.base import BARS_SCHEMA
 from transforms.index_daily import index_daily, index_records
+from tests.helpers.contract import sql_columns
 
 ROOT = Path(__file__).resolve().parents[2]
 YAHOO = ROOT / "tests" / "fixtures" / "yahoo-daily-csv"
-SQL_TYPES = {"VARCHAR": pl.String, "DATE": pl.Date, "DOUBLE": pl.Float64, "BOOLEAN": pl.Boolean, "INTEGER": pl.Int32}
-
-
-def sql_columns(table: str) -> dict[str, pl.DataType]:
-    """Columns and polars types of a table in the warehouse contract (every migration applied), in order."""
-    import duckdb
-
-    from warehouse.db import migrate
-
-    con = duckdb.connect()
-    try:
-        migrate(con)
-        schema, name = table.split(".")
-        rows = con.execute(
-            "SELECT column_name, data_type FROM information_schema.columns "
-            "WHERE table_schema = ? AND table_name = ? ORDER BY ordinal_position",
-            [schema, name],
-        ).fetchall()
-    finally:
-        con.close()
-    return {c: SQL_TYPES[t] for c, t in rows}
 
 
 def weekdays(start: date, n: int) -> list[date]:
@@ -372,3 +352,39 @@ def test_calendar_year_returns_match_the_file_and_published_figures(real, symbol
 
 def test_first_year_of_history_has_no_ytd_return(real):
     assert real.filter(pl.col("session_date").dt.year() == 2000)["ytd_return"].null_count() == 3 * 252
+
+
+def _real_closes() -> pl.DataFrame:
+    from sources.csv import read_bars
+
+    fixtures = Path(__file__).resolve().parents[1] / "fixtures" / "yahoo-daily-csv"
+    return pl.concat([read_bars(fixtures / f"{s}.csv", s) for s in ("^RUT", "^VIX")]).select("symbol", "session_date", "close")
+
+
+@pytest.mark.parametrize("cut", [15, 16, 300, 1000, 2516, 5700])
+def test_a_night_continuing_from_the_stored_row_equals_the_whole_history(cut):
+    """Carried state: rows after a cut, computed from the stored row at the cut and the look-back
+    window before it, equal the whole-history rows; the running figures bit for bit."""
+    from transforms.index_daily import INDEX_LOOKBACK_SESSIONS, INDEX_STATE_COLUMNS
+
+    bars = _real_closes()
+    whole = index_daily(bars.lazy()).collect()
+    dates = whole.filter(pl.col("symbol") == "^RUT").get_column("session_date")
+    cut_date = dates[cut]
+    state = whole.filter(pl.col("session_date") == cut_date).select("symbol", *INDEX_STATE_COLUMNS)
+    window = bars.filter(
+        (pl.col("session_date") > cut_date)
+        | (pl.col("session_date") >= dates[max(0, cut - INDEX_LOOKBACK_SESSIONS + 1)])
+    )
+    night = index_daily(window.lazy(), state.lazy()).collect()
+    expected = whole.filter(pl.col("session_date") > cut_date)
+    assert night.height == expected.height > 0
+    exact = ["symbol", "session_date", "is_record_close", "records_ytd", "record_close", "record_date", "rsi_avg_gain", "rsi_avg_loss", "rsi_14"]
+    assert night.select(exact).equals(expected.select(exact))
+    for c in ("ret_1d", "ytd_return", "drawdown_from_record", "sma_50", "sma_200", "high_52w", "low_52w", "change_5d", "support_level", "resistance_date"):
+        a, b = night.get_column(c), expected.get_column(c)
+        assert (a.is_null() == b.is_null()).all(), c
+        if a.dtype == pl.Float64:
+            assert ((a - b).abs() <= 1e-12 * b.abs().clip(lower_bound=1.0)).fill_null(True).all(), c
+        else:
+            assert a.equals(b), c

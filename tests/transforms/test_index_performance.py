@@ -12,23 +12,13 @@ import pytest
 from smallcaps import calendar
 from transforms.index_daily import index_daily
 from transforms.index_performance import ROLLING_ANCHOR_LOOKBACK_DAYS, index_performance
-from warehouse.db import migrate
+from tests.helpers.contract import sql_columns
 
 YAHOO = Path(__file__).resolve().parents[2] / "tests" / "fixtures" / "yahoo-daily-csv"
-SQL_TYPES = {"VARCHAR": pl.String, "DATE": pl.Date, "DOUBLE": pl.Float64}
 
 
 def contract() -> dict[str, pl.DataType]:
-    con = duckdb.connect()
-    try:
-        migrate(con)
-        rows = con.execute(
-            "SELECT column_name, data_type FROM information_schema.columns "
-            "WHERE table_schema = 'marts' AND table_name = 'index_performance' ORDER BY ordinal_position"
-        ).fetchall()
-    finally:
-        con.close()
-    return {c: SQL_TYPES[t] for c, t in rows}
+    return sql_columns("marts.index_performance")
 
 
 def closes(rows: dict[str, list[tuple[date, float]]]) -> pl.LazyFrame:

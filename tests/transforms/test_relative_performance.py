@@ -12,23 +12,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from transforms.index_daily import index_daily
-from transforms.relative_performance import _longest_since_index, relative_performance
+from transforms.relative_performance import _longest_since_days, ladder, relative_performance
+from tests.helpers.contract import sql_columns
 
 ROOT = Path(__file__).resolve().parents[2]
 YAHOO = ROOT / "tests" / "fixtures" / "yahoo-daily-csv"
-SQL_TYPES = {"VARCHAR": pl.String, "DATE": pl.Date, "DOUBLE": pl.Float64, "BOOLEAN": pl.Boolean, "INTEGER": pl.Int32}
 DAY0 = date(2024, 1, 2)
-
-
-def sql_columns(table: str) -> dict[str, pl.DataType]:
-    sql = (ROOT / "warehouse" / "migrations" / "0001_init.sql").read_text()
-    body = re.search(rf"CREATE TABLE {re.escape(table)} \((.*?)\n\);", sql, re.S).group(1)
-    cols = {}
-    for line in body.splitlines():
-        m = re.match(r"\s+(\w+)\s+(VARCHAR|DATE|DOUBLE|BOOLEAN|INTEGER)\b", line)
-        if m:
-            cols[m.group(1)] = SQL_TYPES[m.group(2)]
-    return cols
 
 
 def day(i: int) -> date:
@@ -179,7 +168,31 @@ def test_longest_since_index_equals_brute_force(wins):
     for w in wins:
         run = run + 1 if w else 0
         streak.append(run)
-    assert _longest_since_index(np.array(streak, dtype=np.int64)).tolist() == brute_longest_since(streak)
+    days = np.arange(len(streak), dtype=np.int64)  # positions as days: the answer is a position
+    assert _longest_since_days(np.array(streak, dtype=np.int64), days).tolist() == brute_longest_since(streak)
+
+
+@settings(max_examples=200, deadline=None)
+@given(wins=st.lists(st.booleans(), min_size=2, max_size=120), cut=st.integers(1, 119))
+def test_longest_since_continues_from_a_carried_ladder(wins, cut):
+    """A night: the rows after a cut, from the streak before it and the ladder of the runs that
+    ended before the current run began, equal the whole pass."""
+    import numpy as np
+
+    cut = min(cut, len(wins) - 1)
+    streak, run = [], 0
+    for w in wins:
+        run = run + 1 if w else 0
+        streak.append(run)
+    streak = np.array(streak, dtype=np.int64)
+    days = np.arange(len(streak), dtype=np.int64)
+    whole = _longest_since_days(streak, days)
+    # The stored trailing run (ending at cut - 1) began at `begin`: the ladder holds the rows before it.
+    length = int(streak[cut - 1])
+    begin = cut - length
+    carried = ladder(streak[:begin], days[:begin])
+    night = _longest_since_days(streak[cut:], days[cut:], carried, (length, cut - 1))
+    assert night.tolist() == whole[cut:].tolist()
 
 
 # Real history -----------------------------------------------------------------------------------

@@ -13,21 +13,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from transforms.returns import equity_returns
+from tests.helpers.contract import sql_columns
 
 ROOT = Path(__file__).resolve().parents[2]
-SQL_TYPES = {"VARCHAR": pl.String, "DATE": pl.Date, "DOUBLE": pl.Float64, "BOOLEAN": pl.Boolean, "INTEGER": pl.Int32}
 BARS = {"symbol": pl.String, "session_date": pl.Date, "close": pl.Float64, "adj_close": pl.Float64}
-
-
-def sql_columns(table: str) -> dict[str, pl.DataType]:
-    sql = (ROOT / "warehouse" / "migrations" / "0001_init.sql").read_text()
-    body = re.search(rf"CREATE TABLE {re.escape(table)} \((.*?)\n\);", sql, re.S).group(1)
-    cols = {}
-    for line in body.splitlines():
-        m = re.match(r"\s+(\w+)\s+(VARCHAR|DATE|DOUBLE|BOOLEAN|INTEGER)\b", line)
-        if m:
-            cols[m.group(1)] = SQL_TYPES[m.group(2)]
-    return cols
 
 
 def bars(rows: list[tuple]) -> pl.LazyFrame:

@@ -139,8 +139,17 @@ def test_merge_is_idempotent_and_last_write_wins(first, second):
     assert got == expected
 
 
+def _derived_tables(con):
+    from smallcaps.registry import DATASETS
+    from warehouse.datasets import sync
+
+    sync(con, DATASETS)
+    return DATASETS
+
+
 def test_publish_renames_a_complete_snapshot_into_place(tmp_path):
     con = connect(tmp_path / "w.duckdb")
+    _derived_tables(con)
     load(con, bars([("A", date(2025, 1, 2), 1, 1, 1, 1, 1, 1)]), "L1")
     con.execute("INSERT INTO core.sessions VALUES ('2025-01-02', 2025, false)")
     pub = tmp_path / "published"
@@ -228,3 +237,39 @@ def test_a_load_waits_for_a_brief_reader_of_the_private_file_instead_of_failing(
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_a_patched_snapshot_equals_one_written_whole(tmp_path):
+    """Publishing a night as the previous snapshot plus the night's changes gives the same tables,
+    with the same keys and comments, as copying every table."""
+    import polars as pl
+
+    from warehouse.db import content_checksums
+    from warehouse.publish import Patch
+
+    con = connect(tmp_path / "w.duckdb")
+    declared = _derived_tables(con)
+    con.execute("INSERT INTO core.sessions VALUES ('2025-01-02', 2025, false), ('2025-01-03', 2025, false)")
+    con.execute("INSERT INTO core.equity_returns VALUES ('A', '2025-01-02', 10, NULL), ('A', '2025-01-03', 11, 0.1), ('B', '2025-01-03', 5, NULL)")
+    pub = tmp_path / "published"
+    publish(con, pub, as_of=date(2025, 1, 3), load_id="L1", source="test", keep=5, declared=declared)
+    # The night: a new session, a revised row, a deleted row.
+    con.execute("INSERT INTO core.sessions VALUES ('2025-01-06', 2025, false)")
+    con.execute("UPDATE core.equity_returns SET adj_close = 12, ret_1d = 0.2 WHERE symbol = 'A' AND session_date = '2025-01-03'")
+    con.execute("DELETE FROM core.equity_returns WHERE symbol = 'B'")
+    sessions = Patch(("session_date",), pl.DataFrame(schema={"session_date": pl.Date}),
+                     pl.DataFrame({"session_date": [date(2025, 1, 6)], "year": [2025], "is_early_close": [False]},
+                                  schema={"session_date": pl.Date, "year": pl.Int32, "is_early_close": pl.Boolean}))
+    returns = Patch(("symbol", "session_date"),
+                    pl.DataFrame({"symbol": ["A", "B"], "session_date": [date(2025, 1, 3)] * 2}),
+                    pl.DataFrame({"symbol": ["A"], "session_date": [date(2025, 1, 3)], "adj_close": [12.0], "ret_1d": [0.2]}))
+    patched = publish(con, pub, as_of=date(2025, 1, 6), load_id="L2", source="test", keep=5, declared=declared,
+                      patches={"core.sessions": sessions, "core.equity_returns": returns})
+    whole = publish(con, tmp_path / "whole", as_of=date(2025, 1, 6), load_id="L2", source="test", keep=5, declared=declared)
+    tables = [d.name for d in declared]
+    a, b = duckdb.connect(str(patched.path), read_only=True), duckdb.connect(str(whole.path), read_only=True)
+    assert content_checksums(a, tables) == content_checksums(b, tables) == content_checksums(con, tables)
+    comments = "SELECT table_name, comment FROM duckdb_tables() WHERE schema_name = 'core' ORDER BY 1"
+    assert a.execute(comments).fetchall() == b.execute(comments).fetchall()
+    keys = "SELECT table_name, constraint_column_names FROM duckdb_constraints() WHERE constraint_type = 'PRIMARY KEY' ORDER BY 1"
+    assert a.execute(keys).fetchall() == b.execute(keys).fetchall() and len(a.execute(keys).fetchall()) == len(declared)

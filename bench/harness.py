@@ -1,0 +1,207 @@
+"""What the flow benches share: homes prepared by a real backfill, flows run in fresh processes.
+
+Not a bench itself (it prints nothing when run). Every flow runs in a new `python -c` process, as
+a scheduler would start it, with no PREFECT_API_URL: each process starts Prefect's temporary local
+server, as `make demo` does. PREFECT_HOME is one temporary folder per bench invocation, warmed by
+one untimed flow run, so that no timed run pays for creating Prefect's database and the bench never
+touches another Prefect database. Sample-market settings (SMALLCAPS_SAMPLE_START, ...) reach the
+flows as environment variables.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+
+import duckdb
+
+ROOT = Path(__file__).resolve().parents[1]
+PYTHON = sys.executable
+
+BACKFILL = """
+import sys
+from datetime import date
+from flows.backfill import backfill
+r = backfill(end=date.fromisoformat(sys.argv[1]), source="sample", home=sys.argv[2])
+assert r["status"] == "succeeded", r
+"""
+NIGHTLY = """
+import sys
+from datetime import date
+from flows.nightly import nightly
+r = nightly(as_of=date.fromisoformat(sys.argv[1]), source="sample", home=sys.argv[2])
+assert r["status"] == "succeeded", r
+"""
+# The smallest Prefect flow: one task, the same task runner as the nightly flow.
+BARE = """
+from prefect import flow, task
+from prefect.task_runners import ThreadPoolTaskRunner
+
+@task
+def one() -> int:
+    return 1
+
+@flow(name="bare", task_runner=ThreadPoolTaskRunner(max_workers=4))
+def bare() -> int:
+    return one.submit().result()
+
+assert bare() == 1
+"""
+
+
+def load_avg() -> str:
+    return "load average " + ", ".join(f"{x:.2f}" for x in os.getloadavg()) + f" ({os.cpu_count()} CPUs)"
+
+
+def bytecode_state() -> str:
+    """Whether imports can use compiled bytecode: every process recompiles what has none."""
+    site = Path(PYTHON).resolve().parents[1] / "lib"
+    venv_lib = ROOT / ".venv" / "lib"
+    where = venv_lib if venv_lib.exists() else site
+    pyc = sum(1 for _ in where.rglob("*.pyc"))
+    flag = os.environ.get("PYTHONDONTWRITEBYTECODE")
+    return f"bytecode: {pyc:,} .pyc files under {where}; PYTHONDONTWRITEBYTECODE={flag or 'unset'}"
+
+
+def flow_env(extra: dict[str, str] | None = None, prefect_home: Path | None = None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL" and not k.startswith("SMALLCAPS_")}
+    env.update(
+        PREFECT_HOME=str(prefect_home or Path(tempfile.mkdtemp(prefix="smallcaps-bench-prefect-"))),
+        PREFECT_SERVER_ANALYTICS_ENABLED="false",
+        DO_NOT_TRACK="1",
+        # The temporary server's start is part of what is measured: on a loaded machine it can take
+        # minutes (more without compiled bytecode), and the default 90 s would end the run instead.
+        PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS="900",
+    )
+    env.update(extra or {})
+    return env
+
+
+@dataclass
+class Run:
+    wall_s: float
+    max_rss_kb: int | None = None
+    stderr: str = ""
+    # user + system CPU seconds of the process and the children it waited for (the Prefect server):
+    # steadier than wall time on a machine whose other users take most of the cores.
+    cpu_s: float = 0.0
+
+
+def run_python(code: str, args: list[str], env: dict[str, str], *, time_v: bool = False) -> Run:
+    """Run `python -c code args` from the repository; wall time of the whole process. With time_v,
+    under /usr/bin/time -v, whose peak RSS (of the largest process it waited for) is returned."""
+    cmd = [PYTHON, "-c", code, *args]
+    if time_v:
+        if not Path("/usr/bin/time").exists():
+            sys.exit("/usr/bin/time is missing: install Debian's `time` package (apt-get install -y time)")
+        cmd = ["/usr/bin/time", "-v", *cmd]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t = time.perf_counter()
+    done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
+    wall = time.perf_counter() - t
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    own_stderr = done.stderr.split("\tCommand being timed:")[0] if time_v else done.stderr
+    if done.returncode:
+        sys.exit(f"flow process failed (exit {done.returncode}): {' '.join(cmd[:3])} ...\n{own_stderr[-4000:]}")
+    rss = None
+    if time_v:
+        found = re.search(r"Maximum resident set size \(kbytes\): (\d+)", done.stderr)
+        if not found:
+            sys.exit(f"/usr/bin/time -v printed no peak RSS:\n{done.stderr[-2000:]}")
+        rss = int(found.group(1))
+    return Run(wall, rss, own_stderr, cpu)
+
+
+def backfill(home: Path, end: date, env: dict[str, str], *, time_v: bool = False) -> Run:
+    home.mkdir(parents=True, exist_ok=True)
+    if (home / "warehouse.duckdb").exists():
+        sys.exit(f"{home} already holds a warehouse: give an empty folder")
+    return run_python(BACKFILL, [end.isoformat(), str(home)], env, time_v=time_v)
+
+
+def nightly(home: Path, night: date, env: dict[str, str]) -> Run:
+    return run_python(NIGHTLY, [night.isoformat(), str(home)], env)
+
+
+def bare(env: dict[str, str]) -> Run:
+    return run_python(BARE, [], env)
+
+
+def copy_home(home: Path) -> Path:
+    """A fresh copy of a prepared home (warehouse and published snapshots), so every nightly starts
+    from the same state."""
+    target = Path(tempfile.mkdtemp(prefix="smallcaps-bench-night-")) / "home"
+    shutil.copytree(home, target, ignore=shutil.ignore_patterns(".load.lock"))
+    return target
+
+
+@dataclass
+class Load:
+    flow_name: str
+    start_date: date
+    end_date: date
+    rows_in: int
+    seconds: float
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def loads(home: Path) -> list[Load]:
+    """meta.loads of a home, oldest first (succeeded loads only)."""
+    con = duckdb.connect(str(home / "warehouse.duckdb"), read_only=True)
+    try:
+        rows = con.execute(
+            "SELECT flow_name, start_date, end_date, rows_in, epoch(finished_at - started_at), timings "
+            "FROM meta.loads WHERE status = 'succeeded' ORDER BY started_at"
+        ).fetchall()
+    finally:
+        con.close()
+    return [Load(f, s, e, n or 0, secs, json.loads(t) if t else {}) for f, s, e, n, secs, t in rows]
+
+
+def raw_rows(home: Path) -> dict[str, int]:
+    con = duckdb.connect(str(home / "warehouse.duckdb"), read_only=True)
+    try:
+        tables = ("raw.index_bars", "raw.equity_bars", "raw.holdings", "raw.fundamentals")
+        return {t: con.execute(f"SELECT count(*) FROM {t}").fetchall()[0][0] for t in tables}
+    finally:
+        con.close()
+
+
+def median(xs: list[float]) -> float:
+    return statistics.median(xs)
+
+
+def spread(xs: list[float]) -> str:
+    return ", ".join(f"{x:.1f}" for x in xs)
+
+
+# Steps of flows.run recorded in meta.loads.timings (load.* are parts of `load`).
+STEPS = ("fetch", "validate", "load", "publish", "export", "report")
+
+
+LOAD_PARTS = ("load.merge", "load.gate_marts", "load.write_derived")
+
+
+def step_medians(all_loads: list[Load]) -> str:
+    """Median seconds per step of the loads; `load.derive` sums the per-table load.core.* and
+    load.marts.* entries (the recomputation of core and marts)."""
+
+    def derive_s(load: Load) -> float:
+        return sum(v for k, v in load.timings.items() if k.startswith(("load.core.", "load.marts.")))
+
+    parts = [(k, [l.timings.get(k, 0.0) for l in all_loads]) for k in STEPS if any(k in l.timings for l in all_loads)]
+    parts += [(k, [l.timings.get(k, 0.0) for l in all_loads]) for k in LOAD_PARTS]
+    parts.append(("load.derive", [derive_s(l) for l in all_loads]))
+    return ", ".join(f"{k} {median(v):.1f}" for k, v in parts)
