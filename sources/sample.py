@@ -1494,8 +1494,13 @@ class _Cache:
                 stored = self._read_quarters(folder, Q)
                 break
             except _CacheDamaged as exc:
-                log.warning("sample market cache: %s; computing those quarters again", exc)
                 with self.writing():
+                    # A writer that stored more quarters removes the fewer ones: listed here just
+                    # before it did, they are gone, not damaged. Under the write lock nobody
+                    # removes any, so the second listing is the one to read.
+                    if self._quarter_counts()[-1:] != [Q]:
+                        return self.quarters(co, needed)
+                    log.warning("sample market cache: %s; computing those quarters again", exc)
                     _remove(folder)
         got = _quarters(self.seed, self.start, co, needed, stored)
         if got is not stored:

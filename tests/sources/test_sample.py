@@ -862,3 +862,35 @@ def test_processes_sharing_a_cache_never_read_a_partial_file(tmp_path, small_fre
     (key,) = cache_files(tmp_path)
     assert cache_files(tmp_path)[key] == tidy_files(502)
     assert_same_bits(everything(SampleSource(**SMALL, cache_dir=tmp_path), SMALL_END), small_fresh)
+
+
+def test_quarters_replaced_by_another_writer_while_listed_are_read_again_not_called_damaged(tmp_path, caplog, monkeypatch):
+    """A writer that stores more quarters removes the fewer ones; a reader that listed the fewer
+    ones just before reads the new ones, without a warning and without computing any again."""
+    source = SampleSource(**SMALL, cache_dir=tmp_path)
+    source.bars(["SMP0001"], SMALL_SESSIONS[5], SMALL_SESSIONS[5])
+    folder, co = source.cache_folder, source.companies
+    cache = sample._Cache(tmp_path, 2025, SMALL["start"], SMALL["companies"])
+    real_read, computed = sample._Cache._read_quarters, []
+
+    def read_after_a_writer(self, path, Q):
+        if Q == 48 and (folder / "quarters-0048").exists():  # the other writer, between listing and reading
+            with cache.writing():
+                cache._write_quarters(sample._quarters(2025, SMALL["start"], co, 52, real_read(cache, path, Q)))
+                shutil.rmtree(path)
+        return real_read(self, path, Q)
+
+    real_quarters = sample._quarters
+    monkeypatch.setattr(sample._Cache, "_read_quarters", read_after_a_writer)
+
+    def quarters(seed, start, co, n, prev=None):
+        if n > (0 if prev is None else len(prev)):
+            computed.append((0 if prev is None else len(prev), n))
+        return real_quarters(seed, start, co, n, prev)
+
+    monkeypatch.setattr(sample, "_quarters", quarters)
+    with caplog.at_level(logging.WARNING, logger="sources.sample"):
+        got = sample._Cache(tmp_path, 2025, SMALL["start"], SMALL["companies"]).quarters(co, 48)
+    assert caplog.records == [] and len(got) == 52
+    assert computed == [(48, 52)]  # only the other writer's four: the reader computed none
+    assert sorted(p.name for p in folder.glob("quarters-*")) == ["quarters-0052"]
