@@ -51,6 +51,7 @@ bench: env
 	.venv/bin/python bench/nightly_vs_bare.py --sample-start 2026-06-01 --rounds 1
 	.venv/bin/python bench/nightly_history.py --starts 2026-06-01 2026-01-02 --rounds 1
 	.venv/bin/python bench/backfill_rss.py 1y
+	.venv/bin/python bench/sample_cache.py --starts 2024-01-02 --rounds 1
 
 clean:
 	rm -rf .venv data

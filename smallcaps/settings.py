@@ -120,7 +120,7 @@ class Settings(BaseSettings):
         description="companies in the sample market: 2,000 founding russell2000 members, the rest non-members and later listings",
     )
     sample_memory_mb: int = Field(
-        512, ge=0, description="MiB of sample-market bars held in memory; the rest go to files under home/cache/sample"
+        512, ge=0, description="MiB of the sample-market bars a run simulates that it also holds in memory; all of them are kept in home/cache/sample between runs"
     )
     chunk_size: int = Field(250, ge=1, description="symbols per fetch task")
     write_report: bool = Field(True, description="write the HTML report (home/report) after each published night")

@@ -16,7 +16,7 @@ def make_source(settings: Settings) -> Source:
             start=settings.sample_start,
             companies=settings.sample_companies,
             memory_mb=settings.sample_memory_mb,
-            cache_dir=settings.cache_dir / "sample",
+            cache_dir=settings.cache_dir / "sample",  # the market is kept there between runs (sources.sample._Cache)
         )
     if settings.source == "csv":
         from sources.csv import CsvSource

@@ -73,37 +73,51 @@ company's first session): adj_close(t)/adj_close(t-1) = (close(t) + dividend(t))
 total return of day t, and earlier values never move when `end` does. So adj_close starts equal to
 close and drifts above it, unlike Yahoo's back-adjusted series, where the latest values are equal.
 
-Memory: a stream over sessions
--------------------------------
-The market is simulated once per `SampleSource` instance, session after session, carrying only
-what the next session needs (prices, the last 41 closes for the reconstitution's rank day and the
-dividends' reference close, the dividend factor, the members, the delistings, index levels): a few
-vectors of one value per company. The bars of each session go into time blocks of up to a year.
-Blocks stay in memory up to a budget (settings.sample_memory_mb, 512 MiB: the default market takes
-about 100 MB and stays there); the blocks beyond it are written once, company-major so that a chunk
-of symbols is one slice, to `.npy` files in a private folder under the cache directory
-(settings.home/cache/sample) and read back per request: resident memory stays near the budget
-whatever the size. 10,000 companies over 31 years are 3.5 GiB of bars, 3.0 GiB of them in such
-files with the default budget, removed with the source. Membership changes only at
-reconstitutions, so it is kept as one member list per year, and the holdings rows of a window are
-built when asked, never cached whole (30 years of holdings are about 20 million rows: ask per
-year). Asking for a later end continues the stream from where it stopped (under a lock: flows
-fetch chunks from threads); earlier blocks are kept as they are. `python -m sources.sample --help`
-measures a market of any size, fetched in symbol chunks or by year.
+Memory: a stream over sessions, kept between runs
+-------------------------------------------------
+The market is simulated session after session, carrying only what the next session needs (prices,
+the last 41 closes for the reconstitution's rank day and the dividends' reference close, the
+dividend factor, the members, the delistings, index levels): a few vectors of one value per
+company. The bars and dividends of each session go into time blocks of up to a year, starting
+every `_block_sessions(n)` sessions whatever ends the market was asked for (a last block cut short
+by an end is reopened when the market grows). Membership changes only at reconstitutions, so it is
+kept as one member list per year, and the holdings rows of a window are built when asked, never
+cached whole (30 years of holdings are about 20 million rows: ask per year). Asking for a later end
+continues the stream from where it stopped (under a lock: flows fetch chunks from threads).
+
+With a data home (make_source passes settings.home/cache/sample) the market is kept there between
+runs (`_Cache`): the state after the last simulated session, every block (company-major `.npy`
+files, so that a chunk of symbols is one slice), the quarters and the companies. A run continues
+from the stored state and simulates only the sessions after it; a request reads only the blocks
+of its window, so the bars and holdings of a night cost the same on a 30-year market as on a
+3-year one (its fundamentals are every quarter reported by then: those rows do grow with the
+history). Blocks this run simulated are also held in memory up to settings.sample_memory_mb.
+Without a home (unit tests) every source simulates from the start, blocks stay in memory up to
+the budget and the rest go to a scratch folder (the system's temporary folder, or `scratch_dir`),
+removed with the source.
+`python -m sources.sample --help` measures a market of any size, fetched in symbol chunks, by
+year or as a nightly window, with or without a cache.
 """
 
 from __future__ import annotations
 
 import argparse
 import bisect
+import fcntl
+import hashlib
+import logging
 import os
+import re
 import shutil
 import sys
 import tempfile
 import threading
 import time
 import weakref
-from dataclasses import dataclass, replace
+import zipfile
+from contextlib import contextmanager
+from dataclasses import dataclass, fields, replace
+from functools import cached_property, lru_cache
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -112,6 +126,7 @@ import numpy as np
 import polars as pl
 
 from smallcaps import calendar
+from smallcaps.crashpoints import crashpoint
 from sources.base import (
     ACTIONS_SCHEMA,
     BARS_SCHEMA,
@@ -122,6 +137,8 @@ from sources.base import (
     conform,
     empty,
 )
+
+log = logging.getLogger(__name__)
 
 # Parameters ------------------------------------------------------------------------------------
 
@@ -468,6 +485,9 @@ def _names(seed: int, sectors: np.ndarray) -> np.ndarray:
 # The simulated market ------------------------------------------------------------------------------
 
 
+QUARTER_FIELDS = ("period_end", "report_date", "net_income_common", "exists", "net_income", "eps", "revenue")
+
+
 @dataclass(frozen=True)
 class _Quarters:
     period_end: np.ndarray  # Q datetime64[D]
@@ -477,6 +497,16 @@ class _Quarters:
     net_income: np.ndarray
     eps: np.ndarray
     revenue: np.ndarray
+    level: np.ndarray  # N: log business level after the last quarter, where the next one continues
+
+    def __len__(self) -> int:
+        return len(self.period_end)
+
+    def head(self, k: int) -> "_Quarters":
+        """The first k quarters, to read (its `level` stays the last quarter's: never continue from it)."""
+        if k >= len(self):
+            return self
+        return replace(self, **{f: getattr(self, f)[:k] for f in QUARTER_FIELDS})
 
 
 def _regime_params(session64: np.ndarray) -> np.ndarray:
@@ -492,25 +522,31 @@ def _n_quarters(start: date, last: date) -> int:
     return max(N_QUARTERS, (last.year - first_year) * 4 + (last.month - 1) // 3 + 2)
 
 
-def _quarters(seed: int, start: date, co: _Companies, n_quarters: int = N_QUARTERS) -> _Quarters:
+def _quarters(seed: int, start: date, co: _Companies, n_quarters: int = N_QUARTERS, prev: _Quarters | None = None) -> _Quarters:
+    """Quarters 0..n_quarters-1: those of `prev` as they are, then the next ones. Quarter k's figures
+    come from its own draws and the business level carried from quarter k-1, so they never depend
+    on how many quarters are made, nor on whether they were made in one call or several."""
     first_year = start.year - FIRST_QUARTER_YEARS_BEFORE
-    q = np.arange(n_quarters)
+    q0 = 0 if prev is None else len(prev)
+    if q0 >= n_quarters:
+        return prev
+    q = np.arange(q0, n_quarters)
     period_end = _quarter_end(first_year, q)
     n = len(co.symbol)
     cap0 = co.shares * co.price0
-    ni = np.empty((n_quarters, n))
-    rev = np.empty((n_quarters, n))
-    lag = np.empty((n_quarters, n), dtype=int)
-    level = np.zeros(n)
-    for k in range(n_quarters):
+    ni = np.empty((len(q), n))
+    rev = np.empty((len(q), n))
+    lag = np.empty((len(q), n), dtype=int)
+    level = np.zeros(n) if prev is None else np.array(prev.level)
+    for r, k in enumerate(q.tolist()):
         rng = np.random.default_rng([seed, TAG_QUARTER, k])
         z = rng.standard_normal((3, n))
         level = level + co.growth_q + 0.03 * z[0]  # log growth of the business
         scale = np.exp(level)
-        rev[k] = cap0 / co.price_to_sales / 4 * scale * np.exp(0.04 * z[1])
-        ni[k] = cap0 * (co.earnings_yield + 0.02 * z[2]) / 4 * scale
+        rev[r] = cap0 / co.price_to_sales / 4 * scale * np.exp(0.04 * z[1])
+        ni[r] = cap0 * (co.earnings_yield + 0.02 * z[2]) / 4 * scale
         # Q4 comes with the annual report: later. Then keep 25..60 days and move weekends to Monday.
-        lag[k] = co.report_lag + (12 if k % 4 == 3 else 0) + np.round(3 * rng.standard_normal(n)).astype(int)
+        lag[r] = co.report_lag + (12 if k % 4 == 3 else 0) + np.round(3 * rng.standard_normal(n)).astype(int)
     lag = np.clip(lag, 25, 58)
     report = period_end[:, None] + lag.astype("timedelta64[D]")
     weekday = (report.astype("datetime64[D]").astype(int) - 4) % 7  # 0 = Monday (1970-01-01 was a Thursday)
@@ -523,8 +559,11 @@ def _quarters(seed: int, start: date, co: _Companies, n_quarters: int = N_QUARTE
     eps = np.round(ni_common / (co.shares[None, :] * np.where(ni_common > 0, co.dilution[None, :], 1.0)), 2)
     ni_common = np.where(exists, ni_common, np.nan)
     # Figures are rounded to thousands of USD, as statements print them (+ 0.0 turns -0.0 into 0.0).
-    return _Quarters(period_end, report, np.round(ni_common, -3) + 0.0, exists, np.round(net_income, -3) + 0.0,
-                     eps + 0.0, np.round(rev, -3))
+    new = _Quarters(period_end, report, np.round(ni_common, -3) + 0.0, exists, np.round(net_income, -3) + 0.0,
+                    eps + 0.0, np.round(rev, -3), level)
+    if prev is None:
+        return new
+    return _Quarters(**{f: np.concatenate([getattr(prev, f), getattr(new, f)]) for f in QUARTER_FIELDS}, level=level)
 
 
 def _ttm_at(quarters: _Quarters, day: np.datetime64) -> np.ndarray:
@@ -549,55 +588,191 @@ def _last_friday_of_june(year: int) -> date:
 
 # Storage of the bars: time blocks, in memory up to a budget, then in files --------------------------
 
+# Dividends of a block's sessions: company, session index, USD per share (in session order).
+DIVIDEND_DTYPE = np.dtype([("i", np.int64), ("t", np.int64), ("value", np.float64)])
+NO_DIVIDENDS = np.zeros(0, DIVIDEND_DTYPE)
 
-@dataclass(frozen=True)
+
+class _CacheDamaged(Exception):
+    """A file of the market's cache is missing or not what its name promises."""
+
+
+def _load_npy(path: Path, shape: tuple[int, ...], dtype: np.dtype, *, mmap: bool) -> np.ndarray:
+    """`path` as written by this module, or _CacheDamaged saying what is wrong with it."""
+    try:
+        got = np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as exc:  # missing, truncated (shorter than its header says), not .npy
+        raise _CacheDamaged(f"{path}: {exc}") from exc
+    if got.shape != shape or got.dtype != dtype:
+        raise _CacheDamaged(f"{path}: holds {got.dtype}{list(got.shape)}, expected {np.dtype(dtype)}{list(shape)}")
+    return got
+
+
 class _Block:
-    """The bars of sessions [t0, t1), one array per field: in memory as simulated (`arrays`,
-    sessions x companies), or in `folder`/FIELD.npy company-major (companies x sessions), so
-    that the rows of a chunk of symbols are a few contiguous reads."""
+    """The bars and dividends of sessions [t0, t1). Bars are one array per field: in memory as
+    simulated (`arrays`, sessions x companies), and/or in files in `folder`: FIELD.npy
+    company-major (companies x sessions), so that the rows of a chunk of symbols are a few
+    contiguous reads; or, for the cache's last block (`is_tail`), FIELD.bin session-major with no
+    header, one row of n values per session, so that a night appends its row and reads its last few.
+    Dividends (DIVIDEND_DTYPE, in session order) are small: kept once read; a tail's are the first
+    `tail_dividends` records of dividends.bin."""
 
-    t0: int
-    t1: int
-    arrays: dict[str, np.ndarray] | None
-    folder: Path | None
+    def __init__(self, t0: int, t1: int, n: int, arrays: dict[str, np.ndarray] | None, folder: Path | None,
+                 dividends: np.ndarray | None, *, is_tail: bool = False, tail_dividends: int = 0) -> None:
+        self.t0, self.t1, self.n = t0, t1, n
+        self.arrays = arrays
+        self.folder = folder
+        self.is_tail = is_tail
+        self.tail_dividends = tail_dividends
+        self._dividends = dividends
+        self._pinned: dict[str, np.ndarray] | None = None
+
+    @property
+    def nbytes(self) -> int:
+        return BAR_BYTES_PER_CELL * self.n * (self.t1 - self.t0)
+
+    def _open(self, field: str) -> np.ndarray:
+        dtype = np.dtype(np.int64 if field == "volume" else np.float64)
+        if not self.is_tail:
+            return _load_npy(self.folder / f"{field}.npy", (self.n, self.t1 - self.t0), dtype, mmap=True)
+        # The file may hold more rows than this block (a writer appending, or one killed before it
+        # recorded them): only the rows of this block are mapped.
+        return _map_rows(self.folder / f"{field}.bin", dtype, (self.t1 - self.t0, self.n))
+
+    def pin(self) -> "_Block":
+        """Open the files now and keep them open. A market's last block is replaced when the
+        market grows and its files are then removed (or, for a tail, grown); an open map stays
+        readable after that, so a reader holding this block never sees it vanish."""
+        if self.arrays is None and self._pinned is None:
+            self._pinned = {f: self._open(f) for f in BAR_FIELDS}
+            _ = self.dividends
+        return self
 
     def read(self, field: str, idx: np.ndarray, a: int, b: int) -> np.ndarray:
         """Companies `idx` (in that order) x sessions [a, b) (absolute indexes) of `field`."""
         if self.arrays is not None:
             return self.arrays[field][a - self.t0 : b - self.t0, idx].T
+        if self.is_tail:
+            return np.asarray(self.pin()._pinned[field][a - self.t0 : b - self.t0, idx]).T
+        if self._pinned is not None:
+            return np.asarray(self._pinned[field][idx, a - self.t0 : b - self.t0])
         # A memory map read and dropped at once: only the pages of the asked rows are touched.
-        mapped = np.load(self.folder / f"{field}.npy", mmap_mode="r")
+        mapped = self._open(field)
         try:
             return np.asarray(mapped[idx, a - self.t0 : b - self.t0])
         finally:
             del mapped
 
+    def session_major(self, field: str) -> np.ndarray:
+        """All of `field` as sessions x companies (a copy where it comes from a file)."""
+        if self.arrays is not None:
+            return self.arrays[field]
+        if self.is_tail:
+            return np.array(self.pin()._pinned[field])
+        return np.ascontiguousarray(self.read(field, np.arange(self.n), self.t0, self.t1).T)
+
+    @property
+    def dividends(self) -> np.ndarray:
+        if self._dividends is None:
+            if self.is_tail:
+                got = np.array(_map_rows(self.folder / "dividends.bin", DIVIDEND_DTYPE, (self.tail_dividends,)))
+            else:
+                path = self.folder / "dividends.npy"
+                try:
+                    got = np.load(path, allow_pickle=False)
+                except (OSError, ValueError, EOFError) as exc:
+                    raise _CacheDamaged(f"{path}: {exc}") from exc
+            if got.dtype != DIVIDEND_DTYPE or got.ndim != 1 or (len(got) and not (self.t0 <= got["t"].min() <= got["t"].max() < self.t1)):
+                raise _CacheDamaged(f"{self.folder}: dividends not of sessions {self.t0}..{self.t1 - 1}")
+            self._dividends = got
+        return self._dividends
+
+
+def _map_rows(path: Path, dtype: np.dtype, shape: tuple[int, ...]) -> np.ndarray:
+    """The first prod(shape) values of a headerless file, mapped read-only; _CacheDamaged when the
+    file is missing or shorter."""
+    size = int(np.prod(shape)) * np.dtype(dtype).itemsize
+    try:
+        held = path.stat().st_size
+        if held < size:
+            raise _CacheDamaged(f"{path}: {held:,} bytes, its state names {size:,}")
+        if size == 0:
+            return np.zeros(shape, dtype)
+        return np.memmap(path, dtype=dtype, mode="r", shape=shape)
+    except OSError as exc:
+        raise _CacheDamaged(f"{path}: {exc}") from exc
+
+
+def _write_block(folder: Path, arrays: dict[str, np.ndarray], dividends: np.ndarray) -> None:
+    """A block's files into `folder` (which exists and is empty): company-major bars, dividends."""
+    for field, a in arrays.items():
+        np.save(folder / f"{field}.npy", np.ascontiguousarray(a.T))
+    np.save(folder / "dividends.npy", dividends)
+
 
 class _Store:
-    """Where finished blocks go: memory while the blocks held there stay within `memory_bytes`,
-    then .npy files in a folder of its own under `root`, removed with the store."""
+    """Where finished blocks go. Without a cache: memory while the blocks held there stay within
+    `memory_bytes`, then .npy files in a scratch folder of its own under `scratch_root` (the
+    system's temporary folder by default), removed with the store. With a cache (`_Cache`): every
+    complete block is written to the cache, and kept in memory too while within `memory_bytes`; a
+    market's last, incomplete block goes to the cache's tail, by appending the new sessions."""
 
-    def __init__(self, memory_bytes: int, root: Path | None) -> None:
+    def __init__(self, memory_bytes: int, scratch_root: Path | None, cache: "_Cache | None" = None) -> None:
         self.memory_bytes = memory_bytes
         self.held_bytes = 0
         self.spilled_bytes = 0
-        self.root = root
+        self.cached_bytes = 0  # written to the cache by this store
+        self.root = scratch_root
+        self.cache = cache
         self.folder: Path | None = None
         self._count = 0
 
-    def put(self, t0: int, t1: int, arrays: dict[str, np.ndarray]) -> _Block:
-        """A block of `arrays` (sessions x companies, the store keeps them: no copy in memory)."""
-        size = sum(a.nbytes for a in arrays.values())
-        if self.held_bytes + size <= self.memory_bytes:
+    def put(
+        self, t0: int, t1: int, arrays: dict[str, np.ndarray], dividends: np.ndarray, *, is_complete: bool,
+        is_last: bool, reopened: _Block | None = None,
+    ) -> _Block:
+        """A block of `arrays` (sessions x companies; the store keeps them: no copy in memory) and
+        its `dividends`. `reopened`: the market's earlier last block, whose sessions (the first
+        rows of `arrays`, not filled) and dividends this one continues. `is_last`: the market's
+        last block, pinned when it lives in files only (see _Block.pin)."""
+        n = next(iter(arrays.values())).shape[1]
+        k = 0 if reopened is None else reopened.t1 - reopened.t0
+        if self.cache is not None and not is_complete:
+            # A night adds a row to the tail: it never writes the sessions before it again.
+            block = self.cache.append_tail(t0, {f: a[k:] for f, a in arrays.items()}, dividends, reopened)
+            self.cached_bytes += BAR_BYTES_PER_CELL * n * (t1 - t0 - k)
+            return block.pin()
+        if reopened is not None:
+            for f in BAR_FIELDS:
+                arrays[f][:k] = reopened.session_major(f)
+            dividends = np.concatenate([reopened.dividends, dividends])
+            self.release(reopened)
+        size = BAR_BYTES_PER_CELL * n * (t1 - t0)
+        in_memory = self.held_bytes + size <= self.memory_bytes
+        if self.cache is not None:
+            folder = self.cache.write_block(t0, t1, arrays, dividends)
+            self.cached_bytes += size
+        elif in_memory:
+            folder = None
+        else:
+            folder = self._folder() / f"block{self._count:05d}"
+            self._count += 1
+            folder.mkdir()
+            _write_block(folder, arrays, dividends)
+            self.spilled_bytes += size
+        if in_memory:
             self.held_bytes += size
-            return _Block(t0, t1, arrays, None)
-        folder = self._folder() / f"block{self._count:05d}"
-        self._count += 1
-        folder.mkdir()
-        for field, a in arrays.items():
-            np.save(folder / f"{field}.npy", np.ascontiguousarray(a.T))
-        self.spilled_bytes += size
-        return _Block(t0, t1, None, folder)
+        block = _Block(t0, t1, n, arrays if in_memory else None, folder, dividends)
+        return block.pin() if is_last else block
+
+    def release(self, block: _Block) -> None:
+        """`block` was replaced by a longer one (the market grew): its memory counts no more, and
+        its scratch files go (a reader still holding it has them pinned). The cache removes its
+        own replaced files when it records the longer market."""
+        if block.arrays is not None:
+            self.held_bytes -= block.nbytes
+        elif self.cache is None and block.folder is not None:
+            _remove_folder(block.folder)
 
     def _folder(self) -> Path:
         if self.folder is None:
@@ -614,6 +789,23 @@ def _remove_folder(folder: Path) -> None:
         shutil.rmtree(folder)
     except OSError as exc:  # often at interpreter exit: say what is left; the next store removes it
         print(f"sample source: could not remove its scratch folder {folder}: {exc}", file=sys.stderr)
+
+
+def _append(path: Path, keep_bytes: int, values: np.ndarray) -> None:
+    """`values` written after the first `keep_bytes` of `path` (created if missing): what a killed
+    writer appended beyond them is cut off first."""
+    with open(path, "r+b" if path.exists() else "wb") as out:
+        out.truncate(keep_bytes)
+        out.seek(keep_bytes)
+        out.write(np.ascontiguousarray(values).tobytes())
+
+
+def _remove(path: Path) -> None:
+    """A file or a folder, if there."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink(missing_ok=True)
 
 
 def _remove_orphans(root: Path) -> None:
@@ -684,15 +876,54 @@ class _Market:
     fac: np.ndarray  # T x N_INDEX_NOISE: index-level noise
     levels: dict[str, np.ndarray]  # ^RUT, ^SP600 levels (T)
     volumes: dict[str, np.ndarray]  # ^RUT, ^SP600 member volume (T)
-    dividends: tuple[np.ndarray, np.ndarray, np.ndarray]  # company, session index, amount
     carry: _Carry
-    index_bars: pl.DataFrame | None  # None (and no blocks) for a membership-only market
-    actions: pl.DataFrame | None  # all actions of trading companies within the sessions, with "idx"
 
-    @property
+    @cached_property
     def last_idx(self) -> np.ndarray:
         """Last session index with a bar (T-1 unless delisted before)."""
         return np.minimum(self.delist_idx, len(self.sessions)) - 1
+
+    @cached_property
+    def _index_series(self) -> dict[str, tuple[np.ndarray, ...]]:
+        return _indexes(self.g, self.fac, self.levels, self.volumes)
+
+    def index_bars(self, symbols: Sequence[str], a: int, b: int) -> pl.DataFrame:
+        """Bars of the index `symbols` (in INDEX_SYMBOLS order) for sessions [a, b): the series are
+        a few numbers per session, the frame is built for the window only."""
+        frames = []
+        for sym in (s for s in INDEX_SYMBOLS if s in symbols):
+            o, h, lo, c, volume = (x[a:b] if x is not None else None for x in self._index_series[sym])
+            frames.append(
+                pl.DataFrame(
+                    {
+                        "symbol": pl.Series([sym]).gather(np.zeros(b - a, dtype=np.int64)),
+                        "session_date": self.session64[a:b], "open": o, "high": h, "low": lo, "close": c, "adj_close": c,
+                        "volume": pl.Series(volume, dtype=pl.Int64) if volume is not None else pl.Series([None] * (b - a), dtype=pl.Int64),
+                    }
+                )
+            )
+        return conform(pl.concat(frames), BARS_SCHEMA, "sample index bars")
+
+    def actions(self, co: _Companies, idx: np.ndarray, a: int, b: int) -> pl.DataFrame:
+        """Dividends and splits of companies `idx` with ex-dates in sessions [a, b), ordered by
+        session, symbol, action: read from the blocks of those sessions only."""
+        divs = [blk.dividends for blk in self.blocks if blk.t0 < b and blk.t1 > a]
+        d = np.concatenate(divs) if divs else NO_DIVIDENDS
+        d = d[(d["t"] >= a) & (d["t"] < b) & np.isin(d["i"], idx)]
+        s_i, s_t = _splits(self.session64, co, self.first_idx, self.last_idx)
+        keep = (s_t >= a) & (s_t < b) & np.isin(s_i, idx)
+        s_i, s_t = s_i[keep], s_t[keep]
+        frame = pl.DataFrame(
+            {
+                "symbol": co.symbol[np.concatenate([d["i"], s_i])],
+                "ex_date": self.session64[np.concatenate([d["t"], s_t])],
+                "idx": np.concatenate([d["t"], s_t]),
+                "action": ["dividend"] * len(d) + ["split"] * len(s_i),
+                "value": np.concatenate([d["value"], co.split_ratio[s_i]]),
+            },
+            schema=_ACTIONS_WITH_IDX,
+        )
+        return conform(frame.sort("idx", "symbol", "action"), ACTIONS_SCHEMA, "sample actions")
 
     def epoch_spans(self, a: int, b: int) -> Iterator[tuple[int, int, _Epoch]]:
         """(from, to, epoch) for the parts of sessions [a, b) each epoch covers."""
@@ -733,11 +964,7 @@ def _simulate(
     T0 = 0 if prev is None else len(prev.sessions)
     session64 = np.array(sessions, dtype="datetime64[D]")
     first_idx = np.searchsorted(session64, co.listing_date, side="left")  # first session on/after listing
-    n_quarters = _n_quarters(start, last)
-    if prev is not None and len(prev.quarters.period_end) >= n_quarters:
-        quarters = prev.quarters
-    else:
-        quarters = _quarters(seed, start, co, n_quarters)
+    quarters = _quarters(seed, start, co, _n_quarters(start, last), prev.quarters if prev is not None else None)
     params = _regime_params(session64[T0:])
 
     if prev is None:
@@ -748,11 +975,9 @@ def _simulate(
         )
         epochs: list[_Epoch] = []
         blocks: list[_Block] = []
-        div_parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
     else:
         carry = prev.carry.copy()
         epochs, blocks = list(prev.epochs), list(prev.blocks)
-        div_parts = [prev.dividends]
 
     def grown(old: np.ndarray | None, shape_tail: tuple = (), dtype=float) -> np.ndarray:
         out = np.zeros((T, *shape_tail), dtype)
@@ -782,6 +1007,16 @@ def _simulate(
     B = _block_sessions(n)
     buffers = {f: np.empty((B, n), np.int64 if f == "volume" else np.float64) for f in BAR_FIELDS} if full else {}
     block_t0 = T0
+    block_dividends: list[np.ndarray] = []
+    # Blocks start every B sessions whatever ends the market was built to: a last block cut short by
+    # an earlier end is reopened and completed, so a market grown night by night is stored as the
+    # same blocks as one built at once (and its cache as the same files).
+    # Its sessions are read only if the block completes (or the store keeps whole blocks): a night
+    # on a cached market appends its row to the cache's tail.
+    reopened = None
+    if full and blocks and blocks[-1].t1 - blocks[-1].t0 < B:
+        reopened = blocks.pop()
+        block_t0 = reopened.t0
     sig2 = co.idio_sd**2 / 2
     n_z = 3 + len(SECTORS) + N_INDEX_NOISE
     members_idx = {u: np.nonzero(m)[0] for u, m in (("^RUT", carry.rus), ("^SP600", carry.sp))}
@@ -835,40 +1070,31 @@ def _simulate(
         if full:
             r = t - block_t0
             payers = div_i[div_at[t - T0] : div_at[t - T0 + 1]]
-            _bars_row(buffers, r, co, t, c, prev_close, price, new, e, x, carry, first_idx, payers, div_parts)
+            _bars_row(buffers, r, co, t, c, prev_close, price, new, e, x, carry, first_idx, payers, block_dividends)
             for u in ("^RUT", "^SP600"):
                 volumes[u][t] = buffers["volume"][r, members_idx[u]].sum()
             if r == B - 1 or t == T - 1:
                 done = {f: buffers[f][: r + 1].copy() if r < B - 1 else buffers[f] for f in BAR_FIELDS}
-                blocks.append(store.put(block_t0, t + 1, done))
+                dividends = np.concatenate(block_dividends) if block_dividends else NO_DIVIDENDS
+                blocks.append(store.put(block_t0, t + 1, done, dividends, is_complete=r == B - 1, is_last=t == T - 1, reopened=reopened))
+                block_dividends, reopened = [], None
                 if t < T - 1:
                     buffers = {f: np.empty_like(a) for f, a in buffers.items()}
                 block_t0 = t + 1
         carry.ring[t % RING] = c
         carry.c_prev = c
 
-    dividends = tuple(np.concatenate(p) for p in zip(*div_parts)) if div_parts else (np.zeros(0, int), np.zeros(0, int), np.zeros(0))
-    market = _Market(
+    return _Market(
         sessions=sessions, session64=session64, first_idx=first_idx, delist_idx=carry.delist_idx.copy(),
         epochs=tuple(epochs), blocks=tuple(blocks), quarters=quarters, g=g, fac=fac, levels=levels, volumes=volumes,
-        dividends=dividends, carry=carry, index_bars=None, actions=None,
+        carry=carry,
     )
-    if not full:
-        return market
-    splits = _splits(session64, co, first_idx, market.last_idx)
-    d_i, d_t, d_v = dividends
-    divs = pl.DataFrame(
-        {"symbol": co.symbol[d_i], "ex_date": session64[d_t], "idx": d_t, "action": "dividend", "value": d_v},
-        schema=_ACTIONS_WITH_IDX,
-    )
-    actions = pl.concat([divs, splits]).sort("idx", "symbol", "action")
-    return replace(market, index_bars=_indexes(sessions, g, fac, levels, volumes), actions=actions)
 
 
 def _bars_row(
-    buffers, r, co: _Companies, t, c, prev_close, price, new, e, x, carry: _Carry, first_idx, payers, div_parts
+    buffers, r, co: _Companies, t, c, prev_close, price, new, e, x, carry: _Carry, first_idx, payers, dividends
 ) -> None:
-    """Session t's bars into row r of the block buffers; its dividends into div_parts."""
+    """Session t's bars into row r of the block buffers; its dividends (DIVIDEND_DTYPE) onto `dividends`."""
     # Open: part of the day's move happens overnight; the first bar opens at its close's level.
     o = np.where(new, c * np.exp(0.01 * e[1]), prev_close * np.exp(0.35 * x + 0.25 * co.idio_sd * e[1]))
     o = np.round(o, 4)
@@ -893,7 +1119,9 @@ def _bars_row(
         dps = np.maximum(0.01, np.round(co.div_yield[i] / 4 * carry.ring[ref % RING, i], 2))
         # Forward-accumulated total-return factor: 1 on a company's first session, never revised.
         carry.growth[i] = carry.growth[i] * ((close[i] + dps) / close[i])
-        div_parts.append((i, np.full(len(i), t), dps))
+        paid = np.zeros(len(i), DIVIDEND_DTYPE)
+        paid["i"], paid["t"], paid["value"] = i, t, dps
+        dividends.append(paid)
     buffers["adj_close"][r] = close * carry.growth
 
 
@@ -973,16 +1201,14 @@ def _select_sp600(current, t, session64, co, quarters, cap, first_idx, delist_id
 _ACTIONS_WITH_IDX = {**ACTIONS_SCHEMA, "idx": pl.Int64}  # idx: session index, for slicing
 
 
-def _splits(session64, co: _Companies, first_idx, last_idx):
+def _splits(session64, co: _Companies, first_idx, last_idx) -> tuple[np.ndarray, np.ndarray]:
+    """Company and session index of every split on a session where the company trades (and has
+    traded before: a split on the first bar would change nothing)."""
     T = len(session64)
     has = np.nonzero(co.split_ratio > 0)[0]
     t = np.searchsorted(session64, co.split_date[has], side="left")
     ok = (t < T) & (t > first_idx[has]) & (t <= last_idx[has])
-    i, t = has[ok], t[ok]
-    return pl.DataFrame(
-        {"symbol": co.symbol[i], "ex_date": session64[t], "idx": t, "action": "split", "value": co.split_ratio[i]},
-        schema=_ACTIONS_WITH_IDX,
-    )
+    return has[ok], t[ok]
 
 
 def _ohlc(close: np.ndarray, noise: np.ndarray, spread: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -994,9 +1220,10 @@ def _ohlc(close: np.ndarray, noise: np.ndarray, spread: float) -> tuple[np.ndarr
     return np.round(o, 2), np.round(np.maximum(hi, np.maximum(o, close)), 2), np.round(np.minimum(lo, np.minimum(o, close)), 2)
 
 
-def _indexes(sessions, g, fac, levels_cap, volumes_cap) -> pl.DataFrame:
-    """The five index series from the per-session factors and the cap-weighted levels."""
-    T = len(sessions)
+def _indexes(g, fac, levels_cap, volumes_cap) -> dict[str, tuple[np.ndarray, ...]]:
+    """The five index series from the per-session factors and the cap-weighted levels: symbol ->
+    open, high, low, close, volume (None for ^VIX), one value per session."""
+    T = len(g)
     levels, volumes = dict(levels_cap), dict(volumes_cap)
     # The broad market: the first session is the base level; later sessions compound g.
     g_path = np.concatenate([[0.0], g[1:]])
@@ -1015,21 +1242,422 @@ def _indexes(sessions, g, fac, levels_cap, volumes_cap) -> pl.DataFrame:
     vix = np.clip((VIX_FLOOR_PTS + VIX_SLOPE * realized) * np.exp(0.04 * fac[:, 18]), 9.0, 90.0)
     levels["^VIX"] = vix
 
-    frames = []
+    series = {}
     for k, sym in enumerate(INDEX_SYMBOLS):
         c = np.round(levels[sym], 2)
         spread = 0.03 if sym == "^VIX" else 0.004
         o, h, lo = _ohlc(c, fac[:, 3 * k : 3 * k + 3], spread)
-        frames.append(
-            pl.DataFrame(
-                {
-                    "symbol": sym, "session_date": sessions, "open": o, "high": h, "low": lo,
-                    "close": c, "adj_close": c,
-                    "volume": pl.Series(volumes[sym], dtype=pl.Int64) if sym in volumes else pl.Series([None] * T, dtype=pl.Int64),
-                }
-            )
+        series[sym] = (o, h, lo, c, volumes.get(sym))
+    return series
+
+
+# The market kept in the data home between runs -------------------------------------------------------
+
+CACHE_FORMAT = 2  # the layout of the cache's files: part of the key, so a new layout starts afresh
+LOAD_ATTEMPTS = 5  # a state replaced by a writer while it was read is read again, this many times
+
+
+@lru_cache(maxsize=1)
+def _code_version() -> str:
+    """What the simulated values depend on besides seed, start and size: this module's code (any
+    edit, even to a comment, starts a new cache: safer than a version number someone must
+    remember to bump), numpy's generators (their streams may change between numpy versions) and
+    the cache's file layout. The NYSE calendar is checked separately, session by session."""
+    digest = hashlib.sha256(Path(__file__).read_bytes())
+    digest.update(f"numpy {np.__version__}; cache format {CACHE_FORMAT}".encode())
+    return digest.hexdigest()[:12]
+
+
+def _cache_key(seed: int, start: date, companies: int) -> str:
+    return f"market-{seed}-{start:%Y%m%d}-{companies}-{_code_version()}"
+
+
+def _sessions_digest(session64: np.ndarray) -> np.ndarray:
+    return np.frombuffer(hashlib.sha256(np.ascontiguousarray(session64, dtype="datetime64[D]").tobytes()).digest(), np.uint8)
+
+
+class _Cache:
+    """The simulated market of one key (seed, start, companies, code version) in `root` (the data
+    home's cache/sample), so that a run continues from where the last one stopped instead of
+    simulating the history again.
+
+    root/market-KEY/state-T.npz                the stream after session T-1 (the carry, the index
+                                               factors and levels, the member lists): what the next
+                                               session needs, and what reading the first T needs
+    root/market-KEY/blocks/T0-T1/FIELD.npy     bars and dividends of sessions [T0, T1) (company-major),
+                                               a block every B sessions, written once when complete
+    root/market-KEY/tail-T0/FIELD.bin          the sessions since the last complete block, one row
+                                               each (session-major, no header): a night appends its row
+    root/market-KEY/quarters-Q/FIELD.npy       the first Q quarters of fundamentals
+    root/market-KEY/companies.npz              the companies
+    root/market-KEY.lock                       held shared by every source using the key
+    root/market-KEY.write.lock                 held by the one process writing to the key
+
+    Files are written under a temporary name and renamed into place once complete, except the
+    tail, which grows by appending; a state is written only after everything it names, and names
+    how many rows (and dividends) of the tail are its own. So a killed writer leaves the last state
+    and what it names as they were, plus leftovers the next writer removes (or, for the tail, cuts
+    off before appending). Nothing a state names ever changes; a writer removes what the newest
+    state does not need: older states, the tail of a block now complete, fewer quarters (a reader
+    that loaded them keeps the tail and the quarters open, so they stay readable for it). What a
+    load reads is checked (shapes and sizes, sessions against the calendar, every named file
+    present); anything wrong removes the key's folder, with a log line, and the market is
+    simulated again. Writing a key removes the other keys of `root` that no source is using."""
+
+    def __init__(self, root: Path, seed: int, start: date, companies: int) -> None:
+        self.root = Path(root)
+        self.seed, self.start, self.n = seed, start, companies
+        self.key = _cache_key(seed, start, companies)
+        self.folder = self.root / self.key
+        self.block_sessions = _block_sessions(companies)
+        self._user_fd: int | None = None
+        self._write_fd: int | None = None
+        self._write_depth = 0
+
+    # locks ----------------------------------------------------------------------------------------
+
+    def attach(self) -> None:
+        """Hold the key's lock shared for as long as this cache object lives: a writer of another
+        key removes this one only when it can take that lock exclusively, i.e. nobody uses it."""
+        if self._user_fd is not None:
+            return
+        self.root.mkdir(parents=True, exist_ok=True)
+        path = self.root / f"{self.key}.lock"
+        while True:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+            fcntl.flock(fd, fcntl.LOCK_SH)
+            try:
+                if os.fstat(fd).st_ino == os.stat(path).st_ino:
+                    break
+            except FileNotFoundError:
+                pass
+            os.close(fd)  # the key was removed while we waited for its lock: take the new file's
+        self._user_fd = fd
+        weakref.finalize(self, os.close, fd)
+
+    @contextmanager
+    def writing(self) -> Iterator[None]:
+        """The key's write lock (re-entrant within this object; callers serialise their threads)."""
+        self.attach()
+        if self._write_depth == 0:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.root / f"{self.key}.write.lock", os.O_RDWR | os.O_CREAT, 0o644)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            self._write_fd = fd
+        self._write_depth += 1
+        try:
+            yield
+        finally:
+            self._write_depth -= 1
+            if self._write_depth == 0:
+                os.close(self._write_fd)
+                self._write_fd = None
+
+    # reading --------------------------------------------------------------------------------------
+
+    def states(self) -> list[int]:
+        """Session counts of the states in place, ascending."""
+        try:
+            names = os.listdir(self.folder)
+        except FileNotFoundError:
+            return []
+        return sorted(int(name[6:-4]) for name in names if re.fullmatch(r"state-\d{6}\.npz", name))
+
+    def load(self, co: _Companies) -> _Market | None:
+        """The longest market in the cache, checked; None when there is none, or when what is
+        there is damaged (then it is removed, with a log line)."""
+        self.attach()
+        for _ in range(LOAD_ATTEMPTS):
+            states = self.states()
+            if not states:
+                return None
+            try:
+                return self._read(co, states[-1])
+            except _CacheDamaged as exc:
+                with self.writing():
+                    if self.states()[-1:] == states[-1:]:  # still the newest: damaged, not replaced
+                        self.discard(str(exc))
+                        return None
+        raise RuntimeError(
+            f"sample market cache {self.folder}: its state changed {LOAD_ATTEMPTS} times while it was read; "
+            "is another process rebuilding it in a loop? Stop it, or remove the folder"
         )
-    return conform(pl.concat(frames), BARS_SCHEMA, "sample index bars")
+
+    def _read(self, co: _Companies, T: int) -> _Market:
+        path = self.folder / f"state-{T:06d}.npz"
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                st = {k: z[k] for k in z.files}
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+            raise _CacheDamaged(f"{path}: {exc}") from exc
+        n, R = self.n, RING
+        shapes = {
+            "format": (1,), "companies": (1,), "block_sessions": (1,), "sessions": (1,), "sessions_sha256": (32,),
+            "level": (3,), "trend": (3,), "price": (n,), "c_prev": (n,), "ring": (R, n), "growth": (n,),
+            "rus": (n,), "sp": (n,), "delist_idx": (n,), "g": (T,), "fac": (T, N_INDEX_NOISE),
+            "level_rut": (T,), "level_sp600": (T,), "volume_rut": (T,), "volume_sp600": (T,), "tail_dividends": (1,),
+        }
+        wrong = [k for k, shape in shapes.items() if k not in st or st[k].shape != shape]
+        wrong += [k for k in ("epoch_t", "epoch_counts", "epoch_members") if k not in st]
+        if wrong:
+            raise _CacheDamaged(f"{path}: missing or misshapen {', '.join(wrong)}")
+        expected = {"format": CACHE_FORMAT, "companies": n, "block_sessions": self.block_sessions, "sessions": T}
+        for k, want in expected.items():
+            if int(st[k][0]) != want:
+                raise _CacheDamaged(f"{path}: {k} is {int(st[k][0])}, expected {want}")
+        sessions = calendar.sessions(self.start, date.max)[:T]
+        session64 = np.array(sessions, dtype="datetime64[D]")
+        if len(sessions) < T or not np.array_equal(_sessions_digest(session64), st["sessions_sha256"]):
+            raise _CacheDamaged(f"{path}: the NYSE calendar's sessions since {self.start} are not those it was simulated on")
+        e_t, counts, members = st["epoch_t"], st["epoch_counts"], st["epoch_members"]
+        E = len(e_t)
+        if (E == 0 or e_t[0] != 0 or np.any(np.diff(e_t) <= 0) or e_t[-1] >= T or counts.shape != (E, len(UNIVERSES))
+                or counts.sum() != len(members) or (len(members) and not 0 <= members.min() <= members.max() < n)):
+            raise _CacheDamaged(f"{path}: its member lists are inconsistent")
+        bounds = np.concatenate([[0], np.cumsum(counts.ravel())])
+        epochs = tuple(
+            _Epoch(int(t), {u: members[bounds[k * len(UNIVERSES) + j] : bounds[k * len(UNIVERSES) + j + 1]] for j, u in enumerate(UNIVERSES)})
+            for k, t in enumerate(e_t)
+        )
+        blocks_dir = self.folder / "blocks"
+        try:
+            present = set(os.listdir(blocks_dir))
+        except FileNotFoundError:
+            present = set()
+        spans = self._spans(T)
+        missing = [f"{t0:06d}-{t1:06d}" for t0, t1 in spans if f"{t0:06d}-{t1:06d}" not in present]
+        if missing:
+            raise _CacheDamaged(f"{path}: names block(s) {', '.join(missing[:3])} that {blocks_dir} does not hold")
+        blocks = [_Block(t0, t1, n, None, blocks_dir / f"{t0:06d}-{t1:06d}", None) for t0, t1 in spans]
+        tail_t0 = spans[-1][1] if spans else 0
+        if tail_t0 < T:
+            tail = _Block(tail_t0, T, n, None, self.folder / f"tail-{tail_t0:06d}", None, is_tail=True,
+                          tail_dividends=int(st["tail_dividends"][0]))
+            blocks.append(tail)
+        blocks[-1].pin()
+        carry = _Carry(
+            level=st["level"], trend=st["trend"], price=st["price"], c_prev=st["c_prev"], ring=st["ring"],
+            growth=st["growth"], rus=st["rus"].astype(bool), sp=st["sp"].astype(bool), delist_idx=st["delist_idx"],
+        )
+        return _Market(
+            sessions=sessions, session64=session64,
+            first_idx=np.searchsorted(session64, co.listing_date, side="left"), delist_idx=carry.delist_idx.copy(),
+            epochs=epochs, blocks=tuple(blocks), quarters=self.quarters(co, _n_quarters(self.start, sessions[-1])),
+            g=st["g"], fac=st["fac"], levels={"^RUT": st["level_rut"], "^SP600": st["level_sp600"]},
+            volumes={"^RUT": st["volume_rut"], "^SP600": st["volume_sp600"]}, carry=carry,
+        )
+
+    def companies(self) -> _Companies:
+        """The companies of the key: read from the cache (making 10,000 invented names costs 0.2 s
+        of a night), or made and written there."""
+        self.attach()
+        path = self.folder / "companies.npz"
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                got = {k: z[k] for k in z.files}
+            names = [f.name for f in fields(_Companies)]
+            if sorted(got) != sorted(names) or any(v.shape != (self.n,) for v in got.values()) or got["symbol"][-1] != _symbol(self.n - 1, self.n):
+                raise ValueError(f"not the {self.n:,} companies of this market")
+            return _Companies(**got)
+        except FileNotFoundError:
+            pass
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+            log.warning("sample market cache: %s: %s; making the companies again", path, exc)
+            with self.writing():
+                _remove(path)
+        co = _companies(self.seed, self.start, self.n)
+        with self.writing():
+            self._write_companies(co)
+        return co
+
+    def _write_companies(self, co: _Companies) -> None:
+        path = self.folder / "companies.npz"
+        if path.exists():
+            return
+        staged = self.folder / f".tmp-{os.getpid()}-companies.npz"
+        with open(staged, "wb") as out:
+            np.savez(out, **{f.name: getattr(co, f.name) for f in fields(_Companies)})
+        self._place(staged, path)
+
+    def _spans(self, T: int) -> list[tuple[int, int]]:
+        """The complete blocks of a market of T sessions (the sessions after them are the tail)."""
+        B = self.block_sessions
+        return [(t0, t0 + B) for t0 in range(0, T - T % B, B)]
+
+    def quarters(self, co: _Companies, needed: int) -> _Quarters:
+        """At least `needed` quarters: the most the cache holds (memory-mapped, opened now), and
+        any more computed from them and written."""
+        stored = None
+        for Q in self._quarter_counts()[::-1]:
+            folder = self.folder / f"quarters-{Q:04d}"
+            try:
+                stored = self._read_quarters(folder, Q)
+                break
+            except _CacheDamaged as exc:
+                with self.writing():
+                    # A writer that stored more quarters removes the fewer ones: listed here just
+                    # before it did, they are gone, not damaged. Under the write lock nobody
+                    # removes any, so the second listing is the one to read.
+                    if self._quarter_counts()[-1:] != [Q]:
+                        return self.quarters(co, needed)
+                    log.warning("sample market cache: %s; computing those quarters again", exc)
+                    _remove(folder)
+        got = _quarters(self.seed, self.start, co, needed, stored)
+        if got is not stored:
+            with self.writing():
+                self._write_quarters(got)
+        return got
+
+    def _quarter_counts(self) -> list[int]:
+        try:
+            names = os.listdir(self.folder)
+        except FileNotFoundError:
+            return []
+        return sorted(int(name[9:]) for name in names if re.fullmatch(r"quarters-\d{4}", name))
+
+    def _read_quarters(self, folder: Path, Q: int) -> _Quarters:
+        n = self.n
+        day, f8 = np.dtype("datetime64[D]"), np.dtype(np.float64)
+        spec = {
+            "period_end": ((Q,), day), "report_date": ((Q, n), day), "net_income_common": ((Q, n), f8),
+            "exists": ((Q, n), np.dtype(bool)), "net_income": ((Q, n), f8), "eps": ((Q, n), f8), "revenue": ((Q, n), f8),
+        }
+        got = {f: _load_npy(folder / f"{f}.npy", shape, dtype, mmap=True) for f, (shape, dtype) in spec.items()}
+        return _Quarters(**got, level=np.array(_load_npy(folder / "level.npy", (n,), f8, mmap=False)))
+
+    # writing (under the write lock) -----------------------------------------------------------------
+
+    def _staging(self) -> Path:
+        return Path(tempfile.mkdtemp(prefix=f".tmp-{os.getpid()}-", dir=self.folder))
+
+    def _place(self, staged: Path, final: Path) -> None:
+        """Rename a complete staged file or folder into place. Under the write lock nobody else
+        writes; something already there is a leftover of a run that stopped before recording its
+        state (tidy() removes those before a market grows), replaced: only what this run wrote
+        and checked is named by its state."""
+        _remove(final)
+        os.rename(staged, final)
+
+    def append_tail(self, t0: int, arrays: dict[str, np.ndarray], dividends: np.ndarray, reopened: _Block | None) -> _Block:
+        """The tail from session t0: the rows of `reopened` (the tail as the state the market
+        continues names it, or None for a new tail) and `arrays` (sessions x companies) after
+        them, with `dividends` after its dividends."""
+        assert self._write_depth > 0, "the tail grows under the cache's write lock"
+        folder = self.folder / f"tail-{t0:06d}"
+        if reopened is None:
+            _remove(folder)  # a tail this name had before the state it continues (tidy() removes those first)
+            folder.mkdir()
+            rows, divs = 0, 0
+        else:
+            assert reopened.is_tail and reopened.folder == folder and reopened.t0 == t0, (reopened.folder, folder)
+            rows, divs = reopened.t1 - reopened.t0, reopened.tail_dividends
+        n = next(iter(arrays.values())).shape[1]
+        for k, (field, values) in enumerate(arrays.items()):
+            _append(folder / f"{field}.bin", rows * n * values.itemsize, values)
+            if k == 0:
+                crashpoint("sample.cache.tail")
+        _append(folder / "dividends.bin", divs * DIVIDEND_DTYPE.itemsize, dividends)
+        added = len(next(iter(arrays.values())))
+        return _Block(t0, t0 + rows + added, n, None, folder, None, is_tail=True, tail_dividends=divs + len(dividends))
+
+    def write_block(self, t0: int, t1: int, arrays: dict[str, np.ndarray], dividends: np.ndarray) -> Path:
+        assert self._write_depth > 0, "blocks are written under the cache's write lock"
+        blocks_dir = self.folder / "blocks"
+        blocks_dir.mkdir(exist_ok=True)
+        staged = self._staging()
+        _write_block(staged, arrays, dividends)
+        crashpoint("sample.cache.block")
+        final = blocks_dir / f"{t0:06d}-{t1:06d}"
+        self._place(staged, final)
+        return final
+
+    def _write_quarters(self, quarters: _Quarters) -> None:
+        Q = len(quarters)
+        if self._quarter_counts()[-1:] >= [Q]:
+            return
+        staged = self._staging()
+        for f in (*QUARTER_FIELDS, "level"):
+            np.save(staged / f"{f}.npy", np.asarray(getattr(quarters, f)))
+        self._place(staged, self.folder / f"quarters-{Q:04d}")
+
+    def commit(self, market: _Market, co: _Companies) -> None:
+        """Record `market`, whose blocks are written: the companies and quarters, then the state
+        naming the blocks; then remove what that state does not need, and the other keys nobody uses."""
+        assert self._write_depth > 0, "a state is recorded under the cache's write lock"
+        T, c = len(market.sessions), market.carry
+        self._write_companies(co)
+        self._write_quarters(market.quarters)
+        counts = np.array([[len(e.members[u]) for u in UNIVERSES] for e in market.epochs], np.int64)
+        state = {
+            "format": [CACHE_FORMAT], "companies": [self.n], "block_sessions": [self.block_sessions], "sessions": [T],
+            "sessions_sha256": _sessions_digest(market.session64),
+            "level": c.level, "trend": c.trend, "price": c.price, "c_prev": c.c_prev, "ring": c.ring,
+            "growth": c.growth, "rus": c.rus, "sp": c.sp, "delist_idx": c.delist_idx,
+            "g": market.g, "fac": market.fac, "level_rut": market.levels["^RUT"], "level_sp600": market.levels["^SP600"],
+            "volume_rut": market.volumes["^RUT"], "volume_sp600": market.volumes["^SP600"],
+            "epoch_t": np.array([e.t for e in market.epochs], np.int64), "epoch_counts": counts,
+            "tail_dividends": [market.blocks[-1].tail_dividends if market.blocks[-1].is_tail else 0],
+            "epoch_members": np.concatenate([e.members[u] for e in market.epochs for u in UNIVERSES]).astype(np.int64),
+        }
+        staged = self.folder / f".tmp-{os.getpid()}-state-{T:06d}.npz"
+        with open(staged, "wb") as out:
+            np.savez(out, **{k: np.asarray(v) for k, v in state.items()})
+        crashpoint("sample.cache.state")
+        self._place(staged, self.folder / f"state-{T:06d}.npz")
+        crashpoint("sample.cache.tidy")
+        self.tidy(T)
+        self._remove_other_keys()
+
+    def tidy(self, T: int | None) -> None:
+        """Remove what the state of T sessions does not need (everything when None): other states,
+        blocks and tails it does not name, all but the most quarters, staged files of stopped writers."""
+        assert self._write_depth > 0, "the cache is tidied under its write lock"
+        counts = self._quarter_counts()
+        keep = {"blocks", "companies.npz"}
+        if T:
+            keep |= {f"state-{T:06d}.npz"} | ({f"quarters-{counts[-1]:04d}"} if counts else set())
+            if T % self.block_sessions:
+                keep.add(f"tail-{T - T % self.block_sessions:06d}")
+        for path in self.folder.iterdir():
+            if path.name not in keep:
+                _remove(path)
+        blocks = {f"{t0:06d}-{t1:06d}" for t0, t1 in self._spans(T)} if T else set()
+        if (self.folder / "blocks").is_dir():
+            for path in (self.folder / "blocks").iterdir():
+                if path.name not in blocks:
+                    _remove(path)
+
+    def discard(self, why: str) -> None:
+        """Remove this key's files (not its locks) after finding them damaged."""
+        log.warning("sample market cache %s: %s; removing it and simulating the market again", self.folder, why)
+        with self.writing():
+            for path in self.folder.iterdir():
+                _remove(path)
+
+    def _remove_other_keys(self) -> None:
+        """Other keys' folders and locks, where nobody holds the key's lock (a source of other
+        settings on this home right now keeps its key), and scratch folders of dead processes."""
+        names = {p.name for p in self.root.iterdir()}
+        others = {n.removesuffix(".write.lock").removesuffix(".lock") for n in names if n.startswith("market-")} - {self.key}
+        for key in sorted(others):
+            lock = self.root / f"{key}.lock"
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    continue
+                if (self.root / key).is_dir():
+                    _remove(self.root / key)
+                (self.root / f"{key}.write.lock").unlink(missing_ok=True)
+                lock.unlink(missing_ok=True)
+            finally:
+                os.close(fd)
+        _remove_orphans(self.root)
+
+    @property
+    def size_bytes(self) -> int:
+        return sum(p.stat().st_size for p in self.folder.rglob("*") if p.is_file()) if self.folder.is_dir() else 0
 
 
 # The source ----------------------------------------------------------------------------------------
@@ -1038,9 +1666,12 @@ def _indexes(sessions, g, fac, levels_cap, volumes_cap) -> pl.DataFrame:
 class SampleSource:
     """The deterministic synthetic market behind `make demo` (see the module docstring).
 
-    `companies`: the market's size (settings.sample_companies). `memory_mb`: bar blocks held in
-    memory before the rest go to files under `cache_dir` (settings.sample_memory_mb and
-    settings.home/cache/sample; without a cache_dir, the system's temporary folder)."""
+    `companies`: the market's size (settings.sample_companies). `memory_mb`: MiB of bar blocks
+    held in memory (settings.sample_memory_mb). `cache_dir`: where the simulated market is kept
+    between runs (settings.home/cache/sample, see `_Cache`); a source with one continues the market
+    from where the last run stopped and reads earlier sessions from there. Without one (unit
+    tests), each source simulates from the start and the blocks beyond `memory_mb` go to a scratch
+    folder under `scratch_dir` (the system's temporary folder by default), removed with it."""
 
     name = "sample"
 
@@ -1051,13 +1682,17 @@ class SampleSource:
         companies: int = N_COMPANIES,
         memory_mb: int = MEMORY_MB,
         cache_dir: Path | None = None,
+        scratch_dir: Path | None = None,
     ) -> None:
         _layout(companies)  # a size out of range fails here, not at the first fetch
         self.seed = seed
         self.start = start
         self.n_companies = companies
+        self.memory_mb = memory_mb
+        self.scratch_dir = scratch_dir
         self._lock = threading.Lock()
-        self._store = _Store(memory_mb * 2**20, cache_dir)
+        self._cache = _Cache(cache_dir, seed, start, companies) if cache_dir is not None else None
+        self._store = _Store(memory_mb * 2**20, scratch_dir, self._cache)
         self._companies: _Companies | None = None
         self._market: _Market | None = None
         self._position_of: dict[str, int] | None = None
@@ -1067,18 +1702,59 @@ class SampleSource:
     def _market_to(self, end: date) -> _Market:
         """The market simulated at least up to `end` (the session on or before it)."""
         with self._lock:
-            if self._companies is None:
-                self._companies = _companies(self.seed, self.start, self.n_companies)
+            co = self._companies_locked()
             first = calendar.sessions(self.start, self.start + timedelta(days=10))[0]
             last = max(calendar.session_on_or_before(max(end, first)), first)
-            if self._market is None or self._market.sessions[-1] < last:
-                self._market = _simulate(self.seed, self.start, last, self._companies, self._market, self._store)
-            return self._market
+            market = self._market
+            if market is not None and market.sessions[-1] >= last:
+                return market
+            if self._cache is None:
+                self._market = _simulate(self.seed, self.start, last, co, market, self._store)
+                return self._market
+            if market is None:
+                market = self._market = self._cache.load(co)
+                if market is not None and market.sessions[-1] >= last:
+                    return market
+            with self._cache.writing():
+                # Another process may have grown (or removed) the market since it was read here.
+                if self._cache.states()[-1:] != ([len(market.sessions)] if market is not None else []):
+                    market = self._cache.load(co)
+                if market is None or market.sessions[-1] < last:
+                    self._cache.tidy(len(market.sessions) if market is not None else None)
+                    market = _simulate(self.seed, self.start, last, co, market, self._store)
+                    self._cache.commit(market, co)
+                self._market = market
+            return market
+
+    def _companies_locked(self) -> _Companies:
+        if self._companies is None:
+            if self._cache is not None:
+                self._companies = self._cache.companies()
+            else:
+                self._companies = _companies(self.seed, self.start, self.n_companies)
+        return self._companies
+
+    def _reading(self, what):
+        """`what()`, again after a damaged cache file: first from the cache read afresh (another
+        process may have replaced what this one had read), then from a market simulated again."""
+        for attempt in range(3):
+            try:
+                return what()
+            except _CacheDamaged as exc:
+                if self._cache is None or attempt == 2:
+                    raise
+                with self._lock:
+                    if attempt == 0:
+                        log.warning("sample market cache: %s; reading the cache again", exc)
+                    else:
+                        self._cache.discard(str(exc))
+                    self._market = None
+                    self._store = _Store(self.memory_mb * 2**20, self.scratch_dir, self._cache)
 
     @property
     def companies(self) -> _Companies:
-        self._market_to(self.start)
-        return self._companies
+        with self._lock:
+            return self._companies_locked()
 
     def _positions(self, market: _Market, start: date, end: date) -> tuple[int, int]:
         a = bisect.bisect_left(market.sessions, start)
@@ -1089,6 +1765,18 @@ class SampleSource:
 
     def bars(self, symbols: Sequence[str], start: date, end: date) -> Fetched:
         """Daily bars for index and member symbols; splits and dividends in `actions`."""
+        return self._reading(lambda: self._bars(symbols, start, end))
+
+    def holdings(self, universes: Sequence[str], start: date, end: date) -> Fetched:
+        """One snapshot per session in [start, end] for each universe: equities only, cap weights.
+        Built for the asked window only: ask a long history a year at a time."""
+        return self._reading(lambda: self._holdings(universes, start, end))
+
+    def fundamentals(self, symbols: Sequence[str], as_of: date) -> Fetched:
+        """Quarters with report_date <= as_of; a delisted company reports nothing after it delists."""
+        return self._reading(lambda: self._fundamentals(symbols, as_of))
+
+    def _bars(self, symbols: Sequence[str], start: date, end: date) -> Fetched:
         symbols = list(dict.fromkeys(symbols))
         if end < self.start:
             return Fetched(failures=_failures([(s, "bars", self._before_start(start, end)) for s in symbols]))
@@ -1103,12 +1791,7 @@ class SampleSource:
 
         parts = []
         if index_syms and b > a:
-            window = market.sessions[a:b]
-            parts.append(
-                market.index_bars.filter(
-                    pl.col("symbol").is_in(index_syms) & pl.col("session_date").is_between(window[0], window[-1])
-                )
-            )
+            parts.append(market.index_bars(index_syms, a, b))
         if len(member_idx) and b > a:
             k, s = len(member_idx), b - a
             close = market.read("close", member_idx, a, b).ravel()
@@ -1137,18 +1820,10 @@ class SampleSource:
 
         actions = empty(ACTIONS_SCHEMA)
         if len(member_idx) and b > a:
-            actions = conform(
-                market.actions.filter(
-                    pl.col("symbol").is_in(co.symbol[member_idx].tolist()) & pl.col("idx").is_between(a, b - 1)
-                ),
-                ACTIONS_SCHEMA,
-                "sample actions",
-            )
+            actions = market.actions(co, member_idx, a, b)
         return Fetched(bars=bars, actions=actions, failures=_failures(failures))
 
-    def holdings(self, universes: Sequence[str], start: date, end: date) -> Fetched:
-        """One snapshot per session in [start, end] for each universe: equities only, cap weights.
-        Built for the asked window only: ask a long history a year at a time."""
+    def _holdings(self, universes: Sequence[str], start: date, end: date) -> Fetched:
         failures, parts = [], []
         for u in dict.fromkeys(universes):
             if u not in UNIVERSES:
@@ -1166,11 +1841,11 @@ class SampleSource:
         holdings = pl.concat(parts) if parts else empty(HOLDINGS_SCHEMA)
         return Fetched(holdings=holdings, failures=_failures(failures))
 
-    def fundamentals(self, symbols: Sequence[str], as_of: date) -> Fetched:
-        """Quarters with report_date <= as_of; a delisted company reports nothing after it delists."""
+    def _fundamentals(self, symbols: Sequence[str], as_of: date) -> Fetched:
         symbols = list(dict.fromkeys(symbols))
         market = self._market_to(max(as_of, self.start))
-        co, qs = self._companies, market.quarters
+        # The quarters a market to as_of makes, however many a longer market (or the cache) holds.
+        co, qs = self._companies, market.quarters.head(_n_quarters(self.start, calendar.session_on_or_before(max(as_of, market.sessions[0]))))
         position = self._position()
         idx = np.array([position[s] for s in symbols if s in position], dtype=np.int64)
         failures = [(s, "fundamentals", f"unknown symbol {s!r}: fundamentals exist for {self._symbol_range()}")
@@ -1185,17 +1860,19 @@ class SampleSource:
         keep = qs.exists[:, idx] & (report <= np.datetime64(as_of, "D")) & (qs.period_end[:, None] < delist_day[None, :])
         ci, qi = np.nonzero(keep.T)  # company-major, quarters ascending
         cols = idx[ci]
+        # A long history is a million rows and more: strings gathered by polars, NaN made null on
+        # the way in (numpy string arrays and a fill_nan pass cost as much as the rest).
         frame = pl.DataFrame(
             {
-                "symbol": co.symbol[cols],
+                "symbol": pl.Series(co.symbol[idx]).gather(ci),
                 "period_end_date": qs.period_end[qi],
                 "report_date": qs.report_date[qi, cols],
-                "net_income_common_usd": qs.net_income_common[qi, cols],
-                "net_income_usd": qs.net_income[qi, cols],
-                "diluted_eps": qs.eps[qi, cols],
+                "net_income_common_usd": pl.Series(qs.net_income_common[qi, cols], nan_to_null=True),
+                "net_income_usd": pl.Series(qs.net_income[qi, cols], nan_to_null=True),
+                "diluted_eps": pl.Series(qs.eps[qi, cols], nan_to_null=True),
                 "revenue_usd": qs.revenue[qi, cols],
             }
-        ).with_columns(pl.col("net_income_common_usd", "net_income_usd", "diluted_eps").fill_nan(None))
+        )
         return Fetched(fundamentals=conform(frame, FUNDAMENTALS_SCHEMA, "sample fundamentals"), failures=_failures(failures))
 
     # conveniences ---------------------------------------------------------------------------------
@@ -1223,6 +1900,11 @@ class SampleSource:
     def scratch_bytes(self) -> tuple[int, int]:
         """Bytes of bars held in memory and written to the scratch folder so far."""
         return self._store.held_bytes, self._store.spilled_bytes
+
+    @property
+    def cache_folder(self) -> Path | None:
+        """The folder of this market's cache (None without a cache)."""
+        return self._cache.folder if self._cache is not None else None
 
     # helpers ----------------------------------------------------------------------------------------
 
@@ -1347,7 +2029,11 @@ def _measure(argv: Sequence[str] | None = None) -> None:
                         "holdings of the last two sessions and bars of the last six, in chunks")
     parser.add_argument("--chunk-size", type=int, default=250)
     parser.add_argument("--memory-mb", type=int, default=MEMORY_MB)
-    parser.add_argument("--cache-dir", type=Path, default=None)
+    parser.add_argument("--cache-dir", type=Path, default=None,
+                        help="keep the market between runs in this folder (a data home's cache/sample): run twice "
+                        "to see a warm cache; without it, every run simulates from the start")
+    parser.add_argument("--scratch-dir", type=Path, default=None,
+                        help="without --cache-dir: where bar blocks beyond --memory-mb go (default: the system's temporary folder)")
     args = parser.parse_args(argv)
     end = args.end or calendar.latest_completed_session()
     calendar.sessions(args.start, args.start)  # the calendar's own one-off build is not the market's
@@ -1363,9 +2049,10 @@ def _measure(argv: Sequence[str] | None = None) -> None:
         return out
 
     source = SampleSource(
-        seed=args.seed, start=args.start, companies=args.companies, memory_mb=args.memory_mb, cache_dir=args.cache_dir
+        seed=args.seed, start=args.start, companies=args.companies, memory_mb=args.memory_mb, cache_dir=args.cache_dir,
+        scratch_dir=args.scratch_dir,
     )
-    timed("simulate", source._market_to, end)
+    timed("market", source._market_to, end)  # simulated, or read from (and continued in) the cache
     symbols = source.symbols()
     chunks = [symbols[i : i + args.chunk_size] for i in range(0, len(symbols), args.chunk_size)]
     if args.by == "night":
@@ -1385,14 +2072,18 @@ def _measure(argv: Sequence[str] | None = None) -> None:
     for chunk in chunks:
         rows["fundamentals"] += timed("fundamentals", source.fundamentals, chunk, end).fundamentals.height
     held, spilled = source.scratch_bytes
-    spent = "; ".join(f"{k} {w:.1f} s (cpu {c:.1f})" for k, (w, c) in clock.items())
+    spent = "; ".join(f"{k} {w:.2f} s (cpu {c:.2f})" for k, (w, c) in clock.items())
+    cached = ""
+    if source._cache is not None:
+        cached = (f"; cache {source._cache.folder}: {source._store.cached_bytes / 2**20:,.0f} MiB of bars written by this run, "
+                  f"{source._cache.size_bytes / 2**20:,.0f} MiB in all")
     print(
         f"sample market: {args.companies:,} companies, {args.start}..{end} ({len(calendar.sessions(args.start, end)):,} sessions), "
         f"by {args.by}: {len(windows)} window(s) x {len(chunks) + 1 if args.by != 'year' else 2} bar request(s)\n"
         f"  rows: {rows['bars']:,} bars, {rows['actions']:,} actions, {rows['holdings']:,} holdings, {rows['fundamentals']:,} fundamentals\n"
         f"  {spent}\n"
-        f"  total {sum(w for w, _ in clock.values()):.1f} s (cpu {sum(c for _, c in clock.values()):.1f}); "
-        f"bar blocks {held / 2**20:,.0f} MiB in memory, {spilled / 2**20:,.0f} MiB in files"
+        f"  total {sum(w for w, _ in clock.values()):.2f} s (cpu {sum(c for _, c in clock.values()):.2f}); "
+        f"bar blocks {held / 2**20:,.0f} MiB in memory, {spilled / 2**20:,.0f} MiB in scratch files{cached}"
     )
 
 

@@ -7,10 +7,20 @@ recomputed here from `fundamentals()` independently of the source's own selectio
 
 from __future__ import annotations
 
+import bisect
 import gc
+import logging
+import multiprocessing
+import os
 import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
 import threading
 from datetime import date, timedelta
+from pathlib import Path
 
 import numpy as np
 import polars as pl
@@ -478,7 +488,7 @@ def test_requests_give_the_same_rows_whatever_the_window_chunking_and_storage(tm
     earlier end, so the rest of it continues that build)."""
     start, end = date(2023, 1, 3), date(2024, 12, 31)
     in_memory = SampleSource(start=start, companies=2_500)
-    on_disk = SampleSource(start=start, companies=2_500, memory_mb=0, cache_dir=tmp_path)
+    on_disk = SampleSource(start=start, companies=2_500, memory_mb=0, scratch_dir=tmp_path)
     on_disk.bars(["SMP0001"], start, date(2023, 8, 1))  # past the first reconstitution
     everything = [*INDEX_SYMBOLS, *in_memory.symbols()[::5]]
     whole = in_memory.bars(everything, start, end)
@@ -524,7 +534,9 @@ def test_settings_size_the_market_through_make_source(tmp_path, monkeypatch):
     monkeypatch.setenv("SMALLCAPS_SAMPLE_MEMORY_MB", "64")
     source = make_source(Settings(home=tmp_path))
     assert isinstance(source, SampleSource) and source.n_companies == 4_000
-    assert source._store.memory_bytes == 64 * 2**20 and source._store.root == tmp_path / "cache" / "sample"
+    # The market is kept in the data home between runs.
+    assert source._store.memory_bytes == 64 * 2**20 and source.cache_folder.parent == tmp_path / "cache" / "sample"
+    assert source.cache_folder.name.startswith(f"market-2025-20240102-4000-")
     assert Settings.model_fields["sample_companies"].default == sample.N_COMPANIES  # the default market
     bounds = {type(m).__name__: getattr(m, "ge", getattr(m, "le", None)) for m in Settings.model_fields["sample_companies"].metadata}
     assert bounds == {"Ge": sample.MIN_COMPANIES, "Le": sample.MAX_COMPANIES}
@@ -533,3 +545,352 @@ def test_settings_size_the_market_through_make_source(tmp_path, monkeypatch):
         Settings(home=tmp_path)
     with pytest.raises(ValueError, match=r"2,500\.\.50,000 companies, got 900: set SMALLCAPS_SAMPLE_COMPANIES"):
         SampleSource(companies=900)
+
+
+# The market kept in the data home between runs ---------------------------------------------------------
+
+SMALL = {"start": date(2023, 1, 3), "companies": 2_500}  # 502 sessions to SMALL_END, in blocks of 256
+SMALL_END = date(2024, 12, 31)
+SMALL_SESSIONS = calendar.sessions(SMALL["start"], SMALL_END)
+UNIVERSES = ["russell2000", "sp600"]
+REPO = Path(__file__).resolve().parents[2]
+GROW_IN_ANOTHER_PROCESS = """
+import sys
+from datetime import date
+from pathlib import Path
+from sources.sample import SampleSource
+start, companies, cache, end = date.fromisoformat(sys.argv[1]), int(sys.argv[2]), Path(sys.argv[3]), date.fromisoformat(sys.argv[4])
+SampleSource(start=start, companies=companies, cache_dir=cache).bars(["SMP0001"], end, end)
+"""
+
+
+def everything(source: SampleSource, end: date) -> dict[str, pl.DataFrame]:
+    """Every frame the source gives up to `end`: bars, actions and failures of every symbol,
+    holdings of both universes, fundamentals of every symbol as of three dates."""
+    symbols = [*INDEX_SYMBOLS, *source.symbols()]
+    got = source.bars(symbols, source.start, end)
+    out = {"bars": got.bars, "actions": got.actions, "failures": got.failures,
+           "holdings": source.holdings(UNIVERSES, source.start, end).holdings}
+    for as_of in (source.start, date(2023, 8, 15), end):
+        out[f"fundamentals {as_of}"] = source.fundamentals(symbols, min(as_of, end)).fundamentals
+    return out
+
+
+def assert_same_bits(got: dict[str, pl.DataFrame], want: dict[str, pl.DataFrame]) -> None:
+    """Equal values, and floats equal bit for bit (-0.0 is not 0.0 here, NaN payloads count)."""
+    assert got.keys() == want.keys()
+    for name in want:
+        try:
+            assert_frame_equal(got[name], want[name], check_exact=True)
+        except AssertionError as exc:
+            raise AssertionError(f"{name}: {exc}") from None
+        for column, dtype in want[name].schema.items():
+            if dtype == pl.Float64:
+                bits = [f[name].get_column(column).fill_null(0.0).to_numpy().view(np.uint64) for f in (got, want)]
+                assert np.array_equal(*bits), (name, column)
+
+
+def cut(frames: dict[str, pl.DataFrame], end: date) -> dict[str, pl.DataFrame]:
+    """The bars, actions and holdings of `frames` up to `end`."""
+    dated = {"bars": "session_date", "actions": "ex_date", "holdings": "as_of_date"}
+    return {k: frames[k].filter(pl.col(c) <= end) for k, c in dated.items()}
+
+
+def cache_files(cache: Path) -> dict[str, list[str]]:
+    """Per key folder: its states, blocks and quarters (plus anything else lying there)."""
+    out = {}
+    for folder in sorted(p for p in cache.iterdir() if p.is_dir()):
+        names = sorted(p.name for p in folder.iterdir() if p.name != "blocks")
+        blocks = sorted(p.name for p in (folder / "blocks").iterdir()) if (folder / "blocks").is_dir() else []
+        out[folder.name] = names + [f"blocks/{b}" for b in blocks]
+    return out
+
+
+def tidy_files(T: int) -> list[str]:
+    """What a cache of the small market holds once it has recorded T sessions: blocks of 256
+    sessions, and the sessions after the last of them in a tail."""
+    blocks = [f"blocks/{t0:06d}-{t0 + 256:06d}" for t0 in range(0, T - T % 256, 256)]
+    tail = [f"tail-{T - T % 256:06d}"] if T % 256 else []
+    return sorted(["companies.npz", "quarters-0048", f"state-{T:06d}.npz", *tail]) + blocks
+
+
+def recording_simulations(monkeypatch) -> list[tuple[int, date]]:
+    """(sessions continued from, last session) of every simulation from now on."""
+    calls, real = [], sample._simulate
+
+    def simulate(seed, start, last, co, prev, store, **kw):
+        calls.append((0 if prev is None else len(prev.sessions), last))
+        return real(seed, start, last, co, prev, store, **kw)
+
+    monkeypatch.setattr(sample, "_simulate", simulate)
+    return calls
+
+
+@pytest.fixture(scope="module")
+def small_fresh():
+    """The small market to SMALL_END in one simulation, without a cache: what every cache must give."""
+    return everything(SampleSource(**SMALL), SMALL_END)
+
+
+def test_a_market_grown_through_the_cache_in_steps_is_the_fresh_market_bit_for_bit(tmp_path, small_fresh, monkeypatch):
+    """Runs to different ends, each a new source, one of them another process: the same end twice,
+    an end the cache already covers, ends on both sides of a block boundary (session 256) and of a
+    reconstitution, blocks in memory and in files only. Then every frame equals one simulation
+    without a cache, and reading it all simulates nothing."""
+    calls = recording_simulations(monkeypatch)
+    s = SMALL_SESSIONS
+    steps = [(s[40], 512), (s[40], 0), (s[7], 512), (s[255], 0), (s[256], 512), (RECONSTITUTIONS[0], None), (SMALL_END, 0)]
+    built = 0
+    for end, memory_mb in steps:
+        if memory_mb is None:  # another process
+            subprocess.run(
+                [sys.executable, "-c", GROW_IN_ANOTHER_PROCESS, str(SMALL["start"]), str(SMALL["companies"]), str(tmp_path), str(end)],
+                cwd=REPO, check=True, capture_output=True,
+            )
+        else:
+            source = SampleSource(**SMALL, cache_dir=tmp_path, memory_mb=memory_mb)
+            got = source.bars([*INDEX_SYMBOLS, "SMP0001", "SMP2400"], SMALL["start"], end)
+            want = small_fresh["bars"].filter(pl.col("symbol").is_in(got.bars.get_column("symbol").unique().to_list()) & (pl.col("session_date") <= end))
+            assert_same_bits({"bars": got.bars.sort("symbol", "session_date")}, {"bars": want.sort("symbol", "session_date")})
+        built = max(built, bisect.bisect_right(s, end))
+        (key,) = cache_files(tmp_path)
+        assert cache_files(tmp_path)[key] == tidy_files(built), end
+    # Each run simulated only the sessions after what the cache held (none for an end it covered).
+    assert calls == [(0, s[40]), (41, s[255]), (256, s[256]), (bisect.bisect_right(s, RECONSTITUTIONS[0]), SMALL_END)]
+    calls.clear()
+    assert_same_bits(everything(SampleSource(**SMALL, cache_dir=tmp_path), SMALL_END), small_fresh)
+    assert calls == []
+
+
+@settings(max_examples=5, deadline=None)
+@given(picks=st.lists(st.integers(min_value=0, max_value=len(SMALL_SESSIONS) - 1), min_size=1, max_size=4))
+def test_any_sequence_of_ends_gives_the_fresh_market(small_fresh, picks):
+    with tempfile.TemporaryDirectory() as cache:
+        for k in picks:
+            SampleSource(**SMALL, cache_dir=Path(cache), memory_mb=64).bars(["SMP0001"], SMALL_SESSIONS[k], SMALL_SESSIONS[k])
+        end = SMALL_SESSIONS[max(picks)]
+        source = SampleSource(**SMALL, cache_dir=Path(cache))
+        got = source.bars([*INDEX_SYMBOLS, *source.symbols()], SMALL["start"], end)
+        holdings = source.holdings(UNIVERSES, SMALL["start"], end).holdings
+        assert_same_bits({"bars": got.bars, "actions": got.actions, "holdings": holdings}, cut(small_fresh, end))
+
+
+def test_a_nightly_on_a_warm_cache_reads_only_the_tail_and_the_next_night_appends_one_session(
+    tmp_path, small_fresh, monkeypatch
+):
+    SampleSource(**SMALL, cache_dir=tmp_path).bars(["SMP0001"], SMALL_END, SMALL_END)
+    (folder,) = [p for p in tmp_path.iterdir() if p.is_dir()]
+    before = {p: p.stat().st_mtime_ns for p in folder.rglob("*")}
+    calls = recording_simulations(monkeypatch)
+    opened, real_open = [], sample._Block._open
+    monkeypatch.setattr(sample._Block, "_open", lambda block, field: opened.append((block.t0, block.t1)) or real_open(block, field))
+
+    night = SampleSource(**SMALL, cache_dir=tmp_path)
+    symbols = [*INDEX_SYMBOLS, *night.symbols()]
+    recent = SMALL_SESSIONS[-6:]
+    got = {
+        "bars": night.bars(symbols, recent[0], SMALL_END).bars,
+        "holdings": night.holdings(UNIVERSES, recent[-2], SMALL_END).holdings,
+        f"fundamentals {SMALL_END}": night.fundamentals(symbols, SMALL_END).fundamentals,
+    }
+    want = {
+        "bars": small_fresh["bars"].filter(pl.col("session_date") >= recent[0]),
+        "holdings": small_fresh["holdings"].filter(pl.col("as_of_date") >= recent[-2]),
+        f"fundamentals {SMALL_END}": small_fresh[f"fundamentals {SMALL_END}"],
+    }
+    assert_same_bits(got, want)
+    assert calls == [] and set(opened) == {(256, 502)}  # the last block, nothing of the first
+    assert {p: p.stat().st_mtime_ns for p in folder.rglob("*")} == before  # and wrote nothing
+
+    # The next night continues the stream for one session and appends its row to the tail: the
+    # sessions before it are neither simulated nor written again.
+    nxt = calendar.sessions(SMALL_END + timedelta(days=1), SMALL_END + timedelta(days=10))[0]
+    first_block = {p: p.stat().st_mtime_ns for p in (folder / "blocks" / "000000-000256").iterdir()}
+    tail = {p.name: p.stat().st_size for p in (folder / "tail-000256").iterdir()}
+    tomorrow = SampleSource(**SMALL, cache_dir=tmp_path).bars(["SMP0001"], nxt, nxt)
+    assert tomorrow.bars.height == 1 and calls == [(502, nxt)]
+    assert cache_files(tmp_path)[folder.name] == tidy_files(503)
+    assert {p: p.stat().st_mtime_ns for p in (folder / "blocks" / "000000-000256").iterdir()} == first_block
+    grown = {p.name: p.stat().st_size - tail[p.name] for p in (folder / "tail-000256").iterdir()}
+    assert grown.pop("dividends.bin") % sample.DIVIDEND_DTYPE.itemsize == 0
+    assert grown == {f"{f}.bin": 2_500 * 8 for f in sample.BAR_FIELDS}  # one row of 2,500 companies
+
+
+def _grow_and_exit(cache: Path, end: date, crash_at: str | None) -> None:
+    """A forked writer (numpy only: no polars thread pool in a forked child)."""
+    if crash_at:
+        os.environ["SMALLCAPS_CRASHPOINT"] = crash_at
+    SampleSource(**SMALL, cache_dir=cache)._market_to(end)
+    os._exit(0)
+
+
+def forked(target, *args) -> multiprocessing.Process:
+    child = multiprocessing.get_context("fork").Process(target=target, args=args)
+    child.start()
+    return child
+
+
+@pytest.mark.parametrize(
+    ("built", "point"),
+    [
+        (200, "sample.cache.block"),  # a complete block staged, not in place
+        (200, "sample.cache.tail"),  # ... in place, and a new tail half written
+        (300, "sample.cache.tail"),  # rows appended to one file of the tail the state names
+        (300, "sample.cache.state"),  # ... to all of them, the state staged, not in place
+        (200, "sample.cache.tidy"),  # the new state in place, the old one and its tail still there
+    ],
+)
+def test_a_writer_killed_anywhere_leaves_the_old_market_or_the_new_one(tmp_path, small_fresh, built, point):
+    SampleSource(**SMALL, cache_dir=tmp_path).bars(["SMP0001"], SMALL_SESSIONS[built], SMALL_SESSIONS[built])
+    # The killed writer grows it to another end than the next one: what it left must not pass for
+    # the next one's sessions (the same sessions would be the same bytes).
+    child = forked(_grow_and_exit, tmp_path, SMALL_SESSIONS[400], point)
+    child.join(120)
+    assert child.exitcode == -signal.SIGKILL  # killed at the point, as by kill -9: no cleanup ran
+    (key,) = cache_files(tmp_path)
+    states = [n for n in cache_files(tmp_path)[key] if n.startswith("state-")]
+    assert states == [f"state-{built + 1:06d}.npz"] + (["state-000401.npz"] if point == "sample.cache.tidy" else [])
+    if point != "sample.cache.tidy":
+        # Readers of what is there now get the market as it was.
+        few = ["^RUT", "SMP0001", "SMP2400"]
+        got = SampleSource(**SMALL, cache_dir=tmp_path).bars(few, SMALL["start"], SMALL_SESSIONS[built]).bars
+        assert_same_bits({"bars": got}, {"bars": cut(small_fresh, SMALL_SESSIONS[built])["bars"].filter(pl.col("symbol").is_in(few))})
+    assert_same_bits(everything(SampleSource(**SMALL, cache_dir=tmp_path), SMALL_END), small_fresh)
+    # The next writer removes what the killed one left.
+    SampleSource(**SMALL, cache_dir=tmp_path).bars(["SMP0001"], SMALL_SESSIONS[-1], SMALL_SESSIONS[-1])
+    after = date(2025, 1, 3)
+    SampleSource(**SMALL, cache_dir=tmp_path).bars(["SMP0001"], after, after)
+    assert cache_files(tmp_path)[key] == tidy_files(len(calendar.sessions(SMALL["start"], after)))
+
+
+def _damage(folder: Path, how: str) -> None:
+    state = next(folder.glob("state-*.npz"))
+    if how == "truncated block file":
+        close = folder / "blocks" / "000000-000256" / "close.npy"
+        close.write_bytes(close.read_bytes()[: close.stat().st_size // 2])
+    elif how == "missing block":
+        shutil.rmtree(folder / "blocks" / "000000-000256")
+    elif how == "not a state file":
+        state.write_bytes(b"PK\x03\x04 half of a zip file")
+    elif how == "damaged companies file":
+        (folder / "companies.npz").write_bytes(b"\x93NUMPY")
+    elif how == "simulated on another calendar":  # e.g. exchange_calendars added a closure since
+        with np.load(state) as z:
+            arrays = {k: z[k] for k in z.files}
+        arrays["sessions_sha256"] = np.zeros(32, np.uint8)
+        with open(state, "wb") as out:
+            np.savez(out, **arrays)
+    else:
+        raise AssertionError(how)
+
+
+@pytest.mark.parametrize(
+    ("how", "logged"),
+    [
+        ("truncated block file", "removing it and simulating the market again"),
+        ("missing block", "removing it and simulating the market again"),
+        ("not a state file", "removing it and simulating the market again"),
+        ("simulated on another calendar", "removing it and simulating the market again"),
+        ("damaged companies file", "making the companies again"),
+    ],
+)
+def test_a_damaged_cache_is_removed_with_a_log_line_and_made_again(tmp_path, small_fresh, how, logged, caplog):
+    source = SampleSource(**SMALL, cache_dir=tmp_path)
+    source.bars(["SMP0001"], SMALL_END, SMALL_END)
+    folder = source.cache_folder
+    _damage(folder, how)
+    with caplog.at_level(logging.WARNING, logger="sources.sample"):
+        got = everything(SampleSource(**SMALL, cache_dir=tmp_path), SMALL_END)
+    assert_same_bits(got, small_fresh)
+    lines = [r.getMessage() for r in caplog.records if logged in r.getMessage()]
+    assert len(lines) == 1 and str(folder) in lines[0], caplog.text
+    assert cache_files(tmp_path)[folder.name] == tidy_files(502)
+    # The cache is whole again: the next source reads it without a word.
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="sources.sample"):
+        SampleSource(**SMALL, cache_dir=tmp_path).bars(["SMP0001"], SMALL_END, SMALL_END)
+    assert caplog.records == []
+
+
+def test_a_new_key_never_reuses_old_files_and_removes_the_keys_nobody_uses(tmp_path, monkeypatch):
+    d = SMALL_SESSIONS[30]
+    old = SampleSource(**SMALL, cache_dir=tmp_path)
+    old.bars(["SMP0001"], d, d)
+    calls = recording_simulations(monkeypatch)
+    monkeypatch.setattr(sample, "_code_version", lambda: "edited")  # the simulation's code changed
+    new = SampleSource(**SMALL, cache_dir=tmp_path)
+    new.bars(["SMP0001"], d, d)
+    assert calls == [(0, d)] and new.cache_folder != old.cache_folder and new.cache_folder.name.endswith("-edited")
+    assert old.cache_folder.is_dir()  # a source still using its key keeps it
+    old_key = old.cache_folder.name
+    del old
+    gc.collect()
+    SampleSource(**SMALL, cache_dir=tmp_path).bars(["SMP0001"], SMALL_SESSIONS[31], SMALL_SESSIONS[31])
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [new.cache_folder.name, f"{new.cache_folder.name}.lock", f"{new.cache_folder.name}.write.lock"]
+    )
+    assert not any(old_key in p.name for p in tmp_path.iterdir())
+    # Seed, start and size are in the key too.
+    other = SampleSource(**{**SMALL, "seed": 7}, cache_dir=tmp_path)
+    assert other.cache_folder.name.startswith("market-7-20230103-2500-")
+
+
+def _read_while_growing(cache: Path, ends: list[date]) -> None:
+    for end in ends:
+        SampleSource(**SMALL, cache_dir=cache)._market_to(end)
+    os._exit(0)
+
+
+def test_processes_sharing_a_cache_never_read_a_partial_file(tmp_path, small_fresh, caplog):
+    """Two writers grow the same key at once, step by step, each run a new source (so states and last
+    blocks are replaced under the others' feet) while this process keeps loading it and reading the
+    first 100 sessions from whatever state is newest."""
+    SampleSource(**SMALL, cache_dir=tmp_path).bars(["SMP0001"], SMALL_SESSIONS[100], SMALL_SESSIONS[100])
+    writers = [forked(_read_while_growing, tmp_path, SMALL_SESSIONS[start::60] + [SMALL_END]) for start in (110, 140)]
+    window = (SMALL["start"], SMALL_SESSIONS[100])
+    want = {"bars": small_fresh["bars"].filter(pl.col("session_date") <= window[1]).filter(pl.col("symbol").is_in(["^RUT", "SMP0001", "SMP2400"]))}
+    reads = 0
+    with caplog.at_level(logging.WARNING, logger="sources.sample"):
+        while any(w.is_alive() for w in writers) or reads < 3:
+            got = SampleSource(**SMALL, cache_dir=tmp_path).bars(["^RUT", "SMP0001", "SMP2400"], *window).bars
+            assert_same_bits({"bars": got}, want)
+            reads += 1
+    for w in writers:
+        w.join(120)
+        assert w.exitcode == 0
+    assert caplog.records == []  # nothing was ever found damaged
+    (key,) = cache_files(tmp_path)
+    assert cache_files(tmp_path)[key] == tidy_files(502)
+    assert_same_bits(everything(SampleSource(**SMALL, cache_dir=tmp_path), SMALL_END), small_fresh)
+
+
+def test_quarters_replaced_by_another_writer_while_listed_are_read_again_not_called_damaged(tmp_path, caplog, monkeypatch):
+    """A writer that stores more quarters removes the fewer ones; a reader that listed the fewer
+    ones just before reads the new ones, without a warning and without computing any again."""
+    source = SampleSource(**SMALL, cache_dir=tmp_path)
+    source.bars(["SMP0001"], SMALL_SESSIONS[5], SMALL_SESSIONS[5])
+    folder, co = source.cache_folder, source.companies
+    cache = sample._Cache(tmp_path, 2025, SMALL["start"], SMALL["companies"])
+    real_read, computed = sample._Cache._read_quarters, []
+
+    def read_after_a_writer(self, path, Q):
+        if Q == 48 and (folder / "quarters-0048").exists():  # the other writer, between listing and reading
+            with cache.writing():
+                cache._write_quarters(sample._quarters(2025, SMALL["start"], co, 52, real_read(cache, path, Q)))
+                shutil.rmtree(path)
+        return real_read(self, path, Q)
+
+    real_quarters = sample._quarters
+    monkeypatch.setattr(sample._Cache, "_read_quarters", read_after_a_writer)
+
+    def quarters(seed, start, co, n, prev=None):
+        if n > (0 if prev is None else len(prev)):
+            computed.append((0 if prev is None else len(prev), n))
+        return real_quarters(seed, start, co, n, prev)
+
+    monkeypatch.setattr(sample, "_quarters", quarters)
+    with caplog.at_level(logging.WARNING, logger="sources.sample"):
+        got = sample._Cache(tmp_path, 2025, SMALL["start"], SMALL["companies"]).quarters(co, 48)
+    assert caplog.records == [] and len(got) == 52
+    assert computed == [(48, 52)]  # only the other writer's four: the reader computed none
+    assert sorted(p.name for p in folder.glob("quarters-*")) == ["quarters-0052"]
