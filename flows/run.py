@@ -77,14 +77,14 @@ def _load(
             len(retired), settings.retire_after_failures, ", ".join(retired[:5]),
         )
     index_symbols = plan.index_symbols
-    # Bars: chunks of symbols, each chunk sharing a first session (a symbol behind catches up).
+    # Bars: chunks of symbols, each fetched from one first session (symbols behind catch up together).
     starts = {plan.bars_start: list(index_symbols)}
     if plan.kind == "nightly":
         for first, group in pipeline.bar_starts(con, symbols, plan.bars_start, settings.overlap_sessions).items():
             starts.setdefault(first, []).extend(group)
     else:
         starts[plan.bars_start] += symbols
-    parts = pipeline.grouped_chunks(starts, settings.chunk_size)
+    parts = pipeline.bar_chunks(starts, settings.chunk_size)
     names = [f"{i + 1}of{len(parts)}" for i in range(len(parts))]
     due = pipeline.fundamentals_symbols(con, settings, symbols, plan.as_of)
     fparts = pipeline.chunks(due, settings.chunk_size)

@@ -273,6 +273,23 @@ def last_needed_sessions(membership: pl.DataFrame, anchors: Sequence[str], as_of
     )
 
 
+def bar_chunks(starts: dict[date, list[str]], size: int) -> list[tuple[list[str], date]]:
+    """(chunk, first session) per bar fetch task. The symbols of the latest first session (the
+    night's window) are cut into chunks of `size`; the symbols behind it (each catching up from its
+    own last bar, so nearly every one with another date) share chunks too, in date order, each chunk
+    fetched from its earliest member's date: a symbol asked a few sessions more than it needs gets
+    rows that merge as unchanged, where one task per date made a night of ~100 one-symbol tasks."""
+    if not starts:
+        return []
+    latest = max(starts)
+    behind = [(s, first) for first in sorted(starts) if first != latest for s in starts[first]]
+    out = [(chunk, latest) for chunk in chunks(starts[latest], size)]
+    for i in range(0, len(behind), size):
+        part = behind[i : i + size]
+        out.insert(i // size, ([s for s, _ in part], min(first for _, first in part)))
+    return out
+
+
 def bar_starts(con: duckdb.DuckDBPyConnection, symbols: Sequence[str], start: date, overlap: int) -> dict[date, list[str]]:
     """First session to fetch per symbol, grouped: `start` for most; a symbol whose last stored bar
     is older (it failed on earlier nights) is fetched from there, overlap included, so a gap closes."""

@@ -73,6 +73,24 @@ def test_a_symbol_behind_is_fetched_from_its_last_bar_with_the_overlap(tmp_path)
     assert groups == {date(2025, 1, 2): ["LATE"], date(2025, 1, 10): ["AAA", "NEW"]}
 
 
+def test_symbols_behind_share_chunks_from_their_earliest_date_instead_of_one_task_each():
+    night = date(2025, 1, 10)
+    starts = {night: [f"S{i}" for i in range(5)], date(2024, 12, 2): ["A"], date(2024, 12, 20): ["B"], date(2025, 1, 3): ["C"]}
+    assert pipeline.bar_chunks(starts, 3) == [
+        (["A", "B", "C"], date(2024, 12, 2)),
+        (["S0", "S1", "S2"], night),
+        (["S3", "S4"], night),
+    ]
+    more = {**starts, date(2025, 1, 6): ["D"]}
+    assert pipeline.bar_chunks(more, 3)[:2] == [(["A", "B", "C"], date(2024, 12, 2)), (["D"], date(2025, 1, 6))]
+    # Every symbol once, none fetched from later than its own first session.
+    got = pipeline.bar_chunks(more, 3)
+    assert sorted(s for chunk, _ in got for s in chunk) == sorted(s for group in more.values() for s in group)
+    first = {s: d for d, group in more.items() for s in group}
+    assert all(d <= first[s] for chunk, d in got for s in chunk)
+    assert pipeline.bar_chunks({}, 3) == []
+
+
 def test_meta_symbols_records_mapping_rule_and_status(tmp_path):
     con = connect(tmp_path / "w.duckdb")
     h = pl.concat([
