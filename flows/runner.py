@@ -41,7 +41,7 @@ class PipelineTaskRunner(TaskRunner):
         inner = runner_for(Settings().dask_address, self.threads)
         inner.__enter__()
         try:
-            if hasattr(inner, "client"):
+            if not isinstance(inner, ThreadPoolTaskRunner):
                 connect(inner)
         except BaseException:
             inner.__exit__(None, None, None)

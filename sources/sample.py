@@ -1084,6 +1084,11 @@ class SampleSource:
         # lock, scratch files on this machine). A worker keeps the one it built for the next chunks.
         return (_for_this_process, (self.seed, self.start, self.n_companies, self._store.memory_bytes // 2**20))
 
+    def __dask_tokenize__(self):
+        # Dask names a submitted call by its arguments; without this it pickles and unpickles the
+        # source in the flow's process just to check the name is stable.
+        return ("sample", self.seed, self.start, self.n_companies, self._store.memory_bytes)
+
     # building --------------------------------------------------------------------------------
 
     def _market_to(self, end: date) -> _Market:

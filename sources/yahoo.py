@@ -574,6 +574,11 @@ class YahooSource:
         # worker process on a cluster (docs/operations.md says how to set them).
         return (_for_this_process, (self.settings, self._session_options, self._run))
 
+    def __dask_tokenize__(self):
+        # Dask names a submitted call by its arguments; without this it would pickle and unpickle
+        # the source (building one) in the flow's process just to check the name is stable.
+        return ("yahoo", self._run)
+
     @property
     def requests_made(self) -> int:
         """HTTP requests this source sent to Yahoo so far (the budget's count)."""
