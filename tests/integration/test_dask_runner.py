@@ -10,14 +10,13 @@ from __future__ import annotations
 from datetime import date
 from pathlib import Path
 
+import distributed
 import duckdb
 import polars as pl
 import pytest
 
 from flows.backfill import backfill
 from smallcaps.registry import DATASETS
-
-distributed = pytest.importorskip("distributed")
 
 pytestmark = [pytest.mark.slow, pytest.mark.dask]
 
