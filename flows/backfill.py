@@ -5,15 +5,15 @@ from __future__ import annotations
 from datetime import date
 
 from prefect import flow
-from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows.nightly import settings_for
 from flows.run import run_load
+from flows.runner import PipelineTaskRunner
 from smallcaps import calendar, pipeline
 from sources import make_source
 
 
-@flow(name="backfill", task_runner=ThreadPoolTaskRunner(max_workers=4), log_prints=True)
+@flow(name="backfill", task_runner=PipelineTaskRunner(), log_prints=True)
 def backfill(
     start: date | None = None,
     end: date | None = None,

@@ -6,9 +6,9 @@ from datetime import date
 from pathlib import Path
 
 from prefect import flow, get_run_logger
-from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows.run import run_load
+from flows.runner import PipelineTaskRunner
 from smallcaps import calendar, pipeline
 from smallcaps.settings import Settings
 
@@ -24,7 +24,7 @@ def settings_for(source: str | None, csv_path: str | None, home: str | None) -> 
     return Settings(**overrides)
 
 
-@flow(name="nightly", task_runner=ThreadPoolTaskRunner(max_workers=4), log_prints=True)
+@flow(name="nightly", task_runner=PipelineTaskRunner(), log_prints=True)
 def nightly(
     as_of: date | None = None,
     source: str | None = None,

@@ -60,6 +60,16 @@ def run_load(
             con.close()
 
 
+def _results(futures, what: str, names: list[str]) -> list[Fetched]:
+    """The chunks' results in order, a progress unit as each arrives: here in the flow's process,
+    because a chunk fetched on a Dask worker cannot reach the bar the CLI draws."""
+    got = []
+    for future, name in zip(futures, names, strict=True):
+        got.append(future.result())
+        progress.advance(f"{what} {name}")
+    return got
+
+
 def _load(
     con, settings: Settings, plan: pipeline.Plan, load_id: str, now: datetime, timings: dict, source: Source, notes: list[str]
 ) -> dict:
@@ -96,7 +106,7 @@ def _load(
         unmapped(source), [c for c, _ in parts], [f for _, f in parts], unmapped(plan.as_of), names
     )
     funds = tasks.fetch_fundamentals.map(unmapped(source), fparts, unmapped(plan.as_of), fnames)
-    fetched = Fetched.combine([held] + [f.result() for f in bars] + [f.result() for f in funds])
+    fetched = Fetched.combine([held] + _results(bars, "bars", names) + _results(funds, "fundamentals", fnames))
     rebase = pipeline.rebase_symbols(con, fetched, plan.as_of)
     if rebase:
         log.info(
@@ -108,11 +118,13 @@ def _load(
             by_range.setdefault(span, []).append(symbol)
         rparts = pipeline.grouped_chunks(by_range, settings.chunk_size)
         progress.grow(len(rparts))
+        rnames = [f"rebase-{i + 1}of{len(rparts)}" for i in range(len(rparts))]
         again = tasks.fetch_bars.map(
-            unmapped(source), [c for c, _ in rparts], [a for _, (a, _) in rparts], [b for _, (_, b) in rparts],
-            [f"rebase-{i + 1}of{len(rparts)}" for i in range(len(rparts))],
+            unmapped(source), [c for c, _ in rparts], [a for _, (a, _) in rparts], [b for _, (_, b) in rparts], rnames
         )
-        fetched = pipeline.apply_rebase(fetched, Fetched.combine([f.result() for f in again]), rebase)
+        fetched = pipeline.apply_rebase(
+            fetched, Fetched.combine(_results(again, "bars", rnames)), rebase
+        )
     crashpoint("fetch.done")
     timings["fetch"] = time.perf_counter() - t
     batch = pipeline.split(

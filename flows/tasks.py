@@ -3,6 +3,11 @@
 Retries sit only on the tasks that do I/O against a source or the file system; validation and
 the transactional load are deterministic, so retrying them would only repeat a failure. No task
 caches its result (sources return fresh data; frames are large).
+
+The fetch tasks the flows map over chunks may run on a Dask worker (flows/runner.py): what they get
+and return is pickled there and back (a source ships how to rebuild itself, not its state), and
+they report progress through the flow, which advances the bar as each result arrives. The other
+tasks take the DuckDB connection and are called directly: they run in the flow's process.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ import duckdb
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from smallcaps import pipeline, progress
+from smallcaps import pipeline
 from smallcaps.crashpoints import crashpoint
 from smallcaps.settings import Settings
 from sources.base import Fetched, Source
@@ -52,7 +57,6 @@ def fetch_bars(source: Source, symbols: Sequence[str], start: date, end: date, p
     get_run_logger().info(
         "bars %s: %s symbols, %s rows, %s failures", part, len(symbols), f"{got.bars.height:,}", got.failures.height
     )
-    progress.advance(f"bars {part}")
     return got
 
 
@@ -62,7 +66,6 @@ def fetch_fundamentals(source: Source, symbols: Sequence[str], as_of: date, part
     get_run_logger().info(
         "fundamentals %s: %s symbols, %s quarters, %s failures", part, len(symbols), got.fundamentals.height, got.failures.height
     )
-    progress.advance(f"fundamentals {part}")
     return got
 
 

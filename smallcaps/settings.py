@@ -95,6 +95,26 @@ def parse_anchor(text: str) -> str:
     return text
 
 
+DASK_SCHEMES = ("tcp", "tls")
+
+
+def parse_dask_address(text: str) -> str | None:
+    """A Dask scheduler address as `dask scheduler` prints it: tcp://HOST:PORT (or tls://). An empty
+    value means none (an exported but blank variable)."""
+    text = text.strip()
+    if not text:
+        return None
+    scheme, sep, rest = text.partition("://")
+    host, colon, port = rest.rpartition(":")
+    if not sep or scheme not in DASK_SCHEMES or not colon or not host.strip("[]") or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(
+            f"dask_address {text!r} is not a Dask scheduler address: write {' or '.join(s + '://HOST:PORT' for s in DASK_SCHEMES)}, "
+            "e.g. tcp://scheduler:8786 (the address `dask scheduler` prints), or unset SMALLCAPS_DASK_ADDRESS "
+            "to fetch on the local thread pool"
+        )
+    return text
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX,
@@ -145,10 +165,19 @@ class Settings(BaseSettings):
         3, ge=1, description="a former member whose bars failed this many loads in a row is no longer asked for"
     )
     fundamentals_max_age_days: int = Field(100, ge=1, description="re-fetch fundamentals older than this")
+    dask_address: str | None = Field(
+        None, description="address of a Dask scheduler (tcp://HOST:PORT): the fetch fan-out runs on its workers; "
+        "unset, on a pool of 4 threads in the flow's process"
+    )
     memory_limit_gb: float = Field(
         4.0, ge=0.5, description="memory a load may use: DuckDB gets half (it spills to home/tmp beyond), "
         "derivation of a large load is replayed in periods sized to the rest"
     )
+
+    @field_validator("dask_address")
+    @classmethod
+    def _dask_address(cls, value: str | None) -> str | None:
+        return parse_dask_address(value) if value is not None else None
 
     @field_validator("pairs", mode="before")
     @classmethod

@@ -1663,6 +1663,22 @@ class _Cache:
 # The source ----------------------------------------------------------------------------------------
 
 
+_built: dict[tuple, "SampleSource"] = {}
+_built_lock = threading.Lock()
+
+
+def _for_this_process(seed: int, start: date, companies: int, memory_mb: int) -> "SampleSource":
+    """The source of this recipe, built once per process (a Dask worker fetching chunk after chunk).
+    One market at a time: a worker asked for another recipe drops the previous one. Its scratch
+    files go to this machine's temporary folder: the flow's data home may not exist here."""
+    key = (seed, start, companies, memory_mb)
+    with _built_lock:
+        if key not in _built:
+            _built.clear()
+            _built[key] = SampleSource(seed=seed, start=start, companies=companies, memory_mb=memory_mb, cache_dir=None)
+        return _built[key]
+
+
 class SampleSource:
     """The deterministic synthetic market behind `make demo` (see the module docstring).
 
@@ -1696,6 +1712,17 @@ class SampleSource:
         self._companies: _Companies | None = None
         self._market: _Market | None = None
         self._position_of: dict[str, int] | None = None
+
+    def __reduce__(self):
+        # How a Dask worker gets the source (flows/runner.py): the market is fixed by its recipe, so
+        # the worker rebuilds it from that instead of receiving this one (up to hundreds of MB, a
+        # lock, scratch files on this machine). A worker keeps the one it built for the next chunks.
+        return (_for_this_process, (self.seed, self.start, self.n_companies, self._store.memory_bytes // 2**20))
+
+    def __dask_tokenize__(self):
+        # Dask names a submitted call by its arguments; without this it pickles and unpickles the
+        # source in the flow's process just to check the name is stable.
+        return ("sample", self.seed, self.start, self.n_companies, self._store.memory_bytes)
 
     # building --------------------------------------------------------------------------------
 

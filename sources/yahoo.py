@@ -35,10 +35,13 @@ decisions, in short:
 
 from __future__ import annotations
 
+import os
 import random
 import re
+import tempfile
 import threading
 import time
+import uuid
 import warnings
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass
@@ -503,6 +506,22 @@ def _frame(rows: list[pl.DataFrame], schema: dict[str, pl.DataType], what: str) 
 # the source ---------------------------------------------------------------------------------------------
 
 
+_built: dict[str, "YahooSource"] = {}
+_built_lock = threading.Lock()
+
+
+def _for_this_process(settings: Settings, session_options: dict, run: str) -> "YahooSource":
+    """The source of run `run` in this process (a Dask worker), built at its first chunk. Its caches
+    go under this machine's temporary folder: the flow's data home may not exist here."""
+    with _built_lock:
+        if run not in _built:
+            _built.clear()  # a new run: the previous run's budget and breaker are done with
+            home = Path(tempfile.gettempdir()) / f"smallcaps-worker-{os.getuid()}"
+            _built[run] = YahooSource(settings.model_copy(update={"home": home}), session_options=session_options)
+            _built[run]._run = run
+        return _built[run]
+
+
 class YahooSource:
     """Live data from Yahoo Finance (bars, actions, fundamentals) and iShares (holdings).
 
@@ -524,6 +543,8 @@ class YahooSource:
         holdings: IsharesHoldings | None = None,
     ) -> None:
         self.settings = settings
+        self._session_options = dict(session_options or {})
+        self._run = uuid.uuid4().hex
         self._gate = _Gate(settings.requests_per_second, settings.max_requests_per_run)
         self._breaker = _Breaker(UNREACHABLE_AFTER)
         self._rng = random.Random()
@@ -545,6 +566,18 @@ class YahooSource:
         cache.mkdir(parents=True, exist_ok=True)
         yf.set_tz_cache_location(str(cache))
         yf.config.debug.hide_exceptions = False
+
+    def __reduce__(self):
+        # How a Dask worker gets the source (flows/runner.py): a session, locks and counters do not
+        # travel; the worker builds its own source for this run once and reuses it for every chunk
+        # it fetches. So the rate limit, the request budget and the unreachable-breaker hold per
+        # worker process on a cluster (docs/operations.md says how to set them).
+        return (_for_this_process, (self.settings, self._session_options, self._run))
+
+    def __dask_tokenize__(self):
+        # Dask names a submitted call by its arguments; without this it would pickle and unpickle
+        # the source (building one) in the flow's process just to check the name is stable.
+        return ("yahoo", self._run)
 
     @property
     def requests_made(self) -> int:

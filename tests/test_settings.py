@@ -57,3 +57,24 @@ def test_an_unknown_severity_override_fails_with_the_settings_not_at_the_gate(mo
         Settings()
     monkeypatch.setenv("SMALLCAPS_DQ_SEVERITY", '{"price_jump_100x": "error"}')
     assert Settings().dq_severity == {"price_jump_100x": "error"}
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("tcp://scheduler:8786", "tcp://scheduler:8786"), (" tls://10.0.0.5:8786 ", "tls://10.0.0.5:8786"),
+     ("tcp://[::1]:8786", "tcp://[::1]:8786"), ("", None)],
+)
+def test_a_dask_address_is_kept_as_the_scheduler_prints_it(monkeypatch, value, expected):
+    monkeypatch.setenv("SMALLCAPS_DASK_ADDRESS", value)
+    assert Settings().dask_address == expected
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["scheduler:8786", "tcp://scheduler", "tcp://:8786", "http://scheduler:8786", "tcp://scheduler:87x6", "tcp://scheduler:0",
+     "tcp://scheduler:70000"],
+)
+def test_a_malformed_dask_address_is_refused_with_the_expected_form(monkeypatch, value):
+    monkeypatch.setenv("SMALLCAPS_DASK_ADDRESS", value)
+    with pytest.raises(ValidationError, match=r"is not a Dask scheduler address: write tcp://HOST:PORT or tls://HOST:PORT"):
+        Settings()
