@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import threading
 import time
 from datetime import date
 from enum import Enum
@@ -18,16 +19,38 @@ os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
 
 import typer
-from rich.console import Console
+from rich.console import Console, ConsoleDimensions
 from rich.table import Table
+from rich.text import Text
 
 app = typer.Typer(
     help="smallcaps: the nightly US small-cap warehouse (Prefect flows, DuckDB, polars, Great Expectations).",
     no_args_is_help=True,
     add_completion=False,
 )
-console = Console()
-err = Console(stderr=True)
+
+
+class _Console(Console):
+    """Rich's console, except that a pipe or a file is as wide as its longest line: a script
+    reading `smallcaps status | grep` gets every column whole, never cut to a screen's 80."""
+
+    @property
+    def size(self) -> ConsoleDimensions:
+        if not self.is_terminal:
+            return ConsoleDimensions(1_000_000, 25)
+        return Console.size.fget(self)
+
+    @size.setter
+    def size(self, new_size: tuple[int, int]) -> None:
+        Console.size.fset(self, new_size)
+
+
+console = _Console()
+err = _Console(stderr=True)
+
+
+# The table format stops here (and says so); csv and json stream every row.
+TABLE_MAX_ROWS = 1_000
 
 
 class Fmt(str, Enum):
@@ -220,35 +243,97 @@ def demo(home: Optional[Path] = typer.Option(None, help="data home")) -> None:
 @app.command()
 def sql(
     query: str = typer.Argument(..., help="SQL to run on the published snapshot"),
-    fmt: Fmt = typer.Option(Fmt.table, "--format", help="table | csv | json"),
+    fmt: Fmt = typer.Option(Fmt.table, "--format", help="table | csv | json (csv and json stream every row)"),
     as_of: Optional[str] = typer.Option(None, "--as-of", help="read the snapshot published that night"),
     allow_files: bool = typer.Option(False, "--allow-files", help="let the query read or write files (off by default)"),
+    timeout_s: Optional[float] = typer.Option(
+        None, "--timeout", min=0.001, help="stop the query after SECONDS with a one-line error", metavar="SECONDS"
+    ),
+    max_rows: int = typer.Option(
+        TABLE_MAX_ROWS, "--max-rows", min=1, help="table format only: show at most this many rows (csv and json write all)"
+    ),
     home: Optional[Path] = typer.Option(None, help="data home"),
 ) -> None:
-    """Query the published warehouse, read-only. Writes, ATTACH and file access are refused."""
+    """Query the published warehouse, read-only. Writes, ATTACH, file access and SET are refused.
+
+    csv: NULL is an empty unquoted field, an empty string is "". json: NaN and Infinity are null,
+    dates ISO 8601, decimals exact numbers, blobs base64 (docs/bi.md).
+    """
     settings = _settings(None, None, home)
-    from smallcaps.query import QueryRefused, run_query
+    day = _date(as_of, "--as-of")
+    from smallcaps import output
+    from smallcaps.query import Query, QueryRefused, QueryStopped
 
     try:
-        columns, rows = run_query(settings, query, as_of=_date(as_of, "--as-of"), allow_files=allow_files)
-    except (QueryRefused, FileNotFoundError) as exc:
+        q = Query(settings, query, as_of=day, allow_files=allow_files, timeout_s=timeout_s)
+    except FileNotFoundError as exc:
         _fail(str(exc))
-    if fmt is Fmt.json:
-        sys.stdout.write(json.dumps([dict(zip(columns, r)) for r in rows], default=str, indent=1) + "\n")
-    elif fmt is Fmt.csv:
-        import csv
 
-        w = csv.writer(sys.stdout)
-        w.writerow(columns)
-        w.writerows(rows)
+    def consume() -> None:
+        q.start()
+        if fmt is Fmt.json:
+            output.write_json(sys.stdout, q.columns, q.batches())
+        elif fmt is Fmt.csv:
+            output.write_csv(sys.stdout, q.columns, q.batches())
+        else:
+            _print_rows(q, max_rows)
+
+    # The query runs in a worker thread; the main thread waits, so Ctrl-C reaches it and interrupts
+    # DuckDB (whose streaming fetch would not see SIGINT).
+    failed: list[BaseException] = []
+    worker = threading.Thread(target=_capture, args=(consume, failed), name="sql", daemon=True)
+    with q:
+        worker.start()
+        try:
+            while worker.is_alive():
+                worker.join(0.1)
+        except KeyboardInterrupt:
+            q.interrupt("ctrl-c")
+            worker.join(30)
+            _fail("query interrupted (Ctrl-C)", 130)
+    if failed:
+        exc = failed[0]
+        if isinstance(exc, QueryStopped):
+            _fail(str(exc), 130 if q.stopped_by == "ctrl-c" else 1)
+        if isinstance(exc, QueryRefused):
+            _fail(str(exc))
+        if isinstance(exc, BrokenPipeError):
+            # `smallcaps sql ... | head`: the reader has what it wanted.
+            sys.stdout = None
+            raise typer.Exit(0)
+        raise exc
+
+
+def _capture(fn, failed: list[BaseException]) -> None:
+    try:
+        fn()
+    except BaseException as exc:  # noqa: BLE001  (handed to the main thread, which reports it)
+        failed.append(exc)
+
+
+def _print_rows(q, max_rows: int) -> None:
+    """A Rich table of at most max_rows rows; every value printed literally (never read as markup)."""
+    rows: list[tuple] = []
+    is_more = False
+    for batch in q.batches(min(max_rows + 1, 10_000)):
+        rows.extend(batch)
+        if len(rows) > max_rows:
+            is_more = True
+            break
+    rows = rows[:max_rows]
+    t = Table()
+    for c in q.columns:
+        t.add_column(Text(c))
+    for r in rows:
+        t.add_row(*[Text("" if v is None else (f"{v:,.4f}" if isinstance(v, float) else str(v))) for v in r])
+    console.print(t)
+    if is_more:
+        console.print(
+            f"first {len(rows):,} rows shown; the query returns more (--max-rows N shows more, "
+            "--format csv or json writes every row)", highlight=False
+        )
     else:
-        t = Table()
-        for c in columns:
-            t.add_column(c)
-        for r in rows:
-            t.add_row(*["" if v is None else (f"{v:,.4f}" if isinstance(v, float) else str(v)) for v in r])
-        console.print(t)
-        console.print(f"{len(rows):,} row(s)")
+        console.print(f"{len(rows):,} row(s)", highlight=False)
 
 
 @app.command()
