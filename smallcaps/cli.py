@@ -49,6 +49,25 @@ console = _Console()
 err = _Console(stderr=True)
 
 
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        import duckdb
+
+        typer.echo(f"smallcaps {version('smallcaps')} (DuckDB {duckdb.__version__})")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _main(
+    show_version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="print the version and exit"
+    ),
+) -> None:
+    """smallcaps: the nightly US small-cap warehouse (Prefect flows, DuckDB, polars, Great Expectations)."""
+
+
 # The table format stops here (and says so); csv and json stream every row.
 TABLE_MAX_ROWS = 1_000
 
@@ -72,12 +91,13 @@ def _settings(source: Optional[str] = None, path: Optional[Path] = None, home: O
     try:
         return Settings(**overrides)
     except Exception as exc:  # pydantic's message names the bad setting
-        err.print(f"[red]invalid settings:[/red] {exc}")
+        err.print(Text.assemble(("invalid settings:", "red"), f" {exc}"))
         raise typer.Exit(2)
 
 
 def _fail(message: str, code: int = 1) -> None:
-    err.print(f"[bold red]error:[/bold red] {message}")
+    # The message may quote SQL or a path with brackets: printed as is, never read as markup.
+    err.print(Text.assemble(("error:", "bold red"), f" {message}"), highlight=False)
     raise typer.Exit(code)
 
 
@@ -94,6 +114,7 @@ def _warm_up_gate() -> None:
 def _run_flow(label: str, fn, **kwargs) -> dict:
     """Run a flow with a live elapsed-time status; turn pipeline errors into clear exits."""
     from smallcaps.lock import LoadLocked
+    from flows.run import PublishFailed
     from smallcaps.pipeline import LoadFailed, NightHeld
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
@@ -121,7 +142,7 @@ def _run_flow(label: str, fn, **kwargs) -> dict:
     try:
         with bar, progress.listening(_Bar()):
             result = fn(**kwargs)
-    except (LoadFailed, NightHeld, LoadLocked) as exc:
+    except (LoadFailed, NightHeld, LoadLocked, PublishFailed) as exc:
         _fail(str(exc))
     except ValueError as exc:
         _fail(str(exc), 2)
@@ -131,7 +152,7 @@ def _run_flow(label: str, fn, **kwargs) -> dict:
 
 def _print_summary(result: dict, settings) -> None:
     if result.get("status") == "skipped":
-        console.print(f"[yellow]skipped:[/yellow] {result['message']}")
+        console.print(Text.assemble(("skipped:", "yellow"), f" {result['message']}"), highlight=False)
         return
     t = Table(title=f"load {result['load_id']} ({result['status']}), night of {result['as_of']}")
     for col in ("table", "rows in", "inserted", "changed"):
@@ -147,7 +168,7 @@ def _print_summary(result: dict, settings) -> None:
         for line in result.get("quarantined", []):
             console.print(f"  {line}", soft_wrap=True, highlight=False, markup=False)
     for w in result.get("warnings", []):
-        console.print(f"[yellow]warning:[/yellow] {w}")
+        console.print(Text.assemble(("warning:", "yellow"), f" {w}"), highlight=False)
     console.print(f"took {result['seconds']} s")
     _print_headlines(settings, date.fromisoformat(result["as_of"]))
 
@@ -161,13 +182,22 @@ def _print_headlines(settings, as_of: date) -> None:
         rows = con.execute(
             "SELECT sentence FROM marts.headlines WHERE as_of_date = ? ORDER BY rank", [as_of]
         ).fetchall()
+        # As the report decides it: any succeeded sample load behind this night makes it synthetic.
+        is_synthetic = con.execute(
+            "SELECT count(*) > 0 FROM meta.loads WHERE status = 'succeeded' AND source = 'sample' "
+            "AND (start_date IS NULL OR start_date <= ?)",
+            [as_of],
+        ).fetchone()[0]
     finally:
         con.close()
-    t = Table(title=f"The night of {as_of}", show_header=False)
+    title = f"The night of {as_of}" + (" (synthetic sample data, not market prices)" if is_synthetic else "")
+    t = Table(title=Text(title, style="bold red" if is_synthetic else ""), show_header=False)
     t.add_column("fact")
     for (sentence,) in rows:
-        t.add_row(sentence)
+        t.add_row(Text(sentence))
     console.print(t)
+    if is_synthetic:
+        console.print(Text("synthetic sample data, not market prices: the symbols are fictional", style="bold red"))
 
 
 @app.command()
@@ -178,10 +208,19 @@ def run(
     home: Optional[Path] = typer.Option(None, help="data home (default: SMALLCAPS_HOME or ./data)"),
 ) -> None:
     """Nightly load: fetch the session, gate it, merge it, rebuild the marts, publish, print the headlines."""
+    day = _date(as_of, "--as-of")
     settings = _settings(source, path, home)
+    _check_source(settings, path)
+    # Checked here, before the flow starts a Prefect server (seconds) for a run that cannot load.
+    from smallcaps import calendar
+
+    if day is not None:
+        _check_not_after_latest(day, calendar.latest_completed_session(), "--as-of")
+        if not calendar.is_session(day):
+            console.print(f"[yellow]skipped:[/yellow] {day} is not an NYSE session (weekend or holiday): nothing to load")
+            return
     from flows.nightly import nightly
 
-    day = _date(as_of, "--as-of")
     result = _run_flow(
         "nightly", nightly, as_of=day, source=settings.source, csv_path=str(path) if path else None, home=str(settings.home)
     )
@@ -197,19 +236,48 @@ def backfill(
     home: Optional[Path] = typer.Option(None, help="data home"),
 ) -> None:
     """Load a range of sessions (whole history by default) and publish its last night."""
+    first, last = _date(start, "--start"), _date(end, "--end")
+    if first is not None and last is not None and first > last:
+        _fail(f"--start {first} is after --end {last}: nothing to load; swap them", 2)
     settings = _settings(source, path, home)
+    _check_source(settings, path)
+    if last is not None:
+        from smallcaps import calendar
+
+        _check_not_after_latest(last, calendar.latest_completed_session(), "--end")
     from flows.backfill import backfill as backfill_flow
 
     result = _run_flow(
         "backfill",
         backfill_flow,
-        start=_date(start, "--start"),
-        end=_date(end, "--end"),
+        start=first,
+        end=last,
         source=settings.source,
         csv_path=str(path) if path else None,
         home=str(settings.home),
     )
     _print_summary(result, settings)
+
+
+def _check_source(settings, path: Optional[Path]) -> None:
+    """The csv source's folder exists; --path is not given to a source that would ignore it."""
+    if settings.source == "csv":
+        if settings.csv_path is None:
+            _fail("the csv source needs a folder: pass --path DIR or set SMALLCAPS_CSV_PATH", 2)
+        if not settings.csv_path.is_dir():
+            what = "is a file, not a folder" if settings.csv_path.exists() else "does not exist"
+            _fail(f"csv source: {settings.csv_path} {what}; pass --path with the folder of your CSV files", 2)
+    elif path is not None:
+        _fail(f"--path is read by the csv source only, and the source is {settings.source}; add --source csv", 2)
+
+
+def _check_not_after_latest(day: date, latest: date, flag: str) -> None:
+    if day > latest:
+        _fail(
+            f"{flag} {day} is after the latest completed NYSE session ({latest}): nobody has that close yet; "
+            f"ask for {latest} or an earlier session",
+            2,
+        )
 
 
 @app.command()
@@ -336,9 +404,17 @@ def _print_rows(q, max_rows: int) -> None:
         console.print(f"{len(rows):,} row(s)", highlight=False)
 
 
+STATUS_LOAD_COLUMNS = ("load_id", "flow", "source", "sessions", "status", "rows_loaded", "rows_quarantined", "finished_at", "message")
+RESTATEMENT_COLUMNS = ("load_id", "table", "first_date", "last_date", "rows", "reason")
+
+
 @app.command()
-def status(home: Optional[Path] = typer.Option(None, help="data home")) -> None:
+def status(
+    fmt: Fmt = typer.Option(Fmt.table, "--format", help="table | json (csv: use `smallcaps sql` on meta.loads)"),
+    home: Optional[Path] = typer.Option(None, help="data home"),
+) -> None:
     """Last loads, freshness per table, row counts, and the published snapshot BI tools should open."""
+    _no_csv(fmt)
     settings = _settings(None, None, home)
     from smallcaps.status import collect
 
@@ -346,6 +422,18 @@ def status(home: Optional[Path] = typer.Option(None, help="data home")) -> None:
         s = collect(settings)
     except FileNotFoundError as exc:
         _fail(str(exc))
+    if fmt is Fmt.json:
+        _write_json_doc(
+            {
+                "published": None if s.published is None else str(s.published),
+                "warehouse": str(s.warehouse),
+                "read_from": s.read_from,
+                "loads": [dict(zip(STATUS_LOAD_COLUMNS, r)) for r in s.loads],
+                "tables": [{"table": t, "rows": n, "latest": latest} for t, n, latest in s.tables],
+                "restatements": [dict(zip(RESTATEMENT_COLUMNS, r)) for r in s.restatements],
+            }
+        )
+        return
     # Paths on lines of their own, never wrapped: scripts and BI set-up copy them as printed.
     console.print(f"published: {s.published}", soft_wrap=True, highlight=False, markup=False)
     console.print(f"warehouse: {s.warehouse} ({s.read_from})", soft_wrap=True, highlight=False, markup=False)
@@ -353,7 +441,7 @@ def status(home: Optional[Path] = typer.Option(None, help="data home")) -> None:
     for c in ("load", "flow", "source", "sessions", "status", "rows loaded", "quarantined", "finished", "message"):
         t.add_column(c)
     for r in s.loads:
-        t.add_row(*["" if v is None else str(v) for v in r])
+        t.add_row(*[Text("" if v is None else str(v)) for v in r])
     console.print(t)
     t = Table(title="tables")
     for c in ("table", "rows", "latest"):
@@ -366,7 +454,7 @@ def status(home: Optional[Path] = typer.Option(None, help="data home")) -> None:
         for c in ("load", "table", "first night", "last night", "rows", "why"):
             t.add_column(c)
         for r in s.restatements:
-            t.add_row(*["" if v is None else str(v) for v in r])
+            t.add_row(*[Text("" if v is None else str(v)) for v in r])
         console.print(t)
     else:
         console.print("restatements: none (no published night has changed)")
@@ -377,9 +465,11 @@ def dq(
     load_id: Optional[str] = typer.Option(None, "--load", help="a load id (default: the latest gated load)"),
     docs: bool = typer.Option(False, "--docs", help="also write an HTML page of the results into the data home"),
     show_all: bool = typer.Option(False, "--all", help="list every expectation, not only failures and warnings"),
+    fmt: Fmt = typer.Option(Fmt.table, "--format", help="table | json (json lists every expectation)"),
     home: Optional[Path] = typer.Option(None, help="data home"),
 ) -> None:
     """Data-quality results of the latest load: failures first, quarantined rows with examples."""
+    _no_csv(fmt)
     settings = _settings(None, None, home)
     from smallcaps.dq import collect
 
@@ -387,13 +477,24 @@ def dq(
         r = collect(settings, load_id)
     except FileNotFoundError as exc:
         _fail(str(exc))
+    if r.load is None and load_id is not None:
+        _fail(f"no load {load_id!r} in meta.loads of {settings.warehouse_path}; `smallcaps status` lists the latest loads")
+    if fmt is Fmt.json:
+        load = None if r.load is None else dict(zip(("load_id", "flow", "source", "status", "started_at", "message"), r.load))
+        results = [
+            dict(zip(("table", "expectation", "severity", "success", "unexpected_count", "element_count", "details"), x))
+            for x in r.results
+        ]
+        quarantine = [dict(zip(("table", "expectation", "rows", "reason", "examples"), x)) for x in r.quarantine]
+        _write_json_doc({"load": load, "read_from": r.read_from, "results": results, "quarantine": quarantine})
+        return
     if r.load is None:
         console.print("no gated load yet")
         return
     lid, flow, source, st, started, message = r.load
     console.print(f"load {lid} ({flow}, {source}) {st} at {started:%Y-%m-%d %H:%M:%S}; read from the {r.read_from}")
     if message:
-        console.print(f"message: {message}")
+        console.print(f"message: {message}", markup=False, highlight=False)
     per_table: dict[str, list[int]] = {}
     failed = []
     # passed, warnings, quarantined (rows set aside, the rest loaded), failures (the load blocked)
@@ -421,7 +522,7 @@ def dq(
         for table, exp, sev, ok, bad, n, details in failed:
             mark = "[green]pass[/green]" if ok else marks.get(sev, "[red]FAIL[/red]")
             counts = f"{'' if bad is None else f'{bad:,}'} / {'' if n is None else f'{n:,}'}"
-            t.add_row(f"{table}.{exp} ({sev})", mark, counts, details or "")
+            t.add_row(Text(f"{table}.{exp} ({sev})"), mark, counts, Text(details or ""))
         console.print(t)
     else:
         console.print("every expectation passed (--all lists them)")
@@ -430,7 +531,7 @@ def dq(
         for c in ("table", "expectation", "rows", "reason", "examples"):
             q.add_column(c, overflow="fold")
         for table, exp, n, reason, keys in r.quarantine:
-            q.add_row(table, exp, f"{n:,}", reason, ", ".join(keys))
+            q.add_row(Text(table), Text(exp), f"{n:,}", Text(reason or ""), Text(", ".join(keys)))
         console.print(q)
     if docs:
         from expectations.docs import write_data_docs
@@ -463,6 +564,17 @@ def report(
     for text in r.absent:
         console.print(f"not drawn: {text}", soft_wrap=True, highlight=False, markup=False)
     console.print(f"data quality: {r.dq_status}; written in {r.seconds:.1f} s")
+
+
+def _no_csv(fmt: Fmt) -> None:
+    if fmt is Fmt.csv:
+        _fail("--format csv is for `smallcaps sql`; this command writes table or json", 2)
+
+
+def _write_json_doc(doc: dict) -> None:
+    from smallcaps.output import json_value
+
+    sys.stdout.write(json_value(doc) + "\n")
 
 
 def _date(text: Optional[str], flag: str) -> Optional[date]:
