@@ -325,7 +325,7 @@ def sql(
     """Query the published warehouse, read-only. Writes, ATTACH, file access and SET are refused.
 
     csv: NULL is an empty unquoted field, an empty string is "". json: NaN and Infinity are null,
-    dates ISO 8601, decimals exact numbers, blobs base64 (docs/bi.md).
+    dates ISO 8601, decimals exact numbers, blobs base64 (README, "Output for scripts").
     """
     settings = _settings(None, None, home)
     day = _date(as_of, "--as-of")
