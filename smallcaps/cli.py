@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from contextlib import contextmanager
 import sys
 import threading
 import time
@@ -346,37 +347,62 @@ def sql(
         else:
             _print_rows(q, max_rows)
 
-    # The query runs in a worker thread; the main thread waits, so Ctrl-C reaches it and interrupts
-    # DuckDB (whose streaming fetch would not see SIGINT).
-    failed: list[BaseException] = []
-    worker = threading.Thread(target=_capture, args=(consume, failed), name="sql", daemon=True)
-    with q:
-        worker.start()
-        try:
-            while worker.is_alive():
-                worker.join(0.1)
-        except KeyboardInterrupt:
-            q.interrupt("ctrl-c")
-            worker.join(30)
-            _fail("query interrupted (Ctrl-C)", 130)
-    if failed:
-        exc = failed[0]
-        if isinstance(exc, QueryStopped):
-            _fail(str(exc), 130 if q.stopped_by == "ctrl-c" else 1)
-        if isinstance(exc, QueryRefused):
-            _fail(str(exc))
-        if isinstance(exc, BrokenPipeError):
-            # `smallcaps sql ... | head`: the reader has what it wanted.
-            sys.stdout = None
-            raise typer.Exit(0)
-        raise exc
-
-
-def _capture(fn, failed: list[BaseException]) -> None:
     try:
-        fn()
-    except BaseException as exc:  # noqa: BLE001  (handed to the main thread, which reports it)
-        failed.append(exc)
+        with q, _ctrl_c_interrupts(q):
+            consume()
+    except QueryStopped as exc:
+        _fail(str(exc), 130 if q.stopped_by == "ctrl-c" else 1)
+    except QueryRefused as exc:
+        _fail(str(exc))
+    except BrokenPipeError:
+        # `smallcaps sql ... | head`: the reader has what it wanted.
+        sys.stdout = None
+        raise typer.Exit(0)
+
+
+@contextmanager
+def _ctrl_c_interrupts(q):
+    """Ctrl-C interrupts the DuckDB query, wherever the main thread is blocked in it.
+
+    Python runs a SIGINT handler only when the main thread is back in Python code, and DuckDB's
+    streaming fetch does not return for it (nor can the query run in another thread: DuckDB 2.0
+    aborts the process when SIGINT meets a query running off the main thread). The C-level handler
+    does write the signal number to the wakeup fd at once, so a watcher thread reads it there and
+    calls the connection's interrupt(); the Python-level handler is a no-op meanwhile.
+    """
+    import signal
+    import socket
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    reader, writer = socket.socketpair()
+    writer.setblocking(False)
+
+    def watch() -> None:
+        while True:
+            try:
+                got = reader.recv(64)
+            except OSError:
+                return
+            if not got:
+                return
+            if signal.SIGINT in got:
+                q.interrupt("ctrl-c")
+
+    old_fd = signal.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False)
+    old_handler = signal.signal(signal.SIGINT, lambda signum, frame: None)
+    watcher = threading.Thread(target=watch, name="ctrl-c", daemon=True)
+    watcher.start()
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, old_handler)
+        signal.set_wakeup_fd(old_fd)
+        reader.shutdown(socket.SHUT_RDWR)
+        watcher.join(5)
+        reader.close()
+        writer.close()
 
 
 def _print_rows(q, max_rows: int) -> None:

@@ -71,6 +71,7 @@ class Query:
             self._timer.start()
         with _translate(self):
             self._cur = self._con.execute(self.query)
+        self._check_stopped()
         self.columns = [d[0] for d in self._cur.description] if self._cur.description else []
         return self
 
@@ -86,8 +87,14 @@ class Query:
             with _translate(self):
                 got = self._cur.fetchmany(rows)
             if not got:
+                # An interrupt can end DuckDB's stream without an error: never pass it off as the end.
+                self._check_stopped()
                 return
             yield got
+
+    def _check_stopped(self) -> None:
+        if self.stopped_by is not None:
+            raise _stopped(self)
 
     def close(self) -> None:
         if self._timer is not None:
@@ -99,6 +106,12 @@ class Query:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _stopped(query: Query) -> QueryStopped:
+    if query.stopped_by == "timeout":
+        return QueryStopped(f"query stopped after --timeout {query.timeout_s:g} s; narrow it or give it more time")
+    return QueryStopped("query interrupted (Ctrl-C)")
 
 
 class _translate:
@@ -119,11 +132,9 @@ class _translate:
             isinstance(exc, RuntimeError) and "interrupted" in str(exc).lower()
         )
         if is_interrupt or self.query.stopped_by is not None:
-            if self.query.stopped_by == "timeout":
-                raise QueryStopped(
-                    f"query stopped after --timeout {self.query.timeout_s:g} s; narrow it or give it more time"
-                ) from None
-            raise QueryStopped("query interrupted (Ctrl-C)") from None
+            if self.query.stopped_by is None:
+                self.query.stopped_by = "ctrl-c"  # DuckDB saw SIGINT itself
+            raise _stopped(self.query) from None
         if isinstance(exc, duckdb.PermissionException):
             raise QueryRefused(
                 f"refused: the query needs file access, which `smallcaps sql` keeps off ({exc}); "

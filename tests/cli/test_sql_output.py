@@ -149,8 +149,22 @@ def test_timeout_stops_a_runaway_query_with_one_line(home):
 
 def test_ctrl_c_stops_a_query_with_one_line(home):
     p = cli(home, "sql", "SELECT sum(hash(i)) FROM range(1000000000000) t(i)", "--format", "csv")
-    time.sleep(5)  # imports done, the query running
+    # Ctrl-C once the snapshot is open (imports done, the query about to run): on a busy machine a
+    # fixed sleep could land in the imports, which no command can answer with one line.
+    snapshot = home / "published" / "smallcaps.duckdb"
+    deadline = time.monotonic() + 60
+    while not any(Path(os.readlink(fd)) == snapshot for fd in Path(f"/proc/{p.pid}/fd").iterdir() if _is_link(fd)):
+        assert time.monotonic() < deadline and p.poll() is None, "the command never opened the snapshot"
+        time.sleep(0.1)
+    time.sleep(1)
     p.send_signal(signal.SIGINT)
     out, err = p.communicate(timeout=60)
     assert p.returncode == 130, err
     assert "interrupted" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+
+
+def _is_link(fd: Path) -> bool:
+    try:
+        return fd.is_symlink()
+    except OSError:  # the descriptor closed while listed
+        return False
