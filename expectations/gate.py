@@ -22,6 +22,8 @@ Great Expectations is imported on the first gate call only (it costs seconds).
 
 from __future__ import annotations
 
+import logging
+
 import json
 import math
 import threading
@@ -91,6 +93,9 @@ class _GxRuntime:
         self.gx = gx
         self.gxe = gxe
         if context is None:
+            # An ephemeral context logs "Created temporary directory ... for ephemeral docs site" at
+            # INFO on creation: noise in every night's log, and the gate never builds that site.
+            logging.getLogger("great_expectations.data_context.types.base").setLevel(logging.WARNING)
             context = gx.get_context(mode="ephemeral")
         try:
             from great_expectations.data_context.types.base import ProgressBarsConfig

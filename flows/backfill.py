@@ -7,7 +7,7 @@ from datetime import date
 from prefect import flow
 
 from flows.nightly import settings_for
-from flows.run import run_load
+from flows.run import record_failed_load, run_load
 from flows.runner import PipelineTaskRunner
 from smallcaps import calendar, pipeline
 from sources import make_source
@@ -35,10 +35,15 @@ def backfill(
         pipeline.check_as_of(end, latest, "backfill end")
     notes = []
     if settings.source == "csv" and (start is None or end is None):
-        folder = make_source(settings)
-        held = folder.date_range()
-        if held is None:
-            raise ValueError(f"csv source: {settings.csv_path} holds no daily bar files (SYMBOL.csv): nothing to backfill")
+        try:
+            folder = make_source(settings)
+            held = folder.date_range()
+            if held is None:
+                raise ValueError(f"csv source: {settings.csv_path} holds no daily bar files (SYMBOL.csv): nothing to backfill")
+        except Exception as exc:
+            # Reading the folder's dates comes before run_load begins a load: record the failure here.
+            record_failed_load(settings, "backfill", start=start, end=end, exc=exc)
+            raise
         # The folder's dates stop at the latest completed session: later rows (a stray 2031 row, a
         # session still trading) are reported by the source and quarantined with their reason.
         start, end = start or held[0], end or held[1]

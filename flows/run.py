@@ -37,9 +37,13 @@ def run_load(
                 log.warning("load %s was interrupted: %s; redoing it", dead, what)
             now = datetime.now(timezone.utc).replace(tzinfo=None)
             load_id = pipeline.new_load_id(now)
-            plan = pipeline.plan_backfill(settings, start, as_of) if kind == "backfill" else pipeline.plan_nightly(con, settings, as_of)
+            try:
+                plan = pipeline.plan_backfill(settings, start, as_of) if kind == "backfill" else pipeline.plan_nightly(con, settings, as_of)
+            except Exception as exc:
+                _record_failed(con, settings, kind, load_id, start, as_of, exc)
+                raise
             loads.begin(
-                con, load_id=load_id, flow_run_id=str(runtime.flow_run.id or "") or None, flow_name=kind,
+                con, load_id=load_id, flow_run_id=_flow_run_id(), flow_name=kind,
                 source=settings.source, start=plan.bars_start, end=plan.as_of,
             )
             log.info("load %s: %s from %s, sessions %s..%s", load_id, kind, settings.source, plan.bars_start, plan.as_of)
@@ -51,6 +55,10 @@ def run_load(
                 raise
             except pipeline.NightHeld as exc:
                 loads.finish(con, load_id=load_id, status="held", message=str(exc), timings=timings)
+                raise
+            except PublishFailed as exc:
+                # Rows committed (finish_ok counted them); only the snapshot for readers is missing.
+                loads.finish(con, load_id=load_id, status="failed", message=str(exc), timings=timings)
                 raise
             except BaseException as exc:
                 loads.finish(con, load_id=load_id, status="failed", message=f"{type(exc).__name__}: {exc}", timings=timings)
@@ -68,6 +76,33 @@ def _results(futures, what: str, names: list[str]) -> list[Fetched]:
         got.append(future.result())
         progress.advance(f"{what} {name}")
     return got
+
+
+class PublishFailed(RuntimeError):
+    """The load committed its rows to the private warehouse, but publishing them for readers failed."""
+
+
+def _flow_run_id() -> str | None:
+    return str(runtime.flow_run.id or "") or None
+
+
+def _record_failed(con, settings: Settings, kind: str, load_id: str, start: date | None, end: date | None, exc: BaseException) -> None:
+    loads.begin(con, load_id=load_id, flow_run_id=_flow_run_id(), flow_name=kind, source=settings.source, start=start, end=end)
+    loads.finish(con, load_id=load_id, status="failed", message=f"{type(exc).__name__}: {exc}")
+
+
+def record_failed_load(settings: Settings, kind: str, *, start: date | None, end: date | None, exc: BaseException) -> str:
+    """A load that failed before `run_load` began it (a backfill reading a malformed csv file for
+    its date range, say) still gets its row in meta.loads, so `smallcaps status` shows the failure
+    instead of the previous load as if nothing had happened. Returns the load id."""
+    with load_lock(settings.home):
+        con = pipeline.open_warehouse(settings)
+        try:
+            load_id = pipeline.new_load_id(datetime.now(timezone.utc).replace(tzinfo=None))
+            _record_failed(con, settings, kind, load_id, start, end, exc)
+        finally:
+            con.close()
+    return load_id
 
 
 def _load(
@@ -178,25 +213,38 @@ def _load(
 
     t = time.perf_counter()
     pipeline.finish_ok(con, outcome, sessions, batch.rows_in)
-    crashpoint("publish.start")
-    patches = pipeline.publish_patches(con, settings, load_id, loaded)
-    # Derived tables hold every loaded session: a past night run again (a repair) publishes the
-    # latest one, which the repair brought up to date too.
-    night = max(plan.as_of, loaded.until or plan.as_of)
-    if night != plan.as_of:
-        log.info("%s was loaded again; the warehouse holds sessions up to %s: publishing %s", plan.as_of, night, night)
-    published = tasks.publish_snapshot(con, settings, night, load_id, settings.source, patches)
-    crashpoint("publish.done")
-    pipeline.record_publish(con, published, load_id)
-    crashpoint("publish.recorded")
-    timings["publish"] = time.perf_counter() - t
-    progress.advance("published")
-    t = time.perf_counter()
-    exported = tasks.export_parquet(con, settings, load_id)
-    crashpoint("export.done")
-    timings["export"] = time.perf_counter() - t
-    progress.advance("exported")
-    log.info("exported %s Parquet files to %s", exported.files, exported.folder)
+    published = None
+    try:
+        crashpoint("publish.start")
+        patches = pipeline.publish_patches(con, settings, load_id, loaded)
+        # Derived tables hold every loaded session: a past night run again (a repair) publishes the
+        # latest one, which the repair brought up to date too.
+        night = max(plan.as_of, loaded.until or plan.as_of)
+        if night != plan.as_of:
+            log.info("%s was loaded again; the warehouse holds sessions up to %s: publishing %s", plan.as_of, night, night)
+        published = tasks.publish_snapshot(con, settings, night, load_id, settings.source, patches)
+        crashpoint("publish.done")
+        pipeline.record_publish(con, published, load_id)
+        crashpoint("publish.recorded")
+        timings["publish"] = time.perf_counter() - t
+        progress.advance("published")
+        t = time.perf_counter()
+        exported = tasks.export_parquet(con, settings, load_id)
+        crashpoint("export.done")
+        timings["export"] = time.perf_counter() - t
+        progress.advance("exported")
+        log.info("exported %s Parquet files to %s", exported.files, exported.folder)
+    except Exception as exc:
+        loaded_rows = sum(c.loaded for c in counts.values())
+        what = (
+            f"publishing them failed ({type(exc).__name__}: {exc}); readers still see the previous snapshot"
+            if published is None
+            else f"the snapshot {published.path} is published but the Parquet export failed ({type(exc).__name__}: {exc})"
+        )
+        raise PublishFailed(
+            f"load {load_id} committed {loaded_rows:,} rows to the private warehouse {settings.warehouse_path}, but {what}. "
+            "Fix the cause and run the load again: it publishes what is stored"
+        ) from exc
     outcome.published_path = str(published.path)
     if settings.write_report:
         t = time.perf_counter()

@@ -76,8 +76,10 @@ def validate(con: duckdb.DuckDBPyConnection, batch: pipeline.Batch, load_id: str
 
 @task(name="load", cache_policy=NO_CACHE)
 def load(con, batch, gated, load_id: str, source: str, fetched_at: datetime, settings: Settings, as_of: date):
+    log = get_run_logger()
     return pipeline.load(
-        con, batch, gated, load_id=load_id, source=source, fetched_at=fetched_at, settings=settings, as_of=as_of
+        con, batch, gated, load_id=load_id, source=source, fetched_at=fetched_at, settings=settings, as_of=as_of,
+        log=log.info,
     )
 
 

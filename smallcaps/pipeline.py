@@ -11,7 +11,7 @@ import time
 import uuid
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
-from typing import Sequence
+from typing import Callable, Sequence
 
 import duckdb
 import polars as pl
@@ -859,13 +859,16 @@ def load(
     settings: Settings,
     as_of: date,
     rebuild: bool = False,
+    log: Callable[[str], None] | None = None,
 ) -> Loaded:
     """Merge the clean rows and bring core and marts up to date, all in one transaction.
 
     Derivation recomputes only what the merged changes reach (smallcaps.derive); a derived table
     created or re-shaped since the last load (or `rebuild`) is rebuilt from raw. Raises LoadBlocked
-    (after rolling back) when a mart fails an error-level expectation.
+    (after rolling back) when a mart fails an error-level expectation. `log` receives a line per
+    stage (the load is a night's longest step; its log says where it is).
     """
+    say = log or (lambda line: None)
     from smallcaps import derive
     from smallcaps.registry import DATASETS
     from warehouse.datasets import sync
@@ -882,6 +885,7 @@ def load(
             staged = stage(g.clean, source=source, fetched_at=fetched_at, load_id=load_id, table=table)
             counts[table] = merge(con, table, staged, load_id, CHANGE_COLUMNS.get(table))
             c = counts[table]
+            say(f"merged {table}: {c.rows_in:,} rows in, {c.inserted:,} inserted, {c.changed:,} changed")
             if c.new is not None and (c.new.height or c.old.height):
                 changes[table] = derive.Change(c.new, c.old)
             crashpoint("merge.table")
@@ -912,11 +916,13 @@ def load(
         update_series(con, [counts[t] for t in ("raw.index_bars", "raw.equity_bars") if t in counts])
         crashpoint("merge.done")
         timings["merge"] = time.perf_counter() - t
+        say(f"merge done in {timings['merge']:.1f} s; deriving core and marts")
         derived = _derive(con, settings, changes, counts, load_id=load_id, as_of=as_of, at=fetched_at, rebuild=rebuild, timings=timings)
         warnings.extend(derived.warnings)
         # Committed with the data: a crash after this point must not be mistaken for a rollback.
         con.execute("UPDATE meta.loads SET status = 'loaded' WHERE load_id = ?", [load_id])
         crashpoint("load.before_commit")
+        say(f"derived in {timings.get('derive', 0.0):.1f} s; committing")
     derived_changes = {k: v for k, v in derived.changes.items() if not k.startswith("raw.")}
     return Loaded(counts, quarantined, warnings, timings, derived_changes, not derived.replayed, derived.until)
 

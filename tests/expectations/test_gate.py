@@ -298,3 +298,15 @@ def test_settings_accept_quarantine_from_the_environment(monkeypatch):
     monkeypatch.setenv("SMALLCAPS_DQ_SEVERITY", '{"rows_present": "quarantine"}')
     with pytest.raises(ValueError, match="rows_present cannot be 'quarantine'"):
         Settings()
+
+
+def test_a_new_gx_context_logs_no_temporary_docs_site(caplog):
+    """GX announces at INFO the temporary folder of an ephemeral docs site the gate never builds:
+    a line in every night's log that says nothing about the night."""
+    import logging
+
+    from expectations.gate import _GxRuntime
+
+    with caplog.at_level(logging.INFO):
+        _GxRuntime()
+    assert not [r for r in caplog.records if "ephemeral docs site" in r.getMessage()]

@@ -989,3 +989,31 @@ def test_a_night_after_the_latest_completed_session_is_refused(tmp_path):
     shown = CliRunner().invoke(app, ["run", "--as-of", str(STRAY), "--home", str(home)])
     assert shown.exit_code == 2, shown.output
     assert not (home / "warehouse.duckdb").exists() and not (home / "published").exists()
+
+
+def test_a_load_that_committed_but_could_not_publish_says_so(market, home, monkeypatch, caplog):
+    """The night's rows are merged and committed, then writing the snapshot fails (a full disk):
+    meta.loads and the error say the rows are in the private warehouse and readers still see the
+    previous snapshot, not that nothing was loaded. The load step logged its stages on the way."""
+    import logging
+
+    from flows import tasks
+    from flows.run import PublishFailed
+
+    def disk_full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(tasks, "publish_snapshot", disk_full)
+    before = state(home)
+    with pytest.raises(PublishFailed, match=r"committed [\d,]+ rows to the private warehouse .* readers still see the previous snapshot"):
+        with caplog.at_level(logging.INFO):
+            run(settings_for(home, market), SmallMarket(market))
+    logged = [r.getMessage() for r in caplog.records]
+    assert any(m.startswith("merged raw.equity_bars: ") for m in logged), logged
+    assert any(m.startswith("derived in ") for m in logged), logged
+    status, message, rows_loaded = query(home, "SELECT status, message, rows_loaded FROM meta.loads ORDER BY started_at DESC LIMIT 1")[0]
+    assert status == "failed" and rows_loaded > 0, (status, rows_loaded)
+    assert "No space left on device" in message and f"committed {rows_loaded:,} rows" in message
+    after = state(home)
+    assert after.files == before.files and after.published == before.published  # readers see the previous night
+    assert after.data != before.data  # the night's rows are in the private warehouse
