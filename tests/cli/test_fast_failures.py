@@ -53,9 +53,10 @@ def test_bad_arguments_fail_before_any_prefect_server(tmp_path, case):
     assert message in text and "Traceback" not in text
     assert SERVER_LINE not in text
     assert not (tmp_path / "home" / "warehouse.duckdb").exists()  # nothing was opened, nothing loaded
-    # About 1 to 3 s on an idle machine (mostly imports); loose, as the test suite shares the CPUs.
-    # A flow would first start its Prefect server, which alone takes longer than this bound.
-    assert seconds < 20, f"{case} took {seconds:.1f} s"
+    # About 1 to 3 s on an idle machine (mostly imports). The proof is structural (no server line,
+    # no warehouse); the bound only catches a run that hangs, and is loose because the suite shares
+    # two CPUs with whatever else runs (20 s was exceeded at a load average of 15).
+    assert seconds < 60, f"{case} took {seconds:.1f} s"
 
 
 def test_version():
