@@ -225,3 +225,29 @@ def test_a_duckdb_1x_client_opens_the_snapshot_and_the_views_and_gets_the_same_r
     exports = home / "exports"
     viewed = query_with(python, exports / "smallcaps_views.duckdb", query, {"file_search_path": str(exports)})
     assert viewed["rows"] == expected
+
+
+def test_sqlalchemy_reflects_the_snapshot_as_superset_does(home):
+    """docs/bi.md's Superset recipe: duckdb-engine and SQLAlchemy list the tables, reflect typed and
+    commented columns, and run a query over a reflected table."""
+    import json
+
+    from old_duckdb import SQLALCHEMY_STACK, old_duckdb_python, reflect_with
+
+    pub_path = home / "published" / "smallcaps.duckdb"
+    seen = reflect_with(old_duckdb_python(extra=SQLALCHEMY_STACK), pub_path)
+    pub = duckdb.connect(str(pub_path), read_only=True)
+    marts = [r[0] for r in pub.execute(
+        "SELECT table_name FROM duckdb_tables() WHERE schema_name = 'marts' ORDER BY 1").fetchall()]
+    assert "smallcaps.marts" in seen["schemas"] and sorted(seen["tables"]) == marts  # catalog.schema
+    expected = [[c, t, comment] for c, t, comment in pub.execute(
+        "SELECT column_name, data_type, comment FROM duckdb_columns() WHERE schema_name = 'marts' "
+        "AND table_name = 'index_daily' ORDER BY column_index").fetchall()]
+    # Names and comments as published; every type reflected (SQLAlchemy names DuckDB's DOUBLE Float).
+    assert [[c, comment] for c, _, comment in seen["columns"]["index_daily"]] == [[c, m] for c, _, m in expected]
+    sqlalchemy_type = {"VARCHAR": "VARCHAR", "DATE": "DATE", "DOUBLE": "FLOAT", "INTEGER": "INTEGER", "BOOLEAN": "BOOLEAN"}
+    assert [t for _, t, _ in seen["columns"]["index_daily"]] == [sqlalchemy_type[t] for _, t, _ in expected]
+    assert seen["table_comment"] == pub.execute(
+        "SELECT comment FROM duckdb_tables() WHERE table_name = 'index_records'").fetchone()[0]
+    rows = pub.execute("SELECT * FROM marts.index_records ORDER BY symbol, year").fetchall()
+    assert rows and seen["rows"] == json.loads(json.dumps(rows, default=str))
