@@ -89,7 +89,7 @@ def publish_snapshot(con, settings: Settings, as_of: date, load_id: str, source:
 
     return publish(
         con, settings.published_dir, as_of=as_of, load_id=load_id, source=source, keep=settings.keep_snapshots,
-        declared=DATASETS, patches=patches,
+        declared=DATASETS, patches=patches, storage_version=settings.publish_storage_version,
     )
 
 
@@ -99,7 +99,9 @@ def export_parquet(con, settings: Settings, load_id: str):
     from warehouse.export import export
 
     partitions = {d.name: d.date_column for d in DATASETS if d.export}
-    return export(con, settings.exports_dir, load_id=load_id, partitions=partitions)
+    return export(
+        con, settings.exports_dir, load_id=load_id, partitions=partitions, storage_version=settings.publish_storage_version
+    )
 
 
 @task(name="report", cache_policy=NO_CACHE)

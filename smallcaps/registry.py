@@ -379,6 +379,121 @@ DATASETS: tuple[Dataset, ...] = (
 )
 
 
+
+@dataclass(frozen=True)
+class Described:
+    """A published table the registry does not derive (meta, dq): what a reader sees of it.
+
+    Its types are the warehouse's (migrations); only the grain, the key and the meaning of each
+    column are declared here, and publishing refuses a column that has no description."""
+
+    name: str
+    grain: str
+    key: tuple[str, ...]
+    columns: tuple[tuple[str, str, str], ...]  # (column, meaning, unit)
+
+    def comment(self, column: str) -> str:
+        for name, meaning, unit in self.columns:
+            if name == column:
+                return f"{meaning} [{unit}]" if unit else meaning
+        raise KeyError(
+            f"{self.name}.{column} has no description: declare it in smallcaps/registry.py (PUBLISHED_META)"
+        )
+
+
+_LOAD = ("load_id", "load id, `YYYYMMDDTHHMMSS-xxxxxxxx` (UTC start of the load, then a random suffix)", "")
+
+# What the snapshot carries besides the datasets, so that a reader can tell which load made it.
+PUBLISHED_META: tuple[Described, ...] = (
+    Described(
+        "meta.snapshot",
+        "one row: the night this snapshot is, and the load that published it",
+        ("load_id",),
+        (
+            ("as_of_date", "the night (NYSE session) the snapshot is up to date with", ""),
+            _LOAD,
+            ("source", "where the data came from: `sample` (synthetic), `yahoo` or `csv`", ""),
+            ("published_at", "when the snapshot was written (UTC)", "timestamp"),
+            ("storage_version", "DuckDB storage version the file was written with (`SMALLCAPS_PUBLISH_STORAGE_VERSION`)", ""),
+        ),
+    ),
+    Described(
+        "meta.loads",
+        "one row per load (a nightly, backfill or rebuild run, or a csv import)",
+        ("load_id",),
+        (
+            _LOAD,
+            ("flow_run_id", "Prefect flow run id; null outside Prefect", ""),
+            ("flow_name", "the flow or command that ran the load", ""),
+            ("source", "where the data came from: `sample` (synthetic), `yahoo` or `csv`", ""),
+            ("start_date", "first session the load asked for", ""),
+            ("end_date", "last session the load asked for (the night it publishes)", ""),
+            ("sessions", "NYSE sessions in start_date..end_date", "count"),
+            ("rows_in", "rows fetched, all raw tables", "count"),
+            ("rows_loaded", "rows that passed the gates into raw", "count"),
+            ("rows_changed", "rows of raw that were inserted or differed from the stored row", "count"),
+            ("rows_quarantined", "rows set aside by the gates (`dq.quarantine` in the private warehouse)", "count"),
+            ("status", "`running`, `succeeded`, `blocked`, `failed` or `skipped`", ""),
+            ("message", "why the load ended as it did, when not plainly succeeded", ""),
+            ("started_at", "when the load started (UTC)", "timestamp"),
+            ("finished_at", "when the load ended (UTC); null while running", "timestamp"),
+            ("timings", "seconds per stage, as JSON", "JSON"),
+        ),
+    ),
+    Described(
+        "meta.load_tables",
+        "one row per load and raw table: what arrived and what became of it",
+        ("load_id", "table_name"),
+        (
+            _LOAD,
+            ("table_name", "raw table, e.g. `raw.equity_bars`", ""),
+            ("rows_in", "rows fetched for the table", "count"),
+            ("rows_loaded", "rows that passed the gate", "count"),
+            ("rows_inserted", "rows new to the table", "count"),
+            ("rows_changed", "rows that replaced a stored row with different values", "count"),
+            ("rows_quarantined", "rows set aside by the gate", "count"),
+        ),
+    ),
+    Described(
+        "meta.publishes",
+        "one row per published snapshot (before this one: a snapshot does not list itself)",
+        ("load_id",),
+        (
+            _LOAD,
+            ("as_of_date", "the night of the snapshot", ""),
+            ("path", "where the snapshot was published (`published/smallcaps.duckdb` under the data home of that day)", ""),
+            ("bytes", "size of the file", "bytes"),
+            ("published_at", "when it was published (UTC)", "timestamp"),
+        ),
+    ),
+    Described(
+        "dq.results",
+        "one row per load, table and expectation: every outcome, pass or fail",
+        ("load_id", "table_name", "expectation"),
+        (
+            _LOAD,
+            ("table_name", "the checked table, raw or mart", ""),
+            ("expectation", "the suite's name for the check, e.g. `high_ge_low`", ""),
+            ("severity", "`error` (blocks or quarantines) or `warning`", ""),
+            ("success", "the check passed", ""),
+            ("element_count", "rows checked", "count"),
+            ("unexpected_count", "rows that failed the check", "count"),
+            ("details", "result summary and example values, as JSON", "JSON"),
+            ("checked_at", "when the check ran (UTC)", "timestamp"),
+        ),
+    ),
+)
+
+
+def described(name: str) -> Described:
+    """The reader's description of any published table: a dataset or a meta table."""
+    for m in PUBLISHED_META:
+        if m.name == name:
+            return m
+    d = get(name)
+    return Described(d.name, d.grain, d.key, tuple((c.name, c.meaning, c.unit) for c in d.columns))
+
+
 def registry() -> tuple[Dataset, ...]:
     return DATASETS
 

@@ -145,6 +145,11 @@ class Settings(BaseSettings):
     chunk_size: int = Field(250, ge=1, description="symbols per fetch task")
     write_report: bool = Field(True, description="write the HTML report (home/report) after each published night")
     keep_snapshots: int = Field(30, ge=1, description="nightly published snapshots kept for --as-of")
+    publish_storage_version: str = Field(
+        "v1.4.0", pattern=r"^(v\d+\.\d+\.\d+|latest)$",
+        description="DuckDB storage version of the published snapshot and the views file, e.g. `v1.4.0` "
+        "(DuckDB 1.4 and later open it) or `latest` (only this DuckDB and later); see docs/bi.md",
+    )
     completeness_min_share: float = Field(0.98, gt=0, le=1, description="share of members that must have a bar")
     dq_severity: dict[str, Literal["error", "quarantine", "warning"]] = Field(
         default_factory=dict, description="expectation name -> severity override (error | quarantine | warning)"

@@ -91,7 +91,7 @@ def connect(path: Path, *, read_only: bool = False, memory_limit_gb: float | Non
         spill = path.parent / "tmp"
         spill.mkdir(exist_ok=True)
         con.execute(f"SET memory_limit = '{memory_limit_gb:.2f}GB'")
-        con.execute(f"SET temp_directory = '{spill}'")
+        con.execute("SET temp_directory = ?", [str(spill)])
     migrate(con)
     return con
 

@@ -5,6 +5,14 @@ Each night writes a complete new version folder, `exports/v-<load_id>/`, then sw
 Time-series marts are partitioned by calendar year (`year=2025/`), which lets a dashboard that
 looks at this year read one folder. `exports/smallcaps_views.duckdb` holds one view per mart over
 `exports/current`, for tools that want a database file rather than a folder of Parquet.
+
+Every file carries the registry's descriptions in its key-value metadata: `table` (the mart),
+`grain`, and `column:<name>` for each column (meaning and unit), as in the snapshot's comments.
+
+The views read `current/...`, a path relative to the exports folder, so moving the data home does
+not break them. DuckDB resolves a relative path against the reader's working directory, or the
+folders of its `file_search_path` setting: a reader opens the views file from the exports folder,
+or sets `file_search_path` to it (docs/bi.md).
 """
 
 from __future__ import annotations
@@ -17,8 +25,9 @@ from pathlib import Path
 import duckdb
 
 from smallcaps.crashpoints import crashpoint
-from warehouse.db import columns, table_names
-
+from smallcaps.registry import described
+from warehouse.db import table_names
+from warehouse.publish import DEFAULT_STORAGE_VERSION, attach_options, sql_text
 
 
 @dataclass(frozen=True)
@@ -29,16 +38,25 @@ class Exported:
     bytes: int
 
 
-def _views_sql(current: Path, mart: str, partitioned: bool) -> str:
+def _views_sql(mart: str, partitioned: bool) -> str:
+    # A view's body takes no bound parameter: the path is a quoted literal, relative to the exports folder.
     name = mart.split(".")[1]
     if partitioned:
-        src = f"read_parquet('{current / name}/*/*.parquet', hive_partitioning = true)"
-        return f"CREATE VIEW marts.{name} AS SELECT * EXCLUDE (year) FROM {src}"
-    return f"CREATE VIEW marts.{name} AS SELECT * FROM read_parquet('{current / name}.parquet')"
+        src = f"read_parquet({sql_text(f'current/{name}/*/*.parquet')}, hive_partitioning = true)"
+        return f"CREATE VIEW v.marts.{name} AS SELECT * EXCLUDE (year) FROM {src}"
+    return f"CREATE VIEW v.marts.{name} AS SELECT * FROM read_parquet({sql_text(f'current/{name}.parquet')})"
+
+
+def kv_metadata(mart: str, names: list[str]) -> str:
+    """The COPY option that writes the registry's descriptions of `mart` into each Parquet file."""
+    d = described(mart)
+    pairs = [("table", mart), ("grain", d.grain)] + [(f"column:{c}", d.comment(c)) for c in names]
+    return "KV_METADATA {" + ", ".join(f"{sql_text(k)}: {sql_text(v)}" for k, v in pairs) + "}"
 
 
 def export(
-    con: duckdb.DuckDBPyConnection, exports_dir: Path, *, load_id: str, partitions: dict[str, str | None], keep: int = 2
+    con: duckdb.DuckDBPyConnection, exports_dir: Path, *, load_id: str, partitions: dict[str, str | None], keep: int = 2,
+    storage_version: str = DEFAULT_STORAGE_VERSION,
 ) -> Exported:
     """Write `partitions` (mart -> the date column whose year partitions it, None: one file; the
     registry's exported datasets) as a new version folder and swap `current` to it."""
@@ -60,13 +78,15 @@ def export(
         # An empty mart (a csv folder without holdings has no cohorts) is one empty file with its
         # columns, so its view still opens.
         partitioned[mart] = bool(col) and con.execute(f"SELECT count(*) FROM {mart}").fetchone()[0] > 0
+        meta = kv_metadata(mart, [c for c, _ in _columns(con, mart)])
         if partitioned[mart]:
             con.execute(
-                f"COPY (SELECT *, year({col}) AS year FROM {mart}) TO '{folder / name}' "
-                "(FORMAT parquet, PARTITION_BY (year), OVERWRITE_OR_IGNORE)"
+                f"COPY (SELECT *, year({col}) AS year FROM {mart}) TO ? "
+                f"(FORMAT parquet, PARTITION_BY (year), OVERWRITE_OR_IGNORE, {meta})",
+                [str(folder / name)],
             )
         else:
-            con.execute(f"COPY {mart} TO '{folder / name}.parquet' (FORMAT parquet)")
+            con.execute(f"COPY {mart} TO ? (FORMAT parquet, {meta})", [str(folder / f"{name}.parquet")])
     crashpoint("export.written")
     # Swap the `current` link in one rename.
     current = exports_dir / "current"
@@ -78,7 +98,7 @@ def export(
         shutil.rmtree(current)  # a copied data home turns the link into a folder; replace it
     os.replace(link_tmp, current)
     crashpoint("export.swapped")
-    views = _write_views(exports_dir, current, partitioned, load_id)
+    views = _write_views(exports_dir, partitioned, load_id, storage_version)
     for old in sorted(exports_dir.glob("v-*"), key=lambda p: p.stat().st_mtime)[:-keep]:
         if old != folder:
             shutil.rmtree(old)
@@ -86,17 +106,33 @@ def export(
     return Exported(folder, views, len(files), sum(f.stat().st_size for f in files))
 
 
-def _write_views(exports_dir: Path, current: Path, partitioned: dict[str, bool], load_id: str) -> Path:
+def _columns(con: duckdb.DuckDBPyConnection, table: str) -> list[tuple[str, str]]:
+    schema, name = table.split(".")
+    return con.execute(
+        "SELECT column_name, data_type FROM duckdb_columns() WHERE database_name = current_database() "
+        "AND schema_name = ? AND table_name = ? ORDER BY column_index",
+        [schema, name],
+    ).fetchall()
+
+
+def _write_views(exports_dir: Path, partitioned: dict[str, bool], load_id: str, storage_version: str) -> Path:
     views = exports_dir / "smallcaps_views.duckdb"
     tmp = exports_dir / f".views-{load_id}.duckdb"
     if tmp.exists():
         tmp.unlink()
-    v = duckdb.connect(str(tmp))
+    v = duckdb.connect()
     try:
-        v.execute("CREATE SCHEMA marts")
+        v.execute(f"ATTACH ? AS v {attach_options(storage_version)}", [str(tmp)])
+        v.execute("CREATE SCHEMA v.marts")
+        # Creating a view binds it: the relative paths must resolve here, against the exports folder.
+        v.execute("SET file_search_path = ?", [str(exports_dir)])
         for mart, by_year in partitioned.items():
-            v.execute(_views_sql(current, mart, by_year))
-        v.execute("CHECKPOINT")
+            v.execute(_views_sql(mart, by_year))
+            d = described(mart)
+            v.execute(f"COMMENT ON VIEW v.{mart} IS {sql_text(d.grain)}")
+            for column, _, _ in d.columns:
+                v.execute(f"COMMENT ON COLUMN v.{mart}.{column} IS {sql_text(d.comment(column))}")
+        v.execute("DETACH v")
     finally:
         v.close()
     os.replace(tmp, views)

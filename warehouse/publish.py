@@ -6,6 +6,10 @@ tables readers need are copied into a new DuckDB file, which is then renamed int
 are atomic, and an open reader keeps the inode it opened, so a reader sees the old night or the
 new night, never a mix, and never blocks the load.
 
+The snapshot is written in a DuckDB storage version older clients read (`storage_version`, the
+setting SMALLCAPS_PUBLISH_STORAGE_VERSION): BI tools bundle a DuckDB driver that lags the one the
+pipeline runs. Every table carries COMMENT ON TABLE / COLUMN and its primary key, from the registry.
+
 Layout under the data home:
     published/smallcaps.duckdb          the current night (what BI tools open)
     published/nights/YYYY-MM-DD.duckdb  the last N nightly snapshots (hard links, immutable)
@@ -14,6 +18,7 @@ Layout under the data home:
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
@@ -24,12 +29,15 @@ import duckdb
 import polars as pl
 
 from smallcaps.crashpoints import crashpoint
+from smallcaps.registry import DATASETS, described
 from warehouse.db import table_names
 from warehouse.load import register
 
 # What a reader needs: every mart, the core tables behind them, and what happened (meta, dq).
 PUBLISHED_SCHEMAS = ("marts", "core")
 PUBLISHED_EXTRA = ("meta.loads", "meta.load_tables", "meta.publishes", "dq.results")
+# DuckDB 1.4 (a long-term support line, what BI drivers pin) and every later version open it.
+DEFAULT_STORAGE_VERSION = "v1.4.0"
 
 
 @dataclass(frozen=True)
@@ -68,16 +76,57 @@ class Patch:
     write: pl.DataFrame
 
 
-def _sql_text(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
+def sql_text(value: str) -> str:
+    """A SQL string literal of `value`, for the few places DuckDB takes no bound parameter (a view's
+    body, COMMENT ON, COPY options): a path or a description with a quote stays one literal."""
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def attach_options(storage_version: str) -> str:
+    if not re.fullmatch(r"v\d+\.\d+\.\d+|latest", storage_version):
+        raise ValueError(
+            f"storage version {storage_version!r} is not a DuckDB version such as 'v1.4.0' (or 'latest'): "
+            "check SMALLCAPS_PUBLISH_STORAGE_VERSION"
+        )
+    return f"(STORAGE_VERSION {sql_text(storage_version)})"
 
 
 def _create(con: duckdb.DuckDBPyConnection, declared, target: str) -> None:
     """A derived table in the snapshot as the registry declares it: keys and comments included."""
     con.execute(declared.ddl().replace(f"CREATE TABLE {declared.name}", f"CREATE TABLE {target}", 1))
-    con.execute(f"COMMENT ON TABLE {target} IS {_sql_text(declared.grain)}")
-    for c in declared.columns:
-        con.execute(f"COMMENT ON COLUMN {target}.{c.name} IS {_sql_text(c.comment)}")
+    _comment(con, declared.name, target)
+
+
+def _comment(con: duckdb.DuckDBPyConnection, table: str, target: str) -> None:
+    """COMMENT ON the table and each of its columns, from the registry; a column without a
+    description is an error (the snapshot promises that every column explains itself)."""
+    d = described(table)
+    con.execute(f"COMMENT ON TABLE {target} IS {sql_text(d.grain)}")
+    schema, name = target.rsplit(".", 2)[-2:]
+    catalog = target.split(".")[0]
+    cols = [r[0] for r in con.execute(
+        "SELECT column_name FROM duckdb_columns() WHERE database_name = ? AND schema_name = ? AND table_name = ? "
+        "ORDER BY column_index", [catalog, schema, name],
+    ).fetchall()]
+    for c in cols:
+        con.execute(f"COMMENT ON COLUMN {target}.{c} IS {sql_text(d.comment(c))}")
+
+
+def _create_like(con: duckdb.DuckDBPyConnection, table: str, target: str) -> None:
+    """A meta table in the snapshot: the warehouse's column types and NOT NULLs, the documented key
+    (CREATE TABLE ... AS SELECT would drop both), and the registry's comments."""
+    schema, name = table.split(".")
+    cols = con.execute(
+        "SELECT column_name, data_type, is_nullable FROM duckdb_columns() "
+        "WHERE database_name = current_database() AND schema_name = ? AND table_name = ? ORDER BY column_index",
+        [schema, name],
+    ).fetchall()
+    lines = [f'    "{c}" {t}{"" if nullable else " NOT NULL"}' for c, t, nullable in cols]
+    key = described(table).key
+    lines.append(f"    PRIMARY KEY ({', '.join(key)})")
+    con.execute(f"CREATE TABLE {target} (\n" + ",\n".join(lines) + "\n)")
+    con.execute(f"INSERT INTO {target} SELECT * FROM {table}")
+    _comment(con, table, target)
 
 
 def publish(
@@ -88,15 +137,18 @@ def publish(
     load_id: str,
     source: str,
     keep: int,
-    declared: Sequence = (),
+    declared: Sequence | None = None,
     patches: Mapping[str, Patch] | None = None,
+    storage_version: str = DEFAULT_STORAGE_VERSION,
 ) -> Published:
     """Write the reader tables into a new file and rename it into place.
 
-    `declared` are the registry's datasets (created with their keys and comments). With `patches`
+    `declared` are the registry's datasets (created with their keys and comments; default: the
+    registry's). With `patches`
     (every derived table that changed since the current snapshot, and how), the new file starts as
     a copy of the current one and only those rows are rewritten: the cost follows the night's
-    changes, not the history. Without them every table is copied.
+    changes, not the history. Without them every table is copied, as they are when the current
+    snapshot was written in another storage version than `storage_version`.
     """
     import time
 
@@ -107,14 +159,16 @@ def publish(
     for leftover in published_dir.glob(".tmp-*"):
         leftover.unlink()  # an interrupted publish: never renamed, never read
     current = published_dir / "smallcaps.duckdb"
-    by_name = {d.name: d for d in declared}
+    by_name = {d.name: d for d in (DATASETS if declared is None else declared)}
     present = set(table_names(con, ("core", "marts", "meta", "dq")))
     derived = [t for t in table_names(con, PUBLISHED_SCHEMAS)]
     extra = [t for t in PUBLISHED_EXTRA if t in present]
-    incremental = patches is not None and current.exists()
+    options = attach_options(storage_version)
+    # A copied file keeps the storage version it was written in: patch only a same-version file.
+    incremental = patches is not None and snapshot_storage_version(published_dir) == storage_version
     if incremental:
         shutil.copyfile(current, tmp)
-    con.execute(f"ATTACH '{tmp}' AS snap")
+    con.execute(f"ATTACH ? AS snap {options}", [str(tmp)])
     try:
         if incremental:
             for table, patch in patches.items():
@@ -130,15 +184,21 @@ def publish(
                     _create(con, by_name[t], f"snap.{t}")
                     con.execute(f"INSERT INTO snap.{t} SELECT * FROM {t}")
                 else:
-                    con.execute(f"CREATE TABLE snap.{t} AS SELECT * FROM {t}")
+                    _create_like(con, t, f"snap.{t}")
                 crashpoint("publish.copy")
+        if "meta" not in {t.split(".")[0] for t in extra}:
+            con.execute("CREATE SCHEMA IF NOT EXISTS snap.meta")
         for t in extra:
-            con.execute(f"CREATE TABLE snap.{t} AS SELECT * FROM {t}")
+            _create_like(con, t, f"snap.{t}")
         con.execute(
-            "CREATE TABLE snap.meta.snapshot AS SELECT ?::DATE AS as_of_date, ? AS load_id, ? AS source, "
-            "?::TIMESTAMP AS published_at",
-            [as_of, load_id, source, datetime.now(timezone.utc).replace(tzinfo=None)],
+            "CREATE TABLE snap.meta.snapshot (as_of_date DATE NOT NULL, load_id VARCHAR NOT NULL PRIMARY KEY, "
+            "source VARCHAR NOT NULL, published_at TIMESTAMP NOT NULL, storage_version VARCHAR NOT NULL)"
         )
+        con.execute(
+            "INSERT INTO snap.meta.snapshot VALUES (?, ?, ?, ?, ?)",
+            [as_of, load_id, source, datetime.now(timezone.utc).replace(tzinfo=None), storage_version],
+        )
+        _comment(con, "meta.snapshot", "snap.meta.snapshot")
         con.execute("CHECKPOINT snap")
     finally:
         con.execute("DETACH snap")
@@ -185,6 +245,20 @@ def snapshot_load(published_dir: Path) -> str | None:
             return c.execute("SELECT load_id FROM meta.snapshot").fetchone()[0]
     except duckdb.Error:
         return None
+
+
+def snapshot_storage_version(published_dir: Path) -> str | None:
+    """The storage version the current snapshot was written in, as `publish` recorded it; None
+    when there is no snapshot or it predates the record."""
+    current = published_dir / "smallcaps.duckdb"
+    if not current.exists():
+        return None
+    try:
+        with duckdb.connect(str(current), read_only=True) as c:
+            row = c.execute("SELECT storage_version FROM meta.snapshot").fetchone()
+    except duckdb.Error:
+        return None  # an older snapshot without the column: publish it whole
+    return row[0] if row else None
 
 
 def prune(nights: Path, keep: int) -> list[Path]:
