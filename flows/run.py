@@ -105,6 +105,36 @@ def record_failed_load(settings: Settings, kind: str, *, start: date | None, end
     return load_id
 
 
+def load_table(counts: dict, gated: dict) -> list[dict]:
+    """One row per raw table of a load: its rows in, inserted, changed, and its gate's outcome
+    (expectations run and failed, warnings, rows quarantined)."""
+    rows = []
+    for table in sorted(set(counts) | set(gated)):
+        c, g = counts.get(table), gated.get(table)
+        results = g.results if g is not None else None
+        rows.append({
+            "table": table,
+            "rows_in": c.rows_in if c else 0,
+            "inserted": c.inserted if c else 0,
+            "changed": c.changed if c else 0,
+            "expectations": results.height if results is not None else 0,
+            "failed": results.filter(~pl.col("success")).height if results is not None and results.height else 0,
+            "warnings": len(g.warnings) if g is not None else 0,
+            "quarantined": g.quarantine.height if g is not None else 0,
+        })
+    return rows
+
+
+def _load_artifact(load_id: str, night: date, counts: dict, gated: dict) -> None:
+    """The load's row counts and gate outcome as a Prefect table artifact, beside the report's
+    markdown artifact, so the UI shows what a night brought without opening the warehouse."""
+    from prefect.artifacts import create_table_artifact
+
+    create_table_artifact(
+        key="smallcaps-load", table=load_table(counts, gated), description=f"smallcaps load {load_id}, night of {night}"
+    )
+
+
 def _load(
     con, settings: Settings, plan: pipeline.Plan, load_id: str, now: datetime, timings: dict, source: Source, notes: list[str]
 ) -> dict:
@@ -257,6 +287,7 @@ def _load(
         timings["report"] = time.perf_counter() - t
         progress.advance("report written")
     pipeline.finish_ok(con, outcome, sessions, batch.rows_in)
+    _load_artifact(load_id, night, counts, gated)
     log.info("published %s (%s MB) for %s", published.path, round(published.bytes / 1e6, 1), night)
     summary = asdict(outcome)
     summary["as_of"] = plan.as_of.isoformat()

@@ -105,3 +105,24 @@ def test_nightly_twice_for_the_same_session_leaves_every_table_identical(home):
 def test_nightly_skips_a_non_session(home):
     result = nightly(as_of=date(2025, 7, 4), source="sample", home=str(home))  # Independence Day
     assert result["status"] == "skipped" and "not an NYSE session" in result["message"]
+
+
+def test_a_load_leaves_a_table_artifact_of_its_counts_and_gate_outcome(home):
+    import json
+
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    with get_client(sync_client=True) as client:
+        artifacts = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["smallcaps-load"])))
+    assert artifacts and all(a.type == "table" for a in artifacts)
+    con = wh(home)
+    loads = {r[0] for r in con.execute("SELECT load_id FROM meta.loads WHERE status = 'succeeded'").fetchall()}
+    con.close()
+    # The backfill's artifact: one row per raw table, its merge counts and its gate.
+    ours = [a for a in artifacts if any(load_id in (a.description or "") for load_id in loads)]
+    assert ours
+    rows = {r["table"]: r for a in ours for r in (json.loads(a.data) if isinstance(a.data, str) else a.data)}
+    bars = rows["raw.equity_bars"]
+    assert bars["rows_in"] > 0 and bars["expectations"] > 0 and bars["failed"] == 0
+    assert set(rows) >= {"raw.index_bars", "raw.equity_bars", "raw.holdings", "raw.fundamentals"}
