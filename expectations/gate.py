@@ -35,8 +35,9 @@ from typing import Iterable, Mapping
 
 import polars as pl
 
-from expectations.suites import STAGING_COLUMNS, Expectation, Params, Suite, check_overrides, suite as get_suite
+from expectations.suites import Expectation, Params, Suite, check_overrides, suite as get_suite
 from smallcaps.settings import Universe
+from sources.base import BOOKKEEPING_COLUMNS
 
 RESULTS_SCHEMA: dict[str, pl.DataType] = {
     "load_id": pl.String,
@@ -302,7 +303,7 @@ def _schema(s: Suite, df: pl.DataFrame, sev) -> tuple[list[_Outcome], set[str]]:
     by_name = {e.name: e for e in s.expectations}
     missing = [c for c in s.schema if c not in df.columns]
     mistyped = {c: df.schema[c] for c in s.schema if c in df.columns and not _dtype_ok(df.schema[c], s.schema[c])}
-    extra = [c for c in df.columns if c not in s.schema and c not in STAGING_COLUMNS]
+    extra = [c for c in df.columns if c not in s.schema and c not in BOOKKEEPING_COLUMNS]
     n = df.height
     outcomes = []
 
