@@ -10,7 +10,7 @@ export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS := 90
 PYTHON ?= python3
 UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
 
-.PHONY: env browser demo test bench clean
+.PHONY: env browser demo test test-fast bench clean
 
 # The environment: uv from PyPI if absent, then the locked packages into .venv (no Python download).
 env: .venv/.synced
@@ -34,6 +34,10 @@ browser:
 
 test: env browser
 	.venv/bin/python -m pytest -q -n 2 --dist loadfile
+
+# The loop while working: every test but those marked slow (the ones that run a flow).
+test-fast: env
+	.venv/bin/python -m pytest -q -m "not slow" -n 2 --dist loadfile
 
 # Every bench once, with quick arguments (small homes, one round), to show each instrument works;
 # the figures of issue 13 come from the full-size runs listed in bench/README.md.

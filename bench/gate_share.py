@@ -29,26 +29,12 @@ import duckdb
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from harness import BACKFILL, NIGHTLY  # noqa: E402
 from smallcaps import calendar  # noqa: E402
 
 GATE_STEPS = ("validate", "load.gate_marts")
 # Top-level steps of flows.run (the load.* entries are parts of `load`).
 STEPS = ("fetch", "validate", "load", "publish", "export")
-
-BACKFILL = """
-import sys
-from datetime import date
-from flows.backfill import backfill
-r = backfill(end=date.fromisoformat(sys.argv[1]), source="sample", home=sys.argv[2])
-assert r["status"] == "succeeded", r
-"""
-NIGHTLY = """
-import sys
-from datetime import date
-from flows.nightly import nightly
-r = nightly(as_of=date.fromisoformat(sys.argv[1]), source="sample", home=sys.argv[2])
-assert r["status"] == "succeeded", r
-"""
 
 
 def run_flow(code: str, day, home: Path, env: dict) -> float:

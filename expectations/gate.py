@@ -37,8 +37,9 @@ from typing import Iterable, Mapping
 
 import polars as pl
 
-from expectations.suites import STAGING_COLUMNS, Expectation, Params, Suite, check_overrides, suite as get_suite
+from expectations.suites import Expectation, Params, Suite, check_overrides, suite as get_suite
 from smallcaps.settings import Universe
+from sources.base import BOOKKEEPING_COLUMNS
 
 RESULTS_SCHEMA: dict[str, pl.DataType] = {
     "load_id": pl.String,
@@ -303,46 +304,11 @@ def gate(
     return result
 
 
-def gate_many(
-    frames: Mapping[str, pl.DataFrame],
-    *,
-    load_id: str,
-    as_of: date,
-    severity_overrides: Mapping[str, str] | None = None,
-    history: Mapping[str, pl.DataFrame | None] | None = None,
-    revisions: pl.DataFrame | None = None,
-    universes: Mapping[str, Universe] | Iterable[Universe] | None = None,
-    checked_at: datetime | None = None,
-    context=None,
-) -> dict[str, GateResult]:
-    """Gate every table of one load with one GX context and one timestamp."""
-    at = checked_at or datetime.now(timezone.utc).replace(tzinfo=None)
-    check_overrides(severity_overrides or {})
-    out = {}
-    for table, frame in frames.items():
-        rev = None
-        if revisions is not None and "table_name" in revisions.columns:
-            rev = revisions.filter(pl.col("table_name") == table)
-        out[table] = gate(
-            table,
-            frame,
-            load_id=load_id,
-            as_of=as_of,
-            severity_overrides=severity_overrides,
-            history=(history or {}).get(table),
-            revisions=rev,
-            universes=universes,
-            checked_at=at,
-            context=context,
-        )
-    return out
-
-
 def _schema(s: Suite, df: pl.DataFrame, sev) -> tuple[list[_Outcome], set[str]]:
     by_name = {e.name: e for e in s.expectations}
     missing = [c for c in s.schema if c not in df.columns]
     mistyped = {c: df.schema[c] for c in s.schema if c in df.columns and not _dtype_ok(df.schema[c], s.schema[c])}
-    extra = [c for c in df.columns if c not in s.schema and c not in STAGING_COLUMNS]
+    extra = [c for c in df.columns if c not in s.schema and c not in BOOKKEEPING_COLUMNS]
     n = df.height
     outcomes = []
 

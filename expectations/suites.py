@@ -24,7 +24,7 @@ from typing import Callable, Literal, Mapping
 import polars as pl
 
 from smallcaps.settings import DEFAULT_UNIVERSES, Universe
-from sources.base import ACTIONS_SCHEMA, BARS_SCHEMA, FUNDAMENTALS_SCHEMA, HOLDINGS_SCHEMA
+from sources.base import ACTIONS_SCHEMA, BARS_SCHEMA, BOOKKEEPING_COLUMNS, FUNDAMENTALS_SCHEMA, HOLDINGS_SCHEMA
 
 Severity = Literal["error", "quarantine", "warning"]
 # What each severity does to a load (docs/data-quality.md, "Severity"):
@@ -66,8 +66,6 @@ MAX_VOLUME_SHARES = 10**12
 
 COHORTS = ("profitable", "unprofitable", "no_data")
 ACTIONS = ("split", "dividend")
-# Columns staging adds and the raw tables carry; a frame may already have them.
-STAGING_COLUMNS = ("source", "fetched_at", "load_id", "first_seen_at")
 
 
 @dataclass(frozen=True)
@@ -193,7 +191,7 @@ def _keys_duplicated(keys: tuple[str, ...]) -> Failing:
 
 
 def _contract_columns(df: pl.DataFrame) -> list[str]:
-    return [c for c in df.columns if c not in STAGING_COLUMNS]
+    return [c for c in df.columns if c not in BOOKKEEPING_COLUMNS]
 
 
 def _any_key_repeated(df: pl.DataFrame, keys: tuple[str, ...], params: Params) -> bool:

@@ -6,7 +6,6 @@ steps can be tested and reused (benchmarks, the CLI) without an orchestrator.
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
 from dataclasses import dataclass, field, replace
@@ -1051,10 +1050,6 @@ def quarantine_note(gated: dict, batch: Batch) -> str | None:
         return None
     total = sum(g.quarantine.height for g in gated.values()) + batch.excluded.height
     return f"loaded; {total:,} row(s) in dq.quarantine: " + "; ".join(parts)
-
-
-def timings_json(timings: dict[str, float]) -> str:
-    return json.dumps({k: round(v, 3) for k, v in timings.items()})
 
 
 def finish_ok(con, outcome: Outcome, sessions: int, rows_in: int) -> None:

@@ -15,6 +15,11 @@ from typing import Protocol, Sequence, runtime_checkable
 
 import polars as pl
 
+# What staging (warehouse.load.stage) stamps on a source's rows on their way into raw: which source
+# and load wrote a row and when (first_seen_at on fundamentals only). Not part of a row's value: a
+# refetch that differs only here is no change (the merge), and no suite checks them (the gate).
+BOOKKEEPING_COLUMNS = ("source", "fetched_at", "load_id", "first_seen_at")
+
 BARS_SCHEMA: dict[str, pl.DataType] = {
     "symbol": pl.String,
     "session_date": pl.Date,

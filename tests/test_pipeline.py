@@ -107,6 +107,25 @@ def test_meta_symbols_records_mapping_rule_and_status(tmp_path):
     ]
 
 
+def test_a_ticker_still_held_by_another_universe_stays_active(tmp_path):
+    con = connect(tmp_path / "w.duckdb")
+    d1, d2, d3 = date(2017, 2, 28), date(2017, 3, 31), date(2017, 4, 28)
+    put(con, "raw.holdings", pl.concat([
+        holdings("sp600", d1, ["MOG.A", "TDW"]),
+        holdings("sp600", d2, ["MOG.A", "TDW"]),
+        holdings("sp600", d3, ["MOGA"]),
+        holdings("russell2000", d1, ["TDW"]),
+    ]))
+    rows = {r[0]: r[1:] for r in con.execute(
+        "SELECT ticker, symbol, rule, first_seen_date, last_seen_date, status, renamed_to FROM meta.symbols"
+    ).fetchall()}
+    # iShares' files print the class share first as MOG.A, later glued as MOGA (same holding): a rename.
+    assert rows["MOG.A"] == ("MOG-A", "dot_to_dash", d1, d2, "renamed", "MOGA")
+    assert rows["MOGA"][2:] == (d3, d3, "active", None)
+    # TDW left sp600 (newest d3) but is in russell2000's newest snapshot (d1): still held.
+    assert rows["TDW"] == ("TDW", "identity", d1, d2, "active", None)
+
+
 def test_yahoo_fundamentals_without_statements_are_rechecked_monthly_not_nightly(tmp_path):
     from smallcaps.settings import Settings
     from sources.base import FUNDAMENTALS_SCHEMA

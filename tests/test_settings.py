@@ -30,9 +30,22 @@ def test_a_misspelt_variable_is_an_error_naming_it(monkeypatch):
         Settings()
 
 
-def test_prefixed_variables_that_are_not_settings_are_allowed(monkeypatch):
-    monkeypatch.setenv("SMALLCAPS_PROJECT_DIR", "/src/smallcaps")  # used by prefect.yaml
-    Settings()
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("SMALLCAPS_PROJECT_DIR", "/src/smallcaps"),  # prefect.yaml's working directory
+        ("SMALLCAPS_CRASHPOINT", "no.such.point"),  # the crash-safety tests' kill switch
+    ],
+)
+def test_prefixed_variables_that_are_not_settings_are_allowed(monkeypatch, name, value):
+    defaults = Settings().model_dump()
+    monkeypatch.setenv(name, value)
+    # Accepted and read as no setting: every value is still its default.
+    assert Settings().model_dump() == defaults
+    # The exemption is by exact name: a near miss is still an unknown setting.
+    monkeypatch.setenv(name + "S", value)
+    with pytest.raises(ValidationError, match=name + "S"):
+        Settings()
 
 
 @pytest.mark.parametrize(

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import duckdb
 
+from sources.base import BOOKKEEPING_COLUMNS
+
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 _NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 
@@ -158,16 +160,16 @@ def checksums(con: duckdb.DuckDBPyConnection, tables: list[str] | None = None) -
     return out
 
 
-# Columns that say which load wrote a row and when: they differ between two runs that load the
-# same data, so content comparisons leave them out.
-BOOKKEEPING = ("load_id", "fetched_at", "first_seen_at")
+# Which load wrote a row and when differs between two runs that load the same data, so content
+# comparisons leave it out; `source` stays: rows from another source are other data.
+_LOAD_STAMP_COLUMNS = tuple(c for c in BOOKKEEPING_COLUMNS if c != "source")
 
 
 def content_checksums(con: duckdb.DuckDBPyConnection, tables: list[str]) -> dict[str, tuple[int, int]]:
     """Like `checksums`, without the bookkeeping columns: equal when two warehouses hold the same data."""
     out = {}
     for t in tables:
-        cols = [c for c in columns(con, t) if c not in BOOKKEEPING]
+        cols = [c for c in columns(con, t) if c not in _LOAD_STAMP_COLUMNS]
         select = ", ".join(f'"{c}"' for c in cols)
         out[t] = con.execute(f"SELECT count(*), coalesce(sum(hash(x)), 0) FROM (SELECT {select} FROM {t}) x").fetchone()
     return out

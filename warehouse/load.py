@@ -16,10 +16,8 @@ from typing import Iterator
 import duckdb
 import polars as pl
 
+from sources.base import BOOKKEEPING_COLUMNS
 from warehouse.db import columns, key_columns
-
-# Bookkeeping columns: not part of a row's value, so a refetch that only differs here is no change.
-BOOKKEEPING = ("source", "fetched_at", "load_id", "first_seen_at")
 
 # Values a source knows on one fetch and not on the next: a re-fetch without one (null) keeps the
 # stored value; another value replaces it (and is recorded). Yahoo dates only the newest quarter of
@@ -82,7 +80,7 @@ def merge(
     dupes = staged.select(keys).is_duplicated().sum()
     if dupes:
         raise ValueError(f"{table}: {dupes} staged rows share a key ({', '.join(keys)}); refusing to merge")
-    values = [c for c in cols if c not in keys and c not in BOOKKEEPING]
+    values = [c for c in cols if c not in keys and c not in BOOKKEEPING_COLUMNS]
     kept = KEEP_WHEN_NULL.get(table, ())
     incoming = {c: f"coalesce(s.{c}, t.{c})" if c in kept else f"s.{c}" for c in cols}
     register(con, "_staged", staged.select(cols))

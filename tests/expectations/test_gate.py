@@ -1,5 +1,5 @@
 """The gate on a matrix of corruptions: blocked or not, which rows are quarantined and why, the
-message, and that the clean rows are exactly the others. Plus overrides, gate_many, the held rows
+message, and that the clean rows are exactly the others. Plus overrides, the held rows
 of a blocked load, and the time on 1.5M equity bars."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import polars as pl
 import pytest
 
 from smallcaps import calendar
-from expectations.gate import QUARANTINE_SCHEMA, RESULTS_SCHEMA, gate, gate_many, held_rows, row_key
+from expectations.gate import QUARANTINE_SCHEMA, RESULTS_SCHEMA, gate, held_rows, row_key
 from test_suites import (
     AS_OF,
     FUTURE,
@@ -249,15 +249,6 @@ def test_held_rows_of_a_blocked_load_complete_the_quarantine():
     both = pl.concat([g.quarantine, held])
     assert both.height == df.height and both.get_column("row_key").is_unique().all()
     assert set(held.get_column("expectation")) == {"held_by_block"}
-
-
-def test_gate_many_shares_one_timestamp():
-    frames = {"raw.equity_bars": equity_bars(), "raw.index_bars": index_bars(), "raw.holdings": holdings(),
-              "raw.fundamentals": fundamentals(), "raw.corporate_actions": corporate_actions()}
-    out = gate_many(frames, load_id="L", as_of=AS_OF, universes=SMALL_UNIVERSES)
-    assert set(out) == set(frames) and not any(g.blocked for g in out.values())
-    stamps = pl.concat([g.results for g in out.values()]).get_column("checked_at").unique()
-    assert stamps.len() == 1
 
 
 def test_marts_pass_and_raw_staging_columns_are_accepted():

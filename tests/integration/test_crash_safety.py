@@ -15,6 +15,9 @@ import pytest
 from forkserver import ForkServer, run_worker
 from warehouse.db import content_checksums, table_names
 
+# Runs a flow: every test kills and reruns nightly loads on a backfilled home.
+pytestmark = pytest.mark.slow
+
 BEFORE = date(2025, 6, 20)
 NIGHT = date(2025, 6, 23)
 

@@ -13,6 +13,9 @@ import pytest
 from flows.backfill import backfill
 from warehouse.db import checksums, table_names
 
+# Runs a flow: the module's home is loaded by the backfill flow.
+pytestmark = pytest.mark.slow
+
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "yahoo-daily-csv"
 
 

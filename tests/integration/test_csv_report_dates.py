@@ -25,6 +25,9 @@ from flows.run import run_load
 from smallcaps import calendar
 from smallcaps.settings import DEFAULT_UNIVERSES, Pair, Settings
 
+# Runs a flow: the module's home is loaded by the backfill flow.
+pytestmark = pytest.mark.slow
+
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 IWM_FILE = FIXTURES / "ishares-iwm" / "IWM_holdings_2025-11-05.csv"
 FIRST, LAST = date(2022, 5, 2), date(2022, 11, 18)  # the csv index history ends 2022-11-18

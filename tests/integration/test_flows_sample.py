@@ -14,6 +14,9 @@ from flows.nightly import nightly
 from smallcaps import calendar
 from warehouse.db import checksums, table_names
 
+# Runs a flow: backfill and nightly flows on the sample market.
+pytestmark = pytest.mark.slow
+
 # A fixed window keeps the test independent of today's date and quick: the sample market is
 # prefix-stable, so this is exactly what a full backfill holds for these sessions. It spans the
 # April 2025 anchors and the late-June reconstitution.

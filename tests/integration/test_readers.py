@@ -11,9 +11,13 @@ from datetime import date
 from pathlib import Path
 
 import duckdb
+import pytest
 
 from forkserver import ForkServer
 from smallcaps import calendar
+
+# Runs a flow: nightly loads on a backfilled home (tests/integration/conftest.py small_baseline).
+pytestmark = pytest.mark.slow
 
 FIRST = date(2025, 6, 20)
 QUERY = (

@@ -24,6 +24,9 @@ from smallcaps import pipeline, progress
 from small_market import SmallSample, small_settings
 from sources.base import FAILURES_SCHEMA, Fetched
 
+# Runs a flow: nightly loads on a backfilled home (small_baseline).
+pytestmark = pytest.mark.slow
+
 SPLIT_DAY = date(2025, 6, 23)  # the first session after the baseline's night (2025-06-20)
 NEXT = date(2025, 6, 24)
 RATIO = 4.0

@@ -22,6 +22,9 @@ from typer.testing import CliRunner
 from flows.backfill import backfill
 from smallcaps.cli import app
 
+# Runs a flow: the module's home is loaded by the backfill flow.
+pytestmark = pytest.mark.slow
+
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "yahoo-daily-csv"
 # The last two years of the real files keep the load short; the 2022 low of the Russell 2000
 # (1,649.84 on 2022-06-16) is the dated anchor.

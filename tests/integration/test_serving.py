@@ -15,6 +15,9 @@ from typer.testing import CliRunner
 from forkserver import run_worker
 from smallcaps.cli import app
 
+# Runs a flow: reads a home the backfill flow built (small_baseline).
+pytestmark = pytest.mark.slow
+
 NIGHT = date(2025, 6, 23)
 runner = CliRunner()
 

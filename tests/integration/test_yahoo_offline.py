@@ -20,6 +20,9 @@ import pytest
 from forkserver import worker_env
 from warehouse.db import checksums, connect
 
+# Runs a flow: the CLI starts a nightly flow in a subprocess.
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parents[2]
 CLI = Path(sys.executable).parent / "smallcaps"
 

@@ -21,6 +21,7 @@ def browser():
         yield b
 
 
+@pytest.mark.slow
 def test_the_report_loads_offline_with_every_chart_rendered(browser, report, expected_charts):
     url = report.html_path.resolve().as_uri()
     problems = page_problems(browser.open(url))

@@ -22,6 +22,9 @@ from smallcaps.cli import app
 from smallcaps.report import write_report
 from smallcaps.settings import Settings
 
+# Runs a flow: every test reads the snapshot the backfill flow built (conftest.py snapshot_home).
+pytestmark = pytest.mark.slow
+
 
 def partial_home(snapshot_home: Path, target: Path, statements: list[str]) -> Path:
     (target / "published").mkdir(parents=True)

@@ -92,6 +92,7 @@ def headlines_of(home: Path, night: date) -> list[str]:
         con.close()
 
 
+@pytest.mark.slow
 def test_the_report_is_of_the_snapshots_night_and_goes_where_documented(report, snapshot_home, window):
     assert report.as_of == window[1]
     assert report.html_path == snapshot_home / "report" / window[1].isoformat() / "index.html"
@@ -103,6 +104,7 @@ def test_the_report_is_of_the_snapshots_night_and_goes_where_documented(report, 
     assert 0 < report.seconds < 120
 
 
+@pytest.mark.slow
 def test_the_page_fetches_nothing(report, page):
     text = report.html_path.read_text(encoding="utf-8")
     # Nothing anywhere in the page points at the network, not even as text.
@@ -120,6 +122,7 @@ def test_the_page_fetches_nothing(report, page):
     assert "@import" not in css and "url(" not in css and "@font-face" not in css
 
 
+@pytest.mark.slow
 def test_every_chart_is_embedded_and_saved_as_a_valid_png(report, page, expected_charts):
     assert list(page.figures) == list(expected_charts)
     assert [p.name for p in report.png_paths] == [f"{c}.png" for c in expected_charts]
@@ -137,6 +140,7 @@ def test_every_chart_is_embedded_and_saved_as_a_valid_png(report, page, expected
             im.verify()
 
 
+@pytest.mark.slow
 def test_each_chart_carries_its_night_and_its_source(report, page, expected_charts):
     night = report.as_of.isoformat()
     for chart, path in zip(expected_charts, report.png_paths):
@@ -152,6 +156,7 @@ def test_each_chart_carries_its_night_and_its_source(report, page, expected_char
         assert f"As of {night}" in info["Description"] and "marts." in info["Source"]
 
 
+@pytest.mark.slow
 def test_sample_data_is_marked_synthetic_on_the_page_and_every_chart(report, page, expected_charts):
     text = report.html_path.read_text(encoding="utf-8")
     assert 'id="synthetic-banner"' in text
@@ -163,6 +168,7 @@ def test_sample_data_is_marked_synthetic_on_the_page_and_every_chart(report, pag
     assert "Synthetic sample data, not market prices" in report.markdown
 
 
+@pytest.mark.slow
 def test_headlines_are_the_marts_sentences_of_the_night(report, snapshot_home):
     sentences = headlines_of(snapshot_home, report.as_of)
     assert sentences, "the sample night has headlines"
@@ -172,6 +178,7 @@ def test_headlines_are_the_marts_sentences_of_the_night(report, snapshot_home):
     assert shown == sentences
 
 
+@pytest.mark.slow
 def test_markdown_links_the_page_and_holds_the_headline_table(report, snapshot_home):
     md = report.markdown
     assert f"]({report.html_path.resolve().as_uri()})" in md
@@ -181,6 +188,7 @@ def test_markdown_links_the_page_and_holds_the_headline_table(report, snapshot_h
     assert "Data quality: **ok**" in md
 
 
+@pytest.mark.slow
 def test_data_quality_section_names_the_load_and_its_checks(report, snapshot_home):
     text = report.html_path.read_text(encoding="utf-8")
     con = duckdb.connect(str(snapshot_home / "published" / "smallcaps.duckdb"), read_only=True)
@@ -196,6 +204,7 @@ def test_data_quality_section_names_the_load_and_its_checks(report, snapshot_hom
         assert f'id="{table_id}"' in text
 
 
+@pytest.mark.slow
 def test_cli_writes_an_earlier_night_without_moving_latest(snapshot_home, report, expected_charts):
     night = date(2025, 4, 8)
     result = CliRunner().invoke(app, ["report", "--as-of", night.isoformat(), "--home", str(snapshot_home)])
@@ -223,6 +232,7 @@ def test_no_snapshot_says_what_to_run(tmp_path):
     assert "make demo" in result.output
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "night, why",
     [(date(2025, 4, 12), "it is not a session"), (date(2025, 5, 19), "outside that range"), (date(2024, 6, 3), "outside that range")],
@@ -237,6 +247,7 @@ def test_a_night_without_data_names_the_range_held(snapshot_home, window, night,
     assert not (snapshot_home / "report" / night.isoformat()).exists()
 
 
+@pytest.mark.slow
 def test_real_sources_are_not_marked_synthetic_and_the_private_warehouse_is_not_needed(snapshot_home, tmp_path, expected_charts):
     # A home that holds only a published snapshot (no private warehouse), its loads from `csv`.
     home = tmp_path / "home"

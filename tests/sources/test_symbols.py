@@ -1,13 +1,11 @@
-"""Holdings ticker -> Yahoo symbol mapping, the override file and meta.symbols rows."""
+"""Holdings ticker -> Yahoo symbol mapping and the override file (meta.symbols rows: tests/test_pipeline.py)."""
 
 from __future__ import annotations
-
-from datetime import date
 
 import polars as pl
 import pytest
 
-from sources.symbols import KNOWN_CLASS_SHARES, load_overrides, map_tickers, symbol_table, to_yahoo
+from sources.symbols import KNOWN_CLASS_SHARES, load_overrides, map_tickers, to_yahoo
 
 
 @pytest.mark.parametrize(
@@ -86,25 +84,3 @@ def test_map_tickers_one_row_per_distinct_ticker():
         {"ticker": "AAPL", "symbol": "AAPL", "rule": "identity"},
         {"ticker": "BRK.B", "symbol": "BRK-B", "rule": "dot_to_dash"},
     ]
-
-
-def test_symbol_table_first_last_seen_and_status():
-    d1, d2, d3 = date(2017, 2, 28), date(2017, 3, 31), date(2017, 4, 28)
-    h = pl.DataFrame(
-        {
-            "universe": ["sp600"] * 5 + ["russell2000"],
-            "as_of_date": [d1, d2, d1, d2, d3, d1],
-            "ticker": ["MOG.A", "MOG.A", "TDW", "TDW", "MOGA", "TDW"],
-        }
-    )
-    t = symbol_table(h)
-    assert t.columns == ["ticker", "symbol", "rule", "first_seen_date", "last_seen_date", "status"]
-    rows = {r["ticker"]: r for r in t.to_dicts()}
-    assert rows["MOG.A"] == {
-        "ticker": "MOG.A", "symbol": "MOG-A", "rule": "dot_to_dash",
-        "first_seen_date": d1, "last_seen_date": d2, "status": "delisted",
-    }
-    assert rows["MOGA"]["status"] == "active" and rows["MOGA"]["rule"] == "share_class"
-    # TDW left sp600 (newest d3) but is in russell2000's newest snapshot (d1): still held.
-    assert rows["TDW"]["status"] == "active"
-    assert (rows["TDW"]["first_seen_date"], rows["TDW"]["last_seen_date"]) == (d1, d2)

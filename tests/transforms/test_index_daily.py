@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 from datetime import date, timedelta
-from pathlib import Path
 
 import polars as pl
 import pytest
@@ -13,19 +12,9 @@ from hypothesis import strategies as st
 
 from sources.base import BARS_SCHEMA
 from transforms.index_daily import index_daily, index_records
+from tests.helpers.bars import YAHOO_DAILY, read_yahoo, weekdays
 from tests.helpers.contract import sql_columns
 
-ROOT = Path(__file__).resolve().parents[2]
-YAHOO = ROOT / "tests" / "fixtures" / "yahoo-daily-csv"
-
-
-def weekdays(start: date, n: int) -> list[date]:
-    out, d = [], start
-    while len(out) < n:
-        if d.weekday() < 5:
-            out.append(d)
-        d += timedelta(days=1)
-    return out
 
 
 def bars(closes: list[float], dates: list[date] | None = None, symbol: str = "^X") -> pl.LazyFrame:
@@ -47,20 +36,6 @@ def bars(closes: list[float], dates: list[date] | None = None, symbol: str = "^X
 
 def daily(closes: list[float], dates: list[date] | None = None) -> pl.DataFrame:
     return index_daily(bars(closes, dates)).collect()
-
-
-def read_yahoo(symbol: str) -> pl.LazyFrame:
-    raw = pl.read_csv(YAHOO / f"{symbol}.csv", try_parse_dates=True)
-    return raw.lazy().select(
-        symbol=pl.lit(symbol),
-        session_date=pl.col("Date").cast(pl.Date),
-        open=pl.col("Open"),
-        high=pl.col("High"),
-        low=pl.col("Low"),
-        close=pl.col("Close"),
-        adj_close=pl.col("Adj Close"),
-        volume=pl.col("Volume").cast(pl.Float64).cast(pl.Int64),
-    )
 
 
 def wilder_rsi_by_hand(closes: list[float], period: int = 14) -> list[float | None]:
@@ -340,7 +315,7 @@ def test_sp500_record_of_2007_first_beaten_in_march_2013(real):
     ],
 )
 def test_calendar_year_returns_match_the_file_and_published_figures(real, symbol, year, published):
-    raw = pl.read_csv(YAHOO / f"{symbol}.csv", try_parse_dates=True)
+    raw = pl.read_csv(YAHOO_DAILY / f"{symbol}.csv", try_parse_dates=True)
     year_end = raw.group_by(pl.col("Date").dt.year().alias("y")).agg(pl.col("Close").sort_by("Date").last())
     close = dict(zip(year_end["y"], year_end["Close"]))
     from_file = close[year] / close[year - 1] - 1
@@ -357,8 +332,7 @@ def test_first_year_of_history_has_no_ytd_return(real):
 def _real_closes() -> pl.DataFrame:
     from sources.csv import read_bars
 
-    fixtures = Path(__file__).resolve().parents[1] / "fixtures" / "yahoo-daily-csv"
-    return pl.concat([read_bars(fixtures / f"{s}.csv", s) for s in ("^RUT", "^VIX")]).select("symbol", "session_date", "close")
+    return pl.concat([read_bars(YAHOO_DAILY / f"{s}.csv", s) for s in ("^RUT", "^VIX")]).select("symbol", "session_date", "close")
 
 
 @pytest.mark.parametrize("cut", [15, 16, 300, 1000, 2516, 5700])

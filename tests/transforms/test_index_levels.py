@@ -4,8 +4,7 @@ definition, no look-ahead, and the real Yahoo history."""
 
 from __future__ import annotations
 
-from datetime import date, timedelta
-from pathlib import Path
+from datetime import date
 
 import polars as pl
 import pytest
@@ -21,18 +20,9 @@ from transforms.index_levels import (
     SWING_SESSIONS,
     index_levels,
 )
+from tests.helpers.bars import read_yahoo, weekdays
 
-YAHOO = Path(__file__).resolve().parents[2] / "tests" / "fixtures" / "yahoo-daily-csv"
 LEVEL_COLUMNS = ["change_5d", "ret_5d", "support_level", "support_date", "resistance_level", "resistance_date"]
-
-
-def weekdays(start: date, n: int) -> list[date]:
-    out, d = [], start
-    while len(out) < n:
-        if d.weekday() < 5:
-            out.append(d)
-        d += timedelta(days=1)
-    return out
 
 
 def bars(closes: list[float], symbol: str = "^X") -> pl.LazyFrame:
@@ -231,15 +221,6 @@ def test_symbols_are_computed_independently():
 
 
 # Real history ------------------------------------------------------------------------------------
-
-
-def read_yahoo(symbol: str) -> pl.LazyFrame:
-    raw = pl.read_csv(YAHOO / f"{symbol}.csv", try_parse_dates=True)
-    return raw.lazy().select(
-        symbol=pl.lit(symbol), session_date=pl.col("Date").cast(pl.Date), open=pl.col("Open"), high=pl.col("High"),
-        low=pl.col("Low"), close=pl.col("Close"), adj_close=pl.col("Adj Close"),
-        volume=pl.col("Volume").cast(pl.Float64).cast(pl.Int64),
-    )  # fmt: skip
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import date
-from pathlib import Path
 
 import duckdb
 import polars as pl
@@ -12,9 +11,9 @@ import pytest
 from smallcaps import calendar
 from transforms.index_daily import index_daily
 from transforms.index_performance import ROLLING_ANCHOR_LOOKBACK_DAYS, index_performance
+from tests.helpers.bars import read_yahoo
 from tests.helpers.contract import sql_columns
 
-YAHOO = Path(__file__).resolve().parents[2] / "tests" / "fixtures" / "yahoo-daily-csv"
 
 
 def contract() -> dict[str, pl.DataType]:
@@ -106,15 +105,6 @@ def test_rows_and_keys():
 
 
 # Real history --------------------------------------------------------------------------------------
-
-
-def read_yahoo(symbol: str) -> pl.LazyFrame:
-    raw = pl.read_csv(YAHOO / f"{symbol}.csv", try_parse_dates=True)
-    return raw.lazy().select(
-        symbol=pl.lit(symbol), session_date=pl.col("Date").cast(pl.Date), open=pl.col("Open"), high=pl.col("High"),
-        low=pl.col("Low"), close=pl.col("Close"), adj_close=pl.col("Adj Close"),
-        volume=pl.col("Volume").cast(pl.Float64).cast(pl.Int64),
-    )  # fmt: skip
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 from datetime import date, timedelta
-from pathlib import Path
 
 import polars as pl
 import pytest
@@ -13,10 +12,9 @@ from hypothesis import strategies as st
 
 from transforms.index_daily import index_daily
 from transforms.relative_performance import _longest_since_days, ladder, relative_performance
+from tests.helpers.bars import read_yahoo
 from tests.helpers.contract import sql_columns
 
-ROOT = Path(__file__).resolve().parents[2]
-YAHOO = ROOT / "tests" / "fixtures" / "yahoo-daily-csv"
 DAY0 = date(2024, 1, 2)
 
 
@@ -196,20 +194,6 @@ def test_longest_since_continues_from_a_carried_ladder(wins, cut):
 
 
 # Real history -----------------------------------------------------------------------------------
-
-
-def read_yahoo(symbol: str) -> pl.LazyFrame:
-    raw = pl.read_csv(YAHOO / f"{symbol}.csv", try_parse_dates=True)
-    return raw.lazy().select(
-        symbol=pl.lit(symbol),
-        session_date=pl.col("Date").cast(pl.Date),
-        open=pl.col("Open"),
-        high=pl.col("High"),
-        low=pl.col("Low"),
-        close=pl.col("Close"),
-        adj_close=pl.col("Adj Close"),
-        volume=pl.col("Volume").cast(pl.Float64).cast(pl.Int64),
-    )
 
 
 def test_russell_2000_vs_sp500_on_real_history():
