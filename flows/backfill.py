@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from datetime import date
 
-from prefect import flow
+from prefect import flow, get_run_logger
 
 from flows.nightly import settings_for
 from flows.run import record_failed_load, run_load
 from flows.runner import PipelineTaskRunner
 from smallcaps import calendar, pipeline
-from sources import make_source
+from sources import is_metered, make_source
 
 
 @flow(name="backfill", task_runner=PipelineTaskRunner(), log_prints=True)
@@ -51,4 +51,53 @@ def backfill(
     start = start or (settings.sample_start if settings.source == "sample" else date(1990, 1, 2))
     if start > end:
         raise ValueError(f"backfill start {start} is after end {end}")
-    return run_load(settings, "backfill", as_of=end, start=start, notes=notes)
+    windows = backfill_windows(start, end, 0 if is_metered(settings.source) else settings.backfill_window_years)
+    if len(windows) == 1:
+        return run_load(settings, "backfill", as_of=end, start=start, notes=notes)
+    # A long range from a free source: one load per window, each fetched, gated, merged and derived
+    # on its own (the derivation continues the state the windows before it left), and only the
+    # last one published. Memory is that of one window, whatever the range.
+    log = get_run_logger()
+    log.info("backfill %s..%s in %s windows of up to %s years", start, end, len(windows), settings.backfill_window_years)
+    done = []
+    for i, (lo, hi) in enumerate(windows, 1):
+        log.info("window %s of %s: %s..%s", i, len(windows), lo, hi)
+        done.append(run_load(settings, "backfill", as_of=hi, start=lo, notes=notes if i == len(windows) else None, publish=i == len(windows)))
+    return combine_summaries(done)
+
+
+def backfill_windows(start: date, end: date, years: int) -> list[tuple[date, date]]:
+    """[start, end] (end a session) cut at calendar years into consecutive ranges of up to `years`
+    years, each ending on a session; `years` 0: the whole range. Years are the derivation's replay
+    periods, so a window recomputes whole periods."""
+    if years <= 0:
+        return [(start, end)]
+    windows: list[tuple[date, date]] = []
+    lo, year = start, start.year + years - 1
+    while lo <= end:
+        hi = calendar.session_on_or_before(min(end, date(year, 12, 31)))
+        if hi >= lo:  # a range without a session (a start on the last day of a year) joins the next
+            windows.append((lo, hi))
+            lo = date(year + 1, 1, 1)
+        year += years
+    return windows
+
+
+def combine_summaries(done: list[dict]) -> dict:
+    """One summary for a backfill run as several loads: the last load's, with the counts of all."""
+    out = dict(done[-1])
+    out["load_ids"] = [d["load_id"] for d in done]
+    out["first_session"] = done[0].get("first_session")
+    for key in ("sessions", "rows_in", "rows_quarantined"):
+        out[key] = sum(d.get(key) or 0 for d in done)
+    tables: dict[str, dict] = {}
+    for d in done:
+        for table, counts in d["tables"].items():
+            into = tables.setdefault(table, {k: 0 for k in counts})
+            for k, v in counts.items():
+                if isinstance(v, int | float) and not isinstance(v, bool):
+                    into[k] = into.get(k, 0) + v
+    out["tables"] = tables
+    out["warnings"] = list(dict.fromkeys(w for d in done for w in d.get("warnings") or []))
+    out["quarantined"] = [q for d in done for q in d.get("quarantined") or []]
+    return out

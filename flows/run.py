@@ -22,11 +22,12 @@ from warehouse import loads
 
 def run_load(
     settings: Settings, kind: str, *, as_of: date, start: date | None = None, source: Source | None = None,
-    notes: list[str] | None = None,
+    notes: list[str] | None = None, publish: bool = True,
 ) -> dict:
     """Lock, plan, fetch, gate, load, check completeness, publish, export. `source` defaults to the
     one settings name; tests pass their own (any object following sources.base.Source). `notes`
-    (what the caller decided, e.g. where a backfill was cut) join the run's warnings."""
+    (what the caller decided, e.g. where a backfill was cut) join the run's warnings. Without
+    `publish` (a window of a backfill that is not its last) the load stops once committed."""
     log = get_run_logger()
     timings: dict[str, float] = {}
     pipeline.check_as_of(as_of, calendar.latest_completed_session())
@@ -48,7 +49,9 @@ def run_load(
             )
             log.info("load %s: %s from %s, sessions %s..%s", load_id, kind, settings.source, plan.bars_start, plan.as_of)
             try:
-                outcome = _load(con, settings, plan, load_id, now, timings, source or make_source(settings), list(notes or []))
+                outcome = _load(
+                    con, settings, plan, load_id, now, timings, source or make_source(settings), list(notes or []), publish=publish
+                )
             except pipeline.LoadFailed as exc:
                 status = "blocked" if isinstance(exc, pipeline.LoadBlocked) else "failed"
                 loads.finish(con, load_id=load_id, status=status, message=str(exc), timings=timings)
@@ -136,7 +139,8 @@ def _load_artifact(load_id: str, night: date, counts: dict, gated: dict) -> None
 
 
 def _load(
-    con, settings: Settings, plan: pipeline.Plan, load_id: str, now: datetime, timings: dict, source: Source, notes: list[str]
+    con, settings: Settings, plan: pipeline.Plan, load_id: str, now: datetime, timings: dict, source: Source, notes: list[str],
+    *, publish: bool = True,
 ) -> dict:
     log = get_run_logger()
 
@@ -242,6 +246,14 @@ def _load(
         raise pipeline.NightHeld(held_msg + f" The load is in the private warehouse; {plan.as_of} was not published.")
 
     t = time.perf_counter()
+    if not publish:
+        # Committed; the backfill's last window publishes it. Not 'succeeded', which a load is only
+        # once published (a succeeded load without a snapshot is one that died while publishing).
+        outcome.status = "merged"
+        pipeline.finish_ok(con, outcome, sessions, batch.rows_in)
+        _load_artifact(load_id, plan.as_of, counts, gated)
+        log.info("load %s committed (sessions %s..%s); published with the backfill's last window", load_id, plan.bars_start, plan.as_of)
+        return _summary(outcome, plan, plan.as_of, sessions, batch, counts, settings)
     pipeline.finish_ok(con, outcome, sessions, batch.rows_in)
     published = None
     try:
@@ -289,11 +301,17 @@ def _load(
     pipeline.finish_ok(con, outcome, sessions, batch.rows_in)
     _load_artifact(load_id, night, counts, gated)
     log.info("published %s (%s MB) for %s", published.path, round(published.bytes / 1e6, 1), night)
+    return _summary(outcome, plan, night, sessions, batch, counts, settings)
+
+
+def _summary(outcome, plan: pipeline.Plan, night: date | None, sessions: int, batch, counts: dict, settings: Settings) -> dict:
     summary = asdict(outcome)
     summary["as_of"] = plan.as_of.isoformat()
-    summary["published_night"] = night.isoformat()
+    summary["published_night"] = night.isoformat() if outcome.published_path else None
+    summary["first_session"] = plan.bars_start.isoformat()
     summary["sessions"] = sessions
     summary["rows_in"] = batch.rows_in
-    summary["tables"] = {k: asdict(v) for k, v in counts.items()}
+    # The counts only: the merged rows themselves (MergeCounts.new/.old) stay out of a flow's result.
+    summary["tables"] = {k: {"rows_in": v.rows_in, "inserted": v.inserted, "changed": v.changed} for k, v in counts.items()}
     summary["warehouse"] = str(settings.warehouse_path)
     return summary

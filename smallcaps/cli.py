@@ -155,7 +155,9 @@ def _print_summary(result: dict, settings) -> None:
     if result.get("status") == "skipped":
         console.print(Text.assemble(("skipped:", "yellow"), f" {result['message']}"), highlight=False)
         return
-    t = Table(title=f"load {result['load_id']} ({result['status']}), night of {result['as_of']}")
+    ids = result.get("load_ids") or [result["load_id"]]
+    what = f"load {ids[0]}" if len(ids) == 1 else f"{len(ids)} loads ({ids[0]} .. {ids[-1]}), one per window,"
+    t = Table(title=f"{what} ({result['status']}), night of {result['as_of']}")
     for col in ("table", "rows in", "inserted", "changed"):
         t.add_column(col, justify="right" if col != "table" else "left")
     for name, c in result["tables"].items():

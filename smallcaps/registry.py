@@ -433,7 +433,7 @@ PUBLISHED_META: tuple[Described, ...] = (
             ("rows_loaded", "rows that passed the gates into raw", "count"),
             ("rows_changed", "rows of raw that were inserted or differed from the stored row", "count"),
             ("rows_quarantined", "rows set aside by the gates (`dq.quarantine` in the private warehouse)", "count"),
-            ("status", "`running`, `succeeded`, `blocked`, `failed` or `skipped`", ""),
+            ("status", "`running`, `succeeded` (published), `merged` (a window of a backfill, published by its last), `held`, `blocked`, `failed`, `interrupted` or `skipped`", ""),
             ("message", "why the load ended as it did, when not plainly succeeded", ""),
             ("started_at", "when the load started (UTC)", "timestamp"),
             ("finished_at", "when the load ended (UTC); null while running", "timestamp"),

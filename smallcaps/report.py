@@ -199,7 +199,7 @@ def _read_night(con: duckdb.DuckDBPyConnection, settings: Settings, as_of: date 
         "status, message, started_at, finished_at FROM meta.loads ORDER BY started_at DESC",
     )
     contributing = loads.filter(
-        (pl.col("status") == "succeeded") & (pl.col("start_date").is_null() | (pl.col("start_date") <= as_of))
+        pl.col("status").is_in(["succeeded", "merged"]) & (pl.col("start_date").is_null() | (pl.col("start_date") <= as_of))
     )
     sources = sorted(set(contributing["source"].to_list())) or [snapshot_source]
     source = ", ".join(sources)
@@ -336,7 +336,8 @@ def _night_load(loads: pl.DataFrame, as_of: date, snapshot_as_of: date, snapshot
         hit = loads.filter(pl.col("load_id") == snapshot_load_id)
     else:
         hit = loads.filter(
-            (pl.col("status") == "succeeded") & (pl.col("start_date") <= as_of) & (pl.col("end_date") >= as_of)
+            # A window of a long backfill ('merged') loaded the nights of its range too.
+            pl.col("status").is_in(["succeeded", "merged"]) & (pl.col("start_date") <= as_of) & (pl.col("end_date") >= as_of)
         )
     return hit.row(0, named=True) if hit.height else None
 

@@ -143,6 +143,10 @@ class Settings(BaseSettings):
         512, ge=0, description="MiB of the sample-market bars a run simulates that it also holds in memory; all of them are kept in home/cache/sample between runs"
     )
     chunk_size: int = Field(250, ge=1, description="symbols per fetch task")
+    backfill_window_years: int = Field(
+        3, ge=0, description="a longer backfill from a source whose requests cost nothing (sample, csv) is fetched, "
+        "gated and merged this many years at a time, so its memory does not grow with its range; 0: in one go",
+    )
     write_report: bool = Field(True, description="write the HTML report (home/report) after each published night")
     keep_snapshots: int = Field(30, ge=1, description="nightly published snapshots kept for --as-of")
     publish_storage_version: str = Field(

@@ -6,6 +6,15 @@ from smallcaps.settings import Settings
 from sources.base import Source
 
 
+# Sources whose every request counts against a budget (rate limits, a provider's patience): a
+# backfill asks them once for its whole range instead of window by window.
+METERED = frozenset({"yahoo"})
+
+
+def is_metered(name: str) -> bool:
+    return name in METERED
+
+
 def make_source(settings: Settings) -> Source:
     """The configured source. Imports are local: a source's dependencies load only when used."""
     if settings.source == "sample":
