@@ -19,10 +19,9 @@ import json
 import math
 import re
 from collections.abc import Iterable, Sequence
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, time
 from decimal import Decimal
 from typing import IO
-from uuid import UUID
 
 
 def _json_float(v: float) -> str:
@@ -45,11 +44,11 @@ def json_value(v: object) -> str:
     if isinstance(v, int):
         return str(v)
     if isinstance(v, float):
-        return "null" if math.isnan(v) or math.isinf(v) else repr(v)
+        return _json_float(v)
     if isinstance(v, Decimal):
         return "null" if not v.is_finite() else format(v, "f")
     if isinstance(v, str):
-        return json.dumps(v, ensure_ascii=False)
+        return _json_str(v)
     if isinstance(v, (datetime, date, time)):
         return json.dumps(v.isoformat())
     if isinstance(v, (bytes, bytearray, memoryview)):
@@ -107,9 +106,7 @@ def csv_field(v: object) -> str:
         return base64.b64encode(bytes(v)).decode("ascii")
     elif isinstance(v, (dict, list, tuple)):
         text = json_value(v)
-    elif isinstance(v, (UUID, timedelta)):
-        text = str(v)
-    else:
+    else:  # UUID, timedelta (INTERVAL) and whatever DuckDB adds later: their text
         text = str(v)
     return _csv_str(text)
 
