@@ -571,7 +571,7 @@ def dq(
     if docs:
         from expectations.docs import write_data_docs
 
-        path = write_data_docs(settings, lid)
+        path = write_data_docs(settings, collect(settings, lid, examples=10))
         console.print(f"data docs: {path}", soft_wrap=True, highlight=False, markup=False)
 
 
