@@ -3,7 +3,8 @@
 Two kinds of page, under <home>/report/dq/:
 
 - `<load id>.html`: the whole load (every expectation, ours and GX's, and dq.quarantine), written
-  from the warehouse record (`smallcaps.dq.collect`); self-contained, opens offline.
+  from the warehouse record the caller passes in (`smallcaps.dq.collect`); self-contained, opens
+  offline.
 - `<load id>/<table>.html`: GX's own data docs page of the expectations GX ran on that table,
   rendered by GX's renderer from the validation result the gate saved as JSON under
   <home>/dq/validations/<load id>/ (the gate's GX context is ephemeral and keeps no store).
@@ -73,11 +74,12 @@ def write_gx_pages(settings: Settings, load_id: str) -> list[Path]:
     return pages
 
 
-def write_data_docs(settings: Settings, load_id: str | None = None) -> Path:
-    """Write the load's summary page and GX's pages; returns the summary page's path."""
-    from smallcaps.dq import collect
+def write_data_docs(settings: Settings, report) -> Path:
+    """Write the load's summary page and GX's pages; returns the summary page's path.
 
-    report = collect(settings, load_id, examples=10)
+    `report` is the load's record as `smallcaps dq` reads it from the warehouse (smallcaps.dq.collect:
+    `load`, `results`, `quarantine`). The caller reads it: that reader belongs to the CLI, above
+    this package."""
     if report.load is None:
         raise FileNotFoundError("no gated load yet: nothing to document")
     lid, flow, source, status, started, message = report.load

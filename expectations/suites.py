@@ -23,8 +23,8 @@ from typing import Callable, Literal, Mapping
 
 import polars as pl
 
+from smallcaps.schemas import ACTIONS_SCHEMA, BARS_SCHEMA, BOOKKEEPING_COLUMNS, FUNDAMENTALS_SCHEMA, HOLDINGS_SCHEMA
 from smallcaps.settings import DEFAULT_UNIVERSES, Universe
-from sources.base import ACTIONS_SCHEMA, BARS_SCHEMA, BOOKKEEPING_COLUMNS, FUNDAMENTALS_SCHEMA, HOLDINGS_SCHEMA
 
 Severity = Literal["error", "quarantine", "warning"]
 # What each severity does to a load (docs/data-quality.md, "Severity"):

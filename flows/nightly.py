@@ -7,6 +7,7 @@ from pathlib import Path
 
 from prefect import flow, get_run_logger
 
+from expectations.suites import check_overrides
 from flows.run import run_load
 from flows.runner import PipelineTaskRunner
 from smallcaps import calendar, pipeline
@@ -21,7 +22,10 @@ def settings_for(source: str | None, csv_path: str | None, home: str | None) -> 
         overrides["csv_path"] = Path(csv_path)
     if home:
         overrides["home"] = Path(home)
-    return Settings(**overrides)
+    settings = Settings(**overrides)
+    # A misspelt severity override must fail before a night's fetch, not at the gate after it.
+    check_overrides(settings.dq_severity)
+    return settings
 
 
 @flow(name="nightly", task_runner=PipelineTaskRunner(), log_prints=True)

@@ -90,8 +90,15 @@ def _settings(source: Optional[str] = None, path: Optional[Path] = None, home: O
     if home:
         overrides["home"] = home
     try:
-        return Settings(**overrides)
-    except Exception as exc:  # pydantic's message names the bad setting
+        settings = Settings(**overrides)
+        if settings.dq_severity:
+            # The names belong to the suites, so they are checked here, before any work, rather
+            # than by settings (ground) itself.
+            from expectations.suites import check_overrides
+
+            check_overrides(settings.dq_severity)
+        return settings
+    except Exception as exc:  # pydantic's message (or check_overrides') names the bad setting
         err.print(Text.assemble(("invalid settings:", "red"), f" {exc}"))
         raise typer.Exit(2)
 
@@ -564,7 +571,7 @@ def dq(
     if docs:
         from expectations.docs import write_data_docs
 
-        path = write_data_docs(settings, lid)
+        path = write_data_docs(settings, collect(settings, lid, examples=10))
         console.print(f"data docs: {path}", soft_wrap=True, highlight=False, markup=False)
 
 

@@ -64,12 +64,28 @@ def test_bad_values_are_refused_with_a_reason(monkeypatch, name, value, message)
         Settings()
 
 
-def test_an_unknown_severity_override_fails_with_the_settings_not_at_the_gate(monkeypatch):
-    monkeypatch.setenv("SMALLCAPS_DQ_SEVERITY", '{"price_jmp_100x": "error"}')
-    with pytest.raises(ValueError, match="unknown expectation.*price_jmp_100x"):
+def test_an_unknown_severity_override_fails_as_settings_load_not_at_the_gate(monkeypatch, tmp_path):
+    """Settings check the severity; the expectation names belong to the suites, a layer above
+    settings, so the CLI and the flows check them as they load settings, before any fetch."""
+    from typer.testing import CliRunner
+
+    from flows.nightly import settings_for
+    from smallcaps.cli import app
+
+    monkeypatch.setenv("SMALLCAPS_DQ_SEVERITY", '{"price_jump_100x": "fatal"}')
+    with pytest.raises(ValidationError, match="dq_severity"):
         Settings()
+    monkeypatch.setenv("SMALLCAPS_DQ_SEVERITY", '{"price_jmp_100x": "error"}')
+    message = r"unknown expectation\(s\) in dq_severity: price_jmp_100x; valid names: .*price_jump_100x"
+    with pytest.raises(ValueError, match=message):
+        settings_for(None, None, str(tmp_path / "home"))
+    refused = CliRunner().invoke(app, ["status", "--home", str(tmp_path / "home")])
+    text = " ".join(refused.output.split())  # Rich wraps long lines
+    assert refused.exit_code == 2, text
+    assert "invalid settings: unknown expectation(s) in dq_severity: price_jmp_100x" in text
+    assert not (tmp_path / "home").exists()  # refused before anything was opened
     monkeypatch.setenv("SMALLCAPS_DQ_SEVERITY", '{"price_jump_100x": "error"}')
-    assert Settings().dq_severity == {"price_jump_100x": "error"}
+    assert settings_for(None, None, str(tmp_path / "home")).dq_severity == {"price_jump_100x": "error"}
 
 
 @pytest.mark.parametrize(

@@ -282,13 +282,13 @@ def test_one_bad_row_among_1_5m_bars_is_found_and_only_it_quarantined():
 
 
 def test_settings_accept_quarantine_from_the_environment(monkeypatch):
-    from smallcaps.settings import Settings
+    from flows.nightly import settings_for
 
     monkeypatch.setenv("SMALLCAPS_DQ_SEVERITY", '{"high_ge_low": "quarantine", "session_on_calendar": "error"}')
-    assert Settings().dq_severity == {"high_ge_low": "quarantine", "session_on_calendar": "error"}
+    assert settings_for(None, None, None).dq_severity == {"high_ge_low": "quarantine", "session_on_calendar": "error"}
     monkeypatch.setenv("SMALLCAPS_DQ_SEVERITY", '{"rows_present": "quarantine"}')
     with pytest.raises(ValueError, match="rows_present cannot be 'quarantine'"):
-        Settings()
+        settings_for(None, None, None)
 
 
 def test_a_new_gx_context_logs_no_temporary_docs_site(caplog):
