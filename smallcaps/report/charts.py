@@ -42,6 +42,10 @@ COHORT_COLORS = {"profitable": "#1b7837", "unprofitable": "#c2410c", "no_data": 
 DPI = 100
 FOOTER_IN = 0.42  # height of the two footer lines, inches
 LEGEND_IN = 0.3  # height of a one-row figure legend, inches
+# Panel titles sit just above their axes. Given explicitly, matplotlib skips searching every panel's
+# tick labels for a place above them (nothing of ours is drawn above an axes), about a tenth of
+# the drawing time; the image is the same.
+TITLE_Y = 1.0
 
 
 @dataclass(frozen=True)
@@ -188,7 +192,7 @@ class _ChartMaker:
             ax.set_visible(False)
         for ax, (lead, lag) in zip(axes, pairs):
             d = n.relative.filter((pl.col("lead_symbol") == lead) & (pl.col("lag_symbol") == lag))
-            ax.set_title(f"{_name(lead)} vs {_name(lag)}", fontsize=10)
+            ax.set_title(f"{_name(lead)} vs {_name(lag)}", fontsize=10, y=TITLE_Y)
             ax.set_ylabel(f"{lead} / {lag} ratio, 100 = {n.window_start}", fontsize=9)
             if ax in grid[-1]:
                 ax.set_xlabel("session date")
@@ -241,7 +245,7 @@ class _ChartMaker:
             section="relative-strength",
             title="Relative strength of each pair (lead / lag, 100 at window start)",
             alt="Relative strength line of each index pair with outperformance streaks shaded",
-            tables=("marts.relative_performance",),
+            tables=("marts.relative_performance", "marts.index_records"),
             note="streak: consecutive sessions with lead return > lag return (strictly)"
             + (f"; no rows, not drawn: {', '.join(f'{a}/{b}' for a, b in not_drawn)}" if not_drawn else ""),
         )
@@ -310,7 +314,7 @@ class _ChartMaker:
             section="indexes",
             title=f"{name} ({symbol}): close with record closes marked, RSI-14 below",
             alt=f"{name} closes over 12 months with record closes marked, and RSI-14",
-            tables=("marts.index_daily",),
+            tables=("marts.index_daily", "marts.index_records"),
             note="record: close strictly above every earlier loaded close; RSI-14 with Wilder's smoothing; "
             "support / resistance: nearest confirmed swing close below / above tonight's close, last 126 sessions",
         )
@@ -365,7 +369,7 @@ class _ChartMaker:
             d = u.filter(pl.col("anchor") == anchor)
             tonight = d.filter(pl.col("session_date") == n.as_of)
             anchor_date = tonight["anchor_date"][0] if tonight.height else None
-            ax.set_title(_anchor_title(anchor, anchor_date), fontsize=10)
+            ax.set_title(_anchor_title(anchor, anchor_date), fontsize=10, y=TITLE_Y)
             ax.set_ylabel("return (%)" if anchor == "1y" else "return since anchor (%)")
             ax.set_xlabel("session date")
             ax.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
@@ -421,7 +425,7 @@ class _ChartMaker:
             d = n.composition.filter(pl.col("universe") == universe)
             name = _universe_name(universe)
             for ax, col, what in ((ax_m, "share_of_members", "members"), (ax_w, "share_of_weight", "weight")):
-                ax.set_title(f"{name}: share of {what}", fontsize=10)
+                ax.set_title(f"{name}: share of {what}", fontsize=10, y=TITLE_Y)
                 ax.set_ylabel(f"share of {what} (%)")
                 if ax in axes[-1]:
                     ax.set_xlabel("session date")
@@ -443,7 +447,7 @@ class _ChartMaker:
                 ax.set_ylim(0, 1)
                 last = wide.row(-1, named=True)
                 tonight = ", ".join(f"{COHORT_LABELS[c]} {last[c] * 100:.0f}%" for c in cohorts)
-                ax.set_title(f"{name}: share of {what}\ntonight: {tonight}", fontsize=9)
+                ax.set_title(f"{name}: share of {what}\ntonight: {tonight}", fontsize=9, y=TITLE_Y)
                 _date_axis(ax)
         self.legend(fig, [Patch(color=COHORT_COLORS[c], label=COHORT_LABELS[c]) for c in COHORTS if c != "all"], ncols=3)
         return self.finish(
@@ -485,7 +489,7 @@ class _ChartMaker:
         axes = grid[0]
         y = list(range(len(order)))
         for i, (ax, (title, d, missing)) in enumerate(zip(axes, panels)):
-            ax.set_title(title, fontsize=9)
+            ax.set_title(title, fontsize=9, y=TITLE_Y)
             ax.set_xlabel("return (%)")
             ax.xaxis.set_major_formatter(PercentFormatter(1.0, decimals=0 if i else 1))
             ax.set_yticks(y, order, fontsize=8)
