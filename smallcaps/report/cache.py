@@ -2,7 +2,8 @@
 
 A chart's key is a hash of everything its image depends on: the mart rows it reads (`chart_inputs`),
 the night's figures printed on every chart (night, snapshot's night, data source), and the drawing
-code itself (the source of `charts.py` and the versions of matplotlib, Pillow and polars). Writing a
+code itself (the source of `charts.py`, the index and universe names and the rounding it borrows
+from the headlines, matplotlib's settings, and the versions of matplotlib, Pillow and polars). Writing a
 night's report again (the CLI after the nightly flow, a second `--as-of` run, a test) reuses every
 chart whose key is unchanged; a new night changes every chart's title, so it draws them all.
 
@@ -14,24 +15,30 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import inspect
 import json
 import os
 from dataclasses import asdict
 from importlib.metadata import version
 from pathlib import Path
 
+import matplotlib
 import polars as pl
 
 from smallcaps.report import charts
 from smallcaps.report.charts import Chart
 from smallcaps.report.read import _Night
+from transforms.headlines import INDEX_NAMES, UNIVERSE_NAMES, rounded
 
 # About six nights of charts (eleven a night on the demo market).
 KEEP_ENTRIES = 64
 
+# The drawing code, and what it borrows from the headlines: the names and the rounding it prints.
 _CODE = hashlib.sha256(
     Path(charts.__file__).read_bytes()
     + "|".join(f"{p}={version(p)}" for p in ("matplotlib", "pillow", "polars")).encode()
+    + repr((INDEX_NAMES, UNIVERSE_NAMES)).encode()
+    + inspect.getsource(rounded).encode()
 ).hexdigest()
 
 
@@ -65,7 +72,10 @@ def chart_inputs(night: _Night, kind: str, *args) -> list:
 def chart_key(night: _Night, kind: str, *args) -> str:
     n = night
     digest = hashlib.sha256(_CODE.encode())
-    parts = [kind, repr(args), n.as_of, n.snapshot_as_of, n.source_label, n.is_synthetic, n.window_start]
+    # matplotlib's settings of this process (a caller may have changed a default) shape every image.
+    # Not `backend`: reading it makes matplotlib pick one, importing pyplot; the report draws on Agg.
+    style = [(k, repr(matplotlib.rcParams[k])) for k in matplotlib.rcParams if k != "backend"]
+    parts = [kind, repr(args), n.as_of, n.snapshot_as_of, n.source_label, n.is_synthetic, n.window_start, style]
     for value in parts + chart_inputs(n, kind, *args):
         if isinstance(value, pl.DataFrame):
             # CSV prints floats in their shortest exact form: equal text is equal values.
