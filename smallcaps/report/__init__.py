@@ -9,6 +9,7 @@ Layout under the data home:
     report/YYYY-MM-DD/charts/NAME.png    each chart, the same bytes as embedded in the page
     report/latest -> YYYY-MM-DD          relative symlink to the newest night reported; a report of an
                                          earlier night (--as-of) does not move it back
+    report/.chart-cache/KEY.json         charts already drawn, by a hash of their inputs (cache.py)
 
 The page loads nothing: no script, no font, no stylesheet from anywhere; images are `data:` URIs.
 Every chart carries its title, axis units, the night it describes and the tables it comes from;
