@@ -598,7 +598,10 @@ def report(
     console.print(f"latest: {r.latest_path} -> {os.readlink(r.latest_path)}", soft_wrap=True, highlight=False, markup=False)
     for text in r.absent:
         console.print(f"not drawn: {text}", soft_wrap=True, highlight=False, markup=False)
-    console.print(f"data quality: {r.dq_status}; written in {r.seconds:.1f} s")
+    console.print(
+        f"data quality: {r.dq_status}; written in {r.seconds:.1f} s "
+        f"({r.charts_reused} of {len(r.png_paths)} charts unchanged, from the chart cache)"
+    )
 
 
 def _no_csv(fmt: Fmt) -> None:
