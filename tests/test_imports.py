@@ -134,7 +134,12 @@ def imports_of(module: str, source: str, known: set[str], *, is_package: bool = 
 def layer_of(module: str) -> str | None:
     top = module.split(".")[0]
     if top == "smallcaps":
-        return SMALLCAPS_LAYER.get(module)
+        # A subpackage's modules (smallcaps.report.charts) share the layer of the subpackage.
+        parts = module.split(".")
+        for n in range(len(parts), 1, -1):
+            if ".".join(parts[:n]) in SMALLCAPS_LAYER:
+                return SMALLCAPS_LAYER[".".join(parts[:n])]
+        return SMALLCAPS_LAYER.get(module)  # the package itself
     return PACKAGE_LAYER.get(top)
 
 
