@@ -43,10 +43,20 @@ class Exported:
     bytes: int
 
 
+def _glob_literal(path: Path) -> str:
+    # read_parquet globs its whole path: a home named `data[1]` or `a*b` must match itself only.
+    # DuckDB's glob takes a one-character class as the literal character.
+    return str(path).replace("[", "[[]").replace("*", "[*]").replace("?", "[?]")
+
+
+def _glob_unliteral(text: str) -> str:
+    return re.sub(r"\[([\[*?])\]", r"\1", text)
+
+
 def _views_sql(mart: str, partitioned: bool, exports_dir: Path) -> str:
     # A view's body takes no bound parameter: the path is a quoted literal, absolute (module doc).
     name = mart.split(".")[1]
-    current = exports_dir / "current"
+    current = _glob_literal(exports_dir / "current")
     if partitioned:
         src = f"read_parquet({sql_text(f'{current}/{name}/*/*.parquet')}, hive_partitioning = true)"
         return f"CREATE VIEW v.marts.{name} AS SELECT * EXCLUDE (year) FROM {src}"
@@ -78,7 +88,7 @@ def views_read(views: Path) -> set[str]:
         # The path is <folder>/<mart>/*/*.parquet or <folder>/<mart>.parquet; the folder is `current`.
         parts = Path(path).parts
         cut = len(parts) - (3 if path.endswith("/*/*.parquet") else 1)
-        folders.add(str(Path(*parts[:cut])))
+        folders.add(_glob_unliteral(str(Path(*parts[:cut]))))
     return folders
 
 

@@ -88,7 +88,7 @@ def test_fix_views_makes_a_moved_home_readable_from_any_working_directory(tmp_pa
     assert views["is_current"] and views["reads"] == str(first / "exports" / "current")
     assert read_views(first / "exports" / "smallcaps_views.duckdb", elsewhere)["index_daily"] == expected
 
-    moved = tmp_path / "moved" / "home"
+    moved = tmp_path / "moved [2]" / "home"  # brackets: DuckDB globs the path read_parquet gets
     moved.parent.mkdir()
     first.rename(moved)  # the original path is gone: nothing can answer from there
     moved_views = moved / "exports" / "smallcaps_views.duckdb"
@@ -135,6 +135,20 @@ def test_fix_views_without_exports_says_what_to_run(tmp_path):
     assert result.exit_code == 1
     assert f"nothing exported at {home.resolve() / 'exports' / 'current'}" in result.output
     assert "first nightly load" in result.output
+
+
+def test_fix_views_refuses_while_a_load_holds_the_home(tmp_path):
+    from smallcaps.lock import load_lock
+
+    home = tmp_path / "home"
+    build_home(home)
+    views = home / "exports" / "smallcaps_views.duckdb"
+    before = views.read_bytes()
+    with load_lock(home):
+        result = runner.invoke(app, ["status", "--home", str(home), "--fix-views"])
+    assert result.exit_code == 1
+    assert "cannot fix the views: another load is running on" in result.output
+    assert views.read_bytes() == before
 
 
 def test_cli_commands_exit_without_nanobind_leak_lines(tmp_path):
