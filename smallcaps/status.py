@@ -69,6 +69,8 @@ def views_status(settings: Settings) -> Views:
     except (duckdb.Error, ValueError) as exc:
         # A views file another tool damaged or a half-copied home: status still answers, and says so.
         return Views(path, None, False, str(exc).splitlines()[0])
+    if not folders:
+        return Views(path, None, False, "it holds no view of the marts")
     reads = ", ".join(sorted(folders))
     return Views(path, reads, folders == {str(exports_dir / "current")})
 
