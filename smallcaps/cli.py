@@ -447,12 +447,23 @@ RESTATEMENT_COLUMNS = ("load_id", "table", "first_date", "last_date", "rows", "r
 def status(
     fmt: Fmt = typer.Option(Fmt.table, "--format", help="table | json (csv: use `smallcaps sql` on meta.loads)"),
     home: Optional[Path] = typer.Option(None, help="data home"),
+    fix_views: bool = typer.Option(
+        False, "--fix-views", help="first write the views file again for where the data home is now (after a move or copy)"
+    ),
 ) -> None:
     """Last loads, freshness per table, row counts, and the published snapshot BI tools should open."""
     _no_csv(fmt)
     settings = _settings(None, None, home)
-    from smallcaps.status import collect
+    from smallcaps.lock import LoadLocked
+    from smallcaps.status import collect, fix_views as write_views
 
+    if fix_views:
+        try:
+            written = write_views(settings)
+        except (FileNotFoundError, LoadLocked) as exc:
+            _fail(f"cannot fix the views: {exc}")
+        # On stderr: stdout stays the status (and valid JSON with --format json).
+        err.print(f"views written: {written}", soft_wrap=True, highlight=False, markup=False)
     try:
         s = collect(settings)
     except FileNotFoundError as exc:
@@ -466,12 +477,19 @@ def status(
                 "loads": [dict(zip(STATUS_LOAD_COLUMNS, r)) for r in s.loads],
                 "tables": [{"table": t, "rows": n, "latest": latest} for t, n, latest in s.tables],
                 "restatements": [dict(zip(RESTATEMENT_COLUMNS, r)) for r in s.restatements],
+                "views": {
+                    "path": None if s.views.path is None else str(s.views.path),
+                    "reads": s.views.reads,
+                    "is_current": s.views.is_current,
+                    "problem": s.views.problem,
+                },
             }
         )
         return
     # Paths on lines of their own, never wrapped: scripts and BI set-up copy them as printed.
     console.print(f"published: {s.published}", soft_wrap=True, highlight=False, markup=False)
     console.print(f"warehouse: {s.warehouse} ({s.read_from})", soft_wrap=True, highlight=False, markup=False)
+    console.print(f"views: {s.views.advice()}", soft_wrap=True, highlight=False, markup=False)
     t = Table(title="last loads")
     for c in ("load", "flow", "source", "sessions", "status", "rows loaded", "quarantined", "finished", "message"):
         t.add_column(c)

@@ -9,15 +9,20 @@ looks at this year read one folder. `exports/smallcaps_views.duckdb` holds one v
 Every file carries the registry's descriptions in its key-value metadata: `table` (the mart),
 `grain`, and `column:<name>` for each column (meaning and unit), as in the snapshot's comments.
 
-The views read `current/...`, a path relative to the exports folder, so moving the data home does
-not break them. DuckDB resolves a relative path against the reader's working directory, or the
-folders of its `file_search_path` setting: a reader opens the views file from the exports folder,
-or sets `file_search_path` to it (docs/bi.md).
+The views read `<exports>/current/...` by its absolute path. DuckDB resolves a relative path in a
+view against the reader's working directory (or its `file_search_path`), never against the file
+that holds the view, so relative paths made every reader (the DuckDB CLI started elsewhere,
+Metabase, Superset, a notebook) configure `file_search_path`, which DuckDB 1.4 does not even take
+in its connect options. Absolute paths work from anywhere; the cost is that a moved or copied data
+home reads the old location until its views are written again: by its next export, or at once by
+`smallcaps status --fix-views` (`rewrite_views`), and `smallcaps status` says when they point
+elsewhere (`views_read`). See docs/bi.md.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,13 +43,77 @@ class Exported:
     bytes: int
 
 
-def _views_sql(mart: str, partitioned: bool) -> str:
-    # A view's body takes no bound parameter: the path is a quoted literal, relative to the exports folder.
+def _glob_literal(path: Path) -> str:
+    # read_parquet globs its whole path: a home named `data[1]` or `a*b` must match itself only.
+    # DuckDB's glob takes a one-character class as the literal character.
+    return str(path).replace("[", "[[]").replace("*", "[*]").replace("?", "[?]")
+
+
+def _glob_unliteral(text: str) -> str:
+    return re.sub(r"\[([\[*?])\]", r"\1", text)
+
+
+def _views_sql(mart: str, partitioned: bool, exports_dir: Path) -> str:
+    # A view's body takes no bound parameter: the path is a quoted literal, absolute (module doc).
     name = mart.split(".")[1]
+    current = _glob_literal(exports_dir / "current")
     if partitioned:
-        src = f"read_parquet({sql_text(f'current/{name}/*/*.parquet')}, hive_partitioning = true)"
+        src = f"read_parquet({sql_text(f'{current}/{name}/*/*.parquet')}, hive_partitioning = true)"
         return f"CREATE VIEW v.marts.{name} AS SELECT * EXCLUDE (year) FROM {src}"
-    return f"CREATE VIEW v.marts.{name} AS SELECT * FROM read_parquet({sql_text(f'current/{name}.parquet')})"
+    return f"CREATE VIEW v.marts.{name} AS SELECT * FROM read_parquet({sql_text(f'{current}/{name}.parquet')})"
+
+
+# The first argument of read_parquet in a view's SQL: a quoted literal, '' for a quote.
+_VIEW_PATH = re.compile(r"read_parquet\('((?:[^']|'')*)'")
+
+
+def views_read(views: Path) -> set[str]:
+    """The folders the views of `views` read their Parquet through (the `current` link they name):
+    one absolute folder for a file this module wrote, `current` for an older file with paths
+    relative to the exports folder."""
+    con = duckdb.connect(str(views), read_only=True)
+    try:
+        bodies = con.execute(
+            "SELECT view_name, sql FROM duckdb_views() WHERE database_name = current_database() AND schema_name = 'marts'"
+        ).fetchall()
+    finally:
+        con.close()
+    folders = set()
+    for view, body in bodies:
+        found = _VIEW_PATH.search(body)
+        if found is None:
+            raise ValueError(f"{views}: view marts.{view} reads no Parquet file (its SQL: {body[:200]}); "
+                             "`smallcaps status --fix-views` writes the views file again")
+        path = found.group(1).replace("''", "'")
+        # The path is <folder>/<mart>/*/*.parquet or <folder>/<mart>.parquet; the folder is `current`.
+        parts = Path(path).parts
+        cut = len(parts) - (3 if path.endswith("/*/*.parquet") else 1)
+        folders.add(_glob_unliteral(str(Path(*parts[:cut]))))
+    return folders
+
+
+def rewrite_views(exports_dir: Path, marts: list[str], storage_version: str = DEFAULT_STORAGE_VERSION) -> Path:
+    """Write the views file again for where `exports_dir` is now, over the export `current` holds
+    (a moved or copied data home; a views file of relative paths). `marts`: the registry's
+    exported datasets."""
+    exports_dir = exports_dir.resolve()
+    current = exports_dir / "current"
+    if not current.is_dir():
+        raise FileNotFoundError(f"nothing exported at {current}: the first nightly load writes the exports and their views")
+    partitioned: dict[str, bool] = {}
+    for mart in marts:
+        name = mart.split(".")[1]
+        # What export() wrote: a folder of year partitions, or one file (an unpartitioned or empty mart).
+        if (current / name).is_dir():
+            partitioned[mart] = True
+        elif (current / f"{name}.parquet").is_file():
+            partitioned[mart] = False
+        else:
+            raise FileNotFoundError(
+                f"no export of {mart} in {current} (neither {name}/ nor {name}.parquet): "
+                "the export predates this mart; the next nightly load (`smallcaps run`) exports it and writes the views"
+            )
+    return _write_views(exports_dir, partitioned, f"fix-{os.getpid()}", storage_version)
 
 
 def kv_metadata(mart: str, names: list[str]) -> str:
@@ -124,10 +193,8 @@ def _write_views(exports_dir: Path, partitioned: dict[str, bool], load_id: str, 
     try:
         v.execute(f"ATTACH ? AS v {attach_options(storage_version)}", [str(tmp)])
         v.execute("CREATE SCHEMA v.marts")
-        # Creating a view binds it: the relative paths must resolve here, against the exports folder.
-        v.execute("SET file_search_path = ?", [str(exports_dir)])
         for mart, by_year in partitioned.items():
-            v.execute(_views_sql(mart, by_year))
+            v.execute(_views_sql(mart, by_year, exports_dir))
             d = described(mart)
             v.execute(f"COMMENT ON VIEW v.{mart} IS {sql_text(d.grain)}")
             for column, _, _ in d.columns:

@@ -104,12 +104,9 @@ def test_parquet_exports_and_their_views_hold_the_published_marts(home):
     frame = pl.read_parquet(current / "cohort_performance", hive_partitioning=True)
     assert frame.height == pub.execute("SELECT count(*) FROM marts.cohort_performance").fetchone()[0]
     assert sorted(p.name for p in (current / "index_daily").iterdir()) == ["year=2025"]
-    # The views file, as the DuckDB CLI, Metabase or Superset open it: its paths are relative to
-    # the exports folder, found through file_search_path.
-    views = duckdb.connect(
-        str(home / "exports" / "smallcaps_views.duckdb"), read_only=True,
-        config={"file_search_path": str(home / "exports")},
-    )
+    # The views file, as the DuckDB CLI, Metabase or Superset open it: its paths are absolute,
+    # nothing to configure.
+    views = duckdb.connect(str(home / "exports" / "smallcaps_views.duckdb"), read_only=True)
     for mart in ("index_daily", "index_records", "index_performance", "relative_performance", "cohort_composition",
                  "cohort_performance", "sector_daily", "headlines"):
         cols = [d[0] for d in pub.execute(f"SELECT * FROM marts.{mart} LIMIT 0").description]
@@ -186,22 +183,23 @@ def test_parquet_files_carry_the_registry_descriptions(home):
         assert names and all(kv[f"column:{n}"] == d.comment(n) for n in names), f
 
 
-def test_the_views_file_reads_the_data_home_after_it_moved(home, tmp_path):
-    """The views hold paths relative to the exports folder: a copied or moved home reads its own
-    files (the original is renamed away while the copy is read, so it cannot be what answers)."""
+def test_the_views_file_reads_the_data_home_after_it_moved(home, tmp_path, monkeypatch):
+    """A copied or moved home reads its own files once `smallcaps status --fix-views` wrote its
+    views again (the original is renamed away while the copy is read, so it cannot be what answers),
+    from any working directory, without file_search_path."""
     moved = tmp_path / "elsewhere" / "home"
     shutil.copytree(home, moved, symlinks=True)
     away = home.parent / "away"
     pub = duckdb.connect(str(home / "published" / "smallcaps.duckdb"), read_only=True)
-    expected = pub.execute("SELECT count(*), sum(close) FROM marts.index_daily").fetchone()
+    expected = pub.execute("SELECT count(*), sum(hash(session_date, close)) FROM marts.index_daily").fetchone()
     pub.close()
     home.rename(away)
     try:
-        views = duckdb.connect(
-            str(moved / "exports" / "smallcaps_views.duckdb"), read_only=True,
-            config={"file_search_path": str(moved / "exports")},
-        )
-        assert views.execute("SELECT count(*), sum(close) FROM marts.index_daily").fetchone() == expected
+        fixed = runner.invoke(app, ["status", "--home", str(moved), "--fix-views"])
+        assert fixed.exit_code == 0, fixed.output
+        monkeypatch.chdir(tmp_path)
+        views = duckdb.connect(str(moved / "exports" / "smallcaps_views.duckdb"), read_only=True)
+        assert views.execute("SELECT count(*), sum(hash(session_date, close)) FROM marts.index_daily").fetchone() == expected
         assert views.execute("SELECT count(*) FROM marts.index_records").fetchone()[0] > 0
         views.close()
     finally:
@@ -226,7 +224,7 @@ def test_a_duckdb_1x_client_opens_the_snapshot_and_the_views_and_gets_the_same_r
     described = query_with(python, pub_path, "SELECT comment FROM duckdb_tables() WHERE table_name = 'cohort_performance'")
     assert described["rows"][0][0].startswith("one row per universe")
     exports = home / "exports"
-    viewed = query_with(python, exports / "smallcaps_views.duckdb", query, {"file_search_path": str(exports)})
+    viewed = query_with(python, exports / "smallcaps_views.duckdb", query)
     assert viewed["rows"] == expected
 
 
