@@ -883,7 +883,7 @@ def _index_performance_suite() -> Suite:
 def _mart_suites() -> list[Suite]:
     idx_returns = ("ret_1d", "ytd_return", "drawdown_from_record", "ret_5d")
     idx_levels = ("close", "rsi_14", "sma_50", "sma_200", "high_52w", "low_52w", "change_5d", "support_level", "resistance_level")
-    rel_returns = ("lead_ret", "lag_ret", "spread", "ytd_spread")
+    rel_returns = ("lead_ret", "lag_ret", "spread", "lead_ytd_return", "lag_ytd_return", "ytd_spread")
     perf_returns = ("return_equal_weight", "return_cap_weight", "return_median")
     sector_returns = ("return_equal_weight", "return_cap_weight")
     return [
