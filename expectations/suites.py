@@ -256,6 +256,22 @@ def _not_after_as_of(column: str) -> Failing:
     return run
 
 
+def _not_after_as_of_check(name: str, column: str, severity: Severity, why: str, *, reason: str = "") -> Expectation:
+    """`column` is not after the load's as-of session (null passes): GX's between with the night's
+    as_of as max_value, and the same rows marked by `_not_after_as_of`."""
+    return Expectation(
+        name,
+        severity,
+        why,
+        columns=(column,),
+        gx="ExpectColumnValuesToBeBetween",
+        kwargs=lambda df, p: {"column": column, "max_value": p.as_of},
+        failing=_not_after_as_of(column),
+        show=(column,),
+        reason=reason,
+    )
+
+
 def _previous_close(df: pl.DataFrame, params: Params) -> pl.DataFrame:
     """df's rows in order with the close of the previous stored or batch session of the symbol."""
     batch = df.select("symbol", "session_date", "close").with_row_index("_row")
@@ -581,17 +597,7 @@ def _session_checks(c: str = "session_date", *, raw: bool = False) -> list[Expec
         if raw else ": a weekend or holiday row here comes from a bug in a transform"
     )
     return [
-        Expectation(
-            "session_not_future",
-            "quarantine" if raw else "error",
-            why_future,
-            columns=(c,),
-            gx="ExpectColumnValuesToBeBetween",
-            kwargs=lambda df, p: {"column": c, "max_value": p.as_of},
-            failing=_not_after_as_of(c),
-            show=(c,),
-            reason=AFTER_AS_OF,
-        ),
+        _not_after_as_of_check("session_not_future", c, "quarantine" if raw else "error", why_future, reason=AFTER_AS_OF),
         Expectation(
             "session_on_calendar",
             "quarantine" if raw else "error",
@@ -695,16 +701,12 @@ def _holdings_suite() -> Suite:
         *_raw_keys(keys),
         *(_not_null(c, HOLDINGS_SCHEMA) for c in required),
         _in_set("universe_known", "universe", lambda p: sorted(p.universes), "holdings belong to a configured universe"),
-        Expectation(
+        _not_after_as_of_check(
             "as_of_not_future",
+            "as_of_date",
             "quarantine",
             "a holdings snapshot is not dated after the load's as-of session: a membership cannot be known "
             "before its date (the whole snapshot is quarantined; the stored membership stays)",
-            columns=("as_of_date",),
-            gx="ExpectColumnValuesToBeBetween",
-            kwargs=lambda df, p: {"column": "as_of_date", "max_value": p.as_of},
-            failing=_not_after_as_of("as_of_date"),
-            show=("as_of_date",),
             reason="snapshot dated after the load's as-of session",
         ),
         _in_set("asset_class_equity", "asset_class", ("Equity",), "the source keeps equity lines only; cash and futures go to dq.quarantine as excluded"),
@@ -754,29 +756,21 @@ def _fundamentals_suite() -> Suite:
             "counted twice in TTM net income",
         ),
         *(_not_null(c, FUNDAMENTALS_SCHEMA) for c in required),
-        Expectation(
+        _not_after_as_of_check(
             "period_end_past",
+            "period_end_date",
             "quarantine",
             "a fiscal quarter that has not ended by the load's as-of session cannot have reported results "
             "(that row is quarantined; the company's other quarters load)",
-            columns=("period_end_date",),
-            gx="ExpectColumnValuesToBeBetween",
-            kwargs=lambda df, p: {"column": "period_end_date", "max_value": p.as_of},
-            failing=_not_after_as_of("period_end_date"),
-            show=("period_end_date",),
             reason="quarter ends after the load's as-of session",
         ),
         _finite("values_finite", FUNDAMENTAL_VALUES, "NaN or infinity is not a value; a missing figure must be null"),
         _ge("report_after_period_end", "report_date", "period_end_date", "results are reported after the quarter ends", "warning"),
-        Expectation(
+        _not_after_as_of_check(
             "report_date_not_future",
+            "report_date",
             "warning",
             "a report date after as_of is an estimate, not a report (cohort rule v1 then falls back to period_end + 45 days)",
-            columns=("report_date",),
-            gx="ExpectColumnValuesToBeBetween",
-            kwargs=lambda df, p: {"column": "report_date", "max_value": p.as_of},
-            failing=_not_after_as_of("report_date"),
-            show=("report_date",),
         ),
         Expectation(
             "quarters_spaced",
@@ -800,15 +794,8 @@ def _actions_suite() -> Suite:
         _in_set("action_known", "action", ACTIONS, "actions are 'split' or 'dividend'"),
         _positive("value", why="a split ratio or a dividend per share is above 0"),
         _finite("value_finite", ("value",), "NaN or infinity is not a ratio or an amount"),
-        Expectation(
-            "ex_date_not_future",
-            "warning",
-            "an announced action with a future ex-date is not history yet",
-            columns=("ex_date",),
-            gx="ExpectColumnValuesToBeBetween",
-            kwargs=lambda df, p: {"column": "ex_date", "max_value": p.as_of},
-            failing=_not_after_as_of("ex_date"),
-            show=("ex_date",),
+        _not_after_as_of_check(
+            "ex_date_not_future", "ex_date", "warning", "an announced action with a future ex-date is not history yet"
         ),
     ]
     return Suite("raw.corporate_actions", "one row per company, ex-date and action", keys, ACTIONS_SCHEMA, required, tuple(exps))
