@@ -44,7 +44,8 @@ import polars as pl
 
 from transforms.headlines_index import index_facts
 from transforms.headlines_pairs import pair_facts
-from transforms.headlines_text import (  # noqa: F401  (re-exported: the report and tests format with them)
+# The wording helpers are re-exported: the report and the tests format figures with them.
+from transforms.headlines_text import (
     DEFINITIONS,
     a_bp,
     a_ordinal,
@@ -60,6 +61,11 @@ from transforms.headlines_text import (  # noqa: F401  (re-exported: the report 
     share,
 )
 from transforms.headlines_universes import universe_facts
+
+__all__ = [
+    "DEFINITIONS", "HEADLINES_SCHEMA", "INDEX_NAMES", "UNIVERSE_NAMES", "a_bp", "a_ordinal", "article", "bp", "bp_value",
+    "headlines", "number", "ordinal", "pct", "pct_abs", "points", "rounded", "share",
+]  # fmt: skip
 
 HEADLINES_SCHEMA: dict[str, pl.DataType] = {
     "as_of_date": pl.Date,
