@@ -196,8 +196,8 @@ def relative_performance(daily: pd.DataFrame, pairs: Sequence[tuple[str, str]]) 
     rets = daily.loc[daily["ret_1d"].notna(), ["symbol", "session_date", "ret_1d", "ytd_return"]]
     frames = []
     for lead, lag in dict.fromkeys(pairs):
-        a = rets[rets["symbol"] == lead].drop(columns="symbol").rename(columns={"ret_1d": "lead_ret", "ytd_return": "lead_ytd"})
-        b = rets[rets["symbol"] == lag].drop(columns="symbol").rename(columns={"ret_1d": "lag_ret", "ytd_return": "lag_ytd"})
+        a = rets[rets["symbol"] == lead].drop(columns="symbol").rename(columns={"ret_1d": "lead_ret", "ytd_return": "lead_ytd_return"})
+        b = rets[rets["symbol"] == lag].drop(columns="symbol").rename(columns={"ret_1d": "lag_ret", "ytd_return": "lag_ytd_return"})
         f = a.merge(b, on="session_date").sort_values("session_date", ignore_index=True)
         f.insert(0, "lead_symbol", lead)
         f.insert(1, "lag_symbol", lag)
@@ -205,8 +205,8 @@ def relative_performance(daily: pd.DataFrame, pairs: Sequence[tuple[str, str]]) 
         f["outperformed"] = f["lead_ret"] > f["lag_ret"]
         f["streak"] = f["outperformed"].astype(int).groupby((~f["outperformed"]).cumsum()).cumsum()
         f["longest_since"] = _longest_since(f["streak"].to_numpy(), f["session_date"].to_numpy())
-        f["ytd_spread"] = f["lead_ytd"] - f["lag_ytd"]
-        frames.append(f.drop(columns=["lead_ytd", "lag_ytd"]))
+        f["ytd_spread"] = f["lead_ytd_return"] - f["lag_ytd_return"]
+        frames.append(f)
     return pd.concat(frames, ignore_index=True)
 
 

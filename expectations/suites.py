@@ -13,6 +13,12 @@ Nothing here imports Great Expectations: the CLI imports this module and must st
 
 Kwargs and predicates that depend on the night (`as_of`, the stored `history`, the configured
 universes) are functions of `Params`; there is no clock in this module.
+
+Why one module of about 1,000 lines: it is the catalogue of every check the gate runs (11 suites,
+218 expectations), read as one list by the gate, the data docs (`smallcaps dq --docs`), the
+severity overrides in settings and the bad-input test matrix. Most of its length is the `why` of
+each check; the shared constructors (`_range`, `_finite`, `_not_after_as_of_check`, ...) sit above
+the suites that use them, so a check and its predicate read together.
 """
 
 from __future__ import annotations
@@ -254,6 +260,22 @@ def _not_after_as_of(column: str) -> Failing:
         )
 
     return run
+
+
+def _not_after_as_of_check(name: str, column: str, severity: Severity, why: str, *, reason: str = "") -> Expectation:
+    """`column` is not after the load's as-of session (null passes): GX's between with the night's
+    as_of as max_value, and the same rows marked by `_not_after_as_of`."""
+    return Expectation(
+        name,
+        severity,
+        why,
+        columns=(column,),
+        gx="ExpectColumnValuesToBeBetween",
+        kwargs=lambda df, p: {"column": column, "max_value": p.as_of},
+        failing=_not_after_as_of(column),
+        show=(column,),
+        reason=reason,
+    )
 
 
 def _previous_close(df: pl.DataFrame, params: Params) -> pl.DataFrame:
@@ -581,17 +603,7 @@ def _session_checks(c: str = "session_date", *, raw: bool = False) -> list[Expec
         if raw else ": a weekend or holiday row here comes from a bug in a transform"
     )
     return [
-        Expectation(
-            "session_not_future",
-            "quarantine" if raw else "error",
-            why_future,
-            columns=(c,),
-            gx="ExpectColumnValuesToBeBetween",
-            kwargs=lambda df, p: {"column": c, "max_value": p.as_of},
-            failing=_not_after_as_of(c),
-            show=(c,),
-            reason=AFTER_AS_OF,
-        ),
+        _not_after_as_of_check("session_not_future", c, "quarantine" if raw else "error", why_future, reason=AFTER_AS_OF),
         Expectation(
             "session_on_calendar",
             "quarantine" if raw else "error",
@@ -695,16 +707,12 @@ def _holdings_suite() -> Suite:
         *_raw_keys(keys),
         *(_not_null(c, HOLDINGS_SCHEMA) for c in required),
         _in_set("universe_known", "universe", lambda p: sorted(p.universes), "holdings belong to a configured universe"),
-        Expectation(
+        _not_after_as_of_check(
             "as_of_not_future",
+            "as_of_date",
             "quarantine",
             "a holdings snapshot is not dated after the load's as-of session: a membership cannot be known "
             "before its date (the whole snapshot is quarantined; the stored membership stays)",
-            columns=("as_of_date",),
-            gx="ExpectColumnValuesToBeBetween",
-            kwargs=lambda df, p: {"column": "as_of_date", "max_value": p.as_of},
-            failing=_not_after_as_of("as_of_date"),
-            show=("as_of_date",),
             reason="snapshot dated after the load's as-of session",
         ),
         _in_set("asset_class_equity", "asset_class", ("Equity",), "the source keeps equity lines only; cash and futures go to dq.quarantine as excluded"),
@@ -754,29 +762,21 @@ def _fundamentals_suite() -> Suite:
             "counted twice in TTM net income",
         ),
         *(_not_null(c, FUNDAMENTALS_SCHEMA) for c in required),
-        Expectation(
+        _not_after_as_of_check(
             "period_end_past",
+            "period_end_date",
             "quarantine",
             "a fiscal quarter that has not ended by the load's as-of session cannot have reported results "
             "(that row is quarantined; the company's other quarters load)",
-            columns=("period_end_date",),
-            gx="ExpectColumnValuesToBeBetween",
-            kwargs=lambda df, p: {"column": "period_end_date", "max_value": p.as_of},
-            failing=_not_after_as_of("period_end_date"),
-            show=("period_end_date",),
             reason="quarter ends after the load's as-of session",
         ),
         _finite("values_finite", FUNDAMENTAL_VALUES, "NaN or infinity is not a value; a missing figure must be null"),
         _ge("report_after_period_end", "report_date", "period_end_date", "results are reported after the quarter ends", "warning"),
-        Expectation(
+        _not_after_as_of_check(
             "report_date_not_future",
+            "report_date",
             "warning",
             "a report date after as_of is an estimate, not a report (cohort rule v1 then falls back to period_end + 45 days)",
-            columns=("report_date",),
-            gx="ExpectColumnValuesToBeBetween",
-            kwargs=lambda df, p: {"column": "report_date", "max_value": p.as_of},
-            failing=_not_after_as_of("report_date"),
-            show=("report_date",),
         ),
         Expectation(
             "quarters_spaced",
@@ -800,15 +800,8 @@ def _actions_suite() -> Suite:
         _in_set("action_known", "action", ACTIONS, "actions are 'split' or 'dividend'"),
         _positive("value", why="a split ratio or a dividend per share is above 0"),
         _finite("value_finite", ("value",), "NaN or infinity is not a ratio or an amount"),
-        Expectation(
-            "ex_date_not_future",
-            "warning",
-            "an announced action with a future ex-date is not history yet",
-            columns=("ex_date",),
-            gx="ExpectColumnValuesToBeBetween",
-            kwargs=lambda df, p: {"column": "ex_date", "max_value": p.as_of},
-            failing=_not_after_as_of("ex_date"),
-            show=("ex_date",),
+        _not_after_as_of_check(
+            "ex_date_not_future", "ex_date", "warning", "an announced action with a future ex-date is not history yet"
         ),
     ]
     return Suite("raw.corporate_actions", "one row per company, ex-date and action", keys, ACTIONS_SCHEMA, required, tuple(exps))
@@ -883,7 +876,7 @@ def _index_performance_suite() -> Suite:
 def _mart_suites() -> list[Suite]:
     idx_returns = ("ret_1d", "ytd_return", "drawdown_from_record", "ret_5d")
     idx_levels = ("close", "rsi_14", "sma_50", "sma_200", "high_52w", "low_52w", "change_5d", "support_level", "resistance_level")
-    rel_returns = ("lead_ret", "lag_ret", "spread", "ytd_spread")
+    rel_returns = ("lead_ret", "lag_ret", "spread", "lead_ytd_return", "lag_ytd_return", "ytd_spread")
     perf_returns = ("return_equal_weight", "return_cap_weight", "return_median")
     sector_returns = ("return_equal_weight", "return_cap_weight")
     return [

@@ -1,7 +1,8 @@
 """`marts.relative_performance`: does one index beat another, session by session?
 
 Grain: one row per (lead_symbol, lag_symbol) pair and session on which both indexes have a daily
-return. Pure: LazyFrame in, LazyFrame out.
+return. Pure: LazyFrame in, LazyFrame out. Each row carries both sides' YTD returns beside their
+spread, so a reader (the headlines, a BI query) has the pair's whole YTD comparison in one row.
 
 The outperformance streak is vectorized (a run id per losing session, then a cumulative count).
 `longest_since` is a look-back that depends on every earlier run, so it is computed by one numpy
@@ -28,6 +29,8 @@ RELATIVE_PERFORMANCE_SCHEMA: dict[str, pl.DataType] = {
     "outperformed": pl.Boolean,
     "streak": pl.Int32,
     "longest_since": pl.Date,
+    "lead_ytd_return": pl.Float64,
+    "lag_ytd_return": pl.Float64,
     "ytd_spread": pl.Float64,
 }
 
@@ -126,10 +129,10 @@ def relative_performance(
             if row.height:
                 carried_streak, after = int(row.get_column("streak")[0]), row.get_column("session_date")[0]
         lead_rows = daily.filter(pl.col("symbol") == lead).select(
-            "session_date", lead_ret="ret_1d", lead_ytd="ytd_return"
+            "session_date", lead_ret="ret_1d", lead_ytd_return="ytd_return"
         )
         lag_rows = daily.filter(pl.col("symbol") == lag).select(
-            "session_date", lag_ret="ret_1d", lag_ytd="ytd_return"
+            "session_date", lag_ret="ret_1d", lag_ytd_return="ytd_return"
         )
         joined = lead_rows.join(lag_rows, on="session_date", how="inner")
         if after is not None:
@@ -144,7 +147,7 @@ def relative_performance(
                 lag_symbol=pl.lit(lag, dtype=pl.String),
                 spread=pl.col("lead_ret") - pl.col("lag_ret"),
                 outperformed=outperformed,
-                ytd_spread=pl.col("lead_ytd") - pl.col("lag_ytd"),
+                ytd_spread=pl.col("lead_ytd_return") - pl.col("lag_ytd_return"),
                 # Every session that is not a win starts a new run; the streak counts wins in it. The
                 # first run continues the stored streak.
                 streak=outperformed.cast(pl.Int32).cum_sum().over(run)

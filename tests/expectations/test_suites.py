@@ -124,7 +124,11 @@ def relative_performance() -> pl.DataFrame:
         lead, lag = (None, None) if k == 0 else (0.01 if k % 4 else -0.01, 0.002)
         out = lead is not None and lead > lag
         streak = streak + 1 if out else 0
-        rows.append(("^RUT", "^GSPC", d, lead, lag, None if lead is None else lead - lag, out, streak, None, 0.01 * k))
+        lead_ytd, lag_ytd = 0.05 + 0.01 * k, 0.05
+        rows.append(
+            ("^RUT", "^GSPC", d, lead, lag, None if lead is None else lead - lag, out, streak, None, lead_ytd, lag_ytd,
+             lead_ytd - lag_ytd)
+        )  # fmt: skip
     return pl.DataFrame(rows, schema=RELATIVE_PERFORMANCE_SCHEMA, orient="row")
 
 

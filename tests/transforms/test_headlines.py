@@ -201,7 +201,8 @@ def test_ytd_and_pair_lines():
         index_row("^GSPC", NIGHT, 6024.0, ytd_return=0.004),
     ]
     rel = [{"lead_symbol": "^RUT", "lag_symbol": "^GSPC", "session_date": NIGHT, "lead_ret": 0.01, "lag_ret": 0.002,
-            "spread": 0.008, "outperformed": True, "streak": 1, "ytd_spread": 0.083}]  # fmt: skip
+            "spread": 0.008, "outperformed": True, "streak": 1, "lead_ytd_return": 0.087, "lag_ytd_return": 0.004,
+            "ytd_spread": 0.083}]  # fmt: skip
     out = build(daily=daily, rel=rel)
     ytd = fact(out, "ytd:^RUT")
     assert ytd["sentence"] == "Russell 2000 +8.7% year to date, at 2,717.50 against 2,500.00 at the end of 2025"
@@ -499,8 +500,9 @@ def test_the_first_five_are_what_a_market_note_opens_with():
         index_row("^GSPC", NIGHT, 6024.0, is_record_close=True, records_ytd=3, ytd_return=0.004),
         index_row("^SP600", NIGHT, 1400.0, ytd_return=0.05, drawdown_from_record=-0.02),
     ]
-    rel = [streak_row(14, date(1996, 5, 22)) | {"ytd_spread": 0.083},
-           {**streak_row(0, None), "lag_symbol": "^SP600", "lead_ret": -0.001, "spread": -0.003, "ytd_spread": 0.037}]  # fmt: skip
+    rel = [streak_row(14, date(1996, 5, 22)) | {"lead_ytd_return": 0.087, "lag_ytd_return": 0.004, "ytd_spread": 0.083},
+           {**streak_row(0, None), "lag_symbol": "^SP600", "lead_ret": -0.001, "spread": -0.003,
+            "lead_ytd_return": 0.087, "lag_ytd_return": 0.05, "ytd_spread": 0.037}]  # fmt: skip
     comp = [
         {"universe": "russell2000", "session_date": NIGHT, "cohort": c, "members": m, "share_of_members": m / 1962,
          "share_of_weight": None, "rule_version": "v1"}

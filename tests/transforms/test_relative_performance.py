@@ -60,6 +60,9 @@ def test_spread_and_ytd_spread():
     assert out["spread"].to_list() == pytest.approx([0.015, -0.02])
     assert out["outperformed"].to_list() == [True, False]
     assert out["ytd_spread"].to_list() == [pytest.approx(0.06), None]
+    # Both sides' YTD returns stay in the row beside their spread (the headlines read them there).
+    assert out["lead_ytd_return"].to_list() == [0.10, 0.09]
+    assert out["lag_ytd_return"].to_list() == [0.04, None]
 
 
 @pytest.mark.parametrize(
