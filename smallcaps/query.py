@@ -48,8 +48,8 @@ class Query:
 
     `timeout_s` interrupts the query (DuckDB's `interrupt()` from a timer thread) wherever it is:
     planning, computing or streaming rows out; `interrupt()` does the same for Ctrl-C. DuckDB's
-    streaming fetch does not answer SIGINT by itself, so the CLI consumes the query in a worker
-    thread and calls `interrupt()` from the main thread, which is where Python delivers Ctrl-C.
+    streaming fetch does not answer SIGINT by itself, so the CLI has a watcher thread read the
+    signal from a wakeup fd and call `interrupt()` (smallcaps/cli.py:_ctrl_c_interrupts).
     """
 
     def __init__(
@@ -98,7 +98,12 @@ class Query:
 
     def close(self) -> None:
         if self._timer is not None:
+            # Joined, not only cancelled: a timer thread still alive at exit holds the connection
+            # (through self.interrupt), and a DuckDB object alive at interpreter shutdown is what
+            # prints nanobind's "leaked" lines.
             self._timer.cancel()
+            self._timer.join()
+            self._timer = None
         self._con.close()
 
     def __enter__(self) -> "Query":
