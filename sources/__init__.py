@@ -39,7 +39,7 @@ def make_source(settings: Settings) -> Source:
             index_symbols=settings.index_symbols,
         )
     if settings.source == "yahoo":
-        from sources.yahoo import YahooSource
+        from sources.yahoo import YahooConfig, YahooSource
 
-        return YahooSource(settings)
+        return YahooSource(YahooConfig.from_settings(settings))
     raise ValueError(f"unknown source {settings.source!r}")
