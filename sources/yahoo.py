@@ -45,6 +45,7 @@ from sources.base import (
     BARS_SCHEMA,
     FAILURES_SCHEMA,
     FUNDAMENTALS_SCHEMA,
+    Capabilities,
     Fetched,
     conform,
     empty,
@@ -286,6 +287,9 @@ class YahooSource:
     """
 
     name = "yahoo"
+    # Yahoo rate-limits and answers each symbol with a request or two: a backfill asks once for its
+    # range, and fundamentals only when a quarter can be out (fundamentals_due).
+    capabilities = Capabilities(is_metered=True)
 
     def __init__(
         self,
