@@ -406,8 +406,8 @@ def compare_download(fake: ChildYahoo, home: Path, rps: float, n: int, start: da
 
     before = served()
     yf.download([f"DL{i:04d}" for i in range(n)], start=start.isoformat(), end=(as_of + timedelta(days=1)).isoformat(),
-                auto_adjust=False, actions=True, progress=False, threads=source.settings.fetch_concurrency,
-                session=source._session)
+                auto_adjust=False, actions=True, progress=False, threads=source.config.client.fetch_concurrency,
+                session=source._client.session)
     download = (served() - before) / n
     before = served()
     source.bars([f"YS{i:04d}" for i in range(n)], start, as_of)
