@@ -69,7 +69,7 @@ from smallcaps import calendar  # noqa: E402
 from smallcaps.pipeline import last_needed_sessions  # noqa: E402
 from smallcaps.settings import Settings  # noqa: E402
 from sources.base import Fetched  # noqa: E402
-from sources.yahoo import YahooSource, fundamentals_due  # noqa: E402
+from sources.yahoo import YahooConfig, YahooSource, fundamentals_due  # noqa: E402
 
 # yfinance 1.7 calls pandas APIs that pandas deprecates: its warnings, not ours.
 warnings.filterwarnings("ignore", module=r"yfinance(\.|$)")
@@ -374,7 +374,7 @@ def fetch_night(fake: ChildYahoo, home: Path, rps: float, night: Night, overlap:
     start = night.day
     for _ in range(overlap):
         start = calendar.previous_session(start)
-    source = YahooSource(settings, session_options=fake.session_options)
+    source = YahooSource(YahooConfig.from_settings(settings), session_options=fake.session_options)
 
     def chunks(items: list[str]) -> list[list[str]]:
         return [items[i : i + settings.chunk_size] for i in range(0, len(items), settings.chunk_size)]
@@ -396,7 +396,9 @@ def compare_download(fake: ChildYahoo, home: Path, rps: float, n: int, start: da
     import yfinance as yf
 
     new_process()
-    source = YahooSource(Settings(home=home, source="yahoo", requests_per_second=rps), session_options=fake.session_options)
+    source = YahooSource(
+        YahooConfig.from_settings(Settings(home=home, source="yahoo", requests_per_second=rps)), session_options=fake.session_options
+    )
     source.bars(["^GSPC"], start, as_of)  # cookie and crumb outside the count
 
     def served() -> int:
@@ -404,8 +406,8 @@ def compare_download(fake: ChildYahoo, home: Path, rps: float, n: int, start: da
 
     before = served()
     yf.download([f"DL{i:04d}" for i in range(n)], start=start.isoformat(), end=(as_of + timedelta(days=1)).isoformat(),
-                auto_adjust=False, actions=True, progress=False, threads=source.settings.fetch_concurrency,
-                session=source._session)
+                auto_adjust=False, actions=True, progress=False, threads=source.config.client.fetch_concurrency,
+                session=source._client.session)
     download = (served() - before) / n
     before = served()
     source.bars([f"YS{i:04d}" for i in range(n)], start, as_of)

@@ -10,7 +10,10 @@ from flows.nightly import settings_for
 from flows.run import record_failed_load, run_load
 from flows.runner import PipelineTaskRunner
 from smallcaps import calendar, pipeline
-from sources import is_metered, make_source
+from sources import make_source
+
+# Where a backfill without a start begins when its source cannot say (Capabilities.first_date).
+EARLIEST_DATE = date(1990, 1, 2)
 
 
 @flow(name="backfill", task_runner=PipelineTaskRunner(), log_prints=True)
@@ -23,35 +26,41 @@ def backfill(
 ) -> dict:
     """Load every session in [start, end] and publish the night of `end`.
 
-    Defaults: `start` = the sample market's first session (sample), the earliest session a csv
-    folder holds (csv) or 1990-01-02; `end` = the latest session a csv folder holds on or before the
-    latest completed NYSE session (csv; a folder whose files run past today ends there, and the run
-    says so) or the latest completed NYSE session. An `end` after the latest completed session is
-    refused with a ValueError: nobody has those closes yet.
+    Defaults, from what the source can do (sources.base.Capabilities): a source that holds a date
+    range (a csv folder) gives `start` = the earliest session it holds and `end` = the latest on or
+    before the latest completed NYSE session (a folder whose files run past today ends there, and
+    the run says so); otherwise `start` = the source's first session (the sample market's) or
+    EARLIEST_DATE, and `end` = the latest completed NYSE session. An `end` after the latest
+    completed session is refused with a ValueError: nobody has those closes yet.
     """
     settings = settings_for(source, csv_path, home)
     latest = calendar.latest_completed_session()
     if end is not None:
         pipeline.check_as_of(end, latest, "backfill end")
     notes = []
-    if settings.source == "csv" and (start is None or end is None):
-        try:
-            folder = make_source(settings)
-            held = folder.date_range()
+    try:
+        # Asked for what it can do only; each load below builds its own (a window's memory is its own).
+        built = make_source(settings)
+        capabilities = built.capabilities
+        held = None
+        if capabilities.has_date_range and (start is None or end is None):
+            held = built.date_range()
             if held is None:
-                raise ValueError(f"csv source: {settings.csv_path} holds no daily bar files (SYMBOL.csv): nothing to backfill")
-        except Exception as exc:
-            # Reading the folder's dates comes before run_load begins a load: record the failure here.
-            record_failed_load(settings, "backfill", start=start, end=end, exc=exc)
-            raise
+                where = f" in {settings.csv_path}" if settings.csv_path else ""
+                raise ValueError(f"{built.name} source: no daily bars{where}: nothing to backfill; add some or pass --start and --end")
+    except Exception as exc:
+        # Building the source or reading its dates comes before run_load begins a load: record the failure here.
+        record_failed_load(settings, "backfill", start=start, end=end, exc=exc)
+        raise
+    if held is not None:
         # The folder's dates stop at the latest completed session: later rows (a stray 2031 row, a
         # session still trading) are reported by the source and quarantined with their reason.
         start, end = start or held[0], end or held[1]
     end = calendar.session_on_or_before(end or latest)
-    start = start or (settings.sample_start if settings.source == "sample" else date(1990, 1, 2))
+    start = start or capabilities.first_date or EARLIEST_DATE
     if start > end:
         raise ValueError(f"backfill start {start} is after end {end}")
-    windows = backfill_windows(start, end, 0 if is_metered(settings.source) else settings.backfill_window_years)
+    windows = backfill_windows(start, end, 0 if capabilities.is_metered else settings.backfill_window_years)
     if len(windows) == 1:
         return run_load(settings, "backfill", as_of=end, start=start, notes=notes)
     # A long range from a free source: one load per window, each fetched, gated, merged and derived

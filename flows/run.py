@@ -39,7 +39,12 @@ def run_load(
             now = datetime.now(timezone.utc).replace(tzinfo=None)
             load_id = pipeline.new_load_id(now)
             try:
-                plan = pipeline.plan_backfill(settings, start, as_of) if kind == "backfill" else pipeline.plan_nightly(con, settings, as_of)
+                # Built before the plan: what the source can do (its first session) shapes it.
+                source = source or make_source(settings)
+                plan = (
+                    pipeline.plan_backfill(settings, start, as_of) if kind == "backfill"
+                    else pipeline.plan_nightly(con, settings, as_of, first_date=source.capabilities.first_date)
+                )
             except Exception as exc:
                 _record_failed(con, settings, kind, load_id, start, as_of, exc)
                 raise
@@ -50,7 +55,7 @@ def run_load(
             log.info("load %s: %s from %s, sessions %s..%s", load_id, kind, settings.source, plan.bars_start, plan.as_of)
             try:
                 outcome = _load(
-                    con, settings, plan, load_id, now, timings, source or make_source(settings), list(notes or []), publish=publish
+                    con, settings, plan, load_id, now, timings, source, list(notes or []), publish=publish
                 )
             except pipeline.LoadFailed as exc:
                 status = "blocked" if isinstance(exc, pipeline.LoadBlocked) else "failed"
@@ -165,7 +170,7 @@ def _load(
         starts[plan.bars_start] += symbols
     parts = pipeline.bar_chunks(starts, settings.chunk_size)
     names = [f"{i + 1}of{len(parts)}" for i in range(len(parts))]
-    due = pipeline.fundamentals_symbols(con, settings, symbols, plan.as_of)
+    due = pipeline.fundamentals_symbols(con, settings, symbols, plan.as_of, is_metered=source.capabilities.is_metered)
     fparts = pipeline.chunks(due, settings.chunk_size)
     fnames = [f"{i + 1}of{len(fparts)}" for i in range(len(fparts))]
     # Units: holdings, each chunk, then gate, load, publish, export (and the report).
@@ -199,7 +204,7 @@ def _load(
     batch = pipeline.split(
         fetched, index_symbols, asked={"bars": list(index_symbols) + symbols, "fundamentals": due, "rebase": list(rebase)}
     )
-    warnings = notes + pipeline.check_fetched(batch, settings.source, plan)
+    warnings = notes + pipeline.check_fetched(batch, settings.source, plan, is_complete=source.capabilities.is_complete)
     log.info(
         "fetched %s rows (%s requests): bars of %s symbols, fundamentals of %s",
         f"{batch.rows_in:,}", batch.requests, f"{len(index_symbols) + len(symbols):,}", f"{len(due):,}",
@@ -238,7 +243,7 @@ def _load(
     sessions = con.execute(
         "SELECT count(DISTINCT session_date) FROM raw.index_bars WHERE session_date BETWEEN ? AND ?", [plan.bars_start, plan.as_of]
     ).fetchone()[0]
-    held_msg = pipeline.check_completeness(con, settings, plan.as_of, batch)
+    held_msg = pipeline.check_completeness(con, settings, plan.as_of, batch, is_complete=source.capabilities.is_complete)
     if held_msg:
         outcome.status = "held"
         outcome.message = held_msg + (f" ({outcome.message})" if outcome.message else "")

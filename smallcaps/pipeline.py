@@ -130,14 +130,15 @@ def check_as_of(as_of: date, latest: date, what: str = "as-of") -> None:
         )
 
 
-def plan_nightly(con: duckdb.DuckDBPyConnection, settings: Settings, as_of: date) -> Plan:
-    """Bring the warehouse up to `as_of`, re-fetching a few stored sessions to catch revisions."""
+def plan_nightly(con: duckdb.DuckDBPyConnection, settings: Settings, as_of: date, *, first_date: date | None) -> Plan:
+    """Bring the warehouse up to `as_of`, re-fetching a few stored sessions to catch revisions, but
+    none before `first_date` (the source's first session, Capabilities.first_date; None: unknown)."""
     last = con.execute("SELECT max(session_date) FROM raw.index_bars").fetchone()[0]
     from_ = min(last, as_of) if last else as_of
     start = from_
     for _ in range(settings.overlap_sessions):
         start = calendar.previous_session(start)
-    start = max(start, settings.sample_start) if settings.source == "sample" else start
+    start = max(start, first_date) if first_date is not None else start
     # iShares dates a file by the previous session's close: one session of slack on the left.
     holdings_start = calendar.previous_session(min(from_, as_of))
     return Plan("nightly", as_of, start, holdings_start, list(settings.index_symbols), [u.name for u in settings.universes])
@@ -363,9 +364,12 @@ def apply_rebase(fetched: Fetched, refetched: Fetched, rebase: dict[str, tuple[d
     )
 
 
-def fundamentals_symbols(con: duckdb.DuckDBPyConnection, settings: Settings, symbols: Sequence[str], as_of: date) -> list[str]:
-    """Symbols whose fundamentals are due. Offline sources cost nothing: every symbol. The yahoo
-    source asks only when a symbol's next quarter can be out (see sources.yahoo.fundamentals_due):
+def fundamentals_symbols(
+    con: duckdb.DuckDBPyConnection, settings: Settings, symbols: Sequence[str], as_of: date, *, is_metered: bool
+) -> list[str]:
+    """Symbols whose fundamentals are due. A source whose requests cost nothing is asked for every
+    symbol. A metered one (Capabilities.is_metered: yahoo) is asked only when a symbol's next
+    quarter can be out (see sources.yahoo.fundamentals_due):
     shortly after the date its report is expected, from the symbol's own report lag (the same
     fiscal quarter a year before, else its newest quarter; known where a report date is stored).
 
@@ -376,7 +380,7 @@ def fundamentals_symbols(con: duckdb.DuckDBPyConnection, settings: Settings, sym
     anchor holds it (equity_symbols), but its fundamentals are not asked for: core.cohorts uses a
     quarter only on the member's own sessions, and a quarter reported after it left cannot count
     on any of them. If it joins again, it is a member again (and due: its last fetch is old)."""
-    if settings.source != "yahoo":
+    if not is_metered:
         return list(symbols)
     from sources.yahoo import NO_DATA, fundamentals_due
 
@@ -459,7 +463,7 @@ def split(fetched: Fetched, index_symbols: Sequence[str], asked: dict[str, list[
     )
 
 
-def check_fetched(batch: Batch, source: str, plan: Plan) -> list[str]:
+def check_fetched(batch: Batch, source: str, plan: Plan, *, is_complete: bool) -> list[str]:
     """Fail when the source gave nothing to load; return warnings for partial failures."""
     bars = batch.frames["raw.index_bars"].height + batch.frames["raw.equity_bars"].height
     failed = batch.failures.filter(pl.col("dataset") == "bars")
@@ -482,9 +486,10 @@ def check_fetched(batch: Batch, source: str, plan: Plan) -> list[str]:
         sample = ", ".join(failed.get_column("symbol").head(10).to_list())
         warnings.append(f"{source}: no bars for {failed.height:,} symbol(s), e.g. {sample}; they are fetched first next time")
     # A universe without a snapshot this time keeps its stored membership: say so, or the night
-    # would publish on an old membership without a word. (A csv folder holds what the user has:
-    # no holdings file is a choice there, as in check_completeness.)
-    holdings_failed = batch.failures.filter(pl.col("dataset") == "holdings") if source != "csv" else batch.failures.clear()
+    # would publish on an old membership without a word. (A source that is not expected to be
+    # complete, Capabilities.is_complete, holds what its user has: a csv folder without a holdings
+    # file is a choice there, as in check_completeness.)
+    holdings_failed = batch.failures.filter(pl.col("dataset") == "holdings") if is_complete else batch.failures.clear()
     for universe, error in holdings_failed.select("symbol", "error").unique(maintain_order=True).iter_rows():
         warnings.append(f"{source}: no holdings snapshot for {universe} ({error}); its membership is not updated this time")
     return warnings
@@ -1070,13 +1075,16 @@ def finish_ok(con, outcome: Outcome, sessions: int, rows_in: int) -> None:
 # completeness and publish bookkeeping ------------------------------------------------------------
 
 
-def check_completeness(con: duckdb.DuckDBPyConnection, settings: Settings, as_of: date, batch: Batch) -> str | None:
+def check_completeness(
+    con: duckdb.DuckDBPyConnection, settings: Settings, as_of: date, batch: Batch, *, is_complete: bool
+) -> str | None:
     """Why the night must be held, or None when enough members and every index have a bar.
 
-    A csv folder holds what the user has (one index, say): the marts cover that and nothing more is
-    expected, so the csv source is never held.
+    A source that is not expected to be complete (Capabilities.is_complete; a csv folder holds what
+    the user has, one index, say): the marts cover that and nothing more is expected, so it is
+    never held.
     """
-    if settings.source == "csv":
+    if not is_complete:
         return None
     from expectations.completeness import completeness
 

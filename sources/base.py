@@ -75,11 +75,37 @@ class Fetched:
         return Fetched(**frames, requests=sum(p.requests for p in parts))
 
 
+@dataclass(frozen=True)
+class Capabilities:
+    """What a source can do, as far as the pipeline and the flows need to know. They ask these,
+    never the source's name, so a new source is a module and a registry line (sources.SOURCES).
+    The defaults fit a source that costs nothing to ask and is expected to deliver everything."""
+
+    # The earliest session the source can have bars for, known without reading anything (the sample
+    # market's first session); None where unknown. A nightly never asks for sessions before it, and
+    # a backfill without a start begins there (else at flows.backfill.EARLIEST_DATE).
+    first_date: date | None = None
+    # Every request costs (a rate limit, a budget, a provider's patience): a backfill asks once for
+    # its whole range instead of window by window, and fundamentals are asked for only when a new
+    # quarter can be out (sources.yahoo.fundamentals_due), not for every member every night.
+    is_metered: bool = False
+    # The source can say which sessions it holds by reading what it has (a folder of files): it has
+    # `date_range() -> (first, last) | None` (None: it holds no bars), and a backfill without a start
+    # or an end takes them from there.
+    has_date_range: bool = False
+    # Expected to deliver every index, enough members of every universe and every universe's
+    # holdings snapshot, so a night missing some is held (check_completeness) and a missing
+    # snapshot is warned about. False for a source that holds what its user chose to bring (a csv
+    # folder with one index and no holdings file is a complete answer there).
+    is_complete: bool = True
+
+
 @runtime_checkable
 class Source(Protocol):
     """A market data source. Dates are NYSE session dates, inclusive."""
 
     name: str
+    capabilities: Capabilities
 
     def holdings(self, universes: Sequence[str], start: date, end: date) -> Fetched:
         """Holdings snapshots of each universe with as_of_date in [start, end]."""

@@ -47,6 +47,7 @@ from sources.base import (
     FAILURES_SCHEMA,
     FUNDAMENTALS_SCHEMA,
     HOLDINGS_SCHEMA,
+    Capabilities,
     Fetched,
     conform,
     empty,
@@ -502,6 +503,9 @@ class CsvSource:
     """A folder of CSV files behind the Source protocol (see the module docstring)."""
 
     name = "csv"
+    # A folder holds what its user brought (one index, no holdings file): that is the whole answer,
+    # and its files say which sessions it covers (date_range).
+    capabilities = Capabilities(has_date_range=True, is_complete=False)
 
     def __init__(
         self,

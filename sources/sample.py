@@ -133,6 +133,7 @@ from sources.base import (
     FAILURES_SCHEMA,
     FUNDAMENTALS_SCHEMA,
     HOLDINGS_SCHEMA,
+    Capabilities,
     Fetched,
     conform,
     empty,
@@ -1703,6 +1704,8 @@ class SampleSource:
         _layout(companies)  # a size out of range fails here, not at the first fetch
         self.seed = seed
         self.start = start
+        # The market begins at `start`: nothing before it exists to be asked for.
+        self.capabilities = Capabilities(first_date=start)
         self.n_companies = companies
         self.memory_mb = memory_mb
         self.scratch_dir = scratch_dir

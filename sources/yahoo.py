@@ -1,5 +1,7 @@
 """The `yahoo` source: daily bars, splits, dividends and quarterly income statements from Yahoo
 Finance through yfinance 1.7; holdings from the iShares files (delegated to sources.ishares).
+This module reads Yahoo's answers and maps them to the schemas of sources.base; the requests
+themselves (rate limit, budget, deadlines, breaker, worker threads) are sources.yahoo_http's.
 
 docs/yahoo.md is the operator's guide (costs, failure handling, settings, measured figures). The
 decisions, in short:
@@ -13,75 +15,54 @@ decisions, in short:
   yfinance raised for it, which becomes its `failures` row.
 - yfinance is told to raise (`yf.config.debug.hide_exceptions = False`, process-wide): with the
   default it logs a DNS failure and then reports the symbol as "possibly delisted".
-- Every request yfinance makes goes through one curl_cffi session that this module owns
-  (`_YahooSession`, yfinance's own backend and browser TLS). Before each request it waits for the
-  run's rate limit, counts against the run's request budget, clamps the timeout, and refuses to
-  start once the chunk it belongs to was abandoned. That clamp is what bounds a hanging network:
-  yfinance's cookie, crumb and timezone requests use fixed 10-30 s timeouts, whatever `timeout`
-  says (measured: 100-130 s per symbol against a server that never answers).
-- Symbols are fetched in sub-chunks of SUB_CHUNK_SYMBOLS by `fetch_concurrency` worker threads.
-  A sub-chunk gets `chunk_timeout_s` of network time (time spent waiting for the rate limit or a
-  429 pause does not count); symbols unfinished by then are abandoned, retried once at the end of
-  the call, then reported. Symbols that failed on the network are retried once the same way.
-- HTTP 429: yfinance retries once at once; then every worker pauses (Yahoo limits the client, not
-  the symbol) for rate_limit_backoff_s * 2**n plus jitter, up to rate_limit_retries times.
-- After UNREACHABLE_AFTER symbols in a row failed on the network, the rest of the run fails fast:
-  an offline night ends in seconds with one clear error instead of timing out symbol by symbol.
-- yfinance asks Yahoo for a symbol's exchange timezone before its first chart (one extra request per
-  symbol on a cold cache). Every symbol here is a US listing or a US index, so the cache is seeded
-  with New York time: yfinance uses it only to turn dates into request timestamps, and reads the
-  timezone of the bars from the chart answer itself.
+- Every request goes through the run's `YahooClient` (sources.yahoo_http): one curl_cffi session
+  with the rate limit, the request budget, clamped timeouts and chunk deadlines, 429 back-off, and
+  a breaker that ends an offline night in seconds.
 """
 
 from __future__ import annotations
 
 import os
-import random
-import re
 import tempfile
 import threading
-import time
 import uuid
 import warnings
-from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, time as clock_time, timedelta, timezone
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
-from urllib.parse import urlsplit
+from typing import Any, Mapping, Sequence
 from zoneinfo import ZoneInfo
 
 import polars as pl
 import yfinance as yf
-from curl_cffi import requests as curl_requests
-from curl_cffi.requests.exceptions import ConnectionError as CurlConnectionError
-from curl_cffi.requests.exceptions import DNSError, RequestException, Timeout
-from yfinance import cache as yf_cache
+from curl_cffi.requests.exceptions import RequestException
 from yfinance.config import YfConfig
 from yfinance.data import YfData
-from yfinance.exceptions import YFRateLimitError, YFTickerMissingError
 
-from smallcaps.settings import Settings
+from smallcaps.settings import Settings, Universe
 from sources.base import (
     ACTIONS_SCHEMA,
     BARS_SCHEMA,
     FAILURES_SCHEMA,
     FUNDAMENTALS_SCHEMA,
+    Capabilities,
     Fetched,
     conform,
     empty,
 )
 from sources.ishares import IsharesHoldings
+from sources.yahoo_http import (
+    EXCHANGE_TZ,
+    NO_DATA,
+    ClientConfig,
+    NoData,
+    Outcome,
+    YahooClient,
+    seed_tz_cache,
+)
 
 # yfinance 1.7 calls pandas APIs that pandas 3 deprecates (inplace=...): its code, not ours.
 warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"yfinance(\.|$)")
-
-EXCHANGE_TZ = "America/New_York"
-SUB_CHUNK_SYMBOLS = 25
-UNREACHABLE_AFTER = 50
-# A request cut by the chunk deadline ends this long after the deadline, so the abandonment (not
-# the request's own timeout) decides what the symbol's error says.
-_DEADLINE_GRACE_S = 1.0
 
 # yfinance income-statement rows (quarterly, pretty=False) -> FUNDAMENTALS_SCHEMA columns.
 INCOME_ROWS: dict[str, str] = {
@@ -227,267 +208,10 @@ def _epoch(value: Any) -> datetime | None:
     return datetime.fromtimestamp(value, timezone.utc) if isinstance(value, (int, float)) and value > 0 else None
 
 
-# errors ------------------------------------------------------------------------------------------
-
-
-class _Abandoned(Exception):
-    """The chunk this request belongs to ran out of network time (settings.chunk_timeout_s)."""
-
-
-class _BudgetSpent(Exception):
-    """The run's request budget (settings.max_requests_per_run) is spent."""
-
-
-# Every "Yahoo answered, with nothing usable" error starts so (meta.fetch_state.last_error).
-NO_DATA = "no data from Yahoo"
-
-
-_TZ_CACHE_LOCK = threading.Lock()
-
-
-def _seed_tz_cache(symbols: Sequence[str]) -> None:
-    """Tell yfinance's time-zone cache that every symbol trades in New York, before any worker
-    thread starts. Without an entry yfinance spends a request per symbol asking Yahoo; and its
-    sqlite cache, set up lazily and written from several threads at once, fails with "database is
-    locked", which would turn healthy symbols into failures. Here it is set up and written from
-    the calling thread only; the workers just read it."""
-    with _TZ_CACHE_LOCK:
-        tz = yf_cache.get_tz_cache()
-        for symbol in symbols:
-            if tz.lookup(symbol) is None:
-                tz.store(symbol, EXCHANGE_TZ)
-
 
 class QuoteRequestFailed(RequestException):
     """The v7 quote request for a symbol's latest earnings date failed: a network failure of the
     symbol's fundamentals like any other (retried once at the end of the call)."""
-
-
-class _NoData(Exception):
-    """Yahoo answered, but with nothing usable for the symbol. Messages start with NO_DATA."""
-
-
-_CURL_NOISE = re.compile(r"^Failed to perform, |\. See https://curl\.se/\S+ first for more details\.?$")
-
-
-def _describe(exc: BaseException) -> tuple[str, str]:
-    """(kind, error text) of a symbol's failure. kind: network | rate_limited | no_data | budget |
-    abandoned | other. The text keeps the message yfinance or curl gave."""
-    if isinstance(exc, _Abandoned):
-        return "abandoned", str(exc)
-    if isinstance(exc, _BudgetSpent):
-        return "budget", str(exc)
-    if isinstance(exc, _NoData):
-        return "no_data", str(exc)
-    if isinstance(exc, YFTickerMissingError):
-        # "$ZZZZ: possibly delisted; no price data found (1d 2020-01-02 -> 2020-01-04)"
-        reason = str(exc).split(": ", 1)[-1]
-        return "no_data", f"{NO_DATA}: {reason} (yfinance {type(exc).__name__})"
-    if isinstance(exc, YFRateLimitError):
-        return "rate_limited", "HTTP 429 Too Many Requests from Yahoo"
-    if isinstance(exc, RequestException):
-        text = _CURL_NOISE.sub("", str(exc)).strip()
-        return "network", f"{type(exc).__name__}: {text}"
-    return "other", f"{type(exc).__name__}: {exc}"
-
-
-# the run's gate: rate limit, request budget, 429 pauses ------------------------------------------
-
-
-class _Attempt:
-    """One try at one sub-chunk: its network-time deadline and its abandon flag.
-
-    The clock stops while any of its workers waits for the rate limit or a 429 pause, so a
-    rate-limited chunk is not mistaken for a hanging one.
-    """
-
-    def __init__(self, timeout_s: float) -> None:
-        self.timeout_s = timeout_s
-        self.started = time.monotonic()
-        self.abandoned = threading.Event()
-        self._lock = threading.Lock()
-        self._waiting = 0
-        self._wait_since = 0.0
-        self._waited = 0.0
-
-    def begin_wait(self) -> None:
-        with self._lock:
-            if self._waiting == 0:
-                self._wait_since = time.monotonic()
-            self._waiting += 1
-
-    def end_wait(self) -> None:
-        with self._lock:
-            self._waiting -= 1
-            if self._waiting == 0:
-                self._waited += time.monotonic() - self._wait_since
-
-    def left_s(self) -> float:
-        """Network time left before the deadline."""
-        with self._lock:
-            now = time.monotonic()
-            waited = self._waited + (now - self._wait_since if self._waiting else 0.0)
-            return self.timeout_s - (now - self.started - waited)
-
-    def abandon(self) -> None:
-        self.abandoned.set()
-
-
-class _Counter:
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.value = 0
-
-    def add(self, n: int = 1) -> None:
-        with self._lock:
-            self.value += n
-
-
-@dataclass
-class _Job:
-    """What a worker thread is doing: the attempt it belongs to, and the call counting its requests."""
-
-    attempt: _Attempt
-    requests: _Counter
-
-
-_local = threading.local()
-
-
-class _Gate:
-    """Shared by every request of one source (one run): spacing, budget and pauses."""
-
-    def __init__(self, requests_per_second: float, budget: int) -> None:
-        self.interval_s = 1.0 / requests_per_second
-        self.budget = budget
-        self.used = 0
-        self._next = 0.0
-        self._paused_until = 0.0
-        self._lock = threading.Lock()
-
-    @property
-    def spent(self) -> bool:
-        with self._lock:
-            return self.used >= self.budget
-
-    @property
-    def spent_message(self) -> str:
-        return (
-            f"not requested: the run's request budget of {self.budget:,} HTTP requests is spent "
-            "(settings.max_requests_per_run)"
-        )
-
-    def give_back(self) -> None:
-        """The last request never reached Yahoo (DNS failure, connection refused): its slot is free."""
-        with self._lock:
-            self._next = max(time.monotonic(), self._next - self.interval_s)
-
-    def pause(self, seconds: float) -> None:
-        with self._lock:
-            self._paused_until = max(self._paused_until, time.monotonic() + seconds)
-
-    def admit(self, job: _Job) -> None:
-        """Block until this request may go out; raise when it must not."""
-        with self._lock:
-            if self.used >= self.budget:
-                raise _BudgetSpent(self.spent_message)
-            self.used += 1
-            now = time.monotonic()
-            slot = max(now, self._next, self._paused_until)
-            self._next = slot + self.interval_s
-        try:
-            while True:
-                delay = slot - time.monotonic()
-                if delay <= 0:
-                    break
-                job.attempt.begin_wait()
-                try:
-                    if job.attempt.abandoned.wait(delay):
-                        raise _Abandoned("chunk abandoned while this request waited for the rate limit")
-                finally:
-                    job.attempt.end_wait()
-                with self._lock:  # a 429 pause that began while this request waited applies too
-                    slot = max(slot, self._paused_until)
-        except _Abandoned:
-            with self._lock:
-                self.used -= 1
-            raise
-        job.requests.add()
-
-
-class _YahooSession(curl_requests.Session):
-    """yfinance's transport, with the run's gate, timeouts and deadlines on every request."""
-
-    def __init__(self, gate: _Gate, http_timeout_s: float, fallback: _Job, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self._gate = gate
-        self._http_timeout_s = http_timeout_s
-        self._fallback = fallback
-
-    def request(self, method, url, *args, **kwargs):  # noqa: D401 - curl_cffi's signature
-        job: _Job = getattr(_local, "job", None) or self._fallback
-        attempt = job.attempt
-        if attempt.abandoned.is_set() or attempt.left_s() <= 0:
-            raise _Abandoned("chunk out of network time: request not sent")
-        self._gate.admit(job)  # waiting here does not use the chunk's network time
-        asked = kwargs.get("timeout")
-        limit = min(self._http_timeout_s, max(attempt.left_s(), 0.0) + _DEADLINE_GRACE_S)
-        if isinstance(asked, (int, float)) and asked > 0:
-            limit = min(limit, float(asked))
-        kwargs["timeout"] = limit
-        try:
-            response = super().request(method, url, *args, **kwargs)
-        except (DNSError, CurlConnectionError) as exc:
-            if not isinstance(exc, Timeout):
-                self._gate.give_back()
-            raise
-        if response.status_code >= 400:
-            _local.last_http_error = (response.status_code, urlsplit(url).hostname)
-        return response
-
-
-# the breaker ---------------------------------------------------------------------------------------
-
-
-class _Breaker:
-    """Opens after UNREACHABLE_AFTER symbols in a row failed on the network; stays open for the run."""
-
-    def __init__(self, threshold: int) -> None:
-        self.threshold = threshold
-        self._lock = threading.Lock()
-        self._in_a_row = 0
-        self._last = ""
-        self.open = False
-
-    def success(self) -> None:
-        with self._lock:
-            self._in_a_row = 0
-
-    def failure(self, error: str) -> None:
-        with self._lock:
-            self._in_a_row += 1
-            self._last = error
-            if self._in_a_row >= self.threshold:
-                self.open = True
-
-    @property
-    def message(self) -> str:
-        return (
-            f"not requested: Yahoo looks unreachable ({self.threshold} symbols in a row failed on the "
-            f"network, the last with {self._last}); the rest of this run was skipped: check the "
-            "network and rerun, or use --source sample"
-        )
-
-
-# per-symbol outcome ----------------------------------------------------------------------------------
-
-
-@dataclass
-class _Outcome:
-    symbol: str
-    value: Any = None
-    kind: str = "ok"  # ok, or a kind from _describe
-    error: str = ""
 
 
 @dataclass
@@ -506,18 +230,48 @@ def _frame(rows: list[pl.DataFrame], schema: dict[str, pl.DataType], what: str) 
 # the source ---------------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class YahooConfig:
+    """What the yahoo source uses of the settings: the client's limits, where yfinance keeps its
+    caches, and what the iShares download needs (sources.SOURCES builds it with `from_settings`)."""
+
+    client: ClientConfig
+    cache_dir: Path  # yfinance's timezone and cookie caches go to cache_dir/yfinance
+    universes: tuple[Universe, ...]
+    overrides_path: Path  # the ticker -> symbol override file (sources.symbols)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "YahooConfig":
+        return cls(
+            client=ClientConfig(
+                requests_per_second=settings.requests_per_second,
+                max_requests_per_run=settings.max_requests_per_run,
+                http_timeout_s=settings.http_timeout_s,
+                chunk_timeout_s=settings.chunk_timeout_s,
+                fetch_concurrency=settings.fetch_concurrency,
+                rate_limit_retries=settings.rate_limit_retries,
+                rate_limit_backoff_s=settings.rate_limit_backoff_s,
+                user_agent=settings.user_agent,
+            ),
+            cache_dir=settings.cache_dir,
+            universes=tuple(settings.universes),
+            overrides_path=settings.home / "symbol_overrides.csv",
+        )
+
+
 _built: dict[str, "YahooSource"] = {}
 _built_lock = threading.Lock()
 
 
-def _for_this_process(settings: Settings, session_options: dict, run: str) -> "YahooSource":
+def _for_this_process(config: YahooConfig, session_options: dict, run: str) -> "YahooSource":
     """The source of run `run` in this process (a Dask worker), built at its first chunk. Its caches
     go under this machine's temporary folder: the flow's data home may not exist here."""
     with _built_lock:
         if run not in _built:
             _built.clear()  # a new run: the previous run's budget and breaker are done with
             home = Path(tempfile.gettempdir()) / f"smallcaps-worker-{os.getuid()}"
-            _built[run] = YahooSource(settings.model_copy(update={"home": home}), session_options=session_options)
+            here = replace(config, cache_dir=home / "cache", overrides_path=home / "symbol_overrides.csv")
+            _built[run] = YahooSource(here, session_options=session_options)
             _built[run]._run = run
         return _built[run]
 
@@ -525,44 +279,36 @@ def _for_this_process(settings: Settings, session_options: dict, run: str) -> "Y
 class YahooSource:
     """Live data from Yahoo Finance (bars, actions, fundamentals) and iShares (holdings).
 
-    One instance is one run: the request budget, the rate limit and the unreachable-breaker span
-    every call made on it, from any thread.
+    One instance is one run: its `YahooClient` holds the request budget, the rate limit and the
+    unreachable-breaker across every call made on it, from any thread.
 
-    `session_options` go to the curl_cffi Session (a proxy, a CA bundle, a DNS-over-HTTPS URL):
-    tests and bench/fetch_yahoo.py route yfinance to a local fake Yahoo with them; yfinance's URLs,
-    Host headers, cookies and crumb stay Yahoo's own.
+    `session_options` go to the client's curl_cffi Session (a proxy, a CA bundle, a DNS-over-HTTPS
+    URL): tests and bench/fetch_yahoo.py route yfinance to a local fake Yahoo with them.
     """
 
     name = "yahoo"
+    # Yahoo rate-limits and answers each symbol with a request or two: a backfill asks once for its
+    # range, and fundamentals only when a quarter can be out (fundamentals_due).
+    capabilities = Capabilities(is_metered=True)
 
     def __init__(
         self,
-        settings: Settings,
+        config: YahooConfig,
         *,
         session_options: Mapping[str, Any] | None = None,
         holdings: IsharesHoldings | None = None,
     ) -> None:
-        self.settings = settings
+        self.config = config
         self._session_options = dict(session_options or {})
         self._run = uuid.uuid4().hex
-        self._gate = _Gate(settings.requests_per_second, settings.max_requests_per_run)
-        self._breaker = _Breaker(UNREACHABLE_AFTER)
-        self._rng = random.Random()
-        self._unattributed = _Counter()
-        fallback = _Job(_Attempt(float("inf")), self._unattributed)
-        headers = {"User-Agent": settings.user_agent} if settings.user_agent else None
-        self._session = _YahooSession(
-            self._gate,
-            settings.http_timeout_s,
-            fallback,
-            impersonate="chrome",
-            headers=headers,
-            **dict(session_options or {}),
+        self._client = YahooClient(config.client, session_options=session_options)
+        self._ishares = holdings or IsharesHoldings(
+            config.universes,
+            user_agent=config.client.user_agent,
+            timeout_s=config.client.http_timeout_s,
+            overrides_path=config.overrides_path,
         )
-        self._ishares = holdings or IsharesHoldings.from_settings(
-            settings, overrides_path=settings.home / "symbol_overrides.csv"
-        )
-        cache = Path(settings.cache_dir) / "yfinance"
+        cache = Path(config.cache_dir) / "yfinance"
         cache.mkdir(parents=True, exist_ok=True)
         yf.set_tz_cache_location(str(cache))
         yf.config.debug.hide_exceptions = False
@@ -572,7 +318,7 @@ class YahooSource:
         # travel; the worker builds its own source for this run once and reuses it for every chunk
         # it fetches. So the rate limit, the request budget and the unreachable-breaker hold per
         # worker process on a cluster (docs/operations.md says how to set them).
-        return (_for_this_process, (self.settings, self._session_options, self._run))
+        return (_for_this_process, (self.config, self._session_options, self._run))
 
     def __dask_tokenize__(self):
         # Dask names a submitted call by its arguments; without this it would pickle and unpickle
@@ -582,7 +328,7 @@ class YahooSource:
     @property
     def requests_made(self) -> int:
         """HTTP requests this source sent to Yahoo so far (the budget's count)."""
-        return self._gate.used
+        return self._client.requests_made
 
     # Source protocol ----------------------------------------------------------------------------------
 
@@ -596,8 +342,8 @@ class YahooSource:
         if start > end:
             raise ValueError(f"bars: start {start} is after end {end}")
         wanted = list(dict.fromkeys(symbols))
-        _seed_tz_cache(wanted)
-        outcomes, requests = self._fetch_all(wanted, lambda s: self._chart(s, start, end))
+        seed_tz_cache(wanted)
+        outcomes, requests = self._client.fetch_all(wanted, lambda s: self._chart(s, start, end))
         charts = [o.value for o in outcomes if o.kind == "ok"]
         return Fetched(
             bars=_frame([c.bars for c in charts], BARS_SCHEMA, "yahoo bars"),
@@ -612,7 +358,7 @@ class YahooSource:
         (`latest_report`); two requests per symbol with quarters, one without. Which symbols are
         due is the caller's choice (see `fundamentals_due`)."""
         wanted = list(dict.fromkeys(symbols))
-        outcomes, requests = self._fetch_all(wanted, lambda s: self._income(s, as_of))
+        outcomes, requests = self._client.fetch_all(wanted, lambda s: self._income(s, as_of))
         return Fetched(
             fundamentals=_frame([o.value for o in outcomes if o.kind == "ok"], FUNDAMENTALS_SCHEMA, "yahoo fundamentals"),
             failures=self._failures(outcomes, "fundamentals"),
@@ -622,7 +368,7 @@ class YahooSource:
     # one symbol ----------------------------------------------------------------------------------------
 
     def _ticker(self, symbol: str) -> yf.Ticker:
-        return yf.Ticker(symbol, session=self._session)
+        return yf.Ticker(symbol, session=self._client.session)
 
     def _chart(self, symbol: str, start: date, end: date) -> _Chart:
         # yfinance's end is exclusive; ours is inclusive.
@@ -632,10 +378,10 @@ class YahooSource:
             interval="1d",
             auto_adjust=False,
             actions=True,
-            timeout=self.settings.http_timeout_s,
+            timeout=self.config.client.http_timeout_s,
         )
         if history.empty:
-            raise _NoData(f"{NO_DATA}: it answered with no bars for {start}..{end}")
+            raise NoData(f"{NO_DATA}: it answered with no bars for {start}..{end}")
         # Daily rows are indexed at midnight of the session in the exchange's timezone.
         days = [ts.date() for ts in history.index]
 
@@ -659,7 +405,7 @@ class YahooSource:
         ).with_columns(pl.col(pl.Float64).fill_nan(None))
         frame = frame.filter(pl.col("session_date").is_between(start, end))
         if frame.filter(pl.col("close").is_not_null()).is_empty():
-            raise _NoData(f"{NO_DATA}: no bar with a close for {start}..{end}")
+            raise NoData(f"{NO_DATA}: no bar with a close for {start}..{end}")
         if symbol.startswith("^"):
             # Yahoo has no volume for some indexes (^VIX) and writes 0, which yfinance keeps: null
             # says "none" where 0 would claim nothing traded.
@@ -687,7 +433,7 @@ class YahooSource:
         YfData().fundamentals_use_chunked = False
         table = self._ticker(symbol).get_income_stmt(freq="quarterly")
         if table is None or table.empty:
-            raise _NoData(f"{NO_DATA}: no quarterly income statement (yfinance returned an empty table)")
+            raise NoData(f"{NO_DATA}: no quarterly income statement (yfinance returned an empty table)")
         periods = [ts.date() for ts in table.columns]
         data: dict[str, Any] = {
             "symbol": [symbol] * len(periods),
@@ -706,7 +452,7 @@ class YahooSource:
             .sort("period_end_date")
         )
         if frame.is_empty():
-            raise _NoData(
+            raise NoData(
                 f"{NO_DATA}: no quarter with net income, EPS or revenue ended on or before {as_of}"
             )
         release_at, call_at = self._latest_release(symbol)
@@ -723,7 +469,7 @@ class YahooSource:
         where Yahoo gives none (an ETF, a company without a scheduled report)."""
         params = {"symbols": symbol, "formatted": "false", "lang": YfConfig.locale.lang, "region": YfConfig.locale.region}
         try:
-            answer = YfData(session=self._session).get_raw_json(QUOTE_URL, params=params, timeout=self.settings.http_timeout_s)
+            answer = YfData(session=self._client.session).get_raw_json(QUOTE_URL, params=params, timeout=self.config.client.http_timeout_s)
         except RequestException as exc:
             raise QuoteRequestFailed(f"{exc} (asking the latest earnings date, {QUOTE_URL})") from exc
         results = (answer.get("quoteResponse") or {}).get("result") or []
@@ -734,143 +480,9 @@ class YahooSource:
 
     # many symbols ------------------------------------------------------------------------------------
 
-    def _fetch_all(self, symbols: list[str], fetch_one: Callable[[str], Any]) -> tuple[list[_Outcome], int]:
-        """Every symbol's outcome (in the order given) and the HTTP requests this call made.
-
-        Sub-chunks run one after the other on the call's workers (kept across sub-chunks, so their
-        connections to Yahoo are reused); unfinished or network-failed symbols get one more try
-        after the last sub-chunk.
-        """
-        counter = _Counter()
-        outcomes: dict[str, _Outcome] = {}
-        workers = _Workers(self.settings.fetch_concurrency)
-        try:
-            again: list[str] = []
-            for part in _chunks(symbols, SUB_CHUNK_SYMBOLS):
-                done, unfinished = self._attempt(workers, part, fetch_one, counter)
-                outcomes.update(done)
-                again += unfinished + [s for s, o in done.items() if o.kind == "network"]
-            if again:
-                # yfinance keeps answered requests in memory; a retry must ask Yahoo again.
-                YfData.cache_get.cache_clear()
-                for part in _chunks(again, SUB_CHUNK_SYMBOLS):
-                    done, unfinished = self._attempt(workers, part, fetch_one, counter)
-                    for symbol, outcome in done.items():
-                        if outcome.kind == "unreachable" and symbol in outcomes:
-                            continue  # not retried after all: its own first error says more
-                        if outcome.kind == "network":
-                            outcome.error += " (failed twice)"
-                        outcomes[symbol] = outcome
-                    for symbol in unfinished:
-                        outcomes[symbol] = _Outcome(
-                            symbol,
-                            kind="abandoned",
-                            error=f"no complete answer from Yahoo within {self.settings.chunk_timeout_s:g} s of "
-                            "network time, twice (settings.chunk_timeout_s): the chunk was abandoned",
-                        )
-        finally:
-            workers.close()
-        return [outcomes[s] for s in symbols], counter.value
-
-    def _attempt(
-        self, workers: "_Workers", symbols: list[str], fetch_one: Callable[[str], Any], counter: _Counter
-    ) -> tuple[dict[str, _Outcome], list[str]]:
-        """Fetch one sub-chunk with a network-time deadline: (finished outcomes, unfinished symbols)."""
-        attempt = _Attempt(self.settings.chunk_timeout_s)
-        job = _Job(attempt, counter)
-        futures = {workers.pool.submit(self._one, job, s, fetch_one): s for s in symbols}
-        pending = set(futures)
-        done: dict[str, _Outcome] = {}
-        try:
-            while pending:
-                left = attempt.left_s()
-                if left <= 0:
-                    break
-                finished, pending = wait(pending, timeout=left, return_when=FIRST_COMPLETED)
-                for f in finished:
-                    outcome = f.result()
-                    done[outcome.symbol] = outcome
-        finally:
-            if pending:
-                # Abandoned workers stop before their next request; one in flight ends by its
-                # clamped timeout. Their results are dropped: the symbols are retried or reported.
-                attempt.abandon()
-                workers.replace()
-        unfinished = [futures[f] for f in pending]
-        for _ in unfinished:
-            self._breaker.failure(f"no answer within {self.settings.chunk_timeout_s:g} s")
-        return done, unfinished
-
-    def _one(self, job: _Job, symbol: str, fetch_one: Callable[[str], Any]) -> _Outcome:
-        """One symbol in a worker thread, with the 429 back-off. Never raises."""
-        _local.job = job
-        try:
-            for retry in range(self.settings.rate_limit_retries + 1):
-                if self._breaker.open:
-                    return _Outcome(symbol, kind="unreachable", error=self._breaker.message)
-                if job.attempt.abandoned.is_set():
-                    return _Outcome(symbol, kind="abandoned", error="chunk abandoned before this symbol started")
-                if self._gate.spent:
-                    return _Outcome(symbol, kind="budget", error=self._gate.spent_message)
-                _local.last_http_error = None
-                try:
-                    value = fetch_one(symbol)
-                except YFRateLimitError:
-                    if retry == self.settings.rate_limit_retries:
-                        return _Outcome(
-                            symbol,
-                            kind="rate_limited",
-                            error=f"HTTP 429 Too Many Requests from Yahoo, still after {retry} retries with "
-                            f"back-off (settings.rate_limit_retries, rate_limit_backoff_s)",
-                        )
-                    base = self.settings.rate_limit_backoff_s * 2**retry
-                    self._gate.pause(base + self._rng.uniform(0, base))
-                    continue
-                except Exception as exc:  # every symbol ends as rows or as a failures row
-                    kind, error = _describe(exc)
-                    http = getattr(_local, "last_http_error", None)
-                    if kind == "other" and http is not None:
-                        # e.g. an HTML error page that yfinance then failed to read as JSON
-                        status, host = http
-                        error = f"HTTP {status} from {host} ({error})"
-                        kind = "network" if status >= 500 else kind
-                    if kind in ("network", "abandoned"):
-                        self._breaker.failure(error)
-                    else:
-                        self._breaker.success()
-                    return _Outcome(symbol, kind=kind, error=error)
-                self._breaker.success()
-                return _Outcome(symbol, value=value)
-            raise AssertionError("unreachable")
-        finally:
-            _local.job = None
-
     @staticmethod
-    def _failures(outcomes: list[_Outcome], dataset: str) -> pl.DataFrame:
+    def _failures(outcomes: list[Outcome], dataset: str) -> pl.DataFrame:
         rows = [(o.symbol, dataset, o.error) for o in outcomes if o.kind != "ok"]
         if not rows:
             return empty(FAILURES_SCHEMA)
         return pl.DataFrame(rows, schema=FAILURES_SCHEMA, orient="row")
-
-
-class _Workers:
-    """The worker threads of one call. After an abandonment the stuck ones are left to finish on
-    their own (bounded by the clamped timeout) and fresh ones take over."""
-
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self.pool = self._new()
-
-    def _new(self) -> ThreadPoolExecutor:
-        return ThreadPoolExecutor(max_workers=self.size, thread_name_prefix="yahoo-fetch")
-
-    def replace(self) -> None:
-        self.pool.shutdown(wait=False, cancel_futures=True)
-        self.pool = self._new()
-
-    def close(self) -> None:
-        self.pool.shutdown(wait=False, cancel_futures=True)
-
-
-def _chunks(items: list[str], size: int) -> list[list[str]]:
-    return [items[i : i + size] for i in range(0, len(items), size)]

@@ -147,11 +147,11 @@ def test_yahoo_fundamentals_without_statements_are_rechecked_monthly_not_nightly
     # Next night: the network failure and the never-asked are due; the empty answer waits 28 days;
     # OLD's Q1 is expected since May 18 (Dec 31 + 91 + 45 + 2 days) but OLD was looked at last night,
     # so it waits a week.
-    assert pipeline.fundamentals_symbols(con, settings, wanted, date(2025, 6, 3)) == ["DOWN", "NEVER"]
-    assert pipeline.fundamentals_symbols(con, settings, wanted, date(2025, 6, 9)) == ["OLD", "DOWN", "NEVER"]
-    assert pipeline.fundamentals_symbols(con, settings, wanted, date(2025, 6, 30)) == wanted
-    # Other sources cost nothing to ask: every symbol, every night.
-    assert pipeline.fundamentals_symbols(con, Settings(home=tmp_path), wanted, date(2025, 6, 3)) == wanted
+    assert pipeline.fundamentals_symbols(con, settings, wanted, date(2025, 6, 3), is_metered=True) == ["DOWN", "NEVER"]
+    assert pipeline.fundamentals_symbols(con, settings, wanted, date(2025, 6, 9), is_metered=True) == ["OLD", "DOWN", "NEVER"]
+    assert pipeline.fundamentals_symbols(con, settings, wanted, date(2025, 6, 30), is_metered=True) == wanted
+    # A source that costs nothing to ask (not metered) is asked for every symbol, every night.
+    assert pipeline.fundamentals_symbols(con, Settings(home=tmp_path), wanted, date(2025, 6, 3), is_metered=False) == wanted
 
 
 def test_yahoo_fundamentals_are_asked_after_the_companys_usual_report_date(tmp_path):
@@ -176,12 +176,12 @@ def test_yahoo_fundamentals_are_asked_after_the_companys_usual_report_date(tmp_p
         pipeline.update_fetch_state(con, batch_with([], {"fundamentals": ["FAST", "NEWEST", "UNDATED"]}), datetime(2025, 5, 10, 23))
     settings = Settings(home=tmp_path, source="yahoo")
     wanted = ["FAST", "NEWEST", "UNDATED"]
-    assert pipeline.fundamentals_symbols(con, settings, wanted, date(2025, 7, 21)) == []
-    assert pipeline.fundamentals_symbols(con, settings, wanted, date(2025, 7, 22)) == ["NEWEST"]  # Mar 31 + 91 + 20 + 2
-    assert pipeline.fundamentals_symbols(con, settings, wanted, date(2025, 7, 31)) == ["NEWEST"]
-    assert pipeline.fundamentals_symbols(con, settings, wanted, date(2025, 8, 1)) == ["FAST", "NEWEST"]
-    assert pipeline.fundamentals_symbols(con, settings, wanted, date(2025, 8, 15)) == ["FAST", "NEWEST"]
-    assert pipeline.fundamentals_symbols(con, settings, wanted, date(2025, 8, 16)) == wanted
+    assert pipeline.fundamentals_symbols(con, settings, wanted, date(2025, 7, 21), is_metered=True) == []
+    assert pipeline.fundamentals_symbols(con, settings, wanted, date(2025, 7, 22), is_metered=True) == ["NEWEST"]  # Mar 31 + 91 + 20 + 2
+    assert pipeline.fundamentals_symbols(con, settings, wanted, date(2025, 7, 31), is_metered=True) == ["NEWEST"]
+    assert pipeline.fundamentals_symbols(con, settings, wanted, date(2025, 8, 1), is_metered=True) == ["FAST", "NEWEST"]
+    assert pipeline.fundamentals_symbols(con, settings, wanted, date(2025, 8, 15), is_metered=True) == ["FAST", "NEWEST"]
+    assert pipeline.fundamentals_symbols(con, settings, wanted, date(2025, 8, 16), is_metered=True) == wanted
 
 
 def test_yahoo_fundamentals_are_not_asked_for_former_members(tmp_path):
@@ -193,8 +193,8 @@ def test_yahoo_fundamentals_are_not_asked_for_former_members(tmp_path):
     settings = Settings(home=tmp_path, source="yahoo")
     # LEFT is still priced while an anchor holds it, but none of its sessions as a member can use
     # a quarter it reports from now on. NEW (in tonight's holdings only) is asked for.
-    assert pipeline.fundamentals_symbols(con, settings, ["LEFT", "NEW", "STAY"], date(2025, 1, 6)) == ["NEW", "STAY"]
-    assert pipeline.fundamentals_symbols(con, Settings(home=tmp_path), ["LEFT", "STAY"], date(2025, 1, 6)) == ["LEFT", "STAY"]
+    assert pipeline.fundamentals_symbols(con, settings, ["LEFT", "NEW", "STAY"], date(2025, 1, 6), is_metered=True) == ["NEW", "STAY"]
+    assert pipeline.fundamentals_symbols(con, Settings(home=tmp_path), ["LEFT", "STAY"], date(2025, 1, 6), is_metered=False) == ["LEFT", "STAY"]
 
 
 def test_a_ticker_change_is_recorded_as_renamed_not_delisted(tmp_path):

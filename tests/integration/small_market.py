@@ -11,7 +11,7 @@ from typing import Sequence
 import polars as pl
 
 from smallcaps.settings import Settings
-from sources.base import Fetched
+from sources.base import Capabilities, Fetched
 from sources.sample import SampleSource
 
 START = date(2025, 3, 3)
@@ -24,6 +24,8 @@ class SmallSample:
     def __init__(self, start: date = START) -> None:
         self.inner = SampleSource(seed=2025, start=date(2024, 1, 2))
         self.start = start
+        # The slice begins at `start` (small_settings' sample_start): nothing before it is asked for.
+        self.capabilities = Capabilities(first_date=start)
 
     @staticmethod
     def _kept(symbols: pl.Series) -> pl.Series:

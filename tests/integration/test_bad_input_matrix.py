@@ -396,6 +396,7 @@ class SmallMarket:
 
     def __init__(self, market: Market, case: Case | None = None, folder: Path | None = None):
         self.market = market
+        self.capabilities = market.sample.capabilities
         self.case = case or Case("good", "succeeded", ())
         self.folder = folder
         self.returned: list[Fetched] = []  # every answer, for the nothing-is-lost checks

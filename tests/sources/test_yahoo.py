@@ -25,7 +25,8 @@ from smallcaps.settings import Settings
 from sources import make_source
 from sources.base import ACTIONS_SCHEMA, BARS_SCHEMA, FAILURES_SCHEMA, FUNDAMENTALS_SCHEMA, HOLDINGS_SCHEMA, Source
 from sources.ishares import IsharesHoldings
-from sources.yahoo import UNREACHABLE_AFTER, YahooSource, fundamentals_due, latest_report
+from sources.yahoo import YahooConfig, YahooSource, fundamentals_due, latest_report
+from sources.yahoo_http import UNREACHABLE_AFTER
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 HTTP = FIXTURES / "yahoo-http"
@@ -73,6 +74,10 @@ def settings(tmp_path: Path, **overrides) -> Settings:
     return Settings(**values)
 
 
+def config(tmp_path: Path, **overrides) -> YahooConfig:
+    return YahooConfig.from_settings(settings(tmp_path, **overrides))
+
+
 def windowed(body: dict):
     """Serve a recorded chart as Yahoo would: cut to the requested period1..period2."""
     return lambda r: fy.json_reply(fy.chart_window(body, r.params))
@@ -112,7 +117,7 @@ def epoch(day: date) -> int:
 
 def test_aapl_chart_gives_raw_bars_adjusted_closes_and_actions(tmp_path):
     with fy.FakeYahoo(serve({"AAPL": windowed(AAPL.body)})) as fake:
-        source = YahooSource(settings(tmp_path), session_options=fake.session_options)
+        source = YahooSource(config(tmp_path), session_options=fake.session_options)
         assert isinstance(source, Source)
         got = source.bars(["AAPL"], date(2020, 8, 31), date(2020, 11, 6))
 
@@ -165,7 +170,7 @@ def test_aapl_chart_gives_raw_bars_adjusted_closes_and_actions(tmp_path):
 def test_only_sessions_in_the_range_come_back_even_when_yahoo_sends_more(tmp_path):
     # This fake ignores the requested period and always sends all 49 sessions.
     with fy.FakeYahoo(serve({"AAPL": AAPL})) as fake:
-        source = YahooSource(settings(tmp_path), session_options=fake.session_options)
+        source = YahooSource(config(tmp_path), session_options=fake.session_options)
         got = source.bars(["AAPL"], date(2020, 9, 1), date(2020, 11, 5))
     days = got.bars.get_column("session_date")
     assert days.min() == date(2020, 9, 1) and days.max() == date(2020, 11, 5)
@@ -176,7 +181,7 @@ def test_only_sessions_in_the_range_come_back_even_when_yahoo_sends_more(tmp_pat
 
 def test_end_is_inclusive(tmp_path):
     with fy.FakeYahoo(serve({"AAPL": windowed(AAPL.body)})) as fake:
-        source = YahooSource(settings(tmp_path), session_options=fake.session_options)
+        source = YahooSource(config(tmp_path), session_options=fake.session_options)
         got = source.bars(["AAPL"], date(2020, 11, 6), date(2020, 11, 6))
     assert got.bars.get_column("session_date").to_list() == [date(2020, 11, 6)]
     assert got.actions.rows() == [("AAPL", date(2020, 11, 6), "dividend", 0.205)]
@@ -188,7 +193,7 @@ def test_index_without_volume_gets_null_volume_and_equities_keep_zero(tmp_path):
     body["chart"]["result"][0]["indicators"]["quote"][0]["volume"] = [0] * 49
     zero = fy.json_reply(body)
     with fy.FakeYahoo(serve({"^VIX": zero, "ZERO": zero, "^RUT": AAPL})) as fake:
-        source = YahooSource(settings(tmp_path), session_options=fake.session_options)
+        source = YahooSource(config(tmp_path), session_options=fake.session_options)
         got = source.bars(["^VIX", "ZERO", "^RUT"], date(2020, 8, 31), date(2020, 11, 6))
     assert got.failures.is_empty(), got.failures.to_dicts()
     volume = {s: got.bars.filter(pl.col("symbol") == s).get_column("volume") for s in ("^VIX", "ZERO", "^RUT")}
@@ -212,7 +217,7 @@ def test_quarterly_income_statements_from_the_timeseries_answers(tmp_path):
     }
     quotes = {"AAPL": fy.recorded("quote-AAPL.json"), "EPAC": fy.recorded("quote-EPAC.json")}
     with fy.FakeYahoo(serve(series=series, quotes=quotes)) as fake:
-        source = YahooSource(settings(tmp_path), session_options=fake.session_options)
+        source = YahooSource(config(tmp_path), session_options=fake.session_options)
         got = source.fundamentals(["AAPL", "EPAC", "QQQ"], date(2025, 3, 1))
 
     assert dict(got.fundamentals.schema) == FUNDAMENTALS_SCHEMA
@@ -251,7 +256,7 @@ def test_quarterly_income_statements_from_the_timeseries_answers(tmp_path):
 def test_fundamentals_keep_only_quarters_ended_by_as_of(tmp_path):
     series = {"AAPL": fy.recorded("fundamentalsTimeSeries-AAPL-financials-quarterly.json")}
     with fy.FakeYahoo(serve(series=series, quotes={"AAPL": fy.recorded("quote-AAPL.json")})) as fake:
-        source = YahooSource(settings(tmp_path), session_options=fake.session_options)
+        source = YahooSource(config(tmp_path), session_options=fake.session_options)
         got = source.fundamentals(["AAPL"], date(2024, 8, 1))
     assert got.fundamentals.get_column("period_end_date").to_list() == [date(2024, 3, 31), date(2024, 6, 30)]
     # The release of 2025-01-30 came after as_of: it dates nothing of a night in 2024.
@@ -261,7 +266,7 @@ def test_fundamentals_keep_only_quarters_ended_by_as_of(tmp_path):
 def test_a_symbol_without_a_quote_keeps_unknown_report_dates(tmp_path):
     series = {"AAPL": fy.recorded("fundamentalsTimeSeries-AAPL-financials-quarterly.json")}
     with fy.FakeYahoo(serve(series=series, quotes={"AAPL": NO_QUOTE})) as fake:
-        source = YahooSource(settings(tmp_path), session_options=fake.session_options)
+        source = YahooSource(config(tmp_path), session_options=fake.session_options)
         got = source.fundamentals(["AAPL"], date(2025, 3, 1))
     assert got.failures.is_empty()
     assert got.fundamentals.height == 4 and got.fundamentals.get_column("report_date").null_count() == 4
@@ -273,7 +278,7 @@ def test_a_failed_quote_fails_the_symbol_which_stays_due(tmp_path):
     series = {"AAPL": fy.recorded("fundamentalsTimeSeries-AAPL-financials-quarterly.json")}
     broken = fy.Reply(500, "<html>Internal Server Error</html>", {"Content-Type": "text/html"})
     with fy.FakeYahoo(serve(series=series, quotes={"AAPL": broken})) as fake:
-        source = YahooSource(settings(tmp_path), session_options=fake.session_options)
+        source = YahooSource(config(tmp_path), session_options=fake.session_options)
         got = source.fundamentals(["AAPL"], date(2025, 3, 1))
     assert got.fundamentals.is_empty()
     assert got.failures.select("symbol", "dataset").rows() == [("AAPL", "fundamentals")]
@@ -343,7 +348,7 @@ def test_some_symbols_fail_and_each_says_why(tmp_path):
     }
     asked = ["AAPL", "ZZZZ", "EPAC", "BROKEN"]
     with fy.FakeYahoo(serve(charts)) as fake:
-        source = YahooSource(settings(tmp_path), session_options=fake.session_options)
+        source = YahooSource(config(tmp_path), session_options=fake.session_options)
         got = source.bars(asked, date(2020, 1, 2), date(2020, 1, 2))
 
     assert got.bars.sort("symbol").select("symbol", "session_date", "close").rows() == [
@@ -368,7 +373,7 @@ def test_every_symbol_failing_on_dns(tmp_path):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         dead = s.getsockname()[1]
-    source = YahooSource(settings(tmp_path), session_options={"doh_url": f"https://127.0.0.1:{dead}/dns-query"})
+    source = YahooSource(config(tmp_path), session_options={"doh_url": f"https://127.0.0.1:{dead}/dns-query"})
     started = time.monotonic()
     got = source.bars(["^RUT", "AAPL", "EPAC"], date(2020, 1, 2), date(2020, 1, 3))
     assert time.monotonic() - started < 5
@@ -384,7 +389,7 @@ def test_unreachable_yahoo_stops_the_run_after_a_few_symbols(tmp_path):
         s.bind(("127.0.0.1", 0))
         dead = s.getsockname()[1]
     source = YahooSource(
-        settings(tmp_path, fetch_concurrency=1), session_options={"doh_url": f"https://127.0.0.1:{dead}/dns-query"}
+        config(tmp_path, fetch_concurrency=1), session_options={"doh_url": f"https://127.0.0.1:{dead}/dns-query"}
     )
     symbols = [f"S{i:03d}" for i in range(UNREACHABLE_AFTER + 10)]
     got = source.bars(symbols, date(2020, 1, 2), date(2020, 1, 3))
@@ -407,7 +412,7 @@ def test_http_429_backs_off_then_succeeds(tmp_path):
         return TOO_MANY if served["n"] <= 2 else AAPL
 
     with fy.FakeYahoo(serve({"AAPL": aapl})) as fake:
-        source = YahooSource(settings(tmp_path, rate_limit_backoff_s=0.2), session_options=fake.session_options)
+        source = YahooSource(config(tmp_path, rate_limit_backoff_s=0.2), session_options=fake.session_options)
         started = time.monotonic()
         got = source.bars(["AAPL"], date(2020, 8, 31), date(2020, 11, 6))
         elapsed = time.monotonic() - started
@@ -423,7 +428,7 @@ def test_http_429_backs_off_then_succeeds(tmp_path):
 def test_http_429_forever_is_a_failure_after_bounded_retries(tmp_path):
     with fy.FakeYahoo(serve({"AAPL": TOO_MANY, "EPAC": EPAC_JAN})) as fake:
         source = YahooSource(
-            settings(tmp_path, rate_limit_retries=2, rate_limit_backoff_s=0.01, fetch_concurrency=1),
+            config(tmp_path, rate_limit_retries=2, rate_limit_backoff_s=0.01, fetch_concurrency=1),
             session_options=fake.session_options,
         )
         got = source.bars(["AAPL", "EPAC"], date(2020, 1, 2), date(2020, 1, 2))
@@ -444,7 +449,7 @@ def test_a_server_that_never_answers_costs_seconds_not_minutes(tmp_path):
     # request and 10-30 s per data request; the chunk deadline bounds all of it.
     with fy.FakeYahoo(lambda r: fy.HANG) as fake:
         source = YahooSource(
-            settings(tmp_path, http_timeout_s=30.0, chunk_timeout_s=1.0), session_options=fake.session_options
+            config(tmp_path, http_timeout_s=30.0, chunk_timeout_s=1.0), session_options=fake.session_options
         )
         started = time.monotonic()
         got = source.bars(["AAPL", "EPAC"], date(2020, 1, 2), date(2020, 1, 2))
@@ -466,7 +471,7 @@ def test_a_server_that_never_answers_costs_seconds_not_minutes(tmp_path):
 def test_every_request_is_bounded_by_http_timeout_whatever_yfinance_asks(tmp_path):
     # yfinance asks for 30 s on its cookie requests and 10 s by default on data; settings say 0.3 s.
     with fy.FakeYahoo(lambda r: fy.HANG) as fake:
-        source = YahooSource(settings(tmp_path, http_timeout_s=0.3), session_options=fake.session_options)
+        source = YahooSource(config(tmp_path, http_timeout_s=0.3), session_options=fake.session_options)
         started = time.monotonic()
         got = source.bars(["AAPL"], date(2020, 1, 2), date(2020, 1, 2))
         elapsed = time.monotonic() - started
@@ -488,7 +493,7 @@ def _fetch_threads_gone(within_s: float) -> bool:
 def test_an_empty_chart_is_a_failure(tmp_path):
     # 2020-09-05..2020-09-07 is a weekend and Labor Day: Yahoo answers meta and no bars.
     with fy.FakeYahoo(serve({"AAPL": windowed(AAPL.body)})) as fake:
-        source = YahooSource(settings(tmp_path), session_options=fake.session_options)
+        source = YahooSource(config(tmp_path), session_options=fake.session_options)
         got = source.bars(["AAPL"], date(2020, 9, 5), date(2020, 9, 7))
     assert got.bars.is_empty()
     [(symbol, dataset, error)] = got.failures.rows()
@@ -502,7 +507,7 @@ def test_an_empty_chart_is_a_failure(tmp_path):
 def test_request_budget_turns_the_rest_into_failures(tmp_path):
     with fy.FakeYahoo(serve({s: AAPL_JAN for s in ("A", "B", "C", "D", "E")})) as fake:
         source = YahooSource(
-            settings(tmp_path, max_requests_per_run=4, fetch_concurrency=1), session_options=fake.session_options
+            config(tmp_path, max_requests_per_run=4, fetch_concurrency=1), session_options=fake.session_options
         )
         got = source.bars(["A", "B", "C", "D", "E"], date(2020, 1, 2), date(2020, 1, 2))
     # cookie, crumb, A, B: then the budget is spent.
@@ -516,7 +521,7 @@ def test_request_budget_turns_the_rest_into_failures(tmp_path):
 
 def test_the_user_agent_names_the_project_and_caches_live_in_the_home(tmp_path):
     with fy.FakeYahoo(serve({"AAPL": AAPL_JAN})) as fake:
-        source = YahooSource(settings(tmp_path, user_agent="smallcaps-test/1.0"), session_options=fake.session_options)
+        source = YahooSource(config(tmp_path, user_agent="smallcaps-test/1.0"), session_options=fake.session_options)
         source.bars(["AAPL"], date(2020, 1, 2), date(2020, 1, 2))
     assert {r.user_agent for r in fake.requests} == {"smallcaps-test/1.0"}
     assert (tmp_path / "home" / "cache" / "yfinance" / "tkr-tz.db").exists()
@@ -533,7 +538,7 @@ def _ishares(tmp_path: Path, handler) -> IsharesHoldings:
 def test_holdings_come_from_the_ishares_download(tmp_path):
     iwm = (FIXTURES / "ishares-iwm" / "IWM_holdings_2025-11-05.csv").read_bytes()
     holdings = _ishares(tmp_path, lambda request: httpx.Response(200, content=iwm))
-    source = YahooSource(settings(tmp_path), holdings=holdings)
+    source = YahooSource(config(tmp_path), holdings=holdings)
     got = source.holdings(["russell2000"], date(2025, 11, 5), date(2025, 11, 5))
     assert dict(got.holdings.schema) == HOLDINGS_SCHEMA
     assert got.holdings.height > 1_900
@@ -542,7 +547,7 @@ def test_holdings_come_from_the_ishares_download(tmp_path):
 
 def test_a_failed_holdings_download_is_a_failure_row(tmp_path):
     holdings = _ishares(tmp_path, lambda request: httpx.Response(503))
-    source = YahooSource(settings(tmp_path), holdings=holdings)
+    source = YahooSource(config(tmp_path), holdings=holdings)
     got = source.holdings(["russell2000", "sp600"], date(2025, 11, 5), date(2025, 11, 5))
     assert got.holdings.is_empty()
     assert got.failures.get_column("symbol").to_list() == ["russell2000", "sp600"]
