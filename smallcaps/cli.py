@@ -1,4 +1,8 @@
-"""`smallcaps`: a thin command line over the flows and the published warehouse."""
+"""`smallcaps`: a thin command line over the flows and the published warehouse.
+
+About 650 lines because it holds every command's arguments, help and checks (made before any
+Prefect server starts); the work itself is in flows/, query, status, dq and output.
+"""
 
 from __future__ import annotations
 

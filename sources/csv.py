@@ -27,6 +27,10 @@ csv module in strict mode, which also names the line of broken quoting.
 Nothing from the future: rows dated after the latest completed NYSE session are never returned as
 bars; each is reported in `Fetched.excluded` whenever a request reaches the end of the file's
 history, and a holdings snapshot dated after it likewise.
+
+Why one module of ~750 lines: the folder is one input. Finding which layout a file has, validating
+it whole and reporting its line numbers are shared by the three kinds of file; most of the length is
+the layouts named above and their error messages.
 """
 
 from __future__ import annotations
