@@ -1,4 +1,4 @@
-"""Seconds per core table and mart of the real full rebuild (`smallcaps.pipeline.rebuild`).
+"""Seconds per core table and mart of the real full rebuild (`smallcaps.loading.rebuild`).
 
 Usage: .venv/bin/python bench/rebuild_marts.py [WAREHOUSE] [--rounds 3]
 
@@ -24,35 +24,36 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from smallcaps import calendar, pipeline  # noqa: E402
+from smallcaps import calendar, checks, load_run, loading, planning  # noqa: E402
 from smallcaps.settings import Settings  # noqa: E402
 from sources import make_source  # noqa: E402
+from sources.base import Fetched  # noqa: E402
 
 
 def backfill_without_prefect(settings: Settings) -> None:
     """A sample backfill into settings.home: fetch, gate, merge and derive, no publish."""
     from warehouse import loads
 
-    con = pipeline.open_warehouse(settings)
+    con = load_run.open_warehouse(settings)
     try:
         end = calendar.latest_completed_session()
-        plan = pipeline.plan_backfill(settings, settings.sample_start, end)
+        plan = planning.plan_backfill(settings, settings.sample_start, end)
         source = make_source(settings)
         held = source.holdings(plan.universes, plan.holdings_start, end)
-        symbols, _ = pipeline.equity_symbols(
+        symbols, _ = planning.equity_symbols(
             con, held.holdings, settings.retire_after_failures, anchors=settings.anchors, window=(plan.bars_start, end)
         )
-        fetched = pipeline.Fetched.combine(
+        fetched = Fetched.combine(
             [held, source.bars(plan.index_symbols + symbols, plan.bars_start, end), source.fundamentals(symbols, end)]
         )
-        batch = pipeline.split(fetched, plan.index_symbols)
+        batch = checks.split(fetched, plan.index_symbols)
         now = datetime.now(timezone.utc).replace(tzinfo=None)
-        load_id = pipeline.new_load_id(now)
+        load_id = load_run.new_load_id(now)
         loads.begin(con, load_id=load_id, flow_run_id=None, flow_name="bench", source="sample", start=plan.bars_start, end=end)
-        gated = pipeline.validate(con, batch, load_id=load_id, as_of=end, settings=settings)
+        gated = checks.validate(con, batch, load_id=load_id, as_of=end, settings=settings)
         if any(g.blocked for g in gated.values()):
             sys.exit(f"the sample backfill was blocked by its gate: {[t for t, g in gated.items() if g.blocked]}")
-        pipeline.load(con, batch, gated, load_id=load_id, source="sample", fetched_at=now, settings=settings, as_of=end)
+        loading.load(con, batch, gated, load_id=load_id, source="sample", fetched_at=now, settings=settings, as_of=end)
     finally:
         con.close()
 

@@ -14,7 +14,7 @@ rotation spreads the noise over all sides), all in this one process:
 - `memory`: our transforms over the whole history at once, in memory, no carried state, no window
   (what tests/helpers/oracle.py:derive_all computes, here with a time per table); it reads the raw
   tables from an in-memory DuckDB into polars inside its time.
-- `rebuild`: the real full rebuild, `smallcaps.pipeline.rebuild` (what `smallcaps rebuild` runs
+- `rebuild`: the real full rebuild, `smallcaps.loading.rebuild` (what `smallcaps rebuild` runs
   without Prefect, publish and export), on a copy of the warehouse's raw tables in a new warehouse
   file whose core and marts are empty: every derived row is computed year by year, gated, and
   written. Its time is the whole thing: open the file, rebuild (one transaction), close.
@@ -155,7 +155,7 @@ def ours(con: duckdb.DuckDBPyConnection, settings: Settings, as_of: date) -> tup
 def raw_only_warehouse(source: Path, folder: Path) -> Path:
     """A new warehouse (migrated, empty core and marts) holding a copy of the raw tables of
     `source`: what the `rebuild` side starts from, copied again before each run."""
-    from smallcaps.pipeline import open_warehouse
+    from smallcaps.load_run import open_warehouse
 
     settings = Settings(home=folder)
     con = open_warehouse(settings)
@@ -178,20 +178,20 @@ def fresh_home(template: Path) -> Path:
 
 
 def real_rebuild(home: Path) -> dict[str, float]:
-    """pipeline.rebuild on home's warehouse, as `smallcaps rebuild` runs it (without its publish and
+    """loading.rebuild on home's warehouse, as `smallcaps rebuild` runs it (without its publish and
     export): seconds per dataset, "derive" (all of them), "open" and "close" (the file)."""
-    from smallcaps import pipeline
+    from smallcaps import load_run, loading
     from warehouse import loads
 
     settings = Settings(home=home)
     timings: dict[str, float] = {}
     t = time.perf_counter()
-    con = pipeline.open_warehouse(settings)
+    con = load_run.open_warehouse(settings)
     timings["open"] = time.perf_counter() - t
     now = datetime.now(timezone.utc).replace(tzinfo=None)
-    load_id = pipeline.new_load_id(now)
+    load_id = load_run.new_load_id(now)
     loads.begin(con, load_id=load_id, flow_run_id=None, flow_name="bench-rebuild", source="sample", start=None, end=None)
-    loaded = pipeline.rebuild(con, settings, load_id=load_id, at=now)
+    loaded = loading.rebuild(con, settings, load_id=load_id, at=now)
     timings.update(loaded.timings)
     t = time.perf_counter()
     con.close()

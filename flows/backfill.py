@@ -9,7 +9,7 @@ from prefect import flow, get_run_logger
 from flows.nightly import settings_for
 from flows.run import record_failed_load, run_load
 from flows.runner import PipelineTaskRunner
-from smallcaps import calendar, pipeline
+from smallcaps import calendar, planning
 from sources import make_source
 
 # Where a backfill without a start begins when its source cannot say (Capabilities.first_date).
@@ -36,7 +36,7 @@ def backfill(
     settings = settings_for(source, csv_path, home)
     latest = calendar.latest_completed_session()
     if end is not None:
-        pipeline.check_as_of(end, latest, "backfill end")
+        planning.check_as_of(end, latest, "backfill end")
     notes = []
     try:
         # Asked for what it can do only; each load below builds its own (a window's memory is its own).

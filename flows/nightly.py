@@ -10,7 +10,7 @@ from prefect import flow, get_run_logger
 from expectations.suites import check_overrides
 from flows.run import run_load
 from flows.runner import PipelineTaskRunner
-from smallcaps import calendar, pipeline
+from smallcaps import calendar, planning
 from smallcaps.settings import Settings
 
 
@@ -44,7 +44,7 @@ def nightly(
     settings = settings_for(source, csv_path, home)
     latest = calendar.latest_completed_session()
     day = as_of or latest
-    pipeline.check_as_of(day, latest, "as-of")
+    planning.check_as_of(day, latest, "as-of")
     if not calendar.is_session(day):
         log.info("%s is not an NYSE session (weekend or holiday): nothing to load, skipping", day)
         return {"status": "skipped", "as_of": day.isoformat(), "message": f"{day} is not an NYSE session"}

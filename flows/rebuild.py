@@ -10,7 +10,7 @@ from prefect import flow, get_run_logger, runtime
 
 from flows import tasks
 from flows.nightly import settings_for
-from smallcaps import pipeline, progress
+from smallcaps import load_run, loading, progress
 from smallcaps.lock import load_lock
 from warehouse import loads
 
@@ -24,31 +24,31 @@ def rebuild(home: str | None = None) -> dict:
     settings = settings_for(None, None, home)
     timings: dict[str, float] = {}
     with load_lock(settings.home):
-        con = pipeline.open_warehouse(settings)
+        con = load_run.open_warehouse(settings)
         try:
             now = datetime.now(timezone.utc).replace(tzinfo=None)
-            load_id = pipeline.new_load_id(now)
+            load_id = load_run.new_load_id(now)
             loads.begin(con, load_id=load_id, flow_name="rebuild", flow_run_id=str(runtime.flow_run.id or "") or None,
                         source=settings.source, start=None, end=None)
             progress.start("rebuild from raw", 3)
             try:
                 t = time.perf_counter()
-                loaded = pipeline.rebuild(con, settings, load_id=load_id, at=now)
+                loaded = loading.rebuild(con, settings, load_id=load_id, at=now)
                 timings["derive"] = time.perf_counter() - t
                 timings.update({f"load.{k}": v for k, v in loaded.timings.items()})
                 progress.advance("derived")
                 as_of = con.execute("SELECT end_date FROM meta.loads WHERE load_id = ?", [load_id]).fetchone()[0]
-                outcome = pipeline.Outcome(load_id, "succeeded", as_of, warnings=loaded.warnings, timings=timings)
-                pipeline.finish_ok(con, outcome, 0, 0)
+                outcome = load_run.Outcome(load_id, "succeeded", as_of, warnings=loaded.warnings, timings=timings)
+                load_run.finish_ok(con, outcome, 0, 0)
                 t = time.perf_counter()
                 published = tasks.publish_snapshot(con, settings, as_of, load_id, settings.source, None)
-                pipeline.record_publish(con, published, load_id)
+                load_run.record_publish(con, published, load_id)
                 timings["publish"] = time.perf_counter() - t
                 progress.advance("published")
                 exported = tasks.export_parquet(con, settings, load_id)
                 progress.advance("exported")
                 outcome.published_path = str(published.path)
-                pipeline.finish_ok(con, outcome, 0, 0)
+                load_run.finish_ok(con, outcome, 0, 0)
             except BaseException as exc:
                 loads.finish(con, load_id=load_id, status="failed", message=f"{type(exc).__name__}: {exc}", timings=timings)
                 raise

@@ -1,5 +1,6 @@
 """The sequence shared by the nightly and backfill flows: lock, plan, fetch, validate, load,
-check completeness, publish, record. Only orchestration here; the work is in smallcaps.pipeline."""
+check completeness, publish, record. Only orchestration here; the work is in smallcaps.planning,
+checks, loading and load_run."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import polars as pl
 from prefect import get_run_logger, runtime, unmapped
 
 from flows import tasks
-from smallcaps import calendar, pipeline, progress
+from smallcaps import calendar, checks, load_run, loading, planning, progress
 from smallcaps.lock import load_lock
 from smallcaps.crashpoints import crashpoint
 from smallcaps.settings import Settings
@@ -30,20 +31,20 @@ def run_load(
     `publish` (a window of a backfill that is not its last) the load stops once committed."""
     log = get_run_logger()
     timings: dict[str, float] = {}
-    pipeline.check_as_of(as_of, calendar.latest_completed_session())
+    planning.check_as_of(as_of, calendar.latest_completed_session())
     with load_lock(settings.home):
-        con = pipeline.open_warehouse(settings)
+        con = load_run.open_warehouse(settings)
         try:
             for dead, what in loads.mark_interrupted(con):
                 log.warning("load %s was interrupted: %s; redoing it", dead, what)
             now = datetime.now(timezone.utc).replace(tzinfo=None)
-            load_id = pipeline.new_load_id(now)
+            load_id = load_run.new_load_id(now)
             try:
                 # Built before the plan: what the source can do (its first session) shapes it.
                 source = source or make_source(settings)
                 plan = (
-                    pipeline.plan_backfill(settings, start, as_of) if kind == "backfill"
-                    else pipeline.plan_nightly(con, settings, as_of, first_date=source.capabilities.first_date)
+                    planning.plan_backfill(settings, start, as_of) if kind == "backfill"
+                    else planning.plan_nightly(con, settings, as_of, first_date=source.capabilities.first_date)
                 )
             except Exception as exc:
                 _record_failed(con, settings, kind, load_id, start, as_of, exc)
@@ -57,11 +58,11 @@ def run_load(
                 outcome = _load(
                     con, settings, plan, load_id, now, timings, source, list(notes or []), publish=publish
                 )
-            except pipeline.LoadFailed as exc:
-                status = "blocked" if isinstance(exc, pipeline.LoadBlocked) else "failed"
+            except load_run.LoadFailed as exc:
+                status = "blocked" if isinstance(exc, load_run.LoadBlocked) else "failed"
                 loads.finish(con, load_id=load_id, status=status, message=str(exc), timings=timings)
                 raise
-            except pipeline.NightHeld as exc:
+            except load_run.NightHeld as exc:
                 loads.finish(con, load_id=load_id, status="held", message=str(exc), timings=timings)
                 raise
             except PublishFailed as exc:
@@ -104,9 +105,9 @@ def record_failed_load(settings: Settings, kind: str, *, start: date | None, end
     its date range, say) still gets its row in meta.loads, so `smallcaps status` shows the failure
     instead of the previous load as if nothing had happened. Returns the load id."""
     with load_lock(settings.home):
-        con = pipeline.open_warehouse(settings)
+        con = load_run.open_warehouse(settings)
         try:
-            load_id = pipeline.new_load_id(datetime.now(timezone.utc).replace(tzinfo=None))
+            load_id = load_run.new_load_id(datetime.now(timezone.utc).replace(tzinfo=None))
             _record_failed(con, settings, kind, load_id, start, end, exc)
         finally:
             con.close()
@@ -144,7 +145,7 @@ def _load_artifact(load_id: str, night: date, counts: dict, gated: dict) -> None
 
 
 def _load(
-    con, settings: Settings, plan: pipeline.Plan, load_id: str, now: datetime, timings: dict, source: Source, notes: list[str],
+    con, settings: Settings, plan: planning.Plan, load_id: str, now: datetime, timings: dict, source: Source, notes: list[str],
     *, publish: bool = True,
 ) -> dict:
     log = get_run_logger()
@@ -152,7 +153,7 @@ def _load(
     t = time.perf_counter()
     held = tasks.fetch_holdings(source, plan.universes, plan.holdings_start, plan.as_of)
     crashpoint("fetch.holdings")
-    symbols, retired = pipeline.equity_symbols(
+    symbols, retired = planning.equity_symbols(
         con, held.holdings, settings.retire_after_failures, anchors=settings.anchors, window=(plan.bars_start, plan.as_of)
     )
     if retired:
@@ -164,14 +165,14 @@ def _load(
     # Bars: chunks of symbols, each fetched from one first session (symbols behind catch up together).
     starts = {plan.bars_start: list(index_symbols)}
     if plan.kind == "nightly":
-        for first, group in pipeline.bar_starts(con, symbols, plan.bars_start, settings.overlap_sessions).items():
+        for first, group in planning.bar_starts(con, symbols, plan.bars_start, settings.overlap_sessions).items():
             starts.setdefault(first, []).extend(group)
     else:
         starts[plan.bars_start] += symbols
-    parts = pipeline.bar_chunks(starts, settings.chunk_size)
+    parts = planning.bar_chunks(starts, settings.chunk_size)
     names = [f"{i + 1}of{len(parts)}" for i in range(len(parts))]
-    due = pipeline.fundamentals_symbols(con, settings, symbols, plan.as_of, is_metered=source.capabilities.is_metered)
-    fparts = pipeline.chunks(due, settings.chunk_size)
+    due = planning.fundamentals_symbols(con, settings, symbols, plan.as_of, is_metered=source.capabilities.is_metered)
+    fparts = planning.chunks(due, settings.chunk_size)
     fnames = [f"{i + 1}of{len(fparts)}" for i in range(len(fparts))]
     # Units: holdings, each chunk, then gate, load, publish, export (and the report).
     progress.start(f"sessions {plan.bars_start}..{plan.as_of}", 1 + len(parts) + len(fparts) + 4 + int(settings.write_report))
@@ -181,7 +182,7 @@ def _load(
     )
     funds = tasks.fetch_fundamentals.map(unmapped(source), fparts, unmapped(plan.as_of), fnames)
     fetched = Fetched.combine([held] + _results(bars, "bars", names) + _results(funds, "fundamentals", fnames))
-    rebase = pipeline.rebase_symbols(con, fetched, plan.as_of)
+    rebase = planning.rebase_symbols(con, fetched, plan.as_of)
     if rebase:
         log.info(
             "a new split or dividend changes earlier prices: fetching the stored history of %s symbol(s) again, e.g. %s",
@@ -190,21 +191,21 @@ def _load(
         by_range: dict[tuple[date, date], list[str]] = {}
         for symbol, span in rebase.items():
             by_range.setdefault(span, []).append(symbol)
-        rparts = pipeline.grouped_chunks(by_range, settings.chunk_size)
+        rparts = planning.grouped_chunks(by_range, settings.chunk_size)
         progress.grow(len(rparts))
         rnames = [f"rebase-{i + 1}of{len(rparts)}" for i in range(len(rparts))]
         again = tasks.fetch_bars.map(
             unmapped(source), [c for c, _ in rparts], [a for _, (a, _) in rparts], [b for _, (_, b) in rparts], rnames
         )
-        fetched = pipeline.apply_rebase(
+        fetched = planning.apply_rebase(
             fetched, Fetched.combine(_results(again, "bars", rnames)), rebase
         )
     crashpoint("fetch.done")
     timings["fetch"] = time.perf_counter() - t
-    batch = pipeline.split(
+    batch = checks.split(
         fetched, index_symbols, asked={"bars": list(index_symbols) + symbols, "fundamentals": due, "rebase": list(rebase)}
     )
-    warnings = notes + pipeline.check_fetched(batch, settings.source, plan, is_complete=source.capabilities.is_complete)
+    warnings = notes + checks.check_fetched(batch, settings.source, plan, is_complete=source.capabilities.is_complete)
     log.info(
         "fetched %s rows (%s requests): bars of %s symbols, fundamentals of %s",
         f"{batch.rows_in:,}", batch.requests, f"{len(index_symbols) + len(symbols):,}", f"{len(due):,}",
@@ -216,8 +217,8 @@ def _load(
     progress.advance("gated")
     crashpoint("validate.done")
     if any(g.blocked for g in gated.values()):
-        quarantined, reason = pipeline.record_blocked(con, batch, gated, load_id=load_id, at=now)
-        raise pipeline.LoadBlocked(
+        quarantined, reason = loading.record_blocked(con, batch, gated, load_id=load_id, at=now)
+        raise load_run.LoadBlocked(
             f"{reason}. {quarantined:,} rows are in dq.quarantine (load {load_id}); the warehouse and the "
             "published snapshot are unchanged. See `smallcaps dq`."
         )
@@ -232,38 +233,38 @@ def _load(
     warnings += more_warnings
     for w in warnings:
         log.warning(w)
-    set_aside = pipeline.quarantine_summary(gated, batch)
+    set_aside = checks.quarantine_summary(gated, batch)
     for line in set_aside:
         log.warning("not loaded: %s", line)
 
-    outcome = pipeline.Outcome(
-        load_id, "succeeded", plan.as_of, message=pipeline.quarantine_note(gated, batch) or "", tables=counts,
+    outcome = load_run.Outcome(
+        load_id, "succeeded", plan.as_of, message=checks.quarantine_note(gated, batch) or "", tables=counts,
         rows_quarantined=quarantined, warnings=warnings, quarantined=set_aside, timings=timings,
     )
     sessions = con.execute(
         "SELECT count(DISTINCT session_date) FROM raw.index_bars WHERE session_date BETWEEN ? AND ?", [plan.bars_start, plan.as_of]
     ).fetchone()[0]
-    held_msg = pipeline.check_completeness(con, settings, plan.as_of, batch, is_complete=source.capabilities.is_complete)
+    held_msg = checks.check_completeness(con, settings, plan.as_of, batch, is_complete=source.capabilities.is_complete)
     if held_msg:
         outcome.status = "held"
         outcome.message = held_msg + (f" ({outcome.message})" if outcome.message else "")
-        pipeline.finish_ok(con, outcome, sessions, batch.rows_in)
-        raise pipeline.NightHeld(held_msg + f" The load is in the private warehouse; {plan.as_of} was not published.")
+        load_run.finish_ok(con, outcome, sessions, batch.rows_in)
+        raise load_run.NightHeld(held_msg + f" The load is in the private warehouse; {plan.as_of} was not published.")
 
     t = time.perf_counter()
     if not publish:
         # Committed; the backfill's last window publishes it. Not 'succeeded', which a load is only
         # once published (a succeeded load without a snapshot is one that died while publishing).
         outcome.status = "merged"
-        pipeline.finish_ok(con, outcome, sessions, batch.rows_in)
+        load_run.finish_ok(con, outcome, sessions, batch.rows_in)
         _load_artifact(load_id, plan.as_of, counts, gated)
         log.info("load %s committed (sessions %s..%s); published with the backfill's last window", load_id, plan.bars_start, plan.as_of)
         return _summary(outcome, plan, plan.as_of, sessions, batch, counts, settings)
-    pipeline.finish_ok(con, outcome, sessions, batch.rows_in)
+    load_run.finish_ok(con, outcome, sessions, batch.rows_in)
     published = None
     try:
         crashpoint("publish.start")
-        patches = pipeline.publish_patches(con, settings, load_id, loaded)
+        patches = loading.publish_patches(con, settings, load_id, loaded)
         # Derived tables hold every loaded session: a past night run again (a repair) publishes the
         # latest one, which the repair brought up to date too.
         night = max(plan.as_of, loaded.until or plan.as_of)
@@ -271,7 +272,7 @@ def _load(
             log.info("%s was loaded again; the warehouse holds sessions up to %s: publishing %s", plan.as_of, night, night)
         published = tasks.publish_snapshot(con, settings, night, load_id, settings.source, patches)
         crashpoint("publish.done")
-        pipeline.record_publish(con, published, load_id)
+        load_run.record_publish(con, published, load_id)
         crashpoint("publish.recorded")
         timings["publish"] = time.perf_counter() - t
         progress.advance("published")
@@ -303,13 +304,13 @@ def _load(
             log.error(outcome.warnings[-1])
         timings["report"] = time.perf_counter() - t
         progress.advance("report written")
-    pipeline.finish_ok(con, outcome, sessions, batch.rows_in)
+    load_run.finish_ok(con, outcome, sessions, batch.rows_in)
     _load_artifact(load_id, night, counts, gated)
     log.info("published %s (%s MB) for %s", published.path, round(published.bytes / 1e6, 1), night)
     return _summary(outcome, plan, night, sessions, batch, counts, settings)
 
 
-def _summary(outcome, plan: pipeline.Plan, night: date | None, sessions: int, batch, counts: dict, settings: Settings) -> dict:
+def _summary(outcome, plan: planning.Plan, night: date | None, sessions: int, batch, counts: dict, settings: Settings) -> dict:
     summary = asdict(outcome)
     summary["as_of"] = plan.as_of.isoformat()
     summary["published_night"] = night.isoformat() if outcome.published_path else None

@@ -1,4 +1,4 @@
-"""Prefect tasks: thin wrappers over `smallcaps.pipeline` steps.
+"""Prefect tasks: thin wrappers over the load's steps (smallcaps.planning, checks, loading).
 
 Retries sit only on the tasks that do I/O against a source or the file system; validation and
 the transactional load are deterministic, so retrying them would only repeat a failure. No task
@@ -19,7 +19,7 @@ import duckdb
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from smallcaps import pipeline
+from smallcaps import checks, loading
 from smallcaps.crashpoints import crashpoint
 from smallcaps.settings import Settings
 from sources.base import Fetched, Source
@@ -70,14 +70,14 @@ def fetch_fundamentals(source: Source, symbols: Sequence[str], as_of: date, part
 
 
 @task(name="validate", cache_policy=NO_CACHE)
-def validate(con: duckdb.DuckDBPyConnection, batch: pipeline.Batch, load_id: str, as_of: date, settings: Settings):
-    return pipeline.validate(con, batch, load_id=load_id, as_of=as_of, settings=settings)
+def validate(con: duckdb.DuckDBPyConnection, batch: checks.Batch, load_id: str, as_of: date, settings: Settings):
+    return checks.validate(con, batch, load_id=load_id, as_of=as_of, settings=settings)
 
 
 @task(name="load", cache_policy=NO_CACHE)
 def load(con, batch, gated, load_id: str, source: str, fetched_at: datetime, settings: Settings, as_of: date):
     log = get_run_logger()
-    return pipeline.load(
+    return loading.load(
         con, batch, gated, load_id=load_id, source=source, fetched_at=fetched_at, settings=settings, as_of=as_of,
         log=log.info,
     )

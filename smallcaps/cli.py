@@ -127,7 +127,7 @@ def _run_flow(label: str, fn, **kwargs) -> dict:
     """Run a flow with a live elapsed-time status; turn pipeline errors into clear exits."""
     from smallcaps.lock import LoadLocked
     from flows.run import PublishFailed
-    from smallcaps.pipeline import LoadFailed, NightHeld
+    from smallcaps.load_run import LoadFailed, NightHeld
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 

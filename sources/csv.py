@@ -523,7 +523,7 @@ class CsvSource:
         """`universes` maps ETF ticker -> universe name ({u.etf: u.name for u in settings.universes});
         `overrides_path` is the ticker -> symbol override file (sources.symbols); `index_symbols`
         (settings.index_symbols) decides whether an excluded bar is reported under raw.index_bars or
-        raw.equity_bars, as smallcaps.pipeline.split does; `latest_session_date` fixes what counts
+        raw.equity_bars, as smallcaps.checks.split does; `latest_session_date` fixes what counts
         as the future (default: the latest completed NYSE session at each call)."""
         self.path = Path(path)
         if not self.path.is_dir():
@@ -578,7 +578,7 @@ class CsvSource:
         return calendar.latest_completed_session()
 
     def _bars_dataset(self, symbol: str) -> str:
-        # The rule of smallcaps.pipeline.split, so excluded rows name the table their symbol loads into.
+        # The rule of smallcaps.checks.split, so excluded rows name the table their symbol loads into.
         return "raw.index_bars" if symbol in self.index_symbols or symbol.startswith("^") else "raw.equity_bars"
 
     def _etf_universes(self, text: str) -> set[str]:

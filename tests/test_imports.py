@@ -41,7 +41,10 @@ SMALLCAPS_LAYER = {
     "smallcaps.registry": "ground",  # declares datasets by name; computes nothing
     "smallcaps.schemas": "ground",  # the frames sources return, the gate checks and the warehouse stores
     # The pipeline: a night's steps in order, beside flows/ which runs them under Prefect.
-    "smallcaps.pipeline": "pipeline",
+    "smallcaps.load_run": "pipeline",
+    "smallcaps.planning": "pipeline",
+    "smallcaps.checks": "pipeline",
+    "smallcaps.loading": "pipeline",
     "smallcaps.derive": "pipeline",
     "smallcaps.steps": "pipeline",
     "smallcaps.lock": "pipeline",
@@ -282,9 +285,9 @@ def test_the_walk_counts_lazy_relative_and_literal_dynamic_imports():
             ["warehouse/db.py line 1: sideways import between mid-level packages, warehouse.db imports sources.base"],
         ),
         (
-            {"smallcaps/pipeline.py": "import flows.run\n", "flows/run.py": "from smallcaps import pipeline\n"},
-            ["cycle between packages {flows, smallcaps[pipeline]}: flows -> smallcaps[pipeline] (flows/run.py line 1: import smallcaps.pipeline); "
-             "smallcaps[pipeline] -> flows (smallcaps/pipeline.py line 1: import flows.run)"],
+            {"smallcaps/loading.py": "import flows.run\n", "flows/run.py": "from smallcaps import loading\n"},
+            ["cycle between packages {flows, smallcaps[pipeline]}: flows -> smallcaps[pipeline] (flows/run.py line 1: import smallcaps.loading); "
+             "smallcaps[pipeline] -> flows (smallcaps/loading.py line 1: import flows.run)"],
         ),
         ({"smallcaps/newthing.py": ""}, ["smallcaps/newthing.py has no layer"]),
     ],

@@ -19,7 +19,7 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings, strategies as st
 
 from smallcaps import calendar, derive
-from smallcaps.pipeline import CHANGE_COLUMNS
+from smallcaps.loading import CHANGE_COLUMNS
 from smallcaps.registry import DATASETS
 from sources.base import BARS_SCHEMA, FUNDAMENTALS_SCHEMA, HOLDINGS_SCHEMA
 from tests.helpers.oracle import derive_all, differences
@@ -76,7 +76,7 @@ class Warehouse:
         self.n = 0
 
     def load(self, frames: dict[str, pl.DataFrame], as_of: date) -> derive.Updated:
-        """Merge `frames` (raw table -> rows) and derive, as pipeline.load does (no gates)."""
+        """Merge `frames` (raw table -> rows) and derive, as loading.load does (no gates)."""
         self.n += 1
         at = datetime(2026, 1, 1) + timedelta(seconds=self.n)
         load_id = f"t{self.n:04d}"

@@ -7,7 +7,7 @@ from datetime import date, datetime
 import polars as pl
 from hypothesis import given, settings as hsettings, strategies as st
 
-from smallcaps import calendar, pipeline
+from smallcaps import calendar, checks, loading, planning
 from sources.base import BARS_SCHEMA, FAILURES_SCHEMA, HOLDINGS_SCHEMA, Fetched, empty
 from warehouse.db import connect
 from warehouse.load import merge, stage, transaction
@@ -30,16 +30,16 @@ def put(con, table, df, load_id="l1"):
     meta.series)."""
     with transaction(con):
         got = merge(con, table, stage(df, source="test", fetched_at=datetime(2025, 1, 1), load_id=load_id, table=table), load_id,
-                    pipeline.CHANGE_COLUMNS[table])
+                    loading.CHANGE_COLUMNS[table])
         if table == "raw.holdings":
-            pipeline.update_symbols(con)
+            loading.update_symbols(con)
         if table.endswith("_bars"):
-            pipeline.update_series(con, [got])
+            loading.update_series(con, [got])
 
 
 def batch_with(failures, asked):
     fetched = Fetched(failures=pl.DataFrame(failures, schema=FAILURES_SCHEMA, orient="row") if failures else empty(FAILURES_SCHEMA))
-    return pipeline.split(fetched, ["^RUT"], asked=asked)
+    return checks.split(fetched, ["^RUT"], asked=asked)
 
 
 def test_former_members_that_keep_failing_are_retired_and_failures_come_first(tmp_path):
@@ -48,15 +48,15 @@ def test_former_members_that_keep_failing_are_retired_and_failures_come_first(tm
     put(con, "raw.holdings", holdings("russell2000", date(2025, 1, 3), ["AAA", "BBB"]))
     today = holdings("russell2000", date(2025, 1, 6), ["AAA", "BBB", "NEW"])
 
-    symbols, retired = pipeline.equity_symbols(con, today, retire_after=2)
+    symbols, retired = planning.equity_symbols(con, today, retire_after=2)
     assert symbols == ["AAA", "BBB", "GONE", "NEW"] and retired == []
 
     for n, at in enumerate([datetime(2025, 1, 6, 23), datetime(2025, 1, 7, 23)], start=1):
         with transaction(con):
-            pipeline.update_fetch_state(
+            loading.update_fetch_state(
                 con, batch_with([("GONE", "bars", "no data"), ("BBB", "bars", "HTTP 500")], {"bars": symbols}), at
             )
-        symbols, retired = pipeline.equity_symbols(con, today, retire_after=2)
+        symbols, retired = planning.equity_symbols(con, today, retire_after=2)
         if n == 1:
             # Failed last time: asked for first.
             assert symbols[:2] == ["BBB", "GONE"] and retired == []
@@ -69,26 +69,26 @@ def test_former_members_that_keep_failing_are_retired_and_failures_come_first(tm
 def test_a_symbol_behind_is_fetched_from_its_last_bar_with_the_overlap(tmp_path):
     con = connect(tmp_path / "w.duckdb")
     put(con, "raw.equity_bars", pl.concat([bars("AAA", date(2025, 1, 14)), bars("LATE", date(2025, 1, 6))]))
-    groups = pipeline.bar_starts(con, ["AAA", "LATE", "NEW"], date(2025, 1, 10), overlap=2)
+    groups = planning.bar_starts(con, ["AAA", "LATE", "NEW"], date(2025, 1, 10), overlap=2)
     assert groups == {date(2025, 1, 2): ["LATE"], date(2025, 1, 10): ["AAA", "NEW"]}
 
 
 def test_symbols_behind_share_chunks_from_their_earliest_date_instead_of_one_task_each():
     night = date(2025, 1, 10)
     starts = {night: [f"S{i}" for i in range(5)], date(2024, 12, 2): ["A"], date(2024, 12, 20): ["B"], date(2025, 1, 3): ["C"]}
-    assert pipeline.bar_chunks(starts, 3) == [
+    assert planning.bar_chunks(starts, 3) == [
         (["A", "B", "C"], date(2024, 12, 2)),
         (["S0", "S1", "S2"], night),
         (["S3", "S4"], night),
     ]
     more = {**starts, date(2025, 1, 6): ["D"]}
-    assert pipeline.bar_chunks(more, 3)[:2] == [(["A", "B", "C"], date(2024, 12, 2)), (["D"], date(2025, 1, 6))]
+    assert planning.bar_chunks(more, 3)[:2] == [(["A", "B", "C"], date(2024, 12, 2)), (["D"], date(2025, 1, 6))]
     # Every symbol once, none fetched from later than its own first session.
-    got = pipeline.bar_chunks(more, 3)
+    got = planning.bar_chunks(more, 3)
     assert sorted(s for chunk, _ in got for s in chunk) == sorted(s for group in more.values() for s in group)
     first = {s: d for d, group in more.items() for s in group}
     assert all(d <= first[s] for chunk, d in got for s in chunk)
-    assert pipeline.bar_chunks({}, 3) == []
+    assert planning.bar_chunks({}, 3) == []
 
 
 def test_meta_symbols_records_mapping_rule_and_status(tmp_path):
@@ -99,7 +99,7 @@ def test_meta_symbols_records_mapping_rule_and_status(tmp_path):
     ])
     put(con, "raw.holdings", h)
     with transaction(con):
-        pipeline.update_symbols(con)
+        loading.update_symbols(con)
     rows = con.execute("SELECT ticker, symbol, rule, first_seen_date, last_seen_date, status FROM meta.symbols ORDER BY 1").fetchall()
     assert rows == [
         ("BRK.B", "BRK-B", "dot_to_dash", date(2025, 1, 2), date(2025, 1, 3), "active"),
@@ -142,16 +142,16 @@ def test_yahoo_fundamentals_without_statements_are_rechecked_monthly_not_nightly
         ("DOWN", "fundamentals", "network: Could not resolve host: query2.finance.yahoo.com"),
     ]
     with transaction(con):
-        pipeline.update_fetch_state(con, batch_with(failures, asked), datetime(2025, 6, 2, 23))
+        loading.update_fetch_state(con, batch_with(failures, asked), datetime(2025, 6, 2, 23))
     wanted = ["OLD", "NOSTMT", "DOWN", "NEVER"]
     # Next night: the network failure and the never-asked are due; the empty answer waits 28 days;
     # OLD's Q1 is expected since May 18 (Dec 31 + 91 + 45 + 2 days) but OLD was looked at last night,
     # so it waits a week.
-    assert pipeline.fundamentals_symbols(con, settings, wanted, date(2025, 6, 3), is_metered=True) == ["DOWN", "NEVER"]
-    assert pipeline.fundamentals_symbols(con, settings, wanted, date(2025, 6, 9), is_metered=True) == ["OLD", "DOWN", "NEVER"]
-    assert pipeline.fundamentals_symbols(con, settings, wanted, date(2025, 6, 30), is_metered=True) == wanted
+    assert planning.fundamentals_symbols(con, settings, wanted, date(2025, 6, 3), is_metered=True) == ["DOWN", "NEVER"]
+    assert planning.fundamentals_symbols(con, settings, wanted, date(2025, 6, 9), is_metered=True) == ["OLD", "DOWN", "NEVER"]
+    assert planning.fundamentals_symbols(con, settings, wanted, date(2025, 6, 30), is_metered=True) == wanted
     # A source that costs nothing to ask (not metered) is asked for every symbol, every night.
-    assert pipeline.fundamentals_symbols(con, Settings(home=tmp_path), wanted, date(2025, 6, 3), is_metered=False) == wanted
+    assert planning.fundamentals_symbols(con, Settings(home=tmp_path), wanted, date(2025, 6, 3), is_metered=False) == wanted
 
 
 def test_yahoo_fundamentals_are_asked_after_the_companys_usual_report_date(tmp_path):
@@ -173,15 +173,15 @@ def test_yahoo_fundamentals_are_asked_after_the_companys_usual_report_date(tmp_p
     put(con, "raw.fundamentals", pl.DataFrame(
         [(s, p, r, 1.0, 1.0, 0.1, 10.0) for s, p, r in quarters], schema=FUNDAMENTALS_SCHEMA, orient="row"))
     with transaction(con):
-        pipeline.update_fetch_state(con, batch_with([], {"fundamentals": ["FAST", "NEWEST", "UNDATED"]}), datetime(2025, 5, 10, 23))
+        loading.update_fetch_state(con, batch_with([], {"fundamentals": ["FAST", "NEWEST", "UNDATED"]}), datetime(2025, 5, 10, 23))
     settings = Settings(home=tmp_path, source="yahoo")
     wanted = ["FAST", "NEWEST", "UNDATED"]
-    assert pipeline.fundamentals_symbols(con, settings, wanted, date(2025, 7, 21), is_metered=True) == []
-    assert pipeline.fundamentals_symbols(con, settings, wanted, date(2025, 7, 22), is_metered=True) == ["NEWEST"]  # Mar 31 + 91 + 20 + 2
-    assert pipeline.fundamentals_symbols(con, settings, wanted, date(2025, 7, 31), is_metered=True) == ["NEWEST"]
-    assert pipeline.fundamentals_symbols(con, settings, wanted, date(2025, 8, 1), is_metered=True) == ["FAST", "NEWEST"]
-    assert pipeline.fundamentals_symbols(con, settings, wanted, date(2025, 8, 15), is_metered=True) == ["FAST", "NEWEST"]
-    assert pipeline.fundamentals_symbols(con, settings, wanted, date(2025, 8, 16), is_metered=True) == wanted
+    assert planning.fundamentals_symbols(con, settings, wanted, date(2025, 7, 21), is_metered=True) == []
+    assert planning.fundamentals_symbols(con, settings, wanted, date(2025, 7, 22), is_metered=True) == ["NEWEST"]  # Mar 31 + 91 + 20 + 2
+    assert planning.fundamentals_symbols(con, settings, wanted, date(2025, 7, 31), is_metered=True) == ["NEWEST"]
+    assert planning.fundamentals_symbols(con, settings, wanted, date(2025, 8, 1), is_metered=True) == ["FAST", "NEWEST"]
+    assert planning.fundamentals_symbols(con, settings, wanted, date(2025, 8, 15), is_metered=True) == ["FAST", "NEWEST"]
+    assert planning.fundamentals_symbols(con, settings, wanted, date(2025, 8, 16), is_metered=True) == wanted
 
 
 def test_yahoo_fundamentals_are_not_asked_for_former_members(tmp_path):
@@ -193,8 +193,8 @@ def test_yahoo_fundamentals_are_not_asked_for_former_members(tmp_path):
     settings = Settings(home=tmp_path, source="yahoo")
     # LEFT is still priced while an anchor holds it, but none of its sessions as a member can use
     # a quarter it reports from now on. NEW (in tonight's holdings only) is asked for.
-    assert pipeline.fundamentals_symbols(con, settings, ["LEFT", "NEW", "STAY"], date(2025, 1, 6), is_metered=True) == ["NEW", "STAY"]
-    assert pipeline.fundamentals_symbols(con, Settings(home=tmp_path), ["LEFT", "STAY"], date(2025, 1, 6), is_metered=False) == ["LEFT", "STAY"]
+    assert planning.fundamentals_symbols(con, settings, ["LEFT", "NEW", "STAY"], date(2025, 1, 6), is_metered=True) == ["NEW", "STAY"]
+    assert planning.fundamentals_symbols(con, Settings(home=tmp_path), ["LEFT", "STAY"], date(2025, 1, 6), is_metered=False) == ["LEFT", "STAY"]
 
 
 def test_a_ticker_change_is_recorded_as_renamed_not_delisted(tmp_path):
@@ -214,7 +214,7 @@ def test_a_ticker_change_is_recorded_as_renamed_not_delisted(tmp_path):
     )
     put(con, "raw.holdings", pl.concat([first, earlier, second]))
     with transaction(con):
-        pipeline.update_symbols(con)
+        loading.update_symbols(con)
     rows = dict(
         (t, (status, to)) for t, status, to in con.execute("SELECT ticker, status, renamed_to FROM meta.symbols").fetchall()
     )
@@ -247,9 +247,9 @@ def test_last_needed_sessions_by_hand():
     E: in the S&P 600 on 2025-04-08: held for good; without the fixed anchor, until 2026-04-30."""
     membership = pl.DataFrame(LEFT, schema=MEMBERSHIP, orient="row")
     as_of = date(2026, 11, 30)
-    got = dict(pipeline.last_needed_sessions(membership, ["ytd", "1y", "2025-04-08"], as_of).iter_rows())
+    got = dict(planning.last_needed_sessions(membership, ["ytd", "1y", "2025-04-08"], as_of).iter_rows())
     assert got == {"A": date(2026, 3, 31), "B": as_of, "C": date(2026, 3, 2), "D": date(2024, 12, 31), "E": as_of}
-    rolling = dict(pipeline.last_needed_sessions(membership, ["ytd", "1y"], as_of).iter_rows())
+    rolling = dict(planning.last_needed_sessions(membership, ["ytd", "1y"], as_of).iter_rows())
     assert rolling["B"] == date(2026, 6, 29) and rolling["E"] == date(2026, 4, 30)
 
 
@@ -273,20 +273,20 @@ def test_a_former_member_is_priced_until_its_last_needed_price_is_stored(tmp_pat
     today = holdings("russell2000", date(2026, 11, 30), ["KEEP", "NEW"])
     window = (date(2026, 11, 20), date(2026, 11, 30))
 
-    symbols, retired = pipeline.equity_symbols(con, today, 3, anchors=["ytd", "1y", "2025-04-08"], window=window)
+    symbols, retired = planning.equity_symbols(con, today, 3, anchors=["ytd", "1y", "2025-04-08"], window=window)
     # B and E are held since 2025-04-08; G still lacks its prices up to 2026-03-31; A, C, D are done.
     assert symbols == ["B", "E", "G", "KEEP", "NEW"] and retired == []
     # With rolling anchors only, B (needed to 2026-06-29) and E (to 2026-04-30) are done too.
-    rolling, _ = pipeline.equity_symbols(con, today, 3, anchors=["1y"], window=window)
+    rolling, _ = planning.equity_symbols(con, today, 3, anchors=["1y"], window=window)
     assert rolling == ["G", "KEEP", "NEW"]
     # Without anchors: every former member while it trades (the earlier rule).
-    everyone, _ = pipeline.equity_symbols(con, today, 3)
+    everyone, _ = planning.equity_symbols(con, today, 3)
     assert everyone == ["A", "B", "C", "D", "E", "G", "KEEP", "NEW"]
     # One that stopped trading is retired even if an anchor still holds it.
     with transaction(con):
         for at in (datetime(2026, 11, 25, 23), datetime(2026, 11, 26, 23)):
-            pipeline.update_fetch_state(con, batch_with([("B", "bars", "no data")], {"bars": ["B"]}), at)
-    symbols, retired = pipeline.equity_symbols(con, today, 2, anchors=["ytd", "1y", "2025-04-08"], window=window)
+            loading.update_fetch_state(con, batch_with([("B", "bars", "no data")], {"bars": ["B"]}), at)
+    symbols, retired = planning.equity_symbols(con, today, 2, anchors=["ytd", "1y", "2025-04-08"], window=window)
     assert retired == ["B"] and symbols == ["E", "G", "KEEP", "NEW"]
 
 
@@ -324,7 +324,7 @@ def test_prices_after_the_last_needed_session_do_not_change_cohort_performance(r
         [(f"S{k}", d, 10.0 + k + (i % 17) * 0.25 - (i % 5) * 0.1) for k in range(6) for i, d in enumerate(ORACLE_DAYS)],
         schema={"symbol": pl.String, "session_date": pl.Date, "adj_close": pl.Float64}, orient="row",
     )
-    needed = pipeline.last_needed_sessions(membership, anchors, as_of)
+    needed = planning.last_needed_sessions(membership, anchors, as_of)
     kept = prices.join(needed, on="symbol", how="inner").filter(pl.col("session_date") <= pl.col("last_needed_date"))
 
     def performance(bars: pl.DataFrame) -> pl.DataFrame:
@@ -354,13 +354,13 @@ def test_meta_symbols_from_appended_snapshots_equal_a_full_recompute(tmp_path):
         )
         with transaction(con):
             got = merge(con, "raw.holdings", stage(frame, source="t", fetched_at=datetime(2025, 1, 1), load_id="x", table="raw.holdings"),
-                        "x", pipeline.CHANGE_COLUMNS["raw.holdings"])
-            assert pipeline._appended_window(con, got.new) is not None or day == days[0]
-            pipeline.update_symbols(con, got.new)
+                        "x", loading.CHANGE_COLUMNS["raw.holdings"])
+            assert loading._appended_window(con, got.new) is not None or day == days[0]
+            loading.update_symbols(con, got.new)
     nightly = con.execute("SELECT * FROM meta.symbols ORDER BY ticker").fetchall()
     with transaction(con):
         con.execute("DELETE FROM meta.symbols")
-        pipeline.update_symbols(con)
+        loading.update_symbols(con)
     assert con.execute("SELECT * FROM meta.symbols ORDER BY ticker").fetchall() == nightly
     status = dict(con.execute("SELECT ticker, status || coalesce(':' || renamed_to, '') FROM meta.symbols").fetchall())
     assert status == {"AAA": "active", "BBB": "delisted", "OLDCO": "renamed:NEWCO", "NEWCO": "active", "BACK": "active", "CCC": "active"}

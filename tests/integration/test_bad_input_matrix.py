@@ -45,7 +45,8 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from flows.run import run_load
 from expectations.gate import row_key
 from expectations.suites import suite
-from smallcaps.pipeline import Batch, LoadBlocked, LoadFailed, NightHeld, split
+from smallcaps.checks import Batch, split
+from smallcaps.load_run import LoadBlocked, LoadFailed, NightHeld
 from smallcaps.settings import DEFAULT_UNIVERSES, Settings
 from sources.base import FAILURES_SCHEMA, Fetched
 from sources.csv import read_bars

@@ -20,7 +20,7 @@ from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settin
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows.run import run_load
-from smallcaps import pipeline, progress
+from smallcaps import planning, progress
 from small_market import SmallSample, small_settings
 from sources.base import FAILURES_SCHEMA, Fetched
 
@@ -162,6 +162,6 @@ def test_a_split_refetches_the_whole_history_and_a_failed_refetch_is_retried(hom
     again = source.bars([symbol], date(2025, 6, 17), NEXT)
     con = duckdb.connect(str(home / "warehouse.duckdb"))
     try:
-        assert pipeline.rebase_symbols(con, again, NEXT) == {}
+        assert planning.rebase_symbols(con, again, NEXT) == {}
     finally:
         con.close()

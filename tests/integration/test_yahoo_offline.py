@@ -39,7 +39,7 @@ def _yahoo_resolves() -> bool:
 def test_offline_yahoo_run_fails_fast_and_changes_nothing(tmp_path):
     home = tmp_path / "home"
     home.mkdir()
-    from smallcaps.pipeline import open_warehouse
+    from smallcaps.load_run import open_warehouse
     from smallcaps.settings import Settings
 
     con = open_warehouse(Settings(home=home))  # an existing warehouse, as a load opens it, and empty
