@@ -31,7 +31,7 @@ from hypothesis import strategies as st
 
 from smallcaps import calendar
 from smallcaps.settings import DEFAULT_UNIVERSES, Settings
-from sources import make_source, sample
+from sources import make_source, sample, sample_blocks, sample_cache, sample_companies
 from sources.base import (
     ACTIONS_SCHEMA,
     BARS_SCHEMA,
@@ -682,8 +682,8 @@ def test_a_nightly_on_a_warm_cache_reads_only_the_tail_and_the_next_night_append
     (folder,) = [p for p in tmp_path.iterdir() if p.is_dir()]
     before = {p: p.stat().st_mtime_ns for p in folder.rglob("*")}
     calls = recording_simulations(monkeypatch)
-    opened, real_open = [], sample._Block._open
-    monkeypatch.setattr(sample._Block, "_open", lambda block, field: opened.append((block.t0, block.t1)) or real_open(block, field))
+    opened, real_open = [], sample_blocks._Block._open
+    monkeypatch.setattr(sample_blocks._Block, "_open", lambda block, field: opened.append((block.t0, block.t1)) or real_open(block, field))
 
     night = SampleSource(**SMALL, cache_dir=tmp_path)
     symbols = [*INDEX_SYMBOLS, *night.symbols()]
@@ -712,8 +712,8 @@ def test_a_nightly_on_a_warm_cache_reads_only_the_tail_and_the_next_night_append
     assert cache_files(tmp_path)[folder.name] == tidy_files(503)
     assert {p: p.stat().st_mtime_ns for p in (folder / "blocks" / "000000-000256").iterdir()} == first_block
     grown = {p.name: p.stat().st_size - tail[p.name] for p in (folder / "tail-000256").iterdir()}
-    assert grown.pop("dividends.bin") % sample.DIVIDEND_DTYPE.itemsize == 0
-    assert grown == {f"{f}.bin": 2_500 * 8 for f in sample.BAR_FIELDS}  # one row of 2,500 companies
+    assert grown.pop("dividends.bin") % sample_blocks.DIVIDEND_DTYPE.itemsize == 0
+    assert grown == {f"{f}.bin": 2_500 * 8 for f in sample_companies.BAR_FIELDS}  # one row of 2,500 companies
 
 
 def _grow_and_exit(cache: Path, end: date, crash_at: str | None) -> None:
@@ -817,7 +817,7 @@ def test_a_new_key_never_reuses_old_files_and_removes_the_keys_nobody_uses(tmp_p
     old = SampleSource(**SMALL, cache_dir=tmp_path)
     old.bars(["SMP0001"], d, d)
     calls = recording_simulations(monkeypatch)
-    monkeypatch.setattr(sample, "_code_version", lambda: "edited")  # the simulation's code changed
+    monkeypatch.setattr(sample_cache, "_code_version", lambda: "edited")  # the simulation's code changed
     new = SampleSource(**SMALL, cache_dir=tmp_path)
     new.bars(["SMP0001"], d, d)
     assert calls == [(0, d)] and new.cache_folder != old.cache_folder and new.cache_folder.name.endswith("-edited")
@@ -833,6 +833,12 @@ def test_a_new_key_never_reuses_old_files_and_removes_the_keys_nobody_uses(tmp_p
     # Seed, start and size are in the key too.
     other = SampleSource(**{**SMALL, "seed": 7}, cache_dir=tmp_path)
     assert other.cache_folder.name.startswith("market-7-20230103-2500-")
+
+
+def test_the_cache_key_hashes_every_module_of_the_sample_source():
+    """The source is split over several modules: an edit of any of them must make a new key."""
+    modules = sorted(p.name for p in Path(sample_cache.__file__).parent.glob("sample*.py"))
+    assert sorted(sample_cache.CODE_MODULES) == modules and len(modules) == 5
 
 
 def _read_while_growing(cache: Path, ends: list[date]) -> None:
@@ -870,27 +876,27 @@ def test_quarters_replaced_by_another_writer_while_listed_are_read_again_not_cal
     source = SampleSource(**SMALL, cache_dir=tmp_path)
     source.bars(["SMP0001"], SMALL_SESSIONS[5], SMALL_SESSIONS[5])
     folder, co = source.cache_folder, source.companies
-    cache = sample._Cache(tmp_path, 2025, SMALL["start"], SMALL["companies"])
-    real_read, computed = sample._Cache._read_quarters, []
+    cache = sample_cache._Cache(tmp_path, 2025, SMALL["start"], SMALL["companies"])
+    real_read, computed = sample_cache._Cache._read_quarters, []
 
     def read_after_a_writer(self, path, Q):
         if Q == 48 and (folder / "quarters-0048").exists():  # the other writer, between listing and reading
             with cache.writing():
-                cache._write_quarters(sample._quarters(2025, SMALL["start"], co, 52, real_read(cache, path, Q)))
+                cache._write_quarters(sample_cache._quarters(2025, SMALL["start"], co, 52, real_read(cache, path, Q)))
                 shutil.rmtree(path)
         return real_read(self, path, Q)
 
-    real_quarters = sample._quarters
-    monkeypatch.setattr(sample._Cache, "_read_quarters", read_after_a_writer)
+    real_quarters = sample_cache._quarters
+    monkeypatch.setattr(sample_cache._Cache, "_read_quarters", read_after_a_writer)
 
     def quarters(seed, start, co, n, prev=None):
         if n > (0 if prev is None else len(prev)):
             computed.append((0 if prev is None else len(prev), n))
         return real_quarters(seed, start, co, n, prev)
 
-    monkeypatch.setattr(sample, "_quarters", quarters)
+    monkeypatch.setattr(sample_cache, "_quarters", quarters)  # where the cache computes them
     with caplog.at_level(logging.WARNING, logger="sources.sample"):
-        got = sample._Cache(tmp_path, 2025, SMALL["start"], SMALL["companies"]).quarters(co, 48)
+        got = sample_cache._Cache(tmp_path, 2025, SMALL["start"], SMALL["companies"]).quarters(co, 48)
     assert caplog.records == [] and len(got) == 52
     assert computed == [(48, 52)]  # only the other writer's four: the reader computed none
     assert sorted(p.name for p in folder.glob("quarters-*")) == ["quarters-0052"]
