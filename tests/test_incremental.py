@@ -206,6 +206,7 @@ def _check(wh: Warehouse, as_of: date) -> None:
     assert not diffs, diffs
 
 
+@pytest.mark.slow  # over ~10 s: kept out of `make test-fast`, run by `make test`
 # Shrinking replays whole sequences of loads: too slow to be worth it; the failing case is printed.
 @settings(max_examples=6, deadline=None, phases=[Phase.explicit, Phase.generate], suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(seed=st.integers(0, 10_000), ops=OPERATIONS)
@@ -241,6 +242,7 @@ def test_a_rerun_that_brings_no_change_writes_nothing(tmp_path):
     _check(wh, state["loaded"][-1])
 
 
+@pytest.mark.slow  # over ~10 s: kept out of `make test-fast`, run by `make test`
 def test_a_large_load_is_replayed_period_by_period_and_equals_one_update(tmp_path):
     """The replay path (a backfill), by years or by months, gives what the single update gives."""
     results = []

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 
 import polars as pl
+import pytest
 from hypothesis import given, settings as hsettings, strategies as st
 
 from smallcaps import calendar, checks, loading, planning
@@ -295,6 +296,7 @@ interval = st.tuples(st.sampled_from(["russell2000", "sp600"]), st.integers(0, l
                      st.integers(1, 300), st.booleans())
 
 
+@pytest.mark.slow  # over ~10 s: kept out of `make test-fast`, run by `make test`
 @hsettings(max_examples=25, deadline=None)
 @given(
     st.lists(st.tuples(st.integers(0, 5), interval), min_size=1, max_size=10),

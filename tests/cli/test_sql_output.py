@@ -113,6 +113,7 @@ def test_no_column_is_cut_when_stdout_is_not_a_terminal(home):
     assert sum(line.count(long) for line in result.output.splitlines()) == 3
 
 
+@pytest.mark.slow  # over ~10 s: kept out of `make test-fast`, run by `make test`
 def test_csv_streams_millions_of_rows_in_bounded_memory(home, tmp_path):
     """2M rows to csv: peak RSS must stay near that of a one-row query. Holding the rows as Python
     tuples (what `fetchall` did) costs hundreds of MB more."""

@@ -261,6 +261,7 @@ def test_marts_pass_and_raw_staging_columns_are_accepted():
         assert not run(table, make()).blocked
 
 
+@pytest.mark.slow  # over ~10 s: kept out of `make test-fast`, run by `make test`
 def test_one_bad_row_among_1_5m_bars_is_found_and_only_it_quarantined():
     """Scale, not speed (bench/gate_share.py times the gate): one bad row in a backfill-sized frame."""
     days = calendar.sessions(date(2022, 1, 3), AS_OF)

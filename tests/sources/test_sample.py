@@ -440,6 +440,7 @@ def test_the_market_tells_a_2025_like_story(market):
 # Size, long histories and bounded memory -------------------------------------------------------------
 
 
+@pytest.mark.slow  # over ~10 s: kept out of `make test-fast`, run by `make test`
 @pytest.mark.parametrize(
     ("companies", "start"),
     [
@@ -482,6 +483,7 @@ def test_a_larger_market_has_five_digit_symbols_and_unique_names():
     assert source.members("russell2000", START) == symbols[:2_000]
 
 
+@pytest.mark.slow  # over ~10 s: kept out of `make test-fast`, run by `make test`
 def test_requests_give_the_same_rows_whatever_the_window_chunking_and_storage(tmp_path):
     """A market of another size over two years: a whole-range request in memory against chunked
     and yearly requests from a source whose blocks all go to files (and that was first built to an
@@ -632,6 +634,7 @@ def small_fresh():
     return everything(SampleSource(**SMALL), SMALL_END)
 
 
+@pytest.mark.slow  # over ~10 s: kept out of `make test-fast`, run by `make test`
 def test_a_market_grown_through_the_cache_in_steps_is_the_fresh_market_bit_for_bit(tmp_path, small_fresh, monkeypatch):
     """Runs to different ends, each a new source, one of them another process: the same end twice,
     an end the cache already covers, ends on both sides of a block boundary (session 256) and of a
@@ -662,6 +665,7 @@ def test_a_market_grown_through_the_cache_in_steps_is_the_fresh_market_bit_for_b
     assert calls == []
 
 
+@pytest.mark.slow  # over ~10 s: kept out of `make test-fast`, run by `make test`
 @settings(max_examples=5, deadline=None)
 @given(picks=st.lists(st.integers(min_value=0, max_value=len(SMALL_SESSIONS) - 1), min_size=1, max_size=4))
 def test_any_sequence_of_ends_gives_the_fresh_market(small_fresh, picks):

@@ -123,6 +123,7 @@ row = st.tuples(
 )
 
 
+@pytest.mark.slow  # over ~10 s: kept out of `make test-fast`, run by `make test`
 @hsettings(max_examples=40, deadline=None)
 @given(st.lists(row, max_size=30, unique_by=lambda r: r[:2]), st.lists(row, max_size=30, unique_by=lambda r: r[:2]))
 def test_merge_is_idempotent_and_last_write_wins(first, second):
