@@ -145,6 +145,15 @@ def warm_up() -> None:
     _default_runtime()
 
 
+def warm_up_in_background() -> None:
+    """`warm_up` in a daemon thread, unless this process built the context already. The gate then
+    waits for that thread (the lock) instead of building a second one; should the thread fail, the
+    gate builds it again and raises the error where it belongs."""
+    if _cached_runtime.cache_info().currsize:
+        return
+    threading.Thread(target=warm_up, name="gx-warm-up", daemon=True).start()
+
+
 def _runtime(context) -> _GxRuntime:
     return _default_runtime() if context is None else _GxRuntime(context)
 

@@ -11,6 +11,7 @@ from datetime import date, datetime, timezone
 import polars as pl
 from prefect import get_run_logger, runtime, unmapped
 
+from expectations import gate
 from flows import tasks
 from smallcaps import calendar, checks, load_run, loading, planning, progress
 from smallcaps.lock import load_lock
@@ -33,6 +34,10 @@ def run_load(
     timings: dict[str, float] = {}
     planning.check_as_of(as_of, calendar.latest_completed_session())
     with load_lock(settings.home):
+        # The gate's first use in a process imports Great Expectations and builds its context
+        # (~3 s of CPU): begun here, it runs while the plan and the fetch wait on the warehouse and
+        # the source (minutes of HTTP on a live night). A worker runs each flow in a new process.
+        gate.warm_up_in_background()
         con = load_run.open_warehouse(settings)
         try:
             for dead, what in loads.mark_interrupted(con):

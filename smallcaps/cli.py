@@ -116,11 +116,9 @@ def _fail(message: str, code: int = 1) -> None:
 def _warm_up_gate() -> None:
     """Import Great Expectations in a thread while the flow's Prefect server starts (the main
     thread only waits for it then): the gate's import costs seconds a run would otherwise wait."""
-    import threading
+    from expectations.gate import warm_up_in_background
 
-    from expectations.gate import warm_up
-
-    threading.Thread(target=warm_up, name="gx-warm-up", daemon=True).start()
+    warm_up_in_background()
 
 
 def _run_flow(label: str, fn, **kwargs) -> dict:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from pathlib import Path
 from datetime import date, datetime
 from typing import Callable
 
@@ -302,3 +303,27 @@ def test_a_new_gx_context_logs_no_temporary_docs_site(caplog):
     with caplog.at_level(logging.INFO):
         _GxRuntime()
     assert not [r for r in caplog.records if "ephemeral docs site" in r.getMessage()]
+
+
+def test_the_background_warm_up_builds_the_context_once_and_the_gate_uses_it():
+    """A fresh process: the flow's warm-up thread builds the GX context; a second call starts no
+    thread; the gate then runs on that same context."""
+    import subprocess
+    import sys
+
+    code = """
+import threading
+from expectations import gate
+gate.warm_up_in_background()
+warmers = [t for t in threading.enumerate() if t.name == "gx-warm-up"]
+assert len(warmers) == 1, warmers
+warmers[0].join()
+built = gate._cached_runtime()
+gate.warm_up_in_background()
+assert not [t for t in threading.enumerate() if t.name == "gx-warm-up"], "a second warm-up started"
+assert gate._default_runtime() is built
+print("ok")
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=Path(__file__).parents[2])
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "ok"

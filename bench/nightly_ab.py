@@ -1,0 +1,89 @@
+"""One nightly, two checkouts of the project, side by side: fresh processes, alternating order.
+
+Usage: .venv/bin/python bench/nightly_ab.py HOME NIGHT BEFORE_DIR AFTER_DIR [--rounds 3]
+
+HOME is a data home backfilled up to the session before NIGHT (bench/nightly_vs_bare.py --home, or
+`smallcaps backfill --source sample --end ...`); it is only copied. BEFORE_DIR and AFTER_DIR are
+checkouts with their own .venv (e.g. a `git worktree` of the older commit and this one). Each round
+copies the home twice and runs flows.nightly for NIGHT in a fresh process of each checkout, the
+order alternating between rounds (the machine is shared). Each run gets its own PREFECT_HOME, so
+each pays the temporary server's database creation alike. Printed: per run the process's wall
+seconds and the load's `validate` step (meta.loads.timings); medians; the ratio before / after.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import duckdb
+
+NIGHTLY = """
+import sys
+from datetime import date
+from flows.nightly import nightly
+r = nightly(as_of=date.fromisoformat(sys.argv[2]), source="sample", home=sys.argv[1])
+assert r["status"] == "succeeded", r
+"""
+
+
+def run_once(checkout: Path, home: Path, night: str) -> tuple[float, dict]:
+    tmp = Path(tempfile.mkdtemp(prefix="nightly-ab-"))
+    try:
+        copy = tmp / "home"
+        shutil.copytree(home, copy)
+        env = {
+            **os.environ, "PREFECT_HOME": str(tmp / "prefect"), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            "DO_NOT_TRACK": "1", "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "900",
+        }
+        env.pop("PREFECT_API_URL", None)
+        started = time.perf_counter()
+        done = subprocess.run(
+            [str(checkout / ".venv/bin/python"), "-c", NIGHTLY, str(copy), night],
+            cwd=checkout, env=env, capture_output=True, text=True,
+        )
+        wall = time.perf_counter() - started
+        if done.returncode:
+            raise SystemExit(f"nightly in {checkout} failed (exit {done.returncode}):\n{done.stderr[-3000:]}")
+        con = duckdb.connect(str(copy / "warehouse.duckdb"), read_only=True)
+        try:
+            timings = con.execute("SELECT timings FROM meta.loads ORDER BY started_at DESC LIMIT 1").fetchone()[0]
+        finally:
+            con.close()
+        return wall, json.loads(timings) if isinstance(timings, str) else dict(timings)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("home", type=Path)
+    parser.add_argument("night")
+    parser.add_argument("before", type=Path)
+    parser.add_argument("after", type=Path)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    sides = {"before": args.before.resolve(), "after": args.after.resolve()}
+    runs: dict[str, list[tuple[float, float]]] = {name: [] for name in sides}
+    for r in range(args.rounds):
+        for name in (list(sides) if r % 2 == 0 else list(reversed(sides))):
+            wall, timings = run_once(sides[name], args.home, args.night)
+            runs[name].append((wall, timings.get("validate", float("nan"))))
+            print(f"round {r + 1} {name}: wall {wall:.1f} s, validate {runs[name][-1][1]:.2f} s, "
+                  f"load average {os.getloadavg()[0]:.1f}", flush=True)
+    medians = {name: (statistics.median(w for w, _ in v), statistics.median(s for _, s in v)) for name, v in runs.items()}
+    for name, (wall, validate) in medians.items():
+        print(f"{name} ({sides[name]}): median wall {wall:.1f} s, median validate {validate:.2f} s")
+    print(f"ratio before / after: wall {medians['before'][0] / medians['after'][0]:.2f}, "
+          f"validate {medians['before'][1] / medians['after'][1]:.2f}")
+
+
+if __name__ == "__main__":
+    main()
