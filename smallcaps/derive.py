@@ -41,7 +41,7 @@ import polars as pl
 
 from smallcaps.crashpoints import crashpoint
 from smallcaps.registry import DATASETS, Dataset, order
-from warehouse.load import read, register
+from warehouse.load import insert, read, register
 
 FLOAT_TOLERANCE = 1e-12
 FAR_PAST = date(1, 1, 1)
@@ -264,12 +264,7 @@ def diff_and_write(con, dataset: Dataset, new: pl.DataFrame, old: pl.DataFrame) 
         raise ValueError(f"{dataset.name}: the step computed {dupes} rows sharing a key ({', '.join(dataset.key)})")
     cols = dataset.column_names
     if old.height == 0:  # nothing stored in the scope (a new night, a rebuilt period): all inserts
-        if new.height:
-            register(con, "_ins", new.select(cols))
-            try:
-                con.execute(f"INSERT INTO {dataset.name} SELECT * FROM _ins")
-            finally:
-                con.unregister("_ins")
+        insert(con, dataset.name, new.select(cols))
         return Change(new.select(cols), old.select(cols))
     on = " AND ".join(f'n."{k}" = o."{k}"' for k in dataset.key)
     differs = _differs(dataset)
@@ -295,12 +290,7 @@ def diff_and_write(con, dataset: Dataset, new: pl.DataFrame, old: pl.DataFrame) 
             con.execute(f"DELETE FROM {dataset.name} t USING _gone g WHERE {match}")
         finally:
             con.unregister("_gone")
-    if upserts.height:
-        register(con, "_ins", upserts)
-        try:
-            con.execute(f"INSERT INTO {dataset.name} SELECT {', '.join(chr(34) + c + chr(34) for c in cols)} FROM _ins")
-        finally:
-            con.unregister("_ins")
+    insert(con, dataset.name, upserts)
     return Change(upserts, replaced)
 
 

@@ -16,7 +16,7 @@ from smallcaps.checks import Batch
 from smallcaps.crashpoints import crashpoint
 from smallcaps.load_run import LoadBlocked, LoadFailed, dataset_config
 from smallcaps.settings import Settings
-from warehouse.load import MergeCounts, merge, read, register, stage, transaction
+from warehouse.load import MergeCounts, insert, merge, read, register, stage, transaction
 
 
 def _excluded_rows(batch: Batch, load_id: str, at: datetime) -> pl.DataFrame:
@@ -31,15 +31,6 @@ def _excluded_rows(batch: Batch, load_id: str, at: datetime) -> pl.DataFrame:
     )
 
 
-def _insert(con: duckdb.DuckDBPyConnection, table: str, df: pl.DataFrame) -> None:
-    if df.height:
-        register(con, "_rows", df)
-        try:
-            con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _rows")
-        finally:
-            con.unregister("_rows")
-
-
 def record_blocked(con, batch: Batch, gated: dict, *, load_id: str, at: datetime) -> tuple[int, str]:
     """A blocked load keeps every fetched row: offending ones with their reason, the good ones held.
     meta.load_tables and meta.loads count them (nothing loaded, every row quarantined)."""
@@ -50,12 +41,12 @@ def record_blocked(con, batch: Batch, gated: dict, *, load_id: str, at: datetime
     quarantined = 0
     with transaction(con):
         for table, g in gated.items():
-            _insert(con, "dq.results", g.results)
-            _insert(con, "dq.quarantine", g.quarantine)
+            insert(con, "dq.results", g.results)
+            insert(con, "dq.quarantine", g.quarantine)
             # The gate's row_key (the table's primary key in key order), like the offending rows'.
-            _insert(con, "dq.quarantine", held_rows(table, g.clean, load_id=load_id, reason=reason, at=at))
+            insert(con, "dq.quarantine", held_rows(table, g.clean, load_id=load_id, reason=reason, at=at))
             quarantined += g.quarantine.height + g.clean.height
-            _insert(
+            insert(
                 con,
                 "meta.load_tables",
                 pl.DataFrame(
@@ -65,7 +56,7 @@ def record_blocked(con, batch: Batch, gated: dict, *, load_id: str, at: datetime
                     }
                 ),
             )
-        _insert(con, "dq.quarantine", _excluded_rows(batch, load_id, at))
+        insert(con, "dq.quarantine", _excluded_rows(batch, load_id, at))
         quarantined += batch.excluded.height
         con.execute(
             "UPDATE meta.loads SET rows_in = ?, rows_loaded = 0, rows_changed = 0, rows_quarantined = ? WHERE load_id = ?",
@@ -343,11 +334,11 @@ def load(
             if c.new is not None and (c.new.height or c.old.height):
                 changes[table] = derive.Change(c.new, c.old)
             crashpoint("merge.table")
-            _insert(con, "dq.results", g.results)
-            _insert(con, "dq.quarantine", g.quarantine)
+            insert(con, "dq.results", g.results)
+            insert(con, "dq.quarantine", g.quarantine)
             quarantined += g.quarantine.height
             warnings.extend(g.warnings)
-            _insert(
+            insert(
                 con,
                 "meta.load_tables",
                 pl.DataFrame(
@@ -362,7 +353,7 @@ def load(
                     }
                 ),
             )
-        _insert(con, "dq.quarantine", _excluded_rows(batch, load_id, fetched_at))
+        insert(con, "dq.quarantine", _excluded_rows(batch, load_id, fetched_at))
         quarantined += batch.excluded.height
         update_fetch_state(con, batch, fetched_at)
         if changes.of("raw.holdings") is not None:
@@ -422,10 +413,10 @@ def _derive(con, settings: Settings, changes, counts: dict[str, MergeCounts], *,
     if derived.blocked:
         raise LoadBlocked("marts failed their checks, nothing was loaded: " + "; ".join(derived.errors))
     for res in derived.results.values():
-        _insert(con, "dq.results", res)
+        insert(con, "dq.results", res)
     if derived.restatements:
         reason = _restatement_reason(counts, ctx.published_through) if counts else "rebuilt from raw (smallcaps rebuild)"
-        _insert(
+        insert(
             con,
             "meta.restatements",
             pl.DataFrame(derived.restatements).with_columns(

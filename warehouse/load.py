@@ -127,13 +127,18 @@ def replace(con: duckdb.DuckDBPyConnection, table: str, df: pl.DataFrame) -> int
     if list(df.columns) != cols:
         raise ValueError(f"{table}: frame columns {df.columns} differ from the table's {cols}")
     con.execute(f"DELETE FROM {table}")
-    if df.height:
-        register(con, "_derived", df)
-        try:
-            con.execute(f"INSERT INTO {table} SELECT * FROM _derived")
-        finally:
-            con.unregister("_derived")
+    insert(con, table, df)
     return df.height
+
+
+def insert(con: duckdb.DuckDBPyConnection, table: str, df: pl.DataFrame) -> None:
+    """Append a frame's rows to `table`, its columns matched by name (none: nothing to do)."""
+    if df.height:
+        register(con, "_rows", df)
+        try:
+            con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _rows")
+        finally:
+            con.unregister("_rows")
 
 
 def read(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None) -> pl.DataFrame:
