@@ -12,6 +12,7 @@ from flows.run import run_load
 from flows.runner import PipelineTaskRunner
 from smallcaps import calendar, planning
 from smallcaps.settings import Settings
+from sources import check_source_name
 
 
 def settings_for(source: str | None, csv_path: str | None, home: str | None) -> Settings:
@@ -23,7 +24,9 @@ def settings_for(source: str | None, csv_path: str | None, home: str | None) -> 
     if home:
         overrides["home"] = Path(home)
     settings = Settings(**overrides)
-    # A misspelt severity override must fail before a night's fetch, not at the gate after it.
+    # A misspelt source name or severity override must fail before a night's fetch, not at the
+    # first load or at the gate after it.
+    check_source_name(settings.source)
     check_overrides(settings.dq_severity)
     return settings
 

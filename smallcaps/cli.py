@@ -95,14 +95,17 @@ def _settings(source: Optional[str] = None, path: Optional[Path] = None, home: O
         overrides["home"] = home
     try:
         settings = Settings(**overrides)
+        # The source names belong to the registry and the severity names to the suites, so they are
+        # checked here, before any work, rather than by settings (ground) itself.
+        from sources import check_source_name
+
+        check_source_name(settings.source)
         if settings.dq_severity:
-            # The names belong to the suites, so they are checked here, before any work, rather
-            # than by settings (ground) itself.
             from expectations.suites import check_overrides
 
             check_overrides(settings.dq_severity)
         return settings
-    except Exception as exc:  # pydantic's message (or check_overrides') names the bad setting
+    except Exception as exc:  # pydantic's message (or the registry's, or check_overrides') names the bad setting
         err.print(Text.assemble(("invalid settings:", "red"), f" {exc}"))
         raise typer.Exit(2)
 
@@ -272,15 +275,24 @@ def backfill(
 
 
 def _check_source(settings, path: Optional[Path]) -> None:
-    """The csv source's folder exists; --path is not given to a source that would ignore it."""
-    if settings.source == "csv":
+    """A source that reads a folder has one that exists; --path is not given to a source that would
+    ignore it."""
+    from sources import SOURCES
+
+    if SOURCES[settings.source].reads_path:
+        name = settings.source
         if settings.csv_path is None:
-            _fail("the csv source needs a folder: pass --path DIR or set SMALLCAPS_CSV_PATH", 2)
+            _fail(f"the {name} source needs a folder: pass --path DIR or set SMALLCAPS_CSV_PATH", 2)
         if not settings.csv_path.is_dir():
             what = "is a file, not a folder" if settings.csv_path.exists() else "does not exist"
-            _fail(f"csv source: {settings.csv_path} {what}; pass --path with the folder of your CSV files", 2)
+            _fail(f"{name} source: {settings.csv_path} {what}; pass --path with the folder of your files", 2)
     elif path is not None:
-        _fail(f"--path is read by the csv source only, and the source is {settings.source}; add --source csv", 2)
+        readers = sorted(n for n, r in SOURCES.items() if r.reads_path)
+        _fail(
+            f"--path is read by the {' and '.join(readers)} source only, and the source is {settings.source}; "
+            f"add --source {readers[0]}",
+            2,
+        )
 
 
 def _check_not_after_latest(day: date, latest: date, flag: str) -> None:

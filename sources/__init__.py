@@ -4,6 +4,7 @@ source is its module, one line in SOURCES and its tests (docs/sources.md, "Addin
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Callable
 
 from smallcaps.settings import Settings
@@ -44,16 +45,39 @@ def _yahoo(settings: Settings) -> Source:
     return YahooSource(YahooConfig.from_settings(settings))
 
 
-SOURCES: dict[str, Callable[[Settings], Source]] = {
-    "sample": _sample,
-    "csv": _csv,
-    "yahoo": _yahoo,
+@dataclass(frozen=True)
+class Registered:
+    """A registered source: how to build it, and what is known of it by its name alone, before it is
+    built or when only a loads table names it (the CLI's argument checks, the report's banner).
+    What the pipeline asks of a built source is its `capabilities` (sources.base.Capabilities)."""
+
+    build: Callable[[Settings], Source]
+    # It reads the folder of `settings.csv_path` (the CLI's --path): the CLI checks the folder before
+    # a flow starts, and refuses --path for a source that would ignore it.
+    reads_path: bool = False
+    # Its market is simulated, not observed: every page of the report says so.
+    is_synthetic: bool = False
+
+
+SOURCES: dict[str, Registered] = {
+    "sample": Registered(_sample, is_synthetic=True),
+    "csv": Registered(_csv, reads_path=True),
+    "yahoo": Registered(_yahoo),
 }
+
+
+def check_source_name(name: str) -> Registered:
+    """The registered source `name`, or a ValueError naming the known ones. The settings (the ground
+    layer, below sources/) cannot know the registry, so whoever loads settings for work checks here:
+    the CLI before any flow, the flows before any fetch."""
+    registered = SOURCES.get(name)
+    if registered is None:
+        raise ValueError(
+            f"unknown source {name!r}: known sources are {', '.join(sorted(SOURCES))} (SMALLCAPS_SOURCE or --source)"
+        )
+    return registered
 
 
 def make_source(settings: Settings) -> Source:
     """The source `settings.source` names, built from the settings it uses."""
-    factory = SOURCES.get(settings.source)
-    if factory is None:
-        raise ValueError(f"unknown source {settings.source!r}: known sources are {', '.join(sorted(SOURCES))}")
-    return factory(settings)
+    return check_source_name(settings.source).build(settings)

@@ -54,7 +54,7 @@ def test_prefixed_variables_that_are_not_settings_are_allowed(monkeypatch, name,
         ("SMALLCAPS_PAIRS", "^RUT-^GSPC", "must look like LEAD/LAG"),
         ("SMALLCAPS_PAIRS", "^RUT/^DJI", "not among index_symbols"),
         ("SMALLCAPS_ANCHORS", "ytd,April", "must be 'ytd', '1y' or a date"),
-        ("SMALLCAPS_SOURCE", "bloomberg", "source"),
+        ("SMALLCAPS_SOURCE", "", "source"),
         ("SMALLCAPS_COMPLETENESS_MIN_SHARE", "1.5", "completeness_min_share"),
     ],
 )

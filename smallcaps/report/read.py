@@ -18,6 +18,7 @@ import polars as pl
 
 from smallcaps.registry import DATASETS
 from smallcaps.settings import Settings
+from sources import SOURCES
 
 # Charts of history show the 12 months up to the night (cohort returns start at their anchor).
 WINDOW_DAYS = 365
@@ -231,7 +232,7 @@ def _read_night(con: duckdb.DuckDBPyConnection, settings: Settings, as_of: date 
         published_at=published_at,
         first_session=first_session,
         source=source,
-        is_synthetic="sample" in sources,
+        is_synthetic=any(SOURCES[s].is_synthetic for s in sources if s in SOURCES),
         window_start=window_start,
         headlines=headlines,
         index_daily=index_daily,

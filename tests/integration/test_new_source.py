@@ -15,7 +15,7 @@ import flows.nightly
 from flows.backfill import backfill
 from flows.nightly import nightly
 from small_market import SmallSample, small_settings
-from sources import SOURCES
+from sources import SOURCES, Registered
 from sources.base import Capabilities, Fetched
 
 # Runs a flow: a backfill and a nightly on the small market.
@@ -50,8 +50,6 @@ class Metered(SmallSample):
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     home = tmp_path_factory.mktemp("fake-source")
-    # The settings' own check knows the registered names (smallcaps.settings.SourceName); a new
-    # source adds its name there too. Here the settings are made past that check instead.
     settings = small_settings(home).model_copy(update={"source": "fake", "backfill_window_years": 1})
     built: list[Metered] = []
 
@@ -60,7 +58,7 @@ def run(tmp_path_factory):
         return built[-1]
 
     with pytest.MonkeyPatch.context() as mp:
-        mp.setitem(SOURCES, "fake", make)
+        mp.setitem(SOURCES, "fake", Registered(make))
         mp.setattr(flows.backfill, "settings_for", lambda *args: settings)
         mp.setattr(flows.nightly, "settings_for", lambda *args: settings)
         filled = backfill(end=END)

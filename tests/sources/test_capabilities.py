@@ -6,12 +6,10 @@ from __future__ import annotations
 import re
 from datetime import date
 from pathlib import Path
-from typing import get_args
-
 import pytest
 
-from smallcaps.settings import Settings, SourceName
-from sources import SOURCES, make_source
+from smallcaps.settings import Settings
+from sources import SOURCES, Registered, check_source_name, make_source
 from sources.base import Capabilities, Source
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -38,16 +36,34 @@ def test_each_registered_source_is_built_with_what_it_declares(tmp_path):
     assert built["yahoo"].capabilities == Capabilities(is_metered=True)
 
 
-def test_settings_accept_exactly_the_registered_sources():
-    # SMALLCAPS_SOURCE is checked against SourceName when settings load: a source in the registry
-    # but not there could not be chosen, and one there but not registered would fail at the first load.
-    assert set(get_args(SourceName)) == set(SOURCES)
+def test_what_is_known_of_a_source_by_its_name_alone():
+    # Before a source is built (the CLI's --path check) or where only a loads table names it (the
+    # report's banner), the registry answers; the names live there only (settings hold a string).
+    assert all(isinstance(r, Registered) for r in SOURCES.values())
+    assert {n for n, r in SOURCES.items() if r.reads_path} == {"csv"}
+    assert {n for n, r in SOURCES.items() if r.is_synthetic} == {"sample"}
+    assert check_source_name("yahoo") is SOURCES["yahoo"]
 
 
 def test_an_unknown_source_is_refused_naming_the_known_ones(tmp_path):
-    settings = Settings(home=tmp_path).model_copy(update={"source": "bloomberg"})  # past the settings' own check
+    settings = Settings(home=tmp_path, source="bloomberg")  # settings hold any name; the registry decides
     with pytest.raises(ValueError, match=r"unknown source 'bloomberg': known sources are csv, sample, yahoo"):
         make_source(settings)
+
+
+def test_an_unknown_source_fails_as_settings_load_for_work_before_any_flow(monkeypatch, tmp_path):
+    from typer.testing import CliRunner
+
+    from flows.nightly import settings_for
+    from smallcaps.cli import app
+
+    monkeypatch.setenv("SMALLCAPS_SOURCE", "bloomberg")
+    with pytest.raises(ValueError, match="unknown source 'bloomberg': known sources are csv, sample, yahoo"):
+        settings_for(None, None, str(tmp_path))
+    done = CliRunner().invoke(app, ["run", "--home", str(tmp_path / "home")])
+    assert done.exit_code == 2
+    assert "invalid settings: unknown source 'bloomberg'" in " ".join(done.output.split())
+    assert not (tmp_path / "home").exists()
 
 
 def test_the_yahoo_source_gets_only_the_settings_it_uses(tmp_path):
@@ -66,10 +82,9 @@ def test_the_yahoo_source_gets_only_the_settings_it_uses(tmp_path):
 
 # A comparison with a registered source's name, in either order: `source == "csv"`, `"yahoo" != x`.
 _NAMES = "|".join(map(re.escape, SOURCES))
-NAME_BRANCH = re.compile(rf"""(==|!=)\s*["']({_NAMES})["']|["']({_NAMES})["']\s*(==|!=)""")
-# The one comparison left outside sources/, and why it may stay: the CLI's --path flag is the csv
-# source's folder option, checked before a flow starts (README: bad arguments exit 2 in seconds).
-ALLOWED = {("smallcaps/cli.py", 'if settings.source == "csv":')}
+# Membership too: `"sample" in sources`.
+NAME_BRANCH = re.compile(rf"""(==|!=)\s*["']({_NAMES})["']|["']({_NAMES})["']\s*(==|!=|(not\s+)?in\s)""")
+ALLOWED: set[tuple[str, str]] = set()
 
 
 def test_no_code_outside_sources_branches_on_a_source_name():
@@ -85,7 +100,7 @@ def test_no_code_outside_sources_branches_on_a_source_name():
 
 def test_the_name_scan_finds_the_branches_it_is_for():
     # The scan above passes on today's code; here it is shown to catch what it looks for.
-    for line in ('if settings.source == "sample"', "x if source != 'csv' else y", 'if "yahoo" == s.source:'):
+    for line in ('if settings.source == "sample"', "x if source != 'csv' else y", 'if "yahoo" == s.source:', 'synthetic = "sample" in sources'):
         assert NAME_BRANCH.search(line), line
     for line in ('help="sample | yahoo | csv"', 'overrides["source"] = source', "Fmt.csv"):
         assert not NAME_BRANCH.search(line), line
