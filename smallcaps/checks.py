@@ -21,7 +21,7 @@ from sources.base import (
     HOLDINGS_SCHEMA,
     Fetched,
 )
-from warehouse.load import read, register
+from warehouse.load import read, registered
 
 # Raw table of each part of a fetch, with the source schema it follows.
 RAW_TABLES: dict[str, dict[str, pl.DataType]] = {
@@ -151,14 +151,11 @@ def history_for_gate(
         "QUALIFY row_number() OVER (PARTITION BY symbol ORDER BY session_date DESC) = 1)"
     ]
     if symbols:
-        register(con, "_gate_symbols", pl.DataFrame({"symbol": list(symbols)}, schema={"symbol": pl.String}))
-        try:
+        with registered(con, _gate_symbols=pl.DataFrame({"symbol": list(symbols)}, schema={"symbol": pl.String})):
             dormant = con.execute(
                 "SELECT symbol, last_bar_date FROM meta.series SEMI JOIN _gate_symbols USING (symbol) WHERE last_bar_date < ?",
                 [recent],
             ).fetchall()
-        finally:
-            con.unregister("_gate_symbols")
         if dormant:
             days = sorted({d for _, d in dormant})
             names = ", ".join("'" + s.replace("'", "''") + "'" for s, _ in dormant)

@@ -41,7 +41,7 @@ import polars as pl
 
 from smallcaps.crashpoints import crashpoint
 from smallcaps.registry import DATASETS, Dataset, order
-from warehouse.load import insert, read, register
+from warehouse.load import insert, read, register, registered
 
 FLOAT_TOLERANCE = 1e-12
 FAR_PAST = date(1, 1, 1)
@@ -230,12 +230,9 @@ def _new_in_scope(con, dataset: Dataset, rows: pl.DataFrame, scope: pl.DataFrame
     plain = step.scope_date.startswith("{t}.") and step.scope_date[4:].isidentifier()
     if plain:
         return filter_scope(rows.select(dataset.column_names).cast(dataset.schema), scope, step.scope_date[4:])
-    register(con, "_computed", rows)
-    try:
+    with registered(con, _computed=rows):
         sql = in_scope_sql(con, "_computed", scope, step.scope_date.replace("{t}", "r"), "new")
         return read(con, sql).select(dataset.column_names).cast(dataset.schema)
-    finally:
-        con.unregister("_computed")
 
 
 def _differs(dataset: Dataset) -> list[tuple[str, str]]:
@@ -269,9 +266,7 @@ def diff_and_write(con, dataset: Dataset, new: pl.DataFrame, old: pl.DataFrame) 
     on = " AND ".join(f'n."{k}" = o."{k}"' for k in dataset.key)
     differs = _differs(dataset)
     any_diff = " OR ".join(d for _, d in differs) or "FALSE"
-    register(con, "_n", new.select(cols))
-    register(con, "_o", old.select(cols))
-    try:
+    with registered(con, _n=new.select(cols), _o=old.select(cols)):
         upserts = read(
             con,
             f"SELECT n.* FROM _n n LEFT JOIN _o o ON {on} WHERE o.\"{dataset.key[0]}\" IS NULL OR {any_diff}",
@@ -280,16 +275,10 @@ def diff_and_write(con, dataset: Dataset, new: pl.DataFrame, old: pl.DataFrame) 
             con,
             f"SELECT o.* FROM _o o LEFT JOIN _n n ON {on} WHERE n.\"{dataset.key[0]}\" IS NULL OR {any_diff}",
         ).cast(dataset.schema)
-    finally:
-        con.unregister("_n")
-        con.unregister("_o")
     if replaced.height:
-        register(con, "_gone", replaced.select(dataset.key))
-        try:
+        with registered(con, _gone=replaced.select(dataset.key)):
             match = " AND ".join(f't."{k}" = g."{k}"' for k in dataset.key)
             con.execute(f"DELETE FROM {dataset.name} t USING _gone g WHERE {match}")
-        finally:
-            con.unregister("_gone")
     insert(con, dataset.name, upserts)
     return Change(upserts, replaced)
 

@@ -16,7 +16,7 @@ from smallcaps.checks import Batch
 from smallcaps.crashpoints import crashpoint
 from smallcaps.load_run import LoadBlocked, LoadFailed, dataset_config
 from smallcaps.settings import Settings
-from warehouse.load import MergeCounts, insert, merge, read, register, stage, transaction
+from warehouse.load import MergeCounts, insert, merge, read, registered, stage, transaction
 
 
 def _excluded_rows(batch: Batch, load_id: str, at: datetime) -> pl.DataFrame:
@@ -76,18 +76,16 @@ def update_fetch_state(con, batch: Batch, at: datetime) -> None:
         [(s, d) for d, symbols in asked.items() for s in symbols], schema={"symbol": pl.String, "dataset": pl.String}, orient="row"
     ).unique().join(failed, on=["symbol", "dataset"], how="anti")
     if ok.height:
-        register(con, "_ok", ok)
-        con.execute("INSERT OR REPLACE INTO meta.fetch_state SELECT symbol, dataset, ?, ?, NULL, 0 FROM _ok", [at, at])
-        con.unregister("_ok")
+        with registered(con, _ok=ok):
+            con.execute("INSERT OR REPLACE INTO meta.fetch_state SELECT symbol, dataset, ?, ?, NULL, 0 FROM _ok", [at, at])
     if failed.height:
-        register(con, "_failed", failed)
-        con.execute(
-            """INSERT OR REPLACE INTO meta.fetch_state
-               SELECT f.symbol, f.dataset, ?, s.last_success_at, f.error, coalesce(s.consecutive_failures, 0) + 1
-               FROM _failed f LEFT JOIN meta.fetch_state s ON s.symbol = f.symbol AND s.dataset = f.dataset""",
-            [at],
-        )
-        con.unregister("_failed")
+        with registered(con, _failed=failed):
+            con.execute(
+                """INSERT OR REPLACE INTO meta.fetch_state
+                   SELECT f.symbol, f.dataset, ?, s.last_success_at, f.error, coalesce(s.consecutive_failures, 0) + 1
+                   FROM _failed f LEFT JOIN meta.fetch_state s ON s.symbol = f.symbol AND s.dataset = f.dataset""",
+                [at],
+            )
 
 
 RENAMES_SQL = """
@@ -166,9 +164,8 @@ def update_symbols(con, changed: pl.DataFrame | None = None) -> None:
         .alias("status"),
         pl.when(pl.col("active")).then(None).otherwise(pl.col("renamed_to")).alias("renamed_to"),
     )
-    register(con, "_symbols", rows)
-    con.execute("INSERT OR REPLACE INTO meta.symbols BY NAME SELECT * FROM _symbols")
-    con.unregister("_symbols")
+    with registered(con, _symbols=rows):
+        con.execute("INSERT OR REPLACE INTO meta.symbols BY NAME SELECT * FROM _symbols")
 
 
 def _appended_window(con, changed: pl.DataFrame) -> date | None:
@@ -208,16 +205,13 @@ def update_series(con: duckdb.DuckDBPyConnection, merged: list[MergeCounts]) -> 
         .group_by("symbol")
         .agg(pl.col("session_date").min().alias("first_bar_date"), pl.col("session_date").max().alias("last_bar_date"))
     )
-    register(con, "_bounds", bounds)
-    try:
+    with registered(con, _bounds=bounds):
         con.execute(
             """INSERT OR REPLACE INTO meta.series
                SELECT b.symbol, least(b.first_bar_date, coalesce(s.first_bar_date, b.first_bar_date)),
                       greatest(b.last_bar_date, coalesce(s.last_bar_date, b.last_bar_date))
                FROM _bounds b LEFT JOIN meta.series s USING (symbol)"""
         )
-    finally:
-        con.unregister("_bounds")
 
 
 # The columns of a raw table's changed rows that derivation reads (smallcaps.steps).

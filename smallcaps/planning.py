@@ -13,7 +13,7 @@ import polars as pl
 from smallcaps import calendar
 from smallcaps.settings import Settings
 from sources.base import ACTIONS_SCHEMA, BARS_SCHEMA, FAILURES_SCHEMA, Fetched
-from warehouse.load import read, register
+from warehouse.load import read, registered
 
 
 @dataclass
@@ -229,9 +229,7 @@ def rebase_symbols(con: duckdb.DuckDBPyConnection, fetched: Fetched, as_of: date
     if dict(actions.schema) != ACTIONS_SCHEMA or dict(bars.schema) != BARS_SCHEMA:
         return {}  # mis-shaped frames are the gate's to name and block, not ours to mend
     firsts = bars.filter(pl.col("symbol").is_not_null()).group_by("symbol").agg(pl.col("session_date").min().alias("first_fetched"))
-    register(con, "_new_actions", actions)
-    register(con, "_first_fetched", firsts)
-    try:
+    with registered(con, _new_actions=actions, _first_fetched=firsts):
         rows = con.execute(
             """WITH new AS (
                    SELECT a.symbol FROM _new_actions a
@@ -246,9 +244,6 @@ def rebase_symbols(con: duckdb.DuckDBPyConnection, fetched: Fetched, as_of: date
                WHERE f.first_fetched IS NULL OR s.first_stored < f.first_fetched
                ORDER BY s.symbol"""
         ).fetchall()
-    finally:
-        con.unregister("_new_actions")
-        con.unregister("_first_fetched")
     return {s: (first, as_of if tonight is None else calendar.previous_session(tonight)) for s, first, tonight in rows}
 
 

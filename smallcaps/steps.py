@@ -21,7 +21,7 @@ import polars as pl
 
 from smallcaps import calendar
 from smallcaps.derive import FAR_FUTURE, FAR_PAST, FLOAT_TOLERANCE, Change, Changes, Context, Step, filter_scope, in_scope_sql, scope_frame
-from warehouse.load import read, register
+from warehouse.load import read, registered
 
 # How far back the state row of a series is looked for before a window: a symbol whose previous
 # bar is older (a long halt) is looked up again without the bound.
@@ -54,8 +54,7 @@ def _last_before(ctx: Context, table: str, entity: str, date_col: str, starts: p
     cols = ", ".join(f"t.{c}" for c in columns)
     lo = starts.get_column("from_date").min() - timedelta(days=STATE_WINDOW_DAYS)
     hi = starts.get_column("from_date").max()
-    register(ctx.con, "_starts", starts.select(entity, "from_date"))
-    try:
+    with registered(ctx.con, _starts=starts.select(entity, "from_date")):
         # The literal bounds let DuckDB skip the row groups of older history.
         found = read(
             ctx.con,
@@ -66,17 +65,14 @@ def _last_before(ctx: Context, table: str, entity: str, date_col: str, starts: p
         )
         missing = starts.join(found.select(entity), on=entity, how="anti") if found.height else starts
         if missing.height:
-            register(ctx.con, "_missing", missing.select(entity, "from_date"))
-            older = read(
-                ctx.con,
-                f"""SELECT t.{entity}, {cols} FROM {table} t JOIN _missing s ON t.{entity} = s.{entity}
-                    WHERE t.{date_col} < s.from_date
-                    QUALIFY row_number() OVER (PARTITION BY t.{entity} ORDER BY t.{date_col} DESC) = 1""",
-            )
-            ctx.con.unregister("_missing")
+            with registered(ctx.con, _missing=missing.select(entity, "from_date")):
+                older = read(
+                    ctx.con,
+                    f"""SELECT t.{entity}, {cols} FROM {table} t JOIN _missing s ON t.{entity} = s.{entity}
+                        WHERE t.{date_col} < s.from_date
+                        QUALIFY row_number() OVER (PARTITION BY t.{entity} ORDER BY t.{date_col} DESC) = 1""",
+                )
             found = pl.concat([found, older], how="vertical_relaxed") if found.height else older
-    finally:
-        ctx.con.unregister("_starts")
     return found
 
 
@@ -327,11 +323,8 @@ def _cohort_rows(ctx: Context, first: date, symbols: list[str] | None) -> pl.Dat
         f"""SELECT h.universe, h.as_of_date, h.symbol, h.sector, h.weight_pct, h.market_value_usd
             FROM raw.holdings h WHERE h.as_of_date BETWEEN DATE '{since}' AND DATE '{ctx.until}'""",
     )
-    register(ctx.con, "_symbols", membership.select("symbol").unique())
-    try:
+    with registered(ctx.con, _symbols=membership.select("symbol").unique()):
         fundamentals = read(ctx.con, "SELECT f.* EXCLUDE (source, fetched_at, load_id, first_seen_at) FROM raw.fundamentals f SEMI JOIN _symbols USING (symbol)")
-    finally:
-        ctx.con.unregister("_symbols")
     return cohorts(membership.lazy(), holdings.lazy(), fundamentals.lazy(), sessions.lazy()).collect()
 
 
@@ -421,11 +414,8 @@ def _sector_daily_compute(ctx: Context, scope: pl.DataFrame) -> pl.DataFrame:
     if cohorts.height == 0:
         return pl.DataFrame()
     days = cohorts.select("session_date").unique()
-    register(ctx.con, "_days", days)
-    try:
+    with registered(ctx.con, _days=days):
         rets = read(ctx.con, "SELECT r.symbol, r.session_date, r.ret_1d FROM core.equity_returns r SEMI JOIN _days USING (session_date)")
-    finally:
-        ctx.con.unregister("_days")
     return sector_daily(cohorts.lazy(), rets.lazy()).collect()
 
 
@@ -483,15 +473,12 @@ def _cohort_performance_compute(ctx: Context, scope: pl.DataFrame) -> pl.DataFra
     if wanted.height == 0:
         return pl.DataFrame()
     anchor_dates = wanted.select("anchor_date").unique()
-    register(ctx.con, "_anchor_dates", anchor_dates)
-    try:
+    with registered(ctx.con, _anchor_dates=anchor_dates):
         cohorts = read(
             ctx.con,
             "SELECT c.universe, c.symbol, c.session_date, c.cohort, c.weight FROM core.cohorts c "
             "JOIN _anchor_dates a ON c.session_date = a.anchor_date",
         )
-    finally:
-        ctx.con.unregister("_anchor_dates")
     members = members_at_anchors(cohorts.lazy(), wanted.lazy()).collect()
     needed = needed_prices(members.lazy(), wanted.lazy()).collect()
     bars = _price_rows(ctx, needed)
@@ -508,8 +495,7 @@ def _price_rows(ctx: Context, needed: pl.DataFrame) -> pl.DataFrame:
     windows = _price_windows(needed.get_column("session_date").unique().to_list())
     # Literal ranges: DuckDB reads only the row groups of those days.
     ranges = " OR ".join(f"r.session_date BETWEEN DATE '{lo}' AND DATE '{hi}'" for lo, hi in windows)
-    register(ctx.con, "_syms", needed.select("symbol").unique())
-    try:
+    with registered(ctx.con, _syms=needed.select("symbol").unique()):
         rows = read(
             ctx.con,
             f"SELECT r.symbol, r.session_date, r.adj_close FROM core.equity_returns r SEMI JOIN _syms s ON r.symbol = s.symbol WHERE {ranges}",
@@ -522,16 +508,13 @@ def _price_rows(ctx: Context, needed: pl.DataFrame) -> pl.DataFrame:
             .filter(pl.col("_bar").is_null() | (pl.col("_bar") < pl.col("session_date") - timedelta(days=PRICE_WINDOW_DAYS)))
         )
         if probe.height:
-            register(ctx.con, "_probe", probe.select("symbol", "session_date"))
-            older = read(
-                ctx.con,
-                """SELECT r.symbol, r.session_date, r.adj_close FROM _probe p
-                   ASOF JOIN core.equity_returns r ON r.symbol = p.symbol AND r.session_date <= p.session_date""",
-            )
-            ctx.con.unregister("_probe")
+            with registered(ctx.con, _probe=probe.select("symbol", "session_date")):
+                older = read(
+                    ctx.con,
+                    """SELECT r.symbol, r.session_date, r.adj_close FROM _probe p
+                       ASOF JOIN core.equity_returns r ON r.symbol = p.symbol AND r.session_date <= p.session_date""",
+                )
             rows = pl.concat([rows, older], how="vertical_relaxed").unique(["symbol", "session_date"])
-    finally:
-        ctx.con.unregister("_syms")
     return rows
 
 
@@ -554,21 +537,17 @@ def _index_daily_compute(ctx: Context, scope: pl.DataFrame) -> pl.DataFrame:
 
     starts = _starts(scope, read(ctx.con, "SELECT DISTINCT symbol FROM raw.index_bars"), "symbol")
     state = _last_before(ctx, "marts.index_daily", "symbol", "session_date", starts, list(INDEX_STATE_COLUMNS[1:]) + ["session_date"])
-    register(ctx.con, "_starts", starts)
-    try:
+    with registered(ctx.con, _starts=starts):
         before = read(
             ctx.con,
             "SELECT s.symbol, count(d.session_date) AS n FROM _starts s LEFT JOIN marts.index_daily d "
             "ON d.symbol = s.symbol AND d.session_date < s.from_date GROUP BY s.symbol",
         )
-    finally:
-        ctx.con.unregister("_starts")
     long_enough = before.filter(pl.col("n") >= INDEX_LOOKBACK_SESSIONS).get_column("symbol")
     state = state.filter(pl.col("symbol").is_in(long_enough.implode())) if state.height else state
     # Bars: from the start of each symbol's look-back window (its first bar without state).
     windows = starts.join(state.select("symbol", pl.col("session_date").alias("_state_date")), on="symbol", how="left")
-    register(ctx.con, "_windows", windows)
-    try:
+    with registered(ctx.con, _windows=windows):
         bars = read(
             ctx.con,
             f"""WITH context AS (
@@ -582,8 +561,6 @@ def _index_daily_compute(ctx: Context, scope: pl.DataFrame) -> pl.DataFrame:
                 WHERE b.session_date <= ? AND (w._state_date IS NULL OR b.session_date > w._state_date)""",
             [ctx.until],
         )
-    finally:
-        ctx.con.unregister("_windows")
     return index_daily(bars.lazy(), state.select(*INDEX_STATE_COLUMNS, "symbol").lazy() if state.height else None).collect()
 
 
@@ -597,15 +574,12 @@ def _index_records_scope(ctx: Context, changes: Changes) -> pl.DataFrame:
 
 def _read_index_daily(ctx: Context, symbols: list[str], since: date | None = None) -> pl.DataFrame:
     """index_daily rows of `symbols` from `since` (every row without it) up to ctx.until."""
-    register(ctx.con, "_symbols", pl.DataFrame({"symbol": symbols}, schema={"symbol": pl.String}))
-    try:
+    with registered(ctx.con, _symbols=pl.DataFrame({"symbol": symbols}, schema={"symbol": pl.String})):
         return read(
             ctx.con,
             "SELECT * FROM marts.index_daily SEMI JOIN _symbols USING (symbol) WHERE session_date BETWEEN ? AND ?",
             [since or FAR_PAST, ctx.until],
         )
-    finally:
-        ctx.con.unregister("_symbols")
 
 
 def _index_records_scope_all(ctx: Context, first: date) -> pl.DataFrame:
@@ -698,16 +672,13 @@ def _relative_performance_compute(ctx: Context, scope: pl.DataFrame) -> pl.DataF
 def _relative_performance_history(ctx: Context, rows: pl.DataFrame) -> pl.DataFrame:
     """The stored row of each pair just before the computed ones (streak checks continue from it)."""
     starts = rows.group_by("lead_symbol", "lag_symbol").agg(pl.col("session_date").min().alias("_first"))
-    register(ctx.con, "_firsts", starts)
-    try:
+    with registered(ctx.con, _firsts=starts):
         return read(
             ctx.con,
             """SELECT r.* FROM marts.relative_performance r JOIN _firsts f USING (lead_symbol, lag_symbol)
                WHERE r.session_date < f._first
                QUALIFY row_number() OVER (PARTITION BY r.lead_symbol, r.lag_symbol ORDER BY r.session_date DESC) = 1""",
         )
-    finally:
-        ctx.con.unregister("_firsts")
 
 
 def _index_performance_scope(ctx: Context, changes: Changes) -> pl.DataFrame:
@@ -738,13 +709,8 @@ def _index_performance_compute(ctx: Context, scope: pl.DataFrame) -> pl.DataFram
     closes = _read_index_daily(ctx, symbols, first - timedelta(days=ROLLING_ANCHOR_LOOKBACK_DAYS))
     dated = [calendar.session_on_or_before(date.fromisoformat(a)) for a in ctx.anchors if a not in ("ytd", "1y")]
     if dated:
-        register(ctx.con, "_dated", pl.DataFrame({"session_date": dated}, schema={"session_date": pl.Date}))
-        register(ctx.con, "_symbols", pl.DataFrame({"symbol": symbols}, schema={"symbol": pl.String}))
-        try:
+        with registered(ctx.con, _dated=pl.DataFrame({"session_date": dated}, schema={"session_date": pl.Date}), _symbols=pl.DataFrame({"symbol": symbols}, schema={"symbol": pl.String})):
             at_anchors = read(ctx.con, "SELECT * FROM marts.index_daily SEMI JOIN _symbols USING (symbol) SEMI JOIN _dated USING (session_date)")
-        finally:
-            ctx.con.unregister("_dated")
-            ctx.con.unregister("_symbols")
         closes = pl.concat([closes, at_anchors]).unique(["symbol", "session_date"])
     sessions = read(ctx.con, "SELECT session_date FROM core.sessions WHERE session_date <= ?", [ctx.until])
     rows = index_performance(closes.lazy(), sessions.lazy(), anchors=ctx.anchors, as_of=ctx.until).collect()
@@ -798,8 +764,7 @@ def _headlines_compute(ctx: Context, scope: pl.DataFrame) -> pl.DataFrame:
     if not nights:
         return pl.DataFrame()
     since = nights[0] - timedelta(days=HEADLINE_LOOKBACK_DAYS)
-    register(ctx.con, "_nights", pl.DataFrame({"session_date": nights}, schema={"session_date": pl.Date}))
-    try:
+    with registered(ctx.con, _nights=pl.DataFrame({"session_date": nights}, schema={"session_date": pl.Date})):
         at = lambda table: read(ctx.con, f"SELECT * FROM {table} SEMI JOIN _nights USING (session_date)").lazy()  # noqa: E731
         window = lambda table: read(  # noqa: E731
             ctx.con, f"SELECT * FROM {table} WHERE session_date BETWEEN ? AND ?", [since, nights[-1]]
@@ -817,8 +782,6 @@ def _headlines_compute(ctx: Context, scope: pl.DataFrame) -> pl.DataFrame:
             anchors=ctx.anchors,
             names=ctx.index_names,
         ).collect()
-    finally:
-        ctx.con.unregister("_nights")
 
 
 # the step table -----------------------------------------------------------------------------------

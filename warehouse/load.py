@@ -83,8 +83,7 @@ def merge(
     values = [c for c in cols if c not in keys and c not in BOOKKEEPING_COLUMNS]
     kept = KEEP_WHEN_NULL.get(table, ())
     incoming = {c: f"coalesce(s.{c}, t.{c})" if c in kept else f"s.{c}" for c in cols}
-    register(con, "_staged", staged.select(cols))
-    try:
+    with registered(con, _staged=staged.select(cols)):
         on = " AND ".join(f"t.{k} = s.{k}" for k in keys)
         differs = " OR ".join(f"t.{c} IS DISTINCT FROM {incoming[c]}" for c in values) or "false"
         key_text = " || '|' || ".join(f"CAST(s.{k} AS VARCHAR)" for k in keys)
@@ -116,8 +115,6 @@ def merge(
         inserted = con.execute(
             f"INSERT INTO {table} SELECT s.* FROM _staged s WHERE NOT EXISTS (SELECT 1 FROM {table} t WHERE {on})"
         ).fetchone()[0]
-    finally:
-        con.unregister("_staged")
     return MergeCounts(staged.height, int(inserted), int(changed), new, old)
 
 
@@ -134,17 +131,29 @@ def replace(con: duckdb.DuckDBPyConnection, table: str, df: pl.DataFrame) -> int
 def insert(con: duckdb.DuckDBPyConnection, table: str, df: pl.DataFrame) -> None:
     """Append a frame's rows to `table`, its columns matched by name (none: nothing to do)."""
     if df.height:
-        register(con, "_rows", df)
-        try:
+        with registered(con, _rows=df):
             con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _rows")
-        finally:
-            con.unregister("_rows")
 
 
 def read(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None) -> pl.DataFrame:
     """A query's rows as a polars frame (DuckDB 2.0 offers `.pl()` on relations, not on execute results)."""
     con.complete()
     return con.sql(sql, params=params or None).pl()
+
+
+@contextmanager
+def registered(con: duckdb.DuckDBPyConnection, **frames: pl.DataFrame) -> Iterator[None]:
+    """Expose each frame to SQL under its keyword's name for the `with` block; they are removed
+    after it, whatever happens inside (a name left registered would shadow the next query's)."""
+    done: list[str] = []
+    try:
+        for name, df in frames.items():
+            register(con, name, df)
+            done.append(name)
+        yield
+    finally:
+        for name in reversed(done):
+            con.unregister(name)
 
 
 def register(con: duckdb.DuckDBPyConnection, name: str, df: pl.DataFrame) -> None:

@@ -31,7 +31,7 @@ import polars as pl
 from smallcaps.crashpoints import crashpoint
 from smallcaps.registry import DATASETS, described
 from warehouse.db import table_names
-from warehouse.load import register
+from warehouse.load import registered
 
 # What a reader needs: every mart, the core tables behind them, and what happened (meta, dq).
 PUBLISHED_SCHEMAS = ("marts", "core")
@@ -222,17 +222,11 @@ def _apply(con: duckdb.DuckDBPyConnection, target: str, patch: Patch) -> None:
     match = " AND ".join(f't."{k}" = g."{k}"' for k in patch.keys)
     for frame in (patch.remove, patch.write):
         if frame.height:
-            register(con, "_gone", frame.select(patch.keys))
-            try:
+            with registered(con, _gone=frame.select(patch.keys)):
                 con.execute(f"DELETE FROM {target} t USING _gone g WHERE {match}")
-            finally:
-                con.unregister("_gone")
     if patch.write.height:
-        register(con, "_rows", patch.write)
-        try:
+        with registered(con, _rows=patch.write):
             con.execute(f"INSERT INTO {target} BY NAME SELECT * FROM _rows")
-        finally:
-            con.unregister("_rows")
 
 
 def snapshot_load(published_dir: Path) -> str | None:
