@@ -33,8 +33,8 @@ sys.path.insert(0, str(ROOT / "bench"))
 import harness  # noqa: E402
 from nightly_history import COMPANIES_SETTING  # noqa: E402
 
-from smallcaps import calendar  # noqa: E402
-from smallcaps.settings import Settings  # noqa: E402
+from ground import calendar  # noqa: E402
+from ground.settings import Settings  # noqa: E402
 
 
 @dataclass(frozen=True)

@@ -13,9 +13,9 @@ Two parts.
    its own, 20-45 days for a 10-Q and 10-35 days more for its 10-K, a few days of noise, and 4% of
    the reports 10-60 days late; Yahoo's statements carry a report 1-3 days after it; 3% of the
    companies have no statements at Yahoo. Every night runs the pipeline's own rules:
-   `smallcaps.planning.last_needed_sessions` (which former members are still priced, with the
+   `pipeline.planning.last_needed_sessions` (which former members are still priced, with the
    default anchors) and `sources.yahoo.fundamentals_due` (whose fundamentals are asked: current
-   members only, as `smallcaps.planning.fundamentals_symbols` does), on the
+   members only, as `pipeline.planning.fundamentals_symbols` does), on the
    state the earlier simulated nights left; a symbol whose fundamentals are fetched costs two
    requests (statements and the v7 quote that dates its newest quarter), one where Yahoo has no
    statements. Printed: requests per member per night over the last year of nights (median,
@@ -65,9 +65,9 @@ sys.path.insert(0, str(HTTP_FIXTURES))
 import polars as pl  # noqa: E402
 
 import fake_yahoo as fy  # noqa: E402
-from smallcaps import calendar  # noqa: E402
-from smallcaps.planning import last_needed_sessions  # noqa: E402
-from smallcaps.settings import Settings  # noqa: E402
+from ground import calendar  # noqa: E402
+from pipeline.planning import last_needed_sessions  # noqa: E402
+from ground.settings import Settings  # noqa: E402
 from sources.base import Fetched  # noqa: E402
 from sources.yahoo import YahooConfig, YahooSource, fundamentals_due  # noqa: E402
 
@@ -222,7 +222,7 @@ def simulate(market: Market, anchors: list[str], max_age_days: int, first: date,
             if last >= window_start and (by_symbol[s].delisted_date is None or by_symbol[s].delisted_date > day)
         ]
         priced = current + former
-        # Fundamentals of current members only (smallcaps.planning.fundamentals_symbols).
+        # Fundamentals of current members only (pipeline.planning.fundamentals_symbols).
         stored = pl.DataFrame(
             [
                 (s, by_symbol[s].newest_end, by_symbol[s].last_success, _expected_lag(by_symbol[s]))
@@ -251,7 +251,7 @@ def simulate(market: Market, anchors: list[str], max_age_days: int, first: date,
 
 
 def _expected_lag(c: Company) -> int | None:
-    """The report lag smallcaps.planning.fundamentals_symbols reads from raw.fundamentals: the
+    """The report lag pipeline.planning.fundamentals_symbols reads from raw.fundamentals: the
     same fiscal quarter a year before the next one (the 4th newest), else the newest."""
     if c.newest_end is None:
         return None

@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from harness import BACKFILL, NIGHTLY  # noqa: E402
-from smallcaps import calendar  # noqa: E402
+from ground import calendar  # noqa: E402
 
 GATE_STEPS = ("validate", "load.gate_marts")
 # Top-level steps of flows.run (the load.* entries are parts of `load`).

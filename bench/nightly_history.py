@@ -34,8 +34,8 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 import harness  # noqa: E402
 
-from smallcaps import calendar  # noqa: E402
-from smallcaps.settings import Settings  # noqa: E402
+from ground import calendar  # noqa: E402
+from ground.settings import Settings  # noqa: E402
 
 # The sample's company-count setting (being added): set through its environment variable.
 COMPANIES_SETTING = "sample_companies"

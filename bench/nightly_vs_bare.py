@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 import harness  # noqa: E402
 
-from smallcaps import calendar  # noqa: E402
+from ground import calendar  # noqa: E402
 
 
 def main() -> None:

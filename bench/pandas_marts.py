@@ -15,7 +15,7 @@ pandas comparison says anything about.
 
 Inputs are pandas frames of the raw tables (bookkeeping columns dropped), already filtered to
 `as_of` by the caller, plus the sorted NYSE sessions. Dates are datetime64 columns; missing values
-are NaN/NaT. `derive` returns every table with the columns of its dataset (smallcaps/registry.py),
+are NaN/NaT. `derive` returns every table with the columns of its dataset (ground/registry.py),
 and seconds per table.
 """
 

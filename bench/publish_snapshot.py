@@ -21,8 +21,8 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from rebuild_marts import backfill_without_prefect  # noqa: E402
 
-from smallcaps.registry import DATASETS  # noqa: E402
-from smallcaps.settings import Settings  # noqa: E402
+from ground.registry import DATASETS  # noqa: E402
+from ground.settings import Settings  # noqa: E402
 from warehouse.db import connect, table_names  # noqa: E402
 from warehouse.publish import publish  # noqa: E402
 

@@ -1,4 +1,4 @@
-"""Seconds per core table and mart of the real full rebuild (`smallcaps.loading.rebuild`).
+"""Seconds per core table and mart of the real full rebuild (`pipeline.loading.rebuild`).
 
 Usage: .venv/bin/python bench/rebuild_marts.py [WAREHOUSE] [--rounds 3]
 
@@ -24,8 +24,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from smallcaps import calendar, checks, load_run, loading, planning  # noqa: E402
-from smallcaps.settings import Settings  # noqa: E402
+from ground import calendar
+from pipeline import checks, load_run, loading
+from pipeline import planning  # noqa: E402
+from ground.settings import Settings  # noqa: E402
 from sources import make_source  # noqa: E402
 from sources.base import Fetched  # noqa: E402
 

@@ -14,7 +14,7 @@ rotation spreads the noise over all sides), all in this one process:
 - `memory`: our transforms over the whole history at once, in memory, no carried state, no window
   (what tests/helpers/oracle.py:derive_all computes, here with a time per table); it reads the raw
   tables from an in-memory DuckDB into polars inside its time.
-- `rebuild`: the real full rebuild, `smallcaps.loading.rebuild` (what `smallcaps rebuild` runs
+- `rebuild`: the real full rebuild, `pipeline.loading.rebuild` (what `smallcaps rebuild` runs
   without Prefect, publish and export), on a copy of the warehouse's raw tables in a new warehouse
   file whose core and marts are empty: every derived row is computed year by year, gated, and
   written. Its time is the whole thing: open the file, rebuild (one transaction), close.
@@ -54,9 +54,9 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 import pandas_marts  # noqa: E402
 
-from smallcaps import calendar  # noqa: E402
-from smallcaps.registry import get  # noqa: E402
-from smallcaps.settings import Settings  # noqa: E402
+from ground import calendar  # noqa: E402
+from ground.registry import get  # noqa: E402
+from ground.settings import Settings  # noqa: E402
 
 RAW_TABLES = ("raw.index_bars", "raw.equity_bars", "raw.holdings", "raw.fundamentals")
 # Copied into the rebuild's warehouse as well (derivation does not read it; a warehouse has it).
@@ -155,7 +155,7 @@ def ours(con: duckdb.DuckDBPyConnection, settings: Settings, as_of: date) -> tup
 def raw_only_warehouse(source: Path, folder: Path) -> Path:
     """A new warehouse (migrated, empty core and marts) holding a copy of the raw tables of
     `source`: what the `rebuild` side starts from, copied again before each run."""
-    from smallcaps.load_run import open_warehouse
+    from pipeline.load_run import open_warehouse
 
     settings = Settings(home=folder)
     con = open_warehouse(settings)
@@ -180,7 +180,7 @@ def fresh_home(template: Path) -> Path:
 def real_rebuild(home: Path) -> dict[str, float]:
     """loading.rebuild on home's warehouse, as `smallcaps rebuild` runs it (without its publish and
     export): seconds per dataset, "derive" (all of them), "open" and "close" (the file)."""
-    from smallcaps import load_run, loading
+    from pipeline import load_run, loading
     from warehouse import loads
 
     settings = Settings(home=home)

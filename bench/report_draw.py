@@ -8,7 +8,7 @@ HOME is a data home with a published snapshot (`.venv/bin/smallcaps demo --home 
 market is the size the report's figures in docs/report.md are quoted at). HOME is only read: its
 snapshot is copied, untimed, into one temporary home per variant, and each report is written there.
 Variants, each in a fresh process (imports excluded from the timing: they cost all of them the same):
-  before: `smallcaps/report.py` of git REF (default: the commit before the split), loaded from a
+  before: `report.py` of git REF (default: the commit before the split), loaded from a
           temporary file; it has no cache and draws every chart
   drawn:  today's `write_report(..., redraw=True)`: every chart drawn (a new night's case: its
           title carries the night, so no chart of the previous night can be reused)
@@ -34,13 +34,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from harness import load_avg  # noqa: E402
 
-# The last commit whose report was the single module smallcaps/report.py.
+# The last commit whose report was the single module report.py.
 BASELINE = "0942ee4"
 
 RUN = """
 import importlib.util, json, sys, time
 from datetime import date
-from smallcaps.settings import Settings
+from ground.settings import Settings
 variant, home, as_of, before = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
 if variant == "before":
     spec = importlib.util.spec_from_file_location("report_before", before)
@@ -49,7 +49,7 @@ if variant == "before":
     spec.loader.exec_module(module)
     write = lambda s, d: module.write_report(s, d)
 else:
-    from smallcaps.report import write_report
+    from report import write_report
     write = lambda s, d: write_report(s, d, redraw=variant == "drawn")
 settings = Settings(home=home)
 day = date.fromisoformat(as_of) if as_of else None
@@ -74,7 +74,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--home", type=Path, required=True, help="a data home with a published snapshot")
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--baseline", default=BASELINE, help="git ref whose smallcaps/report.py is 'before'")
+    parser.add_argument("--baseline", default=BASELINE, help="git ref whose report.py is 'before'")
     parser.add_argument("--as-of", default="", help="night to report (default: the snapshot's)")
     args = parser.parse_args()
     snapshot = args.home / "published" / "smallcaps.duckdb"
@@ -84,9 +84,9 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="report-bench-"))
     try:
         before = tmp / "report_before.py"
-        shown = subprocess.run(["git", "show", f"{args.baseline}:smallcaps/report.py"], cwd=ROOT, capture_output=True, text=True)
+        shown = subprocess.run(["git", "show", f"{args.baseline}:report.py"], cwd=ROOT, capture_output=True, text=True)
         if shown.returncode != 0:
-            raise SystemExit(f"git show {args.baseline}:smallcaps/report.py failed: {shown.stderr.strip()}; pass --baseline REF")
+            raise SystemExit(f"git show {args.baseline}:report.py failed: {shown.stderr.strip()}; pass --baseline REF")
         before.write_text(shown.stdout, "utf-8")
         homes = {}
         for variant in ("before", "drawn", "cached"):

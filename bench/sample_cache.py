@@ -56,7 +56,7 @@ import json, sys, time
 from datetime import date
 from pathlib import Path
 import polars as pl
-from smallcaps import calendar
+from ground import calendar
 from sources.sample import INDEX_SYMBOLS, UNIVERSES, SampleSource
 
 start, companies, night = date.fromisoformat(sys.argv[1]), int(sys.argv[2]), date.fromisoformat(sys.argv[3])
@@ -107,7 +107,7 @@ def folder_bytes(folder: Path) -> int:
 
 
 def main() -> None:
-    from smallcaps import calendar
+    from ground import calendar
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--night", type=date.fromisoformat, default=None, help="default: the latest completed session")

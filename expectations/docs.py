@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Mapping
 
 from expectations.suites import SUITES
-from smallcaps.settings import Settings
+from ground.settings import Settings
 
 KEEP_LOADS = 60  # validation folders kept; the oldest go first
 

@@ -38,8 +38,8 @@ from typing import Iterable, Mapping
 import polars as pl
 
 from expectations.suites import Expectation, Params, Suite, check_overrides, suite as get_suite
-from smallcaps.schemas import BOOKKEEPING_COLUMNS
-from smallcaps.settings import Universe
+from ground.schemas import BOOKKEEPING_COLUMNS
+from ground.settings import Universe
 
 RESULTS_SCHEMA: dict[str, pl.DataType] = {
     "load_id": pl.String,

@@ -29,8 +29,8 @@ from typing import Callable, Literal, Mapping
 
 import polars as pl
 
-from smallcaps.schemas import ACTIONS_SCHEMA, BARS_SCHEMA, BOOKKEEPING_COLUMNS, FUNDAMENTALS_SCHEMA, HOLDINGS_SCHEMA
-from smallcaps.settings import DEFAULT_UNIVERSES, Universe
+from ground.schemas import ACTIONS_SCHEMA, BARS_SCHEMA, BOOKKEEPING_COLUMNS, FUNDAMENTALS_SCHEMA, HOLDINGS_SCHEMA
+from ground.settings import DEFAULT_UNIVERSES, Universe
 
 Severity = Literal["error", "quarantine", "warning"]
 # What each severity does to a load (docs/data-quality.md, "Severity"):
@@ -234,7 +234,7 @@ def _repeated(keys: tuple[str, ...]) -> Failing:
 
 
 def _sessions_between(df: pl.DataFrame, column: str) -> list[date]:
-    from smallcaps import calendar
+    from ground import calendar
 
     days = df.get_column(column).drop_nulls()
     if days.is_empty():
@@ -812,7 +812,7 @@ def _actions_suite() -> Suite:
 # A mart's grain, key, columns and which columns are never null are declared once, in the
 # registry of datasets: its suite is made from that declaration plus the checks below.
 def _declared(table: str):
-    from smallcaps.registry import get
+    from ground.registry import get
 
     return get(table)
 

@@ -9,7 +9,8 @@ from prefect import flow, get_run_logger
 from flows.nightly import settings_for
 from flows.run import record_failed_load, run_load
 from flows.runner import PipelineTaskRunner
-from smallcaps import calendar, planning
+from ground import calendar
+from pipeline import planning
 from sources import make_source
 
 # Where a backfill without a start begins when its source cannot say (Capabilities.first_date).

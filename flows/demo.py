@@ -6,7 +6,7 @@ from prefect import flow
 
 from flows.backfill import backfill
 from flows.nightly import nightly
-from smallcaps import calendar
+from ground import calendar
 
 
 @flow(name="demo")

@@ -10,8 +10,9 @@ from prefect import flow, get_run_logger
 from expectations.suites import check_overrides
 from flows.run import run_load
 from flows.runner import PipelineTaskRunner
-from smallcaps import calendar, planning
-from smallcaps.settings import Settings
+from ground import calendar
+from pipeline import planning
+from ground.settings import Settings
 from sources import check_source_name
 
 

@@ -10,8 +10,8 @@ from prefect import flow, get_run_logger, runtime
 
 from flows import tasks
 from flows.nightly import settings_for
-from smallcaps import load_run, loading, progress
-from smallcaps.lock import load_lock
+from pipeline import load_run, loading, progress
+from pipeline.lock import load_lock
 from warehouse import loads
 
 

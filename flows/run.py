@@ -1,5 +1,5 @@
 """The sequence shared by the nightly and backfill flows: lock, plan, fetch, validate, load,
-check completeness, publish, record. Only orchestration here; the work is in smallcaps.planning,
+check completeness, publish, record. Only orchestration here; the work is in pipeline.planning,
 checks, loading and load_run."""
 
 from __future__ import annotations
@@ -13,10 +13,11 @@ from prefect import get_run_logger, runtime, unmapped
 
 from expectations import gate
 from flows import tasks
-from smallcaps import calendar, checks, load_run, loading, planning, progress
-from smallcaps.lock import load_lock
-from smallcaps.crashpoints import crashpoint
-from smallcaps.settings import Settings
+from ground import calendar
+from pipeline import checks, load_run, loading, planning, progress
+from pipeline.lock import load_lock
+from ground.crashpoints import crashpoint
+from ground.settings import Settings
 from sources import make_source
 from sources.base import Fetched, Source
 from warehouse import loads

@@ -17,7 +17,7 @@ from typing import Any, Iterable
 
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
-from smallcaps.settings import Settings
+from ground.settings import Settings
 
 THREADS = 4
 

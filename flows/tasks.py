@@ -1,4 +1,4 @@
-"""Prefect tasks: thin wrappers over the load's steps (smallcaps.planning, checks, loading).
+"""Prefect tasks: thin wrappers over the load's steps (pipeline.planning, checks, loading).
 
 Retries sit only on the tasks that do I/O against a source or the file system; validation and
 the transactional load are deterministic, so retrying them would only repeat a failure. No task
@@ -19,9 +19,9 @@ import duckdb
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from smallcaps import checks, loading
-from smallcaps.crashpoints import crashpoint
-from smallcaps.settings import Settings
+from pipeline import checks, loading
+from ground.crashpoints import crashpoint
+from ground.settings import Settings
 from sources.base import Fetched, Source
 from warehouse.publish import Published, publish
 
@@ -85,7 +85,7 @@ def load(con, batch, gated, load_id: str, source: str, fetched_at: datetime, set
 
 @task(name="publish", retries=1, retry_delay_seconds=2, cache_policy=NO_CACHE)
 def publish_snapshot(con, settings: Settings, as_of: date, load_id: str, source: str, patches=None) -> Published:
-    from smallcaps.registry import DATASETS
+    from ground.registry import DATASETS
 
     return publish(
         con, settings.published_dir, as_of=as_of, load_id=load_id, source=source, keep=settings.keep_snapshots,
@@ -95,7 +95,7 @@ def publish_snapshot(con, settings: Settings, as_of: date, load_id: str, source:
 
 @task(name="export-parquet", retries=1, retry_delay_seconds=2, cache_policy=NO_CACHE)
 def export_parquet(con, settings: Settings, load_id: str):
-    from smallcaps.registry import DATASETS
+    from ground.registry import DATASETS
     from warehouse.export import export
 
     partitions = {d.name: d.date_column for d in DATASETS if d.export}
@@ -109,7 +109,7 @@ def write_report(settings: Settings, as_of: date):
     """The night's HTML report and charts, linked from a Prefect markdown artifact."""
     from prefect.artifacts import create_markdown_artifact
 
-    from smallcaps.report import write_report as write
+    from report import write_report as write
 
     report = write(settings, as_of)
     create_markdown_artifact(key="smallcaps-report", markdown=report.markdown, description=f"smallcaps, night of {as_of}")

@@ -84,7 +84,7 @@ class Fmt(str, Enum):
 
 
 def _settings(source: Optional[str] = None, path: Optional[Path] = None, home: Optional[Path] = None):
-    from smallcaps.settings import Settings
+    from ground.settings import Settings
 
     overrides = {}
     if source:
@@ -126,13 +126,13 @@ def _warm_up_gate() -> None:
 
 def _run_flow(label: str, fn, **kwargs) -> dict:
     """Run a flow with a live elapsed-time status; turn pipeline errors into clear exits."""
-    from smallcaps.lock import LoadLocked
+    from pipeline.lock import LoadLocked
     from flows.run import PublishFailed
-    from smallcaps.load_run import LoadFailed, NightHeld
+    from pipeline.load_run import LoadFailed, NightHeld
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-    from smallcaps import progress
+    from pipeline import progress
 
     started = time.perf_counter()
     _warm_up_gate()
@@ -227,7 +227,7 @@ def run(
     settings = _settings(source, path, home)
     _check_source(settings, path)
     # Checked here, before the flow starts a Prefect server (seconds) for a run that cannot load.
-    from smallcaps import calendar
+    from ground import calendar
 
     if day is not None:
         _check_not_after_latest(day, calendar.latest_completed_session(), "--as-of")
@@ -257,7 +257,7 @@ def backfill(
     settings = _settings(source, path, home)
     _check_source(settings, path)
     if last is not None:
-        from smallcaps import calendar
+        from ground import calendar
 
         _check_not_after_latest(last, calendar.latest_completed_session(), "--end")
     from flows.backfill import backfill as backfill_flow
@@ -468,7 +468,7 @@ def status(
     """Last loads, freshness per table, row counts, and the published snapshot BI tools should open."""
     _no_csv(fmt)
     settings = _settings(None, None, home)
-    from smallcaps.lock import LoadLocked
+    from pipeline.lock import LoadLocked
     from smallcaps.status import collect, fix_views as write_views
 
     if fix_views:
@@ -615,7 +615,7 @@ def report(
     """Write the night's static HTML report (charts embedded, also saved as PNGs) from the published snapshot."""
     settings = _settings(None, None, home)
     day = _date(as_of, "--as-of")
-    from smallcaps.report import ReportError, write_report
+    from report import ReportError, write_report
 
     try:
         r = write_report(settings, day)

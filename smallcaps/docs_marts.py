@@ -7,14 +7,14 @@ from __future__ import annotations
 
 import sys
 
-from smallcaps.registry import DATASETS, Dataset
+from ground.registry import DATASETS, Dataset
 
 INTRO = """# Marts: the BI contract
 
-<!-- Generated from smallcaps/registry.py by `python -m smallcaps.docs_marts > docs/marts.md`: edit the registry, not this page. -->
+<!-- Generated from ground/registry.py by `python -m smallcaps.docs_marts > docs/marts.md`: edit the registry, not this page. -->
 
 The `marts` schema is what BI tools and ad-hoc SQL should read; `core` holds the cleaned and derived
-tables the marts are made from. Every table below is declared once in `smallcaps/registry.py`
+tables the marts are made from. Every table below is declared once in `ground/registry.py`
 (grain, key, columns with meaning and unit, inputs, checks, export); the warehouse's tables, their
 comments, the Parquet exports and this page all come from there. A night recomputes only the rows
 its new or revised data reach and writes only those that differ (see docs/operations.md); a row

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import duckdb
 
-from smallcaps.settings import Settings
+from ground.settings import Settings
 
 
 @dataclass

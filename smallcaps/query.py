@@ -16,7 +16,7 @@ from datetime import date
 
 import duckdb
 
-from smallcaps.settings import Settings
+from ground.settings import Settings
 from warehouse.publish import snapshot_for
 
 BATCH_ROWS = 10_000

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import duckdb
 
-from smallcaps.settings import Settings
-from smallcaps.registry import DATASETS
+from ground.settings import Settings
+from ground.registry import DATASETS
 from warehouse.db import table_names
 from warehouse.export import rewrite_views, views_read
 
@@ -78,7 +78,7 @@ def views_status(settings: Settings) -> Views:
 def fix_views(settings: Settings) -> Path:
     """Write the views file again for where the data home is now (absolute paths, warehouse/export.py
     says why), under the load lock so it never races a nightly export."""
-    from smallcaps.lock import load_lock
+    from pipeline.lock import load_lock
 
     with load_lock(settings.home):
         return rewrite_views(

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from smallcaps.settings import Settings
+from ground.settings import Settings
 from sources.base import Source
 
 # Factories import their module when called: a source's dependencies (yfinance, numpy's market

@@ -2,7 +2,7 @@
 
 A source fetches; it does not stamp `load_id`, `fetched_at` or `source` (staging does that) and it
 never touches the warehouse. Every frame it returns has exactly the columns and dtypes of
-`smallcaps.schemas`, so that the gate and the merge can rely on them. A symbol that could not be fetched is reported in
+`ground.schemas`, so that the gate and the merge can rely on them. A symbol that could not be fetched is reported in
 `failures`, never silently left out. Rows a source reads but deliberately does not keep (cash and
 futures lines of a holdings file, say) are reported in `excluded` with the reason.
 """
@@ -15,9 +15,9 @@ from typing import Protocol, Sequence, runtime_checkable
 
 import polars as pl
 
-# The schemas live in the ground (smallcaps.schemas) because the gate and the warehouse read them
+# The schemas live in the ground (ground.schemas) because the gate and the warehouse read them
 # too; they are re-exported here as part of the source contract, which sources/ and the tests import.
-from smallcaps.schemas import (  # noqa: F401
+from ground.schemas import (  # noqa: F401
     ACTIONS_SCHEMA,
     BARS_SCHEMA,
     BOOKKEEPING_COLUMNS,

@@ -523,12 +523,12 @@ class CsvSource:
         """`universes` maps ETF ticker -> universe name ({u.etf: u.name for u in settings.universes});
         `overrides_path` is the ticker -> symbol override file (sources.symbols); `index_symbols`
         (settings.index_symbols) decides whether an excluded bar is reported under raw.index_bars or
-        raw.equity_bars, as smallcaps.checks.split does; `latest_session_date` fixes what counts
+        raw.equity_bars, as pipeline.checks.split does; `latest_session_date` fixes what counts
         as the future (default: the latest completed NYSE session at each call)."""
         self.path = Path(path)
         if not self.path.is_dir():
             raise ValueError(f"csv source: {self.path} is not a folder")
-        from smallcaps.settings import DEFAULT_UNIVERSES, Settings
+        from ground.settings import DEFAULT_UNIVERSES, Settings
 
         mapping = universes if universes is not None else {u.etf: u.name for u in DEFAULT_UNIVERSES}
         self.universes = {etf.upper(): name for etf, name in mapping.items()}
@@ -573,12 +573,12 @@ class CsvSource:
         """The newest date a row may carry: the latest completed NYSE session (or the fixed one)."""
         if self._latest_session_date is not None:
             return self._latest_session_date
-        from smallcaps import calendar
+        from ground import calendar
 
         return calendar.latest_completed_session()
 
     def _bars_dataset(self, symbol: str) -> str:
-        # The rule of smallcaps.checks.split, so excluded rows name the table their symbol loads into.
+        # The rule of pipeline.checks.split, so excluded rows name the table their symbol loads into.
         return "raw.index_bars" if symbol in self.index_symbols or symbol.startswith("^") else "raw.equity_bars"
 
     def _etf_universes(self, text: str) -> set[str]:

@@ -45,7 +45,7 @@ from typing import Mapping, Sequence
 
 import polars as pl
 
-from smallcaps.settings import Settings, Universe
+from ground.settings import Settings, Universe
 from sources.base import EXCLUDED_SCHEMA, FAILURES_SCHEMA, HOLDINGS_SCHEMA, Fetched, conform, empty
 from sources.symbols import load_overrides, to_yahoo
 

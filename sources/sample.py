@@ -119,7 +119,7 @@ from typing import Sequence
 import numpy as np
 import polars as pl
 
-from smallcaps import calendar
+from ground import calendar
 from sources.base import (
     ACTIONS_SCHEMA,
     BARS_SCHEMA,

@@ -19,8 +19,8 @@ from typing import Iterator
 
 import numpy as np
 
-from smallcaps import calendar
-from smallcaps.crashpoints import crashpoint
+from ground import calendar
+from ground.crashpoints import crashpoint
 from sources.sample_companies import (
     N_INDEX_NOISE,
     QUARTER_FIELDS,

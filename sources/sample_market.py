@@ -12,7 +12,7 @@ from typing import Iterator, Sequence
 import numpy as np
 import polars as pl
 
-from smallcaps import calendar
+from ground import calendar
 from sources.base import ACTIONS_SCHEMA, BARS_SCHEMA, conform
 from sources.sample_companies import (
     BAR_FIELDS,

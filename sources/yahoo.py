@@ -39,7 +39,7 @@ from curl_cffi.requests.exceptions import RequestException
 from yfinance.config import YfConfig
 from yfinance.data import YfData
 
-from smallcaps.settings import Settings, Universe
+from ground.settings import Settings, Universe
 from sources.base import (
     ACTIONS_SCHEMA,
     BARS_SCHEMA,

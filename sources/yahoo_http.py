@@ -313,7 +313,7 @@ class Outcome:
 
 @dataclass(frozen=True)
 class ClientConfig:
-    """The settings the client uses (smallcaps.settings.Settings has their descriptions)."""
+    """The settings the client uses (ground.settings.Settings has their descriptions)."""
 
     requests_per_second: float
     max_requests_per_run: int

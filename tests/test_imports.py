@@ -20,48 +20,27 @@ ROOT = Path(__file__).resolve().parents[1]
 LAYERS = ("ground", "mid", "pipeline", "top")
 RANK = {name: i for i, name in enumerate(LAYERS)}
 
-# Packages whose every module lies in one layer.
+# Every top-level package of the project and its layer; every module of a package lies in its layer.
 PACKAGE_LAYER = {
+    # The ground: what every package may import, and which imports no other package of the project
+    # (settings, the NYSE calendar, crash points, the dataset registry, the frame schemas).
+    "ground": "ground",
     "sources": "mid",
     "transforms": "mid",
     "expectations": "mid",
     "warehouse": "mid",
+    # The pipeline: a night's steps in order (pipeline/), the flows that run them under Prefect, and
+    # the report the nightly flow writes after it publishes (the CLI writes it on demand too).
+    "pipeline": "pipeline",
     "flows": "pipeline",
+    "report": "pipeline",
+    # The top: the CLI and what only it uses (queries, status, data quality, output formats).
+    "smallcaps": "top",
 }
 
-# smallcaps/ spans three layers, so each of its modules is placed by name; a new module there fails
-# the walk until it is placed here.
-SMALLCAPS_LAYER = {
-    # The ground: what every package may import, and which imports no other package of the project.
-    # smallcaps/__init__ runs before any smallcaps.* import, so it is ground whatever it holds.
-    "smallcaps": "ground",
-    "smallcaps.settings": "ground",
-    "smallcaps.calendar": "ground",
-    "smallcaps.crashpoints": "ground",
-    "smallcaps.registry": "ground",  # declares datasets by name; computes nothing
-    "smallcaps.schemas": "ground",  # the frames sources return, the gate checks and the warehouse stores
-    # The pipeline: a night's steps in order, beside flows/ which runs them under Prefect.
-    "smallcaps.load_run": "pipeline",
-    "smallcaps.planning": "pipeline",
-    "smallcaps.checks": "pipeline",
-    "smallcaps.loading": "pipeline",
-    "smallcaps.derive": "pipeline",
-    "smallcaps.steps": "pipeline",
-    "smallcaps.lock": "pipeline",
-    "smallcaps.progress": "pipeline",
-    # The nightly flow writes the report after it publishes, so the report sits with the pipeline
-    # (below the CLI that also writes it on demand), not beside the CLI.
-    "smallcaps.report": "pipeline",
-    # The top: the CLI and what only it uses.
-    "smallcaps.cli": "top",
-    "smallcaps.query": "top",
-    "smallcaps.status": "top",
-    "smallcaps.dq": "top",
-    "smallcaps.output": "top",
-    "smallcaps.docs_marts": "top",
-}
-
-PACKAGES = (*PACKAGE_LAYER, "smallcaps")
+PACKAGES = tuple(PACKAGE_LAYER)
+# Folders at the root holding Python that are not packages of the product.
+NOT_PACKAGES = {"tests", "bench"}
 
 
 @dataclass(frozen=True)
@@ -121,7 +100,7 @@ def imports_of(module: str, source: str, known: set[str], *, is_package: bool = 
                 anchor = package.split(".")
                 anchor = anchor[: len(anchor) - (node.level - 1)]
                 base = ".".join([*anchor, *([base] if base else [])])
-            # `from smallcaps import calendar` imports the module smallcaps.calendar.
+            # `from ground import calendar` imports the module ground.calendar.
             names = [f"{base}.{a.name}" if f"{base}.{a.name}" in known else base for a in node.names]
         elif isinstance(node, ast.Call):
             literal = _literal_import_call(node)
@@ -135,21 +114,12 @@ def imports_of(module: str, source: str, known: set[str], *, is_package: bool = 
 
 
 def layer_of(module: str) -> str | None:
-    top = module.split(".")[0]
-    if top == "smallcaps":
-        # A subpackage's modules (smallcaps.report.charts) share the layer of the subpackage.
-        parts = module.split(".")
-        for n in range(len(parts), 1, -1):
-            if ".".join(parts[:n]) in SMALLCAPS_LAYER:
-                return SMALLCAPS_LAYER[".".join(parts[:n])]
-        return SMALLCAPS_LAYER.get(module)  # the package itself
-    return PACKAGE_LAYER.get(top)
+    return PACKAGE_LAYER.get(module.split(".")[0])
 
 
 def part_of(module: str) -> str:
-    """The unit of the cycle check: a top-level package, and for smallcaps/ its share in one layer."""
-    top = module.split(".")[0]
-    return f"smallcaps[{layer_of(module)}]" if top == "smallcaps" else top
+    """The unit of the cycle check: a top-level package."""
+    return module.split(".")[0]
 
 
 def walk(root: Path) -> list[Import]:
@@ -166,9 +136,9 @@ def violations(root: Path) -> list[str]:
     """Every broken rule, each naming the module, the line and the import."""
     modules = project_modules(root)
     problems = [
-        f"{path.relative_to(root).as_posix()} has no layer: place it in SMALLCAPS_LAYER of tests/test_imports.py"
-        for name, path in modules.items()
-        if layer_of(name) is None
+        f"{folder.name}/ has no layer: place the package in PACKAGE_LAYER of tests/test_imports.py"
+        for folder in sorted(root.iterdir())
+        if (folder / "__init__.py").is_file() and folder.name not in PACKAGE_LAYER and folder.name not in NOT_PACKAGES
     ]
     edges: dict[str, dict[str, Import]] = {}
     for imp in walk(root):
@@ -246,26 +216,28 @@ def test_imports_run_one_way():
     assert not problems, "imports that break the layers (see the README's layout):\n" + "\n".join(problems)
 
 
-def test_every_placed_smallcaps_module_exists():
-    modules = project_modules(ROOT)
-    stale = sorted(set(SMALLCAPS_LAYER) - set(modules))
-    assert not stale, f"SMALLCAPS_LAYER places modules that do not exist: {stale}"
+def test_the_wheel_ships_exactly_the_placed_packages():
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    assert sorted(project["tool"]["hatch"]["build"]["targets"]["wheel"]["packages"]) == sorted(PACKAGE_LAYER)
+    assert all((ROOT / pkg / "__init__.py").is_file() for pkg in PACKAGE_LAYER)
 
 
 def test_the_walk_counts_lazy_relative_and_literal_dynamic_imports():
-    known = {"smallcaps", "smallcaps.settings", "smallcaps.cli", "smallcaps.steps", "warehouse", "warehouse.db"}
+    known = {"ground", "ground.settings", "ground.registry", "smallcaps", "smallcaps.cli", "pipeline", "pipeline.steps", "warehouse", "warehouse.db"}
     source = (
         "import importlib\n"
         "from . import settings\n"
         "def f():\n"
         "    from smallcaps.cli import app\n"
         "    import warehouse.db as db\n"
-        "    return importlib.import_module('smallcaps.steps')\n"
+        "    return importlib.import_module('pipeline.steps')\n"
         "def g(name):\n"
         "    return importlib.import_module(name)\n"  # not a literal: nothing to check
     )
-    found = {(i.imported, i.line) for i in imports_of("smallcaps.registry", source, known)}
-    assert found == {("smallcaps.settings", 2), ("smallcaps.cli", 4), ("warehouse.db", 5), ("smallcaps.steps", 6)}
+    found = {(i.imported, i.line) for i in imports_of("ground.registry", source, known)}
+    assert found == {("ground.settings", 2), ("smallcaps.cli", 4), ("warehouse.db", 5), ("pipeline.steps", 6)}
 
 
 @pytest.mark.parametrize(
@@ -273,23 +245,23 @@ def test_the_walk_counts_lazy_relative_and_literal_dynamic_imports():
     [
         # A lazy import from the ground up to the mid layer: the old settings -> suites shape.
         (
-            {"smallcaps/settings.py": "def check():\n    from expectations.suites import names\n",
-             "expectations/suites.py": "from smallcaps.settings import Settings\n"},
-            ["smallcaps/settings.py line 2: upward import, smallcaps.settings (ground) imports expectations.suites (mid)",
-             "cycle between packages {expectations, smallcaps[ground]}: expectations -> smallcaps[ground] "
-             "(expectations/suites.py line 1: import smallcaps.settings); smallcaps[ground] -> expectations "
-             "(smallcaps/settings.py line 2: import expectations.suites)"],
+            {"ground/settings.py": "def check():\n    from expectations.suites import names\n",
+             "expectations/suites.py": "from ground.settings import Settings\n"},
+            ["ground/settings.py line 2: upward import, ground.settings (ground) imports expectations.suites (mid)",
+             "cycle between packages {expectations, ground}: expectations -> ground "
+             "(expectations/suites.py line 1: import ground.settings); ground -> expectations "
+             "(ground/settings.py line 2: import expectations.suites)"],
         ),
         (
             {"warehouse/db.py": "from sources.base import BOOKKEEPING_COLUMNS\n", "sources/base.py": ""},
             ["warehouse/db.py line 1: sideways import between mid-level packages, warehouse.db imports sources.base"],
         ),
         (
-            {"smallcaps/loading.py": "import flows.run\n", "flows/run.py": "from smallcaps import loading\n"},
-            ["cycle between packages {flows, smallcaps[pipeline]}: flows -> smallcaps[pipeline] (flows/run.py line 1: import smallcaps.loading); "
-             "smallcaps[pipeline] -> flows (smallcaps/loading.py line 1: import flows.run)"],
+            {"pipeline/loading.py": "import flows.run\n", "flows/run.py": "from pipeline import loading\n"},
+            ["cycle between packages {flows, pipeline}: flows -> pipeline (flows/run.py line 1: import pipeline.loading); "
+             "pipeline -> flows (pipeline/loading.py line 1: import flows.run)"],
         ),
-        ({"smallcaps/newthing.py": ""}, ["smallcaps/newthing.py has no layer"]),
+        ({"newthing/__init__.py": ""}, ["newthing/ has no layer"]),
     ],
     ids=["lazy-upward", "sideways", "cycle-within-a-layer", "unplaced"],
 )
@@ -298,6 +270,7 @@ def test_a_broken_rule_is_named_with_its_module_and_import(tmp_path, files, expe
         (tmp_path / pkg).mkdir()
         (tmp_path / pkg / "__init__.py").write_text("")
     for rel, text in files.items():
+        (tmp_path / rel).parent.mkdir(exist_ok=True)
         (tmp_path / rel).write_text(text)
     problems = violations(tmp_path)
     for want in expected:

@@ -18,9 +18,10 @@ import polars as pl
 import pytest
 from hypothesis import HealthCheck, Phase, given, settings, strategies as st
 
-from smallcaps import calendar, derive
-from smallcaps.loading import CHANGE_COLUMNS
-from smallcaps.registry import DATASETS
+from ground import calendar
+from pipeline import derive
+from pipeline.loading import CHANGE_COLUMNS
+from ground.registry import DATASETS
 from sources.base import BARS_SCHEMA, FUNDAMENTALS_SCHEMA, HOLDINGS_SCHEMA
 from tests.helpers.oracle import derive_all, differences
 from warehouse.datasets import sync

@@ -8,7 +8,8 @@ import polars as pl
 import pytest
 from hypothesis import given, settings as hsettings, strategies as st
 
-from smallcaps import calendar, checks, loading, planning
+from ground import calendar
+from pipeline import checks, loading, planning
 from sources.base import BARS_SCHEMA, FAILURES_SCHEMA, HOLDINGS_SCHEMA, Fetched, empty
 from warehouse.db import connect
 from warehouse.load import merge, stage, transaction
@@ -128,7 +129,7 @@ def test_a_ticker_still_held_by_another_universe_stays_active(tmp_path):
 
 
 def test_yahoo_fundamentals_without_statements_are_rechecked_monthly_not_nightly(tmp_path):
-    from smallcaps.settings import Settings
+    from ground.settings import Settings
     from sources.base import FUNDAMENTALS_SCHEMA
 
     con = connect(tmp_path / "w.duckdb")
@@ -159,7 +160,7 @@ def test_yahoo_fundamentals_are_asked_after_the_companys_usual_report_date(tmp_p
     """A company that reported its June quarter a year ago 30 days after it ended: its newest
     stored quarter ends 2025-03-31, so the next (June 2025) is looked for from 2025-08-01
     (Mar 31 + 91 + 30 + 2), not from 2025-08-16 (the 45-day default)."""
-    from smallcaps.settings import Settings
+    from ground.settings import Settings
     from sources.base import FUNDAMENTALS_SCHEMA
 
     con = connect(tmp_path / "w.duckdb")
@@ -186,7 +187,7 @@ def test_yahoo_fundamentals_are_asked_after_the_companys_usual_report_date(tmp_p
 
 
 def test_yahoo_fundamentals_are_not_asked_for_former_members(tmp_path):
-    from smallcaps.settings import Settings
+    from ground.settings import Settings
 
     con = connect(tmp_path / "w.duckdb")
     put(con, "raw.holdings", holdings("russell2000", date(2025, 1, 2), ["LEFT", "STAY"]))
@@ -255,7 +256,7 @@ def test_last_needed_sessions_by_hand():
 
 
 def test_a_former_member_is_priced_until_its_last_needed_price_is_stored(tmp_path):
-    from smallcaps.registry import DATASETS
+    from ground.registry import DATASETS
     from warehouse.datasets import sync
 
     con = connect(tmp_path / "w.duckdb")

@@ -7,8 +7,8 @@ from datetime import date
 
 import polars as pl
 
-from smallcaps import checks, load_run, planning
-from smallcaps.settings import Settings
+from pipeline import checks, load_run, planning
+from ground.settings import Settings
 from sources.base import FAILURES_SCHEMA, Fetched
 from warehouse.db import connect
 

@@ -8,8 +8,8 @@ import pytest
 
 from expectations.suites import SUITES
 from smallcaps.docs_marts import render
-from smallcaps.registry import DATASETS, order
-from smallcaps.steps import STEPS
+from ground.registry import DATASETS, order
+from pipeline.steps import STEPS
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -28,7 +28,7 @@ def test_every_dataset_is_complete(dataset):
         assert c.meaning.strip(), f"{dataset.name}.{c.name} has no description"
         if c.name in dataset.key:
             assert not c.nullable, f"{dataset.name}.{c.name} is a key column: never null"
-    assert dataset.name in STEPS, f"{dataset.name} has no step in smallcaps/steps.py"
+    assert dataset.name in STEPS, f"{dataset.name} has no step in pipeline/steps.py"
     if dataset.suite:
         assert dataset.name in SUITES, f"{dataset.name} is gated but expectations/suites.py has no suite for it"
         assert dict(SUITES[dataset.name].schema) == dataset.schema, "the suite checks another schema than the table has"

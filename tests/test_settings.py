@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from smallcaps.settings import Settings
+from ground.settings import Settings
 
 
 def test_defaults(monkeypatch):

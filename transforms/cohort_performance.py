@@ -4,7 +4,7 @@ Grain: one row per universe, anchor, cohort (profitable, unprofitable, no_data, 
 from the anchor session up to `as_of`. For every (universe, anchor, session) with at least one
 member on the anchor session, all four cohorts are present (an empty one: members 0, returns null).
 
-Anchors (`smallcaps.settings.parse_anchor`), resolved per session on `sessions`:
+Anchors (`ground.settings.parse_anchor`), resolved per session on `sessions`:
 - `ytd`: anchor_date = the last session of the previous calendar year of session_date.
 - `1y`: anchor_date = the last session on or before the same calendar day one year before
   session_date (29 February -> 28 February).

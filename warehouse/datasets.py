@@ -1,6 +1,6 @@
 """Derived tables from their declarations: create what is missing, re-create what changed shape.
 
-The registry (smallcaps/registry.py) is the one source of the core and mart tables' DDL. A table
+The registry (ground/registry.py) is the one source of the core and mart tables' DDL. A table
 whose declared shape differs from the one it was created with (meta.datasets.fingerprint) is
 dropped and created again; it and everything derived from it are then marked not built, and the
 next load fills them from raw. Raw, meta and dq tables stay with the SQL migrations: they hold what

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import duckdb
 
-from smallcaps.schemas import BOOKKEEPING_COLUMNS
+from ground.schemas import BOOKKEEPING_COLUMNS
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 _NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")

@@ -29,8 +29,8 @@ from pathlib import Path
 
 import duckdb
 
-from smallcaps.crashpoints import crashpoint
-from smallcaps.registry import described
+from ground.crashpoints import crashpoint
+from ground.registry import described
 from warehouse.db import table_names
 from warehouse.publish import DEFAULT_STORAGE_VERSION, attach_options, sql_text
 

@@ -16,7 +16,7 @@ from typing import Iterator
 import duckdb
 import polars as pl
 
-from smallcaps.schemas import BOOKKEEPING_COLUMNS
+from ground.schemas import BOOKKEEPING_COLUMNS
 from warehouse.db import columns, key_columns
 
 # Values a source knows on one fetch and not on the next: a re-fetch without one (null) keeps the

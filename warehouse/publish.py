@@ -28,8 +28,8 @@ from typing import Mapping, Sequence
 import duckdb
 import polars as pl
 
-from smallcaps.crashpoints import crashpoint
-from smallcaps.registry import DATASETS, described
+from ground.crashpoints import crashpoint
+from ground.registry import DATASETS, described
 from warehouse.db import table_names
 from warehouse.load import registered
 

@@ -28,8 +28,8 @@ sys.path.insert(0, str(ROOT / "bench"))
 import pandas_marts  # noqa: E402
 import rebuild_vs_pandas as bench  # noqa: E402
 
-from smallcaps import calendar  # noqa: E402
-from smallcaps.settings import Settings  # noqa: E402
+from ground import calendar  # noqa: E402
+from ground.settings import Settings  # noqa: E402
 
 FIRST, LAST = date(2023, 11, 1), date(2025, 5, 15)
 INDEXES = ("^RUT", "^GSPC", "^SP600", "^IXIC", "^VIX")

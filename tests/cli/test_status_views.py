@@ -18,7 +18,7 @@ import pytest
 from typer.testing import CliRunner
 
 from smallcaps.cli import app
-from smallcaps.registry import DATASETS
+from ground.registry import DATASETS
 from warehouse.datasets import sync
 from warehouse.db import connect
 from warehouse.export import export
@@ -138,7 +138,7 @@ def test_fix_views_without_exports_says_what_to_run(tmp_path):
 
 
 def test_fix_views_refuses_while_a_load_holds_the_home(tmp_path):
-    from smallcaps.lock import load_lock
+    from pipeline.lock import load_lock
 
     home = tmp_path / "home"
     build_home(home)

@@ -9,7 +9,7 @@ import duckdb
 import pytest
 
 from smallcaps import cli
-from smallcaps.settings import Settings
+from ground.settings import Settings
 
 NIGHT = date(2026, 1, 22)
 

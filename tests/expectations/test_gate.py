@@ -14,7 +14,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from smallcaps import calendar
+from ground import calendar
 from expectations.gate import QUARANTINE_SCHEMA, RESULTS_SCHEMA, gate, held_rows, row_key
 from test_suites import (
     AS_OF,

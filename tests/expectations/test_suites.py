@@ -18,10 +18,10 @@ import pytest
 
 from expectations.gate import gate
 from expectations.suites import SEVERITIES, SUITES, check_overrides, expectation_names, suite
-from smallcaps import calendar
-from smallcaps.settings import Universe
+from ground import calendar
+from ground.settings import Universe
 from sources.base import ACTIONS_SCHEMA, BARS_SCHEMA, FUNDAMENTALS_SCHEMA, HOLDINGS_SCHEMA
-from smallcaps.registry import get
+from ground.registry import get
 
 INDEX_DAILY_SCHEMA = get("marts.index_daily").schema
 INDEX_PERFORMANCE_SCHEMA = get("marts.index_performance").schema

@@ -1,11 +1,11 @@
 """The warehouse contract as tests read it: a derived table's columns and polars types, in order,
-from the registry of datasets (smallcaps/registry.py), the one place they are declared."""
+from the registry of datasets (ground/registry.py), the one place they are declared."""
 
 from __future__ import annotations
 
 import polars as pl
 
-from smallcaps.registry import get
+from ground.registry import get
 
 
 def sql_columns(table: str) -> dict[str, pl.DataType]:

@@ -10,8 +10,8 @@ from datetime import date
 import duckdb
 import polars as pl
 
-from smallcaps import calendar
-from smallcaps.registry import DATASETS
+from ground import calendar
+from ground.registry import DATASETS
 from warehouse.load import read
 
 

@@ -10,7 +10,7 @@ from typing import Sequence
 
 import polars as pl
 
-from smallcaps.settings import Settings
+from ground.settings import Settings
 from sources.base import Capabilities, Fetched
 from sources.sample import SampleSource
 

@@ -11,7 +11,7 @@ import duckdb
 import pytest
 
 from flows.backfill import backfill, backfill_windows, combine_summaries
-from smallcaps.registry import DATASETS
+from ground.registry import DATASETS
 from warehouse.db import content_checksums
 
 pytestmark = pytest.mark.slow

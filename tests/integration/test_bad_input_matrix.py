@@ -45,9 +45,9 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from flows.run import run_load
 from expectations.gate import row_key
 from expectations.suites import suite
-from smallcaps.checks import Batch, split
-from smallcaps.load_run import LoadBlocked, LoadFailed, NightHeld
-from smallcaps.settings import DEFAULT_UNIVERSES, Settings
+from pipeline.checks import Batch, split
+from pipeline.load_run import LoadBlocked, LoadFailed, NightHeld
+from ground.settings import DEFAULT_UNIVERSES, Settings
 from sources.base import FAILURES_SCHEMA, Fetched
 from sources.csv import read_bars
 from sources.ishares import parse_holdings
@@ -934,7 +934,7 @@ def test_csv_backfill_quarantines_holiday_and_weekend_rows_and_stops_at_the_last
 
 
 def calendar_sessions(first: date, last: date) -> list[date]:
-    from smallcaps import calendar
+    from ground import calendar
 
     return calendar.sessions(first, last)
 

@@ -22,8 +22,8 @@ from prefect import flow
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows.run import run_load
-from smallcaps import calendar
-from smallcaps.settings import DEFAULT_UNIVERSES, Pair, Settings
+from ground import calendar
+from ground.settings import DEFAULT_UNIVERSES, Pair, Settings
 
 # Runs a flow: the module's home is loaded by the backfill flow.
 pytestmark = pytest.mark.slow

@@ -16,7 +16,7 @@ import polars as pl
 import pytest
 
 from flows.backfill import backfill
-from smallcaps.registry import DATASETS
+from ground.registry import DATASETS
 
 pytestmark = [pytest.mark.slow, pytest.mark.dask]
 

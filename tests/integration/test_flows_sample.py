@@ -11,7 +11,7 @@ import pytest
 
 from flows.backfill import backfill
 from flows.nightly import nightly
-from smallcaps import calendar
+from ground import calendar
 from warehouse.db import checksums, table_names
 
 # Runs a flow: backfill and nightly flows on the sample market.

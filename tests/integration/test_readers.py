@@ -14,7 +14,7 @@ import duckdb
 import pytest
 
 from forkserver import ForkServer
-from smallcaps import calendar
+from ground import calendar
 
 # Runs a flow: nightly loads on a backfilled home (tests/integration/conftest.py small_baseline).
 pytestmark = pytest.mark.slow

@@ -20,7 +20,7 @@ from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settin
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows.run import run_load
-from smallcaps import planning, progress
+from pipeline import planning, progress
 from small_market import SmallSample, small_settings
 from sources.base import FAILURES_SCHEMA, Fetched
 

@@ -140,7 +140,7 @@ def _published_tables(con) -> list[str]:
 
 
 def test_every_published_table_and_column_explains_itself_and_keeps_its_key(home):
-    from smallcaps.registry import described
+    from ground.registry import described
 
     pub = duckdb.connect(str(home / "published" / "smallcaps.duckdb"), read_only=True)
     tables = _published_tables(pub)
@@ -167,7 +167,7 @@ def test_every_published_table_and_column_explains_itself_and_keeps_its_key(home
 
 
 def test_parquet_files_carry_the_registry_descriptions(home):
-    from smallcaps.registry import described
+    from ground.registry import described
 
     current = home / "exports" / "current"
     files = sorted(current.rglob("*.parquet"))

@@ -39,8 +39,8 @@ def _yahoo_resolves() -> bool:
 def test_offline_yahoo_run_fails_fast_and_changes_nothing(tmp_path):
     home = tmp_path / "home"
     home.mkdir()
-    from smallcaps.load_run import open_warehouse
-    from smallcaps.settings import Settings
+    from pipeline.load_run import open_warehouse
+    from ground.settings import Settings
 
     con = open_warehouse(Settings(home=home))  # an existing warehouse, as a load opens it, and empty
     before = checksums(con)

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from smallcaps.report import Report, write_report
-from smallcaps.settings import Settings
+from report import Report, write_report
+from ground.settings import Settings
 
 START = date(2025, 3, 24)
 END = date(2025, 5, 16)

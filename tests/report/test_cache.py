@@ -13,8 +13,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from smallcaps.report import write_report
-from smallcaps.settings import Settings
+from report import write_report
+from ground.settings import Settings
 
 # Runs a flow: every test reads the snapshot the backfill flow built (conftest.py snapshot_home).
 pytestmark = pytest.mark.slow
@@ -87,7 +87,7 @@ def test_a_changed_input_redraws_its_chart_only(warm, tmp_path, statement, chart
 
 
 def test_the_cache_keeps_its_newest_entries(warm, tmp_path, expected_charts):
-    from smallcaps.report.cache import ChartCache
+    from report.cache import ChartCache
 
     home, _, _ = warm
     changed = _home_copy(home, tmp_path)

@@ -19,8 +19,8 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from smallcaps.cli import app
-from smallcaps.report import write_report
-from smallcaps.settings import Settings
+from report import write_report
+from ground.settings import Settings
 
 # Runs a flow: every test reads the snapshot the backfill flow built (conftest.py snapshot_home).
 pytestmark = pytest.mark.slow

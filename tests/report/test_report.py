@@ -19,8 +19,8 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from smallcaps.cli import app
-from smallcaps.report import SYNTHETIC_NOTE, ReportError, write_report
-from smallcaps.settings import Settings
+from report import SYNTHETIC_NOTE, ReportError, write_report
+from ground.settings import Settings
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 # Attributes through which a page can fetch something.

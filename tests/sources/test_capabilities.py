@@ -8,7 +8,7 @@ from datetime import date
 from pathlib import Path
 import pytest
 
-from smallcaps.settings import Settings
+from ground.settings import Settings
 from sources import SOURCES, Registered, check_source_name, make_source
 from sources.base import Capabilities, Source
 
@@ -89,7 +89,7 @@ ALLOWED: set[tuple[str, str]] = set()
 
 def test_no_code_outside_sources_branches_on_a_source_name():
     found = []
-    for folder in ("smallcaps", "flows", "warehouse", "transforms", "expectations"):
+    for folder in ("ground", "transforms", "expectations", "warehouse", "pipeline", "flows", "report", "smallcaps"):
         for path in sorted((ROOT / folder).rglob("*.py")):
             rel = path.relative_to(ROOT).as_posix()
             for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):

@@ -15,10 +15,10 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from smallcaps.settings import Settings
+from ground.settings import Settings
 from sources import make_source
 from sources.base import BARS_SCHEMA, FUNDAMENTALS_SCHEMA, HOLDINGS_SCHEMA, Source
-from smallcaps import calendar
+from ground import calendar
 from sources.csv import ACCEPTED_LAYOUTS, CsvSource, read_bar_file, read_bars, read_fundamentals
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"

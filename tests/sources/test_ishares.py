@@ -20,7 +20,7 @@ import polars as pl
 import pytest
 
 from expectations.suites import WEIGHT_SUM_MAX_PCT, WEIGHT_SUM_MIN_PCT, Params, suite
-from smallcaps.settings import DEFAULT_UNIVERSES, Settings, Universe
+from ground.settings import DEFAULT_UNIVERSES, Settings, Universe
 from sources.base import EXCLUDED_SCHEMA, HOLDINGS_SCHEMA
 from sources.ishares import (
     HoldingsDownloadError,

@@ -29,8 +29,8 @@ from polars.testing import assert_frame_equal
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from smallcaps import calendar
-from smallcaps.settings import DEFAULT_UNIVERSES, Settings
+from ground import calendar
+from ground.settings import DEFAULT_UNIVERSES, Settings
 from sources import make_source, sample, sample_blocks, sample_cache, sample_companies
 from sources.base import (
     ACTIONS_SCHEMA,

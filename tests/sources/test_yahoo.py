@@ -21,7 +21,7 @@ import httpx
 import polars as pl
 import pytest
 
-from smallcaps.settings import Settings
+from ground.settings import Settings
 from sources import make_source
 from sources.base import ACTIONS_SCHEMA, BARS_SCHEMA, FAILURES_SCHEMA, FUNDAMENTALS_SCHEMA, HOLDINGS_SCHEMA, Source
 from sources.ishares import IsharesHoldings

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from smallcaps import calendar
+from ground import calendar
 from transforms.cohort_performance import cohort_performance, performance, resolve_anchors
 from tests.helpers.contract import sql_columns
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from smallcaps import calendar
+from ground import calendar
 from sources.ishares import parse_holdings
 from transforms.cohorts import cohorts
 from transforms.membership import membership

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from smallcaps import calendar
+from ground import calendar
 from transforms.cohorts import cohort_composition, cohorts, member_sessions
 from tests.helpers.contract import sql_columns
 

@@ -8,7 +8,7 @@ import duckdb
 import polars as pl
 import pytest
 
-from smallcaps import calendar
+from ground import calendar
 from transforms.index_daily import index_daily
 from transforms.index_performance import ROLLING_ANCHOR_LOOKBACK_DAYS, index_performance
 from tests.helpers.bars import read_yahoo

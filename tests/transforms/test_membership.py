@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from smallcaps import calendar
+from ground import calendar
 from sources.ishares import parse_holdings
 from sources.symbols import to_yahoo
 from transforms.membership import MEMBERSHIP_SCHEMA, membership

@@ -119,7 +119,7 @@ def test_sessions_missing_for_one_index_are_not_rows():
 
 
 def test_accepts_settings_pairs():
-    from smallcaps.settings import Pair
+    from ground.settings import Pair
 
     frame = marts_daily({"^A": [0.01], "^B": [0.0]})
     out = relative_performance(frame, [Pair.parse("^A/^B")]).collect()

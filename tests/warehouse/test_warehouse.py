@@ -12,7 +12,7 @@ import polars as pl
 import pytest
 from hypothesis import given, settings as hsettings, strategies as st
 
-from smallcaps.lock import LoadLocked, load_lock
+from pipeline.lock import LoadLocked, load_lock
 from warehouse.db import checksums, connect, migrate, migrations
 from warehouse.load import merge, stage, transaction
 from warehouse.publish import publish, snapshot_for
@@ -141,7 +141,7 @@ def test_merge_is_idempotent_and_last_write_wins(first, second):
 
 
 def _derived_tables(con):
-    from smallcaps.registry import DATASETS
+    from ground.registry import DATASETS
     from warehouse.datasets import sync
 
     sync(con, DATASETS)

@@ -10,8 +10,8 @@ from typing import Sequence
 import duckdb
 import polars as pl
 
-from smallcaps import calendar
-from smallcaps.settings import Settings
+from ground import calendar
+from ground.settings import Settings
 from sources.base import ACTIONS_SCHEMA, BARS_SCHEMA, FAILURES_SCHEMA, Fetched
 from warehouse.load import read, registered
 

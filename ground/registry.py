@@ -3,12 +3,12 @@
 An entry says what a table is (grain, key, columns with their meaning and unit), where it comes
 from (its inputs, the step that computes it), how it is checked (its expectation suite), how it is
 exported (its date column gives the year partitions), and how it is kept up to date (see
-`smallcaps.derive`: a night recomputes only what its changed inputs reach, plus the look-back the
+`pipeline.derive`: a night recomputes only what its changed inputs reach, plus the look-back the
 step declares). Everything else is derived from this list: the tables' DDL, the order of the
 derivation, the gates on marts, the Parquet exports, the freshness in `smallcaps status` and the
 report, and docs/marts.md (`python -m smallcaps.docs_marts`, checked by a test).
 
-Nothing here computes: steps live in `smallcaps.steps`, transforms in `transforms/`.
+Nothing here computes: steps live in `pipeline.steps`, transforms in `transforms/`.
 """
 
 from __future__ import annotations
@@ -399,7 +399,7 @@ class Described:
             if name == column:
                 return f"{meaning} [{unit}]" if unit else meaning
         raise KeyError(
-            f"{self.name}.{column} has no description: declare it in smallcaps/registry.py (PUBLISHED_META)"
+            f"{self.name}.{column} has no description: declare it in ground/registry.py (PUBLISHED_META)"
         )
 
 

@@ -25,9 +25,9 @@ from pathlib import Path
 import matplotlib
 import polars as pl
 
-from smallcaps.report import charts
-from smallcaps.report.charts import Chart
-from smallcaps.report.read import _Night
+from report import charts
+from report.charts import Chart
+from report.read import _Night
 from transforms.headlines import INDEX_NAMES, UNIVERSE_NAMES, rounded
 
 # About six nights of charts (eleven a night on the demo market).

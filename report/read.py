@@ -16,8 +16,8 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-from smallcaps.registry import DATASETS
-from smallcaps.settings import Settings
+from ground.registry import DATASETS
+from ground.settings import Settings
 from sources import SOURCES
 
 # Charts of history show the 12 months up to the night (cohort returns start at their anchor).

@@ -1,6 +1,6 @@
 """One step per derived dataset: which rows a night's changes reach, and how to compute them.
 
-Each step has two halves (see `smallcaps.derive`):
+Each step has two halves (see `pipeline.derive`):
 - `scope(ctx, changes)`: from the changes of its inputs, the rows to recompute, as a scope frame
   (key columns, null = every value, plus from_date and to_date on the step's `scope_date`);
 - `compute(ctx, scope)`: those rows, from bounded windows of the inputs plus carried state, by the
@@ -19,8 +19,8 @@ from datetime import date, timedelta
 
 import polars as pl
 
-from smallcaps import calendar
-from smallcaps.derive import FAR_FUTURE, FAR_PAST, FLOAT_TOLERANCE, Change, Changes, Context, Step, filter_scope, in_scope_sql, scope_frame
+from ground import calendar
+from pipeline.derive import FAR_FUTURE, FAR_PAST, FLOAT_TOLERANCE, Change, Changes, Context, Step, filter_scope, in_scope_sql, scope_frame
 from warehouse.load import read, registered
 
 # How far back the state row of a series is looked for before a window: a symbol whose previous

@@ -1,5 +1,5 @@
 """Loading a gated batch: merge the clean rows, keep meta.fetch_state, meta.symbols and meta.series,
-derive core and marts (smallcaps.derive), all in one transaction; a blocked load's record; the
+derive core and marts (pipeline.derive), all in one transaction; a blocked load's record; the
 full rebuild; how to patch the published snapshot."""
 
 from __future__ import annotations
@@ -12,10 +12,10 @@ from typing import Callable
 import duckdb
 import polars as pl
 
-from smallcaps.checks import Batch
-from smallcaps.crashpoints import crashpoint
-from smallcaps.load_run import LoadBlocked, LoadFailed, dataset_config
-from smallcaps.settings import Settings
+from pipeline.checks import Batch
+from ground.crashpoints import crashpoint
+from pipeline.load_run import LoadBlocked, LoadFailed, dataset_config
+from ground.settings import Settings
 from warehouse.load import MergeCounts, insert, merge, read, registered, stage, transaction
 
 
@@ -214,7 +214,7 @@ def update_series(con: duckdb.DuckDBPyConnection, merged: list[MergeCounts]) -> 
         )
 
 
-# The columns of a raw table's changed rows that derivation reads (smallcaps.steps).
+# The columns of a raw table's changed rows that derivation reads (pipeline.steps).
 CHANGE_COLUMNS: dict[str, list[str]] = {
     "raw.index_bars": ["symbol", "session_date"],
     "raw.equity_bars": ["symbol", "session_date"],
@@ -226,7 +226,7 @@ CHANGE_COLUMNS: dict[str, list[str]] = {
 
 def derive_context(con: duckdb.DuckDBPyConnection, settings: Settings, as_of: date):
     """What the derivation of a load needs to know about the night and the warehouse."""
-    from smallcaps.derive import Context
+    from pipeline.derive import Context
     from transforms.headlines import INDEX_NAMES
 
     stored_last = con.execute("SELECT max(session_date) FROM core.sessions").fetchone()[0]
@@ -302,14 +302,14 @@ def load(
 ) -> Loaded:
     """Merge the clean rows and bring core and marts up to date, all in one transaction.
 
-    Derivation recomputes only what the merged changes reach (smallcaps.derive); a derived table
+    Derivation recomputes only what the merged changes reach (pipeline.derive); a derived table
     created or re-shaped since the last load (or `rebuild`) is rebuilt from raw. Raises LoadBlocked
     (after rolling back) when a mart fails an error-level expectation. `log` receives a line per
     stage (the load is a night's longest step; its log says where it is).
     """
     say = log or (lambda line: None)
-    from smallcaps import derive
-    from smallcaps.registry import DATASETS
+    from pipeline import derive
+    from ground.registry import DATASETS
     from warehouse.datasets import sync
 
     sync(con, DATASETS, dataset_config(settings))
@@ -385,8 +385,8 @@ def derive_budget(con: duckdb.DuckDBPyConnection, settings: Settings) -> tuple[i
 def _derive(con, settings: Settings, changes, counts: dict[str, MergeCounts], *, load_id: str, as_of: date, at: datetime, rebuild: bool, timings: dict):
     """Bring core and marts up to date inside the caller's transaction; record gate results and
     restatements. Raises LoadBlocked when a mart fails an error-level expectation."""
-    from smallcaps import derive
-    from smallcaps.registry import DATASETS
+    from pipeline import derive
+    from ground.registry import DATASETS
     from warehouse.datasets import mark_built, unbuilt
 
     t = time.perf_counter()
@@ -425,7 +425,7 @@ def _derive(con, settings: Settings, changes, counts: dict[str, MergeCounts], *,
 def rebuild(con: duckdb.DuckDBPyConnection, settings: Settings, *, load_id: str, at: datetime) -> Loaded:
     """Recompute every core table and mart from raw, one year at a time, and write what differs
     (nothing, when the tables were right). One transaction, gated like a load."""
-    from smallcaps.registry import DATASETS
+    from ground.registry import DATASETS
     from warehouse.datasets import sync
 
     sync(con, DATASETS, dataset_config(settings))
@@ -443,7 +443,7 @@ def publish_patches(con: duckdb.DuckDBPyConnection, settings: Settings, load_id:
     """How to patch the current snapshot into tonight's, or None when it must be written whole:
     after a replayed (large) load, or when the snapshot is not the one of the load before this
     one (a held night, an interrupted publish, a first night)."""
-    from smallcaps.registry import get
+    from ground.registry import get
     from warehouse.publish import Patch, snapshot_load
 
     if not loaded.changes_complete:

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import polars as pl
 
-from smallcaps.report.charts import MIN_SHADED_STREAK, Chart
-from smallcaps.report.read import _Night
+from report.charts import MIN_SHADED_STREAK, Chart
+from report.read import _Night
 
 # Data quality -----------------------------------------------------------------------------------
 

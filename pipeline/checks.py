@@ -11,9 +11,9 @@ from typing import Sequence
 import duckdb
 import polars as pl
 
-from smallcaps.load_run import LoadFailed
-from smallcaps.planning import Plan
-from smallcaps.settings import Settings
+from pipeline.load_run import LoadFailed
+from pipeline.planning import Plan
+from ground.settings import Settings
 from sources.base import (
     ACTIONS_SCHEMA,
     BARS_SCHEMA,

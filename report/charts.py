@@ -26,7 +26,7 @@ from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter, PercentFormatter
 from PIL import Image, PngImagePlugin  # Pillow: matplotlib's own image dependency
 
-from smallcaps.report.read import _Night, _ordered
+from report.read import _Night, _ordered
 from transforms.headlines import INDEX_NAMES, UNIVERSE_NAMES, rounded
 
 # Volatility indexes get their own chart: a "record" VIX or its RSI means nothing (docs/marts.md).

@@ -19,7 +19,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 ENV_PREFIX = "SMALLCAPS_"
 
-# Variables with the prefix that are not settings: the crash-test hook (smallcaps.crashpoints) and
+# Variables with the prefix that are not settings: the crash-test hook (ground.crashpoints) and
 # the repository folder prefect.yaml's pull step changes into.
 NOT_SETTINGS = {"SMALLCAPS_CRASHPOINT", "SMALLCAPS_PROJECT_DIR"}
 

@@ -9,7 +9,7 @@ from datetime import date, datetime
 
 import duckdb
 
-from smallcaps.settings import Settings
+from ground.settings import Settings
 from warehouse import loads
 from warehouse.load import MergeCounts
 
@@ -30,7 +30,7 @@ def open_warehouse(settings: Settings) -> duckdb.DuckDBPyConnection:
     """The private warehouse for a load: migrated, its derived tables as the registry declares them
     (a re-shaped one is re-created empty and rebuilt by the load), DuckDB kept to half the memory
     budget."""
-    from smallcaps.registry import DATASETS
+    from ground.registry import DATASETS
     from warehouse.datasets import sync
     from warehouse.db import connect
 

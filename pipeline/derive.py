@@ -1,7 +1,7 @@
 """Keep core and marts up to date: recompute only what changed inputs reach, write only what differs.
 
 The unit of work is a *scope*: which rows of a dataset a night must recompute. A step (one per
-dataset, `smallcaps.steps`) turns the changes of its inputs into a scope, then computes the rows of
+dataset, `pipeline.steps`) turns the changes of its inputs into a scope, then computes the rows of
 that scope with its pure transform from bounded windows of its inputs plus carried state (the last
 row before the window, a running record, the ladder of earlier streaks). The engine then compares
 those rows with the stored rows of the same scope and writes only the difference (delete + insert
@@ -39,8 +39,8 @@ from typing import Callable
 import duckdb
 import polars as pl
 
-from smallcaps.crashpoints import crashpoint
-from smallcaps.registry import DATASETS, Dataset, order
+from ground.crashpoints import crashpoint
+from ground.registry import DATASETS, Dataset, order
 from warehouse.load import insert, read, register, registered
 
 FLOAT_TOLERANCE = 1e-12
@@ -200,7 +200,7 @@ class Updated:
 
 @dataclass(frozen=True)
 class Step:
-    """How one dataset is kept up to date (see smallcaps.steps)."""
+    """How one dataset is kept up to date (see pipeline.steps)."""
 
     scope: Callable[[Context, Changes], pl.DataFrame]  # changes of inputs -> scope frame
     compute: Callable[[Context, pl.DataFrame], pl.DataFrame]  # scope -> the scope's rows (or more)
@@ -217,7 +217,7 @@ class Step:
 
 
 def step_of(dataset: Dataset) -> Step:
-    module = importlib.import_module("smallcaps.steps")
+    module = importlib.import_module("pipeline.steps")
     return module.STEPS[dataset.name]
 
 
@@ -420,7 +420,7 @@ def run(
         return total
     if ctx.first_date is not None:
         first = max(first, ctx.first_date)  # a quarter's period end may precede every bar
-    from smallcaps import calendar
+    from ground import calendar
 
     aligned = date(first.year, 1, 1) if period_months >= 12 else date(first.year, first.month, 1)
     # A warning repeated by every period (a mart left empty by an index-only folder) is said once,

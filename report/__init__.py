@@ -29,11 +29,11 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
-from smallcaps.report.cache import ChartCache, chart_key
-from smallcaps.report.charts import VOLATILITY_SYMBOLS, Chart, _ChartMaker, _name, _universe_name
-from smallcaps.report.page import _SECTIONS, _dq_status, _html, _markdown, _section_heading
-from smallcaps.report.read import SYNTHETIC_NOTE, ReportError, _Night, _open_snapshot, _read_night
-from smallcaps.settings import Settings
+from report.cache import ChartCache, chart_key
+from report.charts import VOLATILITY_SYMBOLS, Chart, _ChartMaker, _name, _universe_name
+from report.page import _SECTIONS, _dq_status, _html, _markdown, _section_heading
+from report.read import SYNTHETIC_NOTE, ReportError, _Night, _open_snapshot, _read_night
+from ground.settings import Settings
 
 __all__ = ["Chart", "Report", "ReportError", "SYNTHETIC_NOTE", "write_report"]
 
@@ -172,7 +172,7 @@ def write_report(settings: Settings, as_of: date | None = None, *, redraw: bool 
     """Write the report of the night `as_of` (default: the published snapshot's night).
 
     Charts whose inputs are unchanged since an earlier report are taken from the chart cache
-    (`smallcaps.report.cache`); `redraw=True` draws every one (and refreshes the cache).
+    (`report.cache`); `redraw=True` draws every one (and refreshes the cache).
     Raises ReportError when nothing is published or the snapshot has no data for `as_of`.
     """
     started = time.perf_counter()
