@@ -34,7 +34,7 @@ from sources.base import Fetched  # noqa: E402
 
 def backfill_without_prefect(settings: Settings) -> None:
     """A sample backfill into settings.home: fetch, gate, merge and derive, no publish."""
-    from warehouse import loads
+    from warehouse import load_log
 
     con = load_run.open_warehouse(settings)
     try:
@@ -51,7 +51,7 @@ def backfill_without_prefect(settings: Settings) -> None:
         batch = checks.split(fetched, plan.index_symbols)
         now = datetime.now(timezone.utc).replace(tzinfo=None)
         load_id = load_run.new_load_id(now)
-        loads.begin(con, load_id=load_id, flow_run_id=None, flow_name="bench", source="sample", start=plan.bars_start, end=end)
+        load_log.begin(con, load_id=load_id, flow_run_id=None, flow_name="bench", source="sample", start=plan.bars_start, end=end)
         gated = checks.validate(con, batch, load_id=load_id, as_of=end, settings=settings)
         if any(g.blocked for g in gated.values()):
             sys.exit(f"the sample backfill was blocked by its gate: {[t for t, g in gated.items() if g.blocked]}")

@@ -181,7 +181,7 @@ def real_rebuild(home: Path) -> dict[str, float]:
     """loading.rebuild on home's warehouse, as `smallcaps rebuild` runs it (without its publish and
     export): seconds per dataset, "derive" (all of them), "open" and "close" (the file)."""
     from pipeline import load_run, loading
-    from warehouse import loads
+    from warehouse import load_log
 
     settings = Settings(home=home)
     timings: dict[str, float] = {}
@@ -190,7 +190,7 @@ def real_rebuild(home: Path) -> dict[str, float]:
     timings["open"] = time.perf_counter() - t
     now = datetime.now(timezone.utc).replace(tzinfo=None)
     load_id = load_run.new_load_id(now)
-    loads.begin(con, load_id=load_id, flow_run_id=None, flow_name="bench-rebuild", source="sample", start=None, end=None)
+    load_log.begin(con, load_id=load_id, flow_run_id=None, flow_name="bench-rebuild", source="sample", start=None, end=None)
     loaded = loading.rebuild(con, settings, load_id=load_id, at=now)
     timings.update(loaded.timings)
     t = time.perf_counter()

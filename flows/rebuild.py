@@ -12,7 +12,7 @@ from flows import tasks
 from flows.nightly import settings_for
 from pipeline import load_run, loading, progress
 from pipeline.lock import load_lock
-from warehouse import loads
+from warehouse import load_log
 
 
 @flow(name="rebuild", log_prints=True)
@@ -28,7 +28,7 @@ def rebuild(home: str | None = None) -> dict:
         try:
             now = datetime.now(timezone.utc).replace(tzinfo=None)
             load_id = load_run.new_load_id(now)
-            loads.begin(con, load_id=load_id, flow_name="rebuild", flow_run_id=str(runtime.flow_run.id or "") or None,
+            load_log.begin(con, load_id=load_id, flow_name="rebuild", flow_run_id=str(runtime.flow_run.id or "") or None,
                         source=settings.source, start=None, end=None)
             progress.start("rebuild from raw", 3)
             try:
@@ -50,7 +50,7 @@ def rebuild(home: str | None = None) -> dict:
                 outcome.published_path = str(published.path)
                 load_run.finish_ok(con, outcome, 0, 0)
             except BaseException as exc:
-                loads.finish(con, load_id=load_id, status="failed", message=f"{type(exc).__name__}: {exc}", timings=timings)
+                load_log.finish(con, load_id=load_id, status="failed", message=f"{type(exc).__name__}: {exc}", timings=timings)
                 raise
         finally:
             con.close()

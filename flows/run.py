@@ -20,7 +20,7 @@ from ground.crashpoints import crashpoint
 from ground.settings import Settings
 from sources import make_source
 from sources.base import Fetched, Source
-from warehouse import loads
+from warehouse import load_log
 
 
 def run_load(
@@ -41,7 +41,7 @@ def run_load(
         gate.warm_up_in_background()
         con = load_run.open_warehouse(settings)
         try:
-            for dead, what in loads.mark_interrupted(con):
+            for dead, what in load_log.mark_interrupted(con):
                 log.warning("load %s was interrupted: %s; redoing it", dead, what)
             now = datetime.now(timezone.utc).replace(tzinfo=None)
             load_id = load_run.new_load_id(now)
@@ -55,7 +55,7 @@ def run_load(
             except Exception as exc:
                 _record_failed(con, settings, kind, load_id, start, as_of, exc)
                 raise
-            loads.begin(
+            load_log.begin(
                 con, load_id=load_id, flow_run_id=_flow_run_id(), flow_name=kind,
                 source=settings.source, start=plan.bars_start, end=plan.as_of,
             )
@@ -66,17 +66,17 @@ def run_load(
                 )
             except load_run.LoadFailed as exc:
                 status = "blocked" if isinstance(exc, load_run.LoadBlocked) else "failed"
-                loads.finish(con, load_id=load_id, status=status, message=str(exc), timings=timings)
+                load_log.finish(con, load_id=load_id, status=status, message=str(exc), timings=timings)
                 raise
             except load_run.NightHeld as exc:
-                loads.finish(con, load_id=load_id, status="held", message=str(exc), timings=timings)
+                load_log.finish(con, load_id=load_id, status="held", message=str(exc), timings=timings)
                 raise
             except PublishFailed as exc:
                 # Rows committed (finish_ok counted them); only the snapshot for readers is missing.
-                loads.finish(con, load_id=load_id, status="failed", message=str(exc), timings=timings)
+                load_log.finish(con, load_id=load_id, status="failed", message=str(exc), timings=timings)
                 raise
             except BaseException as exc:
-                loads.finish(con, load_id=load_id, status="failed", message=f"{type(exc).__name__}: {exc}", timings=timings)
+                load_log.finish(con, load_id=load_id, status="failed", message=f"{type(exc).__name__}: {exc}", timings=timings)
                 raise
             return outcome
         finally:
@@ -102,8 +102,8 @@ def _flow_run_id() -> str | None:
 
 
 def _record_failed(con, settings: Settings, kind: str, load_id: str, start: date | None, end: date | None, exc: BaseException) -> None:
-    loads.begin(con, load_id=load_id, flow_run_id=_flow_run_id(), flow_name=kind, source=settings.source, start=start, end=end)
-    loads.finish(con, load_id=load_id, status="failed", message=f"{type(exc).__name__}: {exc}")
+    load_log.begin(con, load_id=load_id, flow_run_id=_flow_run_id(), flow_name=kind, source=settings.source, start=start, end=end)
+    load_log.finish(con, load_id=load_id, status="failed", message=f"{type(exc).__name__}: {exc}")
 
 
 def record_failed_load(settings: Settings, kind: str, *, start: date | None, end: date | None, exc: BaseException) -> str:

@@ -10,7 +10,7 @@ from datetime import date, datetime
 import duckdb
 
 from ground.settings import Settings
-from warehouse import loads
+from warehouse import load_log
 from warehouse.load import MergeCounts
 
 
@@ -64,7 +64,7 @@ class Outcome:
 
 
 def finish_ok(con, outcome: Outcome, sessions: int, rows_in: int) -> None:
-    loads.finish(
+    load_log.finish(
         con,
         load_id=outcome.load_id,
         status=outcome.status,
@@ -81,5 +81,5 @@ def finish_ok(con, outcome: Outcome, sessions: int, rows_in: int) -> None:
 def record_publish(con: duckdb.DuckDBPyConnection, published, load_id: str) -> None:
     con.execute(
         "INSERT OR REPLACE INTO meta.publishes VALUES (?, ?, ?, ?, ?)",
-        [load_id, published.as_of, str(published.path), published.bytes, loads.now_utc()],
+        [load_id, published.as_of, str(published.path), published.bytes, load_log.now_utc()],
     )

@@ -1,4 +1,5 @@
 """The embedded `sample` source: a deterministic synthetic US small-cap market, offline.
+(Over 600 lines: why, under "Where the code is".)
 
 What the market is
 ------------------
@@ -103,6 +104,8 @@ Where the code is
 This module holds the source (holdings, bars, fundamentals of a window) and `membership_sizes`;
 sample_companies.py the parameters, companies and quarters; sample_market.py the simulation;
 sample_blocks.py the bar blocks in memory and scratch files; sample_cache.py the data home's cache.
+It stays a little over 600 lines because a sixth of it is this description, which belongs with the
+source it describes; the code is the one class the pipeline sees.
 """
 
 from __future__ import annotations
