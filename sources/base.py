@@ -40,6 +40,11 @@ def conform(df: pl.DataFrame, schema: dict[str, pl.DataType], what: str) -> pl.D
     return df.select([pl.col(c).cast(t, strict=True) for c, t in schema.items()])
 
 
+def failures_frame(rows: Sequence[tuple[str, str, str]]) -> pl.DataFrame:
+    """`failures` rows (symbol, dataset, error) as a frame of FAILURES_SCHEMA (none: empty)."""
+    return pl.DataFrame(list(rows), schema=FAILURES_SCHEMA, orient="row") if rows else empty(FAILURES_SCHEMA)
+
+
 @dataclass(frozen=True)
 class Fetched:
     """What one fetch call returned. Frames follow the schemas above; absent parts are empty."""

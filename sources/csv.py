@@ -48,13 +48,13 @@ import polars as pl
 from sources.base import (
     BARS_SCHEMA,
     EXCLUDED_SCHEMA,
-    FAILURES_SCHEMA,
     FUNDAMENTALS_SCHEMA,
     HOLDINGS_SCHEMA,
     Capabilities,
     Fetched,
     conform,
     empty,
+    failures_frame,
 )
 from sources.ishares import as_of_from_name, looks_like_holdings, parse_holdings, read_preamble
 from sources.symbols import load_overrides
@@ -661,7 +661,7 @@ class CsvSource:
             for u in wanted
             if u not in have
         ]
-        fails = pl.DataFrame(failures, schema=FAILURES_SCHEMA, orient="row") if failures else empty(FAILURES_SCHEMA)
+        fails = failures_frame(failures)
         holdings = out.holdings.sort("universe", "as_of_date") if out.holdings.height else empty(HOLDINGS_SCHEMA)
         excl = pl.concat([out.excluded, *excluded]) if excluded else out.excluded
         return Fetched(holdings=holdings, excluded=excl, failures=fails)
@@ -714,7 +714,7 @@ class CsvSource:
                     continue
                 parts.append(in_range)
         bars = pl.concat(parts) if parts else empty(BARS_SCHEMA)
-        fails = pl.DataFrame(failures, schema=FAILURES_SCHEMA, orient="row") if failures else empty(FAILURES_SCHEMA)
+        fails = failures_frame(failures)
         excl = pl.concat(excluded) if excluded else empty(EXCLUDED_SCHEMA)
         return Fetched(bars=bars, failures=fails, excluded=excl)
 
@@ -725,7 +725,7 @@ class CsvSource:
         path = self.path / FUNDAMENTALS_FILE
         if not path.exists():
             failures = [(s, "fundamentals", f"no {FUNDAMENTALS_FILE} in {self.path}") for s in wanted]
-            return Fetched(failures=pl.DataFrame(failures, schema=FAILURES_SCHEMA, orient="row") if failures else empty(FAILURES_SCHEMA))
+            return Fetched(failures=failures_frame(failures))
         allq = read_fundamentals(path)
         known = allq.filter(
             pl.col("symbol").is_in(wanted)
@@ -735,7 +735,7 @@ class CsvSource:
         ).sort("symbol", "period_end_date")
         have = set(known.get_column("symbol").to_list())
         failures = [(s, "fundamentals", f"no quarter known on {as_of} in {path.name}") for s in wanted if s not in have]
-        fails = pl.DataFrame(failures, schema=FAILURES_SCHEMA, orient="row") if failures else empty(FAILURES_SCHEMA)
+        fails = failures_frame(failures)
         return Fetched(fundamentals=known, failures=fails)
 
     # conveniences -------------------------------------------------------------------------------

@@ -126,13 +126,13 @@ from ground import calendar
 from sources.base import (
     ACTIONS_SCHEMA,
     BARS_SCHEMA,
-    FAILURES_SCHEMA,
     FUNDAMENTALS_SCHEMA,
     HOLDINGS_SCHEMA,
     Capabilities,
     Fetched,
     conform,
     empty,
+    failures_frame,
 )
 from sources.sample_companies import (
     FUND_FRACTION,
@@ -301,7 +301,7 @@ class SampleSource:
     def _bars(self, symbols: Sequence[str], start: date, end: date) -> Fetched:
         symbols = list(dict.fromkeys(symbols))
         if end < self.start:
-            return Fetched(failures=_failures([(s, "bars", self._before_start(start, end)) for s in symbols]))
+            return Fetched(failures=failures_frame([(s, "bars", self._before_start(start, end)) for s in symbols]))
         market = self._market_to(end)
         co = self._companies
         a, b = self._positions(market, start, end)
@@ -343,7 +343,7 @@ class SampleSource:
         actions = empty(ACTIONS_SCHEMA)
         if len(member_idx) and b > a:
             actions = market.actions(co, member_idx, a, b)
-        return Fetched(bars=bars, actions=actions, failures=_failures(failures))
+        return Fetched(bars=bars, actions=actions, failures=failures_frame(failures))
 
     def _holdings(self, universes: Sequence[str], start: date, end: date) -> Fetched:
         failures, parts = [], []
@@ -361,7 +361,7 @@ class SampleSource:
                 continue
             parts.append(self._holdings_frame(market, u, a, b))
         holdings = pl.concat(parts) if parts else empty(HOLDINGS_SCHEMA)
-        return Fetched(holdings=holdings, failures=_failures(failures))
+        return Fetched(holdings=holdings, failures=failures_frame(failures))
 
     def _fundamentals(self, symbols: Sequence[str], as_of: date) -> Fetched:
         symbols = list(dict.fromkeys(symbols))
@@ -373,7 +373,7 @@ class SampleSource:
         failures = [(s, "fundamentals", f"unknown symbol {s!r}: fundamentals exist for {self._symbol_range()}")
                     for s in symbols if s not in position]
         if not len(idx):
-            return Fetched(failures=_failures(failures))
+            return Fetched(failures=failures_frame(failures))
         T = len(market.sessions)
         delist_day = np.where(
             market.delist_idx[idx] < T, market.session64[np.minimum(market.delist_idx[idx], T - 1)], np.datetime64("2200-01-01")
@@ -395,7 +395,7 @@ class SampleSource:
                 "revenue_usd": qs.revenue[qi, cols],
             }
         )
-        return Fetched(fundamentals=conform(frame, FUNDAMENTALS_SCHEMA, "sample fundamentals"), failures=_failures(failures))
+        return Fetched(fundamentals=conform(frame, FUNDAMENTALS_SCHEMA, "sample fundamentals"), failures=failures_frame(failures))
 
     # conveniences ---------------------------------------------------------------------------------
 
@@ -490,12 +490,6 @@ class SampleSource:
         if market.delist_idx[i] < T and market.sessions[market.delist_idx[i]] <= start:
             return f"delisted: last bar on {market.sessions[market.last_idx[i]]}, none in {start}..{end}"
         return f"no session of the sample market in {start}..{end}"
-
-
-def _failures(rows: list[tuple[str, str, str]]) -> pl.DataFrame:
-    if not rows:
-        return empty(FAILURES_SCHEMA)
-    return pl.DataFrame(rows, schema=FAILURES_SCHEMA, orient="row")
 
 
 # Membership alone, and a measurement ----------------------------------------------------------------
