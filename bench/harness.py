@@ -170,6 +170,16 @@ def loads(home: Path) -> list[Load]:
     return [Load(f, s, e, n or 0, secs, json.loads(t) if t else {}) for f, s, e, n, secs, t in rows]
 
 
+def first_session(home: Path):
+    """The earliest equity bar of a home: where its history starts (a backfill's window loads
+    end as `merged`, only the last as `succeeded`, so meta.loads alone does not say)."""
+    con = duckdb.connect(str(home / "warehouse.duckdb"), read_only=True)
+    try:
+        return con.execute("SELECT min(session_date) FROM raw.equity_bars").fetchone()[0]
+    finally:
+        con.close()
+
+
 def raw_rows(home: Path) -> dict[str, int]:
     con = duckdb.connect(str(home / "warehouse.duckdb"), read_only=True)
     try:

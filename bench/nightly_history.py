@@ -100,10 +100,10 @@ def main() -> None:
         rss = f", peak RSS {took.max_rss_kb / 2**20:.1f} GiB" if took.max_rss_kb else ""
         print(f"{label} home: backfill from {start} to {end}: {took.wall_s:.1f} s{rss}; {harness.load_avg()}")
     for label in labels:
-        first = harness.loads(homes[label])[0]
+        first = harness.first_session(homes[label])
         rows = harness.raw_rows(homes[label])
-        years = (end - first.start_date).days / 365.25
-        print(f"{label:5} home {homes[label]}: {first.start_date}..{end} ({years:.1f} years), "
+        years = (end - first).days / 365.25
+        print(f"{label:5} home {homes[label]}: {first}..{end} ({years:.1f} years), "
               + ", ".join(f"{t} {n:,}" for t, n in rows.items()))
 
     t = time.perf_counter()
