@@ -388,10 +388,25 @@ def _sector_daily_scope(ctx: Context, changes: Changes) -> pl.DataFrame:
         parts.append(nexts.select("universe", pl.col("session_date").alias("from_date"), pl.col("_next").fill_null(pl.col("session_date")).alias("to_date")))
     rets = _return_changes(changes.of("core.equity_returns"))
     if rets.height:
-        parts.append(rets.select(pl.col("session_date").alias("from_date"), pl.col("session_date").alias("to_date")).unique())
+        held = _member_sessions(ctx, rets)
+        parts.append(held.select("universe", pl.col("session_date").alias("from_date"), pl.col("session_date").alias("to_date")))
     if not parts:
         return scope_frame(None, ("universe",))
     return scope_frame(pl.concat(parts, how="diagonal_relaxed"), ("universe",))
+
+
+def _member_sessions(ctx: Context, rets: pl.DataFrame) -> pl.DataFrame:
+    """(universe, session_date) where a changed return belongs to a member of the universe that
+    session: a sector's day averages its members' returns of that day, so a return of a symbol
+    that was no member then changes no row. (A rebase that fills a gap in a former member's old
+    history changes hundreds of old sessions' returns, none of them a member's.)"""
+    lo, hi = rets.get_column("session_date").min(), rets.get_column("session_date").max()
+    with registered(ctx.con, _rets=rets.select("symbol", "session_date")):
+        return read(
+            ctx.con,
+            f"""SELECT DISTINCT c.universe, c.session_date FROM core.cohorts c JOIN _rets r USING (symbol, session_date)
+                WHERE c.session_date BETWEEN DATE '{lo}' AND DATE '{hi}'""",
+        )
 
 
 def _next_session(day: date) -> date | None:

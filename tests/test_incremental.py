@@ -287,3 +287,45 @@ def test_a_revision_of_a_published_night_is_reported_as_a_restatement(tmp_path):
     # The close moved: that night, the next (its return) and later (RSI, averages) are restated.
     assert restated["marts.index_daily"]["rows"] >= 2
     _check(wh, days[-1])
+
+
+def test_a_revised_return_of_a_non_member_leaves_the_sector_days_alone(tmp_path):
+    """marts.sector_daily averages the returns of a session's members: a revised bar of a symbol
+    that was no member that session asks for no sector day (a rebase filling a gap in a former
+    member's old history revises hundreds of such sessions), while a member's revised bar asks for
+    its universe's day, and the result still equals the whole-history derivation."""
+    from pipeline import steps
+
+    world = _new_world(5)
+    for members in world.members.values():
+        members.discard(COMPANIES[0])  # priced, in no universe
+    wh = Warehouse(tmp_path / "w.duckdb")
+    days = world.sessions[:START_SESSIONS]
+    for d in days:
+        _price_night(world, d)
+    _quarters_until(world, days[-1], COMPANIES)
+    wh.load(_raw(world, days), days[-1])
+    day = days[-40]
+    held = {s for (s,) in wh.con.execute("SELECT DISTINCT symbol FROM core.cohorts WHERE session_date = ?", [day]).fetchall()}
+    outsider = sorted(set(COMPANIES) - held)[0]
+    member = sorted(held)[0]
+    for symbol in (outsider, member):
+        close, adj = world.equity_bars[(symbol, day)]
+        world.equity_bars[(symbol, day)] = (round(close * 1.05, 4), round(adj * 1.05, 4))
+    frames = {"raw.equity_bars": _bars_frame({k: v for k, v in world.equity_bars.items() if k[1] == day}, index=False)}
+    updated = wh.load(frames, days[-1])
+    assert set(_return_changes_of(updated).get_column("symbol")) >= {outsider, member}
+    ctx = derive.Context(wh.con, days[-1], days[-1], PAIRS, ANCHORS, NAMES, days[-1], days[0])
+    scope = steps._sector_daily_scope(ctx, updated.changes)
+    universes = {u for (u,) in wh.con.execute("SELECT DISTINCT universe FROM core.cohorts WHERE session_date = ? AND symbol = ?", [day, member]).fetchall()}
+    # The member's universes on that day and the next (whose return starts from the revised
+    # close); none of the outsider's.
+    assert outsider not in held and set(scope.get_column("universe")) == universes
+    assert scope.get_column("from_date").min() == day and scope.get_column("to_date").max() <= days[-39]
+    _check(wh, days[-1])
+
+
+def _return_changes_of(updated: derive.Updated) -> pl.DataFrame:
+    from pipeline import steps
+
+    return steps._return_changes(updated.changes.of("core.equity_returns"))
