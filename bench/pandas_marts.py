@@ -146,7 +146,7 @@ def index_daily(index_bars: pd.DataFrame) -> pd.DataFrame:
     df["high_52w"] = close.transform(lambda s: s.rolling(SESSIONS_52W).max())
     df["low_52w"] = close.transform(lambda s: s.rolling(SESSIONS_52W).min())
     df = df.merge(_levels(df), on=["symbol", "session_date"], how="left")
-    return df.drop(columns=["year", "prev_year_close"])
+    return df.drop(columns=["year"])
 
 
 def index_records(daily: pd.DataFrame) -> pd.DataFrame:

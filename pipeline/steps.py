@@ -719,8 +719,8 @@ def _index_performance_compute(ctx: Context, scope: pl.DataFrame) -> pl.DataFram
 
 # marts.headlines ----------------------------------------------------------------------------------
 
-# How far back a night's facts read: the previous year's last close (the YTD base, at most a year
-# back), the close five sessions back, the previous streak.
+# How far back a night's facts read: the close five sessions back and the previous streak (the YTD
+# base is index_daily's prev_year_close). A year, so that a series with a long gap still finds them.
 HEADLINE_LOOKBACK_DAYS = 380
 
 

@@ -96,7 +96,7 @@ def index_daily() -> pl.DataFrame:
             week = k >= 5
             before = level * (1 + 0.002 * (k - 5))
             rows.append(dict(
-                symbol=sym, session_date=d, close=close, ret_1d=0.002 if k else None, ytd_return=0.01 + 0.002 * k,
+                symbol=sym, session_date=d, close=close, ret_1d=0.002 if k else None, ytd_return=0.01 + 0.002 * k, prev_year_close=level / 1.01,
                 is_record_close=k > 0, records_ytd=k, drawdown_from_record=0.0 if k else -0.01,
                 record_close=close / 0.99 if k == 0 else close, record_date=d, rsi_14=55.0 + k,
                 rsi_avg_gain=1.1, rsi_avg_loss=0.9, sma_50=close * 0.98, sma_200=close * 0.95, high_52w=close, low_52w=close * 0.8,
@@ -268,6 +268,8 @@ CASES = [
     ("marts.index_daily", "rsi_in_range", lambda d: set_at(d, 4, rsi_14=101.0), 1),
     ("marts.index_daily", "records_ytd_non_negative", lambda d: set_at(d, 4, records_ytd=-1), 1),
     ("marts.index_daily", "close_positive", lambda d: set_at(d, 4, close=0.0), 1),
+    ("marts.index_daily", "prev_year_close_positive", lambda d: set_at(d, 4, prev_year_close=-5.0), 1),
+    ("marts.index_daily", "returns_finite", lambda d: set_at(d, 5, prev_year_close=float("inf")), 1),
     ("marts.index_daily", "ret_5d_ge_minus_1", lambda d: set_at(d, 6, ret_5d=-1.01), 1),
     ("marts.index_daily", "returns_finite", lambda d: set_at(d, 8, change_5d=float("nan")), 1),
     ("marts.index_daily", "support_below_close", lambda d: set_at(d, 7, support_level=1e6), 1),
