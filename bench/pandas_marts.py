@@ -206,6 +206,7 @@ def relative_performance(daily: pd.DataFrame, pairs: Sequence[tuple[str, str]]) 
         f["streak"] = f["outperformed"].astype(int).groupby((~f["outperformed"]).cumsum()).cumsum()
         f["longest_since"] = _longest_since(f["streak"].to_numpy(), f["session_date"].to_numpy())
         f["ytd_spread"] = f["lead_ytd_return"] - f["lag_ytd_return"]
+        f["relative_level"] = ((1.0 + f["lead_ret"]) / (1.0 + f["lag_ret"])).cumprod()
         frames.append(f)
     return pd.concat(frames, ignore_index=True)
 

@@ -900,6 +900,8 @@ def _mart_suites() -> list[Suite]:
             "marts.relative_performance",
             [
                 _finite("returns_finite", rel_returns, "returns and spreads are finite numbers (null where undefined)"),
+                _finite("relative_level_finite", ("relative_level",), "the relative level is a finite number: a night continues from it"),
+                _positive("relative_level", why="relative_level is a product of ratios of price growth: above 0"),
                 _range("streak_non_negative", "streak", 0, None, "a streak counts sessions: 0 or more"),
                 Expectation(
                     "streak_le_sessions",

@@ -36,7 +36,7 @@ class Column:
     name: str
     dtype: type[pl.DataType] | pl.DataType
     meaning: str
-    unit: str = ""  # fraction, bp, index points, USD, count, sessions, level 0-100; "" for keys and labels
+    unit: str = ""  # fraction, bp, index points, USD, count, sessions, level 0-100, ratio; "" for keys and labels
     nullable: bool = True
 
     @property
@@ -276,6 +276,7 @@ DATASETS: tuple[Dataset, ...] = (
             _c("lead_ytd_return", pl.Float64, "lead's ytd_return (marts.index_daily) on the session; null when its last close of the previous year is not loaded", "fraction"),
             _c("lag_ytd_return", pl.Float64, "lag's ytd_return (marts.index_daily) on the session; null when its last close of the previous year is not loaded", "fraction"),
             _c("ytd_spread", pl.Float64, "lead_ytd_return - lag_ytd_return; null when either is null", "fraction"),
+            _c("relative_level", pl.Float64, "relative strength: the product of (1 + lead_ret) / (1 + lag_ret) over the pair's rows from its first one up to and including this session (the first row's own factor included); divide by the level of an earlier session to rebase the line there", "ratio", nullable=False),
         ),
         key=("lead_symbol", "lag_symbol", "session_date"),
         inputs=("marts.index_daily",),
@@ -284,11 +285,19 @@ DATASETS: tuple[Dataset, ...] = (
         export=True,
         settings=("pairs",),
         description="Pairs come from settings (default `^RUT/^GSPC`, `^RUT/^SP600`, `^SP600/^GSPC`, `^RUT/^IXIC`); "
-        "a pair with a symbol not loaded has no rows.",
+        "a pair with a symbol not loaded has no rows.\n\n"
+        "A night continues the streak and `relative_level` from the pair's stored row before its new sessions. "
+        "`relative_level` rises when the lead outperforms; the report's relative-strength line is it divided by "
+        "its level on the last session before the chart's window (100 = that session).",
         examples=(
             "-- Tonight's streak and when a streak that long was last seen\n"
             "SELECT session_date, streak, longest_since FROM marts.relative_performance\n"
             "WHERE lead_symbol = '^RUT' AND lag_symbol = '^GSPC' ORDER BY session_date DESC LIMIT 1;",
+            "-- Relative strength of the Russell 2000 against the S&P 500 since 2025-04-08 (100 = that session)\n"
+            "SELECT session_date, 100 * relative_level / (SELECT relative_level FROM marts.relative_performance\n"
+            "    WHERE lead_symbol = '^RUT' AND lag_symbol = '^GSPC' AND session_date = DATE '2025-04-08') AS rs\n"
+            "FROM marts.relative_performance\n"
+            "WHERE lead_symbol = '^RUT' AND lag_symbol = '^GSPC' AND session_date >= DATE '2025-04-08' ORDER BY session_date;",
         ),
     ),
     Dataset(

@@ -621,8 +621,9 @@ def _relative_performance_scope(ctx: Context, changes: Changes) -> pl.DataFrame:
 
 
 def _relative_performance_compute(ctx: Context, scope: pl.DataFrame) -> pl.DataFrame:
-    """Each pair from its first changed session, continuing its stored streak and the ladder of its
-    earlier runs (one small aggregate over the stored rows), from index_daily rows of the window."""
+    """Each pair from its first changed session, continuing its stored streak, its relative level and
+    the ladder of its earlier runs (one small aggregate over the stored rows), from index_daily rows
+    of the window."""
     import numpy as np
 
     from transforms.relative_performance import ladder, relative_performance
@@ -635,14 +636,14 @@ def _relative_performance_compute(ctx: Context, scope: pl.DataFrame) -> pl.DataF
     states, ladders = [], {}
     for (lead, lag), first in firsts.items():
         row = ctx.con.execute(
-            "SELECT session_date, streak FROM marts.relative_performance WHERE lead_symbol = ? AND lag_symbol = ? "
-            "AND session_date < ? ORDER BY session_date DESC LIMIT 1",
+            "SELECT session_date, streak, relative_level FROM marts.relative_performance WHERE lead_symbol = ? "
+            "AND lag_symbol = ? AND session_date < ? ORDER BY session_date DESC LIMIT 1",
             [lead, lag, first],
         ).fetchone()
         if row is None:
             continue
-        state_date, streak = row
-        states.append((lead, lag, state_date, streak))
+        state_date, streak, level = row
+        states.append((lead, lag, state_date, streak, level))
         run_start = state_date
         if streak > 1:
             run_start = ctx.con.execute(
@@ -660,7 +661,9 @@ def _relative_performance_compute(ctx: Context, scope: pl.DataFrame) -> pl.DataF
         trailing = (int(streak), int(pl.Series([state_date]).cast(pl.Int32)[0])) if streak > 0 else (0, -1)
         ladders[(lead, lag)] = (ladder(earlier.get_column("streak").to_numpy(), days), trailing)
     state = pl.DataFrame(
-        states, schema={"lead_symbol": pl.String, "lag_symbol": pl.String, "session_date": pl.Date, "streak": pl.Int32}, orient="row"
+        states,
+        schema={"lead_symbol": pl.String, "lag_symbol": pl.String, "session_date": pl.Date, "streak": pl.Int32, "relative_level": pl.Float64},
+        orient="row",
     )
     # Rows after each pair's state row (a pair without one: its whole history).
     after = min((s[2] for s in states), default=None) if len(states) == len(firsts) else None

@@ -199,9 +199,7 @@ class _ChartMaker:
             if d.is_empty():
                 _no_data(ax, f"no rows for {lead}/{lag} in marts.relative_performance")
                 continue
-            d = d.with_columns(
-                rs=((1 + pl.col("lead_ret").fill_null(0)).cum_prod() / (1 + pl.col("lag_ret").fill_null(0)).cum_prod()) * 100
-            )
+            d = d.with_columns(rs=_rebased(pl.col("relative_level"), pl.col("base_level")))
             days = d["session_date"].to_list()
             ax.plot(days, d["rs"].to_list(), color="#1f3b73", lw=1.4)
             ax.axhline(100, color="#999999", lw=0.8, ls=":")
@@ -556,6 +554,12 @@ def _compound(sectors: pl.DataFrame, anchor_date: date, as_of: date) -> pl.DataF
             ((1 + pl.col("return_cap_weight").fill_null(0)).product() - 1).alias("return_cap_weight"),
         )
     )
+
+
+def _rebased(level: pl.Expr, base: pl.Expr) -> pl.Expr:
+    """The relative-strength line: marts.relative_performance.relative_level over its level on the
+    pair's last session before the window (read.py's base_level), times 100."""
+    return level / base * 100
 
 
 def _streak_runs(streaks: list[int]) -> list[tuple[int, int]]:

@@ -3,8 +3,9 @@
 The snapshot is opened read-only and without file access; the marts carry their whole history, so
 an earlier night is read from the same snapshot by filtering on its date. What the charts and the
 page draw comes from the marts as stored (streaks, `longest_since`, records, support and resistance,
-the VIX's weekly change, each symbol's `history_start`); the report computes only what no mart
-holds (see docs/report.md: the relative-strength line and sector returns since an anchor).
+the VIX's weekly change, each symbol's `history_start`, the relative-strength level, which the report
+only rebases to the window); the report computes only what no mart holds (see docs/report.md: sector
+returns since an anchor).
 """
 
 from __future__ import annotations
@@ -86,6 +87,15 @@ def _frame(con: duckdb.DuckDBPyConnection, query: str, **params) -> pl.DataFrame
     return con.sql(query, params=params or None).pl()
 
 
+def _columns(con: duckdb.DuckDBPyConnection, mart: str) -> set[str]:
+    """The columns of marts.`mart` in the snapshot (one published by older code may lack later ones)."""
+    return set(
+        _frame(con, "SELECT column_name AS c FROM information_schema.columns WHERE table_schema = 'marts' AND table_name = $t", t=mart)[
+            "c"
+        ].to_list()
+    )
+
+
 def _ordered(found: list, configured: list) -> list:
     """`found` in configured order; values not configured keep their own order, last."""
     pos = {v: i for i, v in enumerate(configured)}
@@ -146,10 +156,7 @@ def _read_night(con: duckdb.DuckDBPyConnection, settings: Settings, as_of: date 
     ]
 
     # Columns added by migration 0005 read as null from a snapshot published before it.
-    daily_columns = set(
-        _frame(con, "SELECT column_name AS c FROM information_schema.columns "
-               "WHERE table_schema = 'marts' AND table_name = 'index_daily'")["c"].to_list()
-    )  # fmt: skip
+    daily_columns = _columns(con, "index_daily")
     later = ", ".join(
         c if c in daily_columns else f"CAST(NULL AS {t}) AS {c}"
         for c, t in (("change_5d", "DOUBLE"), ("ret_5d", "DOUBLE"), ("support_level", "DOUBLE"),
@@ -166,11 +173,27 @@ def _read_night(con: duckdb.DuckDBPyConnection, settings: Settings, as_of: date 
     history_start = dict(
         _frame(con, "SELECT symbol, min(history_start) AS d FROM marts.index_records GROUP BY symbol").iter_rows()
     )
+    if "marts.relative_performance" in present_tables and "relative_level" not in _columns(con, "relative_performance"):
+        raise ReportError(
+            f"the published snapshot {settings.published_path} predates marts.relative_performance.relative_level, "
+            "which the relative-strength chart draws; run a load (`smallcaps run`) to publish the marts again"
+        )
+    # The relative-strength line is the mart's relative_level over its level on the pair's last
+    # session before the window (1 when the pair's rows start inside it): 100 = the close before the
+    # window's first return, as a line compounded over the window's rows would be.
     relative = _frame(
         con,
-        "SELECT lead_symbol, lag_symbol, session_date, lead_ret, lag_ret, outperformed, streak, longest_since "
-        "FROM marts.relative_performance WHERE session_date BETWEEN $s AND $d "
-        "ORDER BY lead_symbol, lag_symbol, session_date",
+        """
+        WITH base AS (
+            SELECT lead_symbol, lag_symbol, arg_max(relative_level, session_date) AS base_level
+            FROM marts.relative_performance WHERE session_date < $s GROUP BY lead_symbol, lag_symbol
+        )
+        SELECT r.lead_symbol, r.lag_symbol, r.session_date, r.lead_ret, r.lag_ret, r.outperformed, r.streak,
+               r.longest_since, r.relative_level, coalesce(b.base_level, 1.0) AS base_level
+        FROM marts.relative_performance r LEFT JOIN base b USING (lead_symbol, lag_symbol)
+        WHERE r.session_date BETWEEN $s AND $d
+        ORDER BY r.lead_symbol, r.lag_symbol, r.session_date
+        """,
         s=window_start,
         d=as_of,
     )

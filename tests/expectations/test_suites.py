@@ -119,15 +119,16 @@ def index_performance() -> pl.DataFrame:
 
 def relative_performance() -> pl.DataFrame:
     rows = []
-    streak = 0
+    streak, level = 0, 1.0
     for k, d in enumerate(SESSIONS):
         lead, lag = (None, None) if k == 0 else (0.01 if k % 4 else -0.01, 0.002)
         out = lead is not None and lead > lag
         streak = streak + 1 if out else 0
+        level = level if lead is None else level * (1 + lead) / (1 + lag)
         lead_ytd, lag_ytd = 0.05 + 0.01 * k, 0.05
         rows.append(
             ("^RUT", "^GSPC", d, lead, lag, None if lead is None else lead - lag, out, streak, None, lead_ytd, lag_ytd,
-             lead_ytd - lag_ytd)
+             lead_ytd - lag_ytd, level)
         )  # fmt: skip
     return pl.DataFrame(rows, schema=RELATIVE_PERFORMANCE_SCHEMA, orient="row")
 
@@ -291,6 +292,9 @@ CASES = [
     ("marts.relative_performance", "lag_symbol_not_null", lambda d: set_at(d, 4, lag_symbol=None), 1),
     ("marts.relative_performance", "outperformed_not_null", lambda d: set_at(d, 4, outperformed=None), 1),
     ("marts.relative_performance", "streak_not_null", lambda d: set_at(d, 4, streak=None), 1),
+    ("marts.relative_performance", "relative_level_not_null", lambda d: set_at(d, 4, relative_level=None), 1),
+    ("marts.relative_performance", "relative_level_finite", lambda d: set_at(d, 4, relative_level=float("inf")), 1),
+    ("marts.relative_performance", "relative_level_positive", lambda d: set_at(d, 4, relative_level=0.0), 1),
     ("marts.cohort_composition", "cohort_known", lambda d: set_at(d, 0, cohort="junk"), 1),
     ("marts.cohort_composition", "members_non_negative", lambda d: set_at(d, 0, members=-3), 1),
     ("marts.cohort_composition", "share_in_range", lambda d: set_at(d, 0, share_of_members=1.5, members=50).with_columns(
