@@ -974,6 +974,15 @@ def _mart_suites() -> list[Suite]:
                 *_session_checks(),
             ],
         ),
+        _mart(
+            "marts.sector_performance",
+            [
+                _finite("returns_finite", sector_returns, "returns are finite numbers"),
+                *_returns_above_minus_one(sector_returns),
+                _ge("session_ge_anchor", "session_date", "anchor_date", "performance since an anchor starts at the anchor session"),
+                *_session_checks(),
+            ],
+        ),
         _index_performance_suite(),
     ]
 

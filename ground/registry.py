@@ -365,6 +365,37 @@ DATASETS: tuple[Dataset, ...] = (
         export=True,
     ),
     Dataset(
+        "marts.sector_performance",
+        "one row per universe, anchor, sector and session from the anchor session on, for each sector with a `marts.sector_daily` row on the session",
+        (
+            UNIVERSE,
+            _key("anchor", pl.String, "as configured: `ytd`, `1y`, or a date such as `2025-04-08`"),
+            _key("sector", pl.String, "as in `marts.sector_daily`"),
+            SESSION,
+            _c("anchor_date", pl.Date, "the session the anchor resolves to (as in `marts.cohort_performance`)", nullable=False),
+            _c("return_equal_weight", pl.Float64, "the sector's daily equal-weight returns (`marts.sector_daily`) after anchor_date up to and including the session, compounded: prod(1 + return) - 1; 0 on the anchor session", "fraction", nullable=False),
+            _c("return_cap_weight", pl.Float64, "the same for the daily cap-weight returns", "fraction", nullable=False),
+        ),
+        key=("universe", "anchor", "sector", "session_date"),
+        inputs=("marts.sector_daily", "core.sessions"),
+        date_column="session_date",
+        suite=True,
+        export=True,
+        settings=("anchors",),
+        description="Rebalanced daily, not buy and hold: each session's return is over that session's members "
+        "of the sector (unlike `marts.cohort_performance`, whose cohorts are fixed at the anchor). A session "
+        "without a return (no member priced, or no weights) counts as 0. A universe whose sector history starts "
+        "after the anchor session has no rows for that anchor. A night recomputes the sessions from the first "
+        "changed `marts.sector_daily` session on, reading that mart from the earliest anchor session they need.",
+        examples=(
+            "-- Russell 2000 sectors since the April 2025 low, best first\n"
+            "SELECT sector, return_equal_weight, return_cap_weight FROM marts.sector_performance\n"
+            "WHERE universe = 'russell2000' AND anchor = '2025-04-08'\n"
+            "  AND session_date = (SELECT max(session_date) FROM marts.sector_performance)\n"
+            "ORDER BY return_equal_weight DESC;",
+        ),
+    ),
+    Dataset(
         "marts.headlines",
         "one row per night (`as_of_date`) and fact",
         (

@@ -419,6 +419,44 @@ def _sector_daily_compute(ctx: Context, scope: pl.DataFrame) -> pl.DataFrame:
     return sector_daily(cohorts.lazy(), rets.lazy()).collect()
 
 
+# marts.sector_performance -------------------------------------------------------------------------
+
+
+def _sector_performance_scope(ctx: Context, changes: Changes) -> pl.DataFrame:
+    """A changed sector return on day d reaches every row measured across it (anchor session before
+    d, session on or after d): per universe, the sessions from d on. New sessions resolve anchors."""
+    parts = []
+    got = changes.of("marts.sector_daily")
+    if got is not None:
+        firsts = got.rows().group_by("universe").agg(pl.col("session_date").min().alias("from_date"))
+        parts.append(firsts.with_columns(pl.lit(ctx.until).alias("to_date")))
+    got = changes.of("core.sessions")
+    if got is not None:
+        parts.append(pl.DataFrame({"from_date": [got.new.get_column("session_date").min()], "to_date": [ctx.until]}))
+    if not parts:
+        return scope_frame(None, ("universe",))
+    return scope_frame(pl.concat(parts, how="diagonal_relaxed"), ("universe",))
+
+
+def _sector_performance_compute(ctx: Context, scope: pl.DataFrame) -> pl.DataFrame:
+    """The scope's (anchor, session) rows, from marts.sector_daily since the earliest anchor
+    session they need (a dated anchor: since that date; the mart has a few dozen rows a session)
+    and each universe's first sector session."""
+    from transforms.sectors import sector_performance
+
+    wanted = filter_scope(_anchor_map(ctx, scope.get_column("from_date").min()), scope.drop("universe", strict=False), "session_date")
+    if wanted.height == 0:
+        return pl.DataFrame()
+    daily = read(
+        ctx.con,
+        "SELECT universe, sector, session_date, return_equal_weight, return_cap_weight FROM marts.sector_daily "
+        "WHERE session_date BETWEEN ? AND ?",
+        [wanted.get_column("anchor_date").min(), ctx.until],
+    )
+    starts = read(ctx.con, "SELECT universe, min(session_date) AS history_start FROM marts.sector_daily GROUP BY universe")
+    return sector_performance(daily.lazy(), wanted.lazy(), starts.lazy()).collect()
+
+
 # marts.cohort_performance -------------------------------------------------------------------------
 
 
@@ -798,6 +836,7 @@ STEPS: dict[str, Step] = {
     "core.cohorts": Step(_cohorts_scope, _cohorts_compute, "{t}.session_date"),
     "marts.cohort_composition": Step(_cohort_composition_scope, _cohort_composition_compute, "{t}.session_date"),
     "marts.sector_daily": Step(_sector_daily_scope, _sector_daily_compute, "{t}.session_date"),
+    "marts.sector_performance": Step(_sector_performance_scope, _sector_performance_compute, "{t}.session_date"),
     "marts.cohort_performance": Step(_cohort_performance_scope, _cohort_performance_compute, "{t}.session_date"),
     "marts.index_daily": Step(_index_daily_scope, _index_daily_compute, "{t}.session_date"),
     "marts.index_records": Step(

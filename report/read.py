@@ -3,9 +3,8 @@
 The snapshot is opened read-only and without file access; the marts carry their whole history, so
 an earlier night is read from the same snapshot by filtering on its date. What the charts and the
 page draw comes from the marts as stored (streaks, `longest_since`, records, support and resistance,
-the VIX's weekly change, each symbol's `history_start`, the relative-strength level, which the report
-only rebases to the window); the report computes only what no mart holds (see docs/report.md: sector
-returns since an anchor).
+the VIX's weekly change, each symbol's `history_start`, sector returns since each anchor, and the
+relative-strength level, which the report only rebases to its window).
 """
 
 from __future__ import annotations
@@ -54,7 +53,9 @@ class _Night:
     relative: pl.DataFrame
     cohort_perf: pl.DataFrame
     composition: pl.DataFrame
-    sectors: pl.DataFrame
+    sectors: pl.DataFrame  # marts.sector_daily on the night
+    sector_first: dict[str, date]  # each universe's first marts.sector_daily session up to the night
+    sector_perf: pl.DataFrame  # marts.sector_performance on the night
     loads: pl.DataFrame
     night_load: dict | None
     dq_results: pl.DataFrame
@@ -224,10 +225,28 @@ def _read_night(con: duckdb.DuckDBPyConnection, settings: Settings, as_of: date 
         s=window_start,
         d=as_of,
     )
+    # The sector chart draws the night: each sector's return of the session and since each anchor
+    # (marts.sector_performance), and says where a universe's sector history starts.
     sectors = _frame(
         con,
         "SELECT universe, sector, session_date, members, return_equal_weight, return_cap_weight "
-        "FROM marts.sector_daily WHERE session_date <= $d ORDER BY universe, sector, session_date",
+        "FROM marts.sector_daily WHERE session_date = $d ORDER BY universe, sector",
+        d=as_of,
+    )
+    sector_first = dict(
+        _frame(
+            con, "SELECT universe, min(session_date) AS d FROM marts.sector_daily WHERE session_date <= $d GROUP BY universe", d=as_of
+        ).iter_rows()
+    )
+    if "marts.sector_performance" not in present_tables:
+        raise ReportError(
+            f"the published snapshot {settings.published_path} predates marts.sector_performance, which the sector "
+            "charts draw; run a load (`smallcaps run`) to publish the marts again"
+        )
+    sector_perf = _frame(
+        con,
+        "SELECT universe, anchor, sector, anchor_date, return_equal_weight, return_cap_weight "
+        "FROM marts.sector_performance WHERE session_date = $d ORDER BY universe, anchor, sector",
         d=as_of,
     )
     headlines = _frame(
@@ -264,6 +283,8 @@ def _read_night(con: duckdb.DuckDBPyConnection, settings: Settings, as_of: date 
         cohort_perf=cohort_perf,
         composition=composition,
         sectors=sectors,
+        sector_first=sector_first,
+        sector_perf=sector_perf,
         loads=loads,
         night_load=night_load,
         dq_results=dq_results,

@@ -29,6 +29,7 @@ RELATIVE_PERFORMANCE_SCHEMA = get("marts.relative_performance").schema
 COHORT_COMPOSITION_SCHEMA = get("marts.cohort_composition").schema
 COHORT_PERFORMANCE_SCHEMA = get("marts.cohort_performance").schema
 SECTOR_DAILY_SCHEMA = get("marts.sector_daily").schema
+SECTOR_PERFORMANCE_SCHEMA = get("marts.sector_performance").schema
 
 AS_OF = date(2025, 3, 14)
 SESSIONS = calendar.sessions(date(2025, 3, 3), AS_OF)  # 10 sessions
@@ -155,6 +156,14 @@ def sector_daily() -> pl.DataFrame:
     return pl.DataFrame(rows, schema=SECTOR_DAILY_SCHEMA, orient="row")
 
 
+def sector_performance() -> pl.DataFrame:
+    rows = [
+        ("russell2000", "2025-03-05", s, d, SESSIONS[2], (1.001 ** (k - 2)) - 1, (1.002 ** (k - 2)) - 1)
+        for k, d in enumerate(SESSIONS[2:], start=2) for s in ("Industrials", "Health Care")
+    ]
+    return pl.DataFrame(rows, schema=SECTOR_PERFORMANCE_SCHEMA, orient="row")
+
+
 CLEAN = {
     "raw.equity_bars": equity_bars,
     "raw.index_bars": index_bars,
@@ -167,6 +176,7 @@ CLEAN = {
     "marts.cohort_composition": cohort_composition,
     "marts.cohort_performance": cohort_performance,
     "marts.sector_daily": sector_daily,
+    "marts.sector_performance": sector_performance,
 }
 
 
@@ -321,6 +331,12 @@ CASES = [
     ("marts.sector_daily", "returns_finite", lambda d: set_at(d, 1, return_cap_weight=float("nan")), 1),
     ("marts.sector_daily", "return_equal_weight_ge_minus_1", lambda d: set_at(d, 1, return_equal_weight=-3.0), 1),
     ("marts.sector_daily", "session_not_future", lambda d: set_at(d, 1, session_date=FUTURE), 1),
+    ("marts.sector_performance", "return_equal_weight_not_null", lambda d: set_at(d, 3, return_equal_weight=None), 1),
+    ("marts.sector_performance", "return_cap_weight_not_null", lambda d: set_at(d, 4, return_cap_weight=float("nan")), 1),
+    ("marts.sector_performance", "returns_finite", lambda d: set_at(d, 3, return_cap_weight=float("inf")), 1),
+    ("marts.sector_performance", "return_cap_weight_ge_minus_1", lambda d: set_at(d, 3, return_cap_weight=-1.2), 1),
+    ("marts.sector_performance", "session_ge_anchor", lambda d: set_at(d, 3, anchor_date=SESSIONS[9]), 1),
+    ("marts.sector_performance", "keys_unique", lambda d: dup_row(d, 2), 2),
 ]
 
 # Checked at the gate level (test_gate.py) rather than as a row corruption here.

@@ -309,3 +309,35 @@ def test_a_snapshot_without_relative_level_says_to_publish_again(snapshot_home, 
     con.close()
     with pytest.raises(ReportError, match=r"predates marts.relative_performance.relative_level.*`smallcaps run`"):
         write_report(Settings(home=home))
+
+
+@pytest.mark.slow
+def test_sector_returns_since_an_anchor_are_the_marts_and_equal_the_daily_returns_compounded(snapshot_home):
+    """The sector chart's since-anchor panels read marts.sector_performance: the daily sector
+    returns after the night's anchor session compounded, as the report computed them itself before."""
+    from report import read
+
+    con = duckdb.connect(str(snapshot_home / "published" / "smallcaps.duckdb"), read_only=True)
+    try:
+        night = read._read_night(con, Settings(home=snapshot_home), None)
+        history = con.sql("SELECT * FROM marts.sector_daily").pl()
+    finally:
+        con.close()
+    anchors = night.cohort_perf.filter(pl.col("session_date") == night.as_of).select("universe", "anchor", "anchor_date").unique()
+    assert anchors.height > 0
+    compared = 0
+    for universe, anchor, anchor_date in anchors.iter_rows():
+        by_hand = (
+            history.filter((pl.col("universe") == universe) & (pl.col("session_date") > anchor_date) & (pl.col("session_date") <= night.as_of))
+            .group_by("sector")
+            .agg(((1 + pl.col(c).fill_null(0)).product() - 1).alias(c) for c in ("return_equal_weight", "return_cap_weight"))
+        )
+        got = night.sector_perf.filter((pl.col("universe") == universe) & (pl.col("anchor") == anchor))
+        assert set(got["sector"]) == set(night.sectors.filter(pl.col("universe") == universe)["sector"])
+        both = got.join(by_hand, on="sector", suffix="_by_hand")
+        assert both.height == got.height > 0
+        for c in ("return_equal_weight", "return_cap_weight"):
+            assert ((both[c] - both[f"{c}_by_hand"]).abs() <= 1e-12).all(), c
+        assert (got["anchor_date"] == anchor_date).all()
+        compared += got.height
+    assert compared > 0
