@@ -8,7 +8,7 @@ Each step has two halves (see `pipeline.derive`):
 
 Reading windows is the only I/O here; every figure is computed in transforms/.
 
-Why one module of ~850 lines: it is a table of about twelve small scope/compute pairs, one per
+Why one module of ~850 lines: it is a table of thirteen small scope/compute pairs, one per
 dataset in registry order, that share the window readers at the top; split by dataset, each file
 would hold 50 lines and import the same helpers.
 """
