@@ -146,7 +146,7 @@ def index_daily(index_bars: pd.DataFrame) -> pd.DataFrame:
     df["high_52w"] = close.transform(lambda s: s.rolling(SESSIONS_52W).max())
     df["low_52w"] = close.transform(lambda s: s.rolling(SESSIONS_52W).min())
     df = df.merge(_levels(df), on=["symbol", "session_date"], how="left")
-    return df.drop(columns=["year", "prev_year_close"])
+    return df.drop(columns=["year"])
 
 
 def index_records(daily: pd.DataFrame) -> pd.DataFrame:
@@ -206,6 +206,7 @@ def relative_performance(daily: pd.DataFrame, pairs: Sequence[tuple[str, str]]) 
         f["streak"] = f["outperformed"].astype(int).groupby((~f["outperformed"]).cumsum()).cumsum()
         f["longest_since"] = _longest_since(f["streak"].to_numpy(), f["session_date"].to_numpy())
         f["ytd_spread"] = f["lead_ytd_return"] - f["lag_ytd_return"]
+        f["relative_level"] = ((1.0 + f["lead_ret"]) / (1.0 + f["lag_ret"])).cumprod()
         frames.append(f)
     return pd.concat(frames, ignore_index=True)
 
@@ -474,6 +475,28 @@ def sector_daily(cohorts: pd.DataFrame, equity_returns: pd.DataFrame) -> pd.Data
     return out.drop(columns=["w_ret", "w", "weighted"])
 
 
+def sector_performance(sector_daily: pd.DataFrame, sessions: pd.DatetimeIndex, anchors: Sequence[str]) -> pd.DataFrame:
+    """Each sector's daily returns after the anchor session compounded, from the sector's growth
+    (cumulative product of 1 + return, a missing return as 0) on the session over that at the anchor."""
+    keys = ["universe", "sector"]
+    df = sector_daily[[*keys, "session_date", "return_equal_weight", "return_cap_weight"]].sort_values(
+        [*keys, "session_date"], ignore_index=True
+    )
+    for c in ("return_equal_weight", "return_cap_weight"):
+        df[f"g_{c}"] = (1.0 + df[c].fillna(0.0)).groupby([df[k] for k in keys]).cumprod()
+    rows = df.merge(resolve_anchors(sessions, anchors), on="session_date")
+    starts = df.groupby("universe", as_index=False)["session_date"].min().rename(columns={"session_date": "history_start"})
+    rows = rows.merge(starts, on="universe")
+    rows = rows[rows["history_start"] <= rows["anchor_date"]].sort_values("anchor_date")
+    growth = df[[*keys, "session_date", "g_return_equal_weight", "g_return_cap_weight"]].rename(
+        columns={"session_date": "base_date", "g_return_equal_weight": "base_ew", "g_return_cap_weight": "base_cw"}
+    ).sort_values("base_date")
+    rows = pd.merge_asof(rows, growth, left_on="anchor_date", right_on="base_date", by=keys)
+    rows["return_equal_weight"] = rows["g_return_equal_weight"] / rows["base_ew"].fillna(1.0) - 1.0
+    rows["return_cap_weight"] = rows["g_return_cap_weight"] / rows["base_cw"].fillna(1.0) - 1.0
+    return rows[["universe", "anchor", "sector", "session_date", "anchor_date", "return_equal_weight", "return_cap_weight"]]
+
+
 # --- all of it ---------------------------------------------------------------------------------------
 
 
@@ -481,7 +504,7 @@ def derive(
     raw: dict[str, pd.DataFrame], sessions: pd.DatetimeIndex, *, pairs: Sequence[tuple[str, str]], anchors: Sequence[str]
 ) -> tuple[dict[str, pd.DataFrame], dict[str, float]]:
     """raw.index_bars, raw.equity_bars, raw.holdings, raw.fundamentals (up to as_of) and the sessions
-    up to as_of -> {table: frame} for the ten tables, and seconds per table."""
+    up to as_of -> {table: frame} for the eleven tables, and seconds per table."""
     out: dict[str, pd.DataFrame] = {}
     timings: dict[str, float] = {}
 
@@ -500,7 +523,8 @@ def derive(
     rets = timed("core.equity_returns", equity_returns, raw["raw.equity_bars"])
     timed("marts.cohort_composition", cohort_composition, coh)
     timed("marts.cohort_performance", cohort_performance, coh, raw["raw.equity_bars"], sessions, anchors)
-    timed("marts.sector_daily", sector_daily, coh, rets)
+    sectors = timed("marts.sector_daily", sector_daily, coh, rets)
+    timed("marts.sector_performance", sector_performance, sectors, sessions, anchors)
     return out, timings
 
 

@@ -875,7 +875,7 @@ def _index_performance_suite() -> Suite:
 
 def _mart_suites() -> list[Suite]:
     idx_returns = ("ret_1d", "ytd_return", "drawdown_from_record", "ret_5d")
-    idx_levels = ("close", "rsi_14", "sma_50", "sma_200", "high_52w", "low_52w", "change_5d", "support_level", "resistance_level")
+    idx_levels = ("close", "prev_year_close", "rsi_14", "sma_50", "sma_200", "high_52w", "low_52w", "change_5d", "support_level", "resistance_level")
     rel_returns = ("lead_ret", "lag_ret", "spread", "lead_ytd_return", "lag_ytd_return", "ytd_spread")
     perf_returns = ("return_equal_weight", "return_cap_weight", "return_median")
     sector_returns = ("return_equal_weight", "return_cap_weight")
@@ -885,6 +885,7 @@ def _mart_suites() -> list[Suite]:
             [
                 _finite("returns_finite", idx_returns + idx_levels, "returns and levels are finite numbers (null where undefined)"),
                 _positive("close"),
+                _positive("prev_year_close", why="prev_year_close is a close, the YTD base: above 0 where present"),
                 *_returns_above_minus_one(("ret_1d", "ytd_return", "ret_5d")),
                 *_index_level_checks(),
                 _range("drawdown_in_range", "drawdown_from_record", -1, 0, "close / record close - 1 lies in [-1, 0]"),
@@ -899,6 +900,8 @@ def _mart_suites() -> list[Suite]:
             "marts.relative_performance",
             [
                 _finite("returns_finite", rel_returns, "returns and spreads are finite numbers (null where undefined)"),
+                _finite("relative_level_finite", ("relative_level",), "the relative level is a finite number: a night continues from it"),
+                _positive("relative_level", why="relative_level is a product of ratios of price growth: above 0"),
                 _range("streak_non_negative", "streak", 0, None, "a streak counts sessions: 0 or more"),
                 Expectation(
                     "streak_le_sessions",
@@ -968,6 +971,15 @@ def _mart_suites() -> list[Suite]:
                 _range("members_non_negative", "members", 0, None, "a member count"),
                 _finite("returns_finite", sector_returns, "returns are finite numbers (null where undefined)"),
                 *_returns_above_minus_one(sector_returns),
+                *_session_checks(),
+            ],
+        ),
+        _mart(
+            "marts.sector_performance",
+            [
+                _finite("returns_finite", sector_returns, "returns are finite numbers"),
+                *_returns_above_minus_one(sector_returns),
+                _ge("session_ge_anchor", "session_date", "anchor_date", "performance since an anchor starts at the anchor session"),
                 *_session_checks(),
             ],
         ),

@@ -36,7 +36,7 @@ class Column:
     name: str
     dtype: type[pl.DataType] | pl.DataType
     meaning: str
-    unit: str = ""  # fraction, bp, index points, USD, count, sessions, level 0-100; "" for keys and labels
+    unit: str = ""  # fraction, bp, index points, USD, count, sessions, level 0-100, ratio; "" for keys and labels
     nullable: bool = True
 
     @property
@@ -172,7 +172,8 @@ DATASETS: tuple[Dataset, ...] = (
             SESSION,
             _c("close", pl.Float64, "official close (Yahoo `Close`)", "index points", nullable=False),
             _c("ret_1d", pl.Float64, "close / previous session's close - 1; null on the first session", "fraction"),
-            _c("ytd_return", pl.Float64, "close / last close of the previous calendar year - 1; null when that close is not loaded", "fraction"),
+            _c("ytd_return", pl.Float64, "close / prev_year_close - 1; null when that close is not loaded", "fraction"),
+            _c("prev_year_close", pl.Float64, "last close of the previous calendar year in the loaded history, the base of ytd_return; null when the previous year has no close loaded", "index points"),
             _c("is_record_close", pl.Boolean, "close strictly above every earlier close in the loaded history; false on the first session and on ties", nullable=False),
             _c("records_ytd", pl.Int32, "record closes in this calendar year up to and including this session", "count", nullable=False),
             _c("drawdown_from_record", pl.Float64, "close / highest close so far (today included) - 1; 0 on a record, negative below it", "fraction", nullable=False),
@@ -275,6 +276,7 @@ DATASETS: tuple[Dataset, ...] = (
             _c("lead_ytd_return", pl.Float64, "lead's ytd_return (marts.index_daily) on the session; null when its last close of the previous year is not loaded", "fraction"),
             _c("lag_ytd_return", pl.Float64, "lag's ytd_return (marts.index_daily) on the session; null when its last close of the previous year is not loaded", "fraction"),
             _c("ytd_spread", pl.Float64, "lead_ytd_return - lag_ytd_return; null when either is null", "fraction"),
+            _c("relative_level", pl.Float64, "relative strength: the product of (1 + lead_ret) / (1 + lag_ret) over the pair's rows from its first one up to and including this session (the first row's own factor included); divide by the level of an earlier session to rebase the line there", "ratio", nullable=False),
         ),
         key=("lead_symbol", "lag_symbol", "session_date"),
         inputs=("marts.index_daily",),
@@ -283,11 +285,19 @@ DATASETS: tuple[Dataset, ...] = (
         export=True,
         settings=("pairs",),
         description="Pairs come from settings (default `^RUT/^GSPC`, `^RUT/^SP600`, `^SP600/^GSPC`, `^RUT/^IXIC`); "
-        "a pair with a symbol not loaded has no rows.",
+        "a pair with a symbol not loaded has no rows.\n\n"
+        "A night continues the streak and `relative_level` from the pair's stored row before its new sessions. "
+        "`relative_level` rises when the lead outperforms; the report's relative-strength line is it divided by "
+        "its level on the last session before the chart's window (100 = that session).",
         examples=(
             "-- Tonight's streak and when a streak that long was last seen\n"
             "SELECT session_date, streak, longest_since FROM marts.relative_performance\n"
             "WHERE lead_symbol = '^RUT' AND lag_symbol = '^GSPC' ORDER BY session_date DESC LIMIT 1;",
+            "-- Relative strength of the Russell 2000 against the S&P 500 since 2025-04-08 (100 = that session)\n"
+            "SELECT session_date, 100 * relative_level / (SELECT relative_level FROM marts.relative_performance\n"
+            "    WHERE lead_symbol = '^RUT' AND lag_symbol = '^GSPC' AND session_date = DATE '2025-04-08') AS rs\n"
+            "FROM marts.relative_performance\n"
+            "WHERE lead_symbol = '^RUT' AND lag_symbol = '^GSPC' AND session_date >= DATE '2025-04-08' ORDER BY session_date;",
         ),
     ),
     Dataset(
@@ -353,6 +363,37 @@ DATASETS: tuple[Dataset, ...] = (
         date_column="session_date",
         suite=True,
         export=True,
+    ),
+    Dataset(
+        "marts.sector_performance",
+        "one row per universe, anchor, sector and session from the anchor session on, for each sector with a `marts.sector_daily` row on the session",
+        (
+            UNIVERSE,
+            _key("anchor", pl.String, "as configured: `ytd`, `1y`, or a date such as `2025-04-08`"),
+            _key("sector", pl.String, "as in `marts.sector_daily`"),
+            SESSION,
+            _c("anchor_date", pl.Date, "the session the anchor resolves to (as in `marts.cohort_performance`)", nullable=False),
+            _c("return_equal_weight", pl.Float64, "the sector's daily equal-weight returns (`marts.sector_daily`) after anchor_date up to and including the session, compounded: prod(1 + return) - 1; 0 on the anchor session", "fraction", nullable=False),
+            _c("return_cap_weight", pl.Float64, "the same for the daily cap-weight returns", "fraction", nullable=False),
+        ),
+        key=("universe", "anchor", "sector", "session_date"),
+        inputs=("marts.sector_daily", "core.sessions"),
+        date_column="session_date",
+        suite=True,
+        export=True,
+        settings=("anchors",),
+        description="Rebalanced daily, not buy and hold: each session's return is over that session's members "
+        "of the sector (unlike `marts.cohort_performance`, whose cohorts are fixed at the anchor). A session "
+        "without a return (no member priced, or no weights) counts as 0. A universe whose sector history starts "
+        "after the anchor session has no rows for that anchor. A night recomputes the sessions from the first "
+        "changed `marts.sector_daily` session on, reading that mart from the earliest anchor session they need.",
+        examples=(
+            "-- Russell 2000 sectors since the April 2025 low, best first\n"
+            "SELECT sector, return_equal_weight, return_cap_weight FROM marts.sector_performance\n"
+            "WHERE universe = 'russell2000' AND anchor = '2025-04-08'\n"
+            "  AND session_date = (SELECT max(session_date) FROM marts.sector_performance)\n"
+            "ORDER BY return_equal_weight DESC;",
+        ),
     ),
     Dataset(
         "marts.headlines",

@@ -8,7 +8,7 @@ Each step has two halves (see `pipeline.derive`):
 
 Reading windows is the only I/O here; every figure is computed in transforms/.
 
-Why one module of ~850 lines: it is a table of about twelve small scope/compute pairs, one per
+Why one module of ~850 lines: it is a table of thirteen small scope/compute pairs, one per
 dataset in registry order, that share the window readers at the top; split by dataset, each file
 would hold 50 lines and import the same helpers.
 """
@@ -434,6 +434,44 @@ def _sector_daily_compute(ctx: Context, scope: pl.DataFrame) -> pl.DataFrame:
     return sector_daily(cohorts.lazy(), rets.lazy()).collect()
 
 
+# marts.sector_performance -------------------------------------------------------------------------
+
+
+def _sector_performance_scope(ctx: Context, changes: Changes) -> pl.DataFrame:
+    """A changed sector return on day d reaches every row measured across it (anchor session before
+    d, session on or after d): per universe, the sessions from d on. New sessions resolve anchors."""
+    parts = []
+    got = changes.of("marts.sector_daily")
+    if got is not None:
+        firsts = got.rows().group_by("universe").agg(pl.col("session_date").min().alias("from_date"))
+        parts.append(firsts.with_columns(pl.lit(ctx.until).alias("to_date")))
+    got = changes.of("core.sessions")
+    if got is not None:
+        parts.append(pl.DataFrame({"from_date": [got.new.get_column("session_date").min()], "to_date": [ctx.until]}))
+    if not parts:
+        return scope_frame(None, ("universe",))
+    return scope_frame(pl.concat(parts, how="diagonal_relaxed"), ("universe",))
+
+
+def _sector_performance_compute(ctx: Context, scope: pl.DataFrame) -> pl.DataFrame:
+    """The scope's (anchor, session) rows, from marts.sector_daily since the earliest anchor
+    session they need (a dated anchor: since that date; the mart has a few dozen rows a session)
+    and each universe's first sector session."""
+    from transforms.sectors import sector_performance
+
+    wanted = filter_scope(_anchor_map(ctx, scope.get_column("from_date").min()), scope.drop("universe", strict=False), "session_date")
+    if wanted.height == 0:
+        return pl.DataFrame()
+    daily = read(
+        ctx.con,
+        "SELECT universe, sector, session_date, return_equal_weight, return_cap_weight FROM marts.sector_daily "
+        "WHERE session_date BETWEEN ? AND ?",
+        [wanted.get_column("anchor_date").min(), ctx.until],
+    )
+    starts = read(ctx.con, "SELECT universe, min(session_date) AS history_start FROM marts.sector_daily GROUP BY universe")
+    return sector_performance(daily.lazy(), wanted.lazy(), starts.lazy()).collect()
+
+
 # marts.cohort_performance -------------------------------------------------------------------------
 
 
@@ -636,8 +674,9 @@ def _relative_performance_scope(ctx: Context, changes: Changes) -> pl.DataFrame:
 
 
 def _relative_performance_compute(ctx: Context, scope: pl.DataFrame) -> pl.DataFrame:
-    """Each pair from its first changed session, continuing its stored streak and the ladder of its
-    earlier runs (one small aggregate over the stored rows), from index_daily rows of the window."""
+    """Each pair from its first changed session, continuing its stored streak, its relative level and
+    the ladder of its earlier runs (one small aggregate over the stored rows), from index_daily rows
+    of the window."""
     import numpy as np
 
     from transforms.relative_performance import ladder, relative_performance
@@ -650,14 +689,14 @@ def _relative_performance_compute(ctx: Context, scope: pl.DataFrame) -> pl.DataF
     states, ladders = [], {}
     for (lead, lag), first in firsts.items():
         row = ctx.con.execute(
-            "SELECT session_date, streak FROM marts.relative_performance WHERE lead_symbol = ? AND lag_symbol = ? "
-            "AND session_date < ? ORDER BY session_date DESC LIMIT 1",
+            "SELECT session_date, streak, relative_level FROM marts.relative_performance WHERE lead_symbol = ? "
+            "AND lag_symbol = ? AND session_date < ? ORDER BY session_date DESC LIMIT 1",
             [lead, lag, first],
         ).fetchone()
         if row is None:
             continue
-        state_date, streak = row
-        states.append((lead, lag, state_date, streak))
+        state_date, streak, level = row
+        states.append((lead, lag, state_date, streak, level))
         run_start = state_date
         if streak > 1:
             run_start = ctx.con.execute(
@@ -675,7 +714,9 @@ def _relative_performance_compute(ctx: Context, scope: pl.DataFrame) -> pl.DataF
         trailing = (int(streak), int(pl.Series([state_date]).cast(pl.Int32)[0])) if streak > 0 else (0, -1)
         ladders[(lead, lag)] = (ladder(earlier.get_column("streak").to_numpy(), days), trailing)
     state = pl.DataFrame(
-        states, schema={"lead_symbol": pl.String, "lag_symbol": pl.String, "session_date": pl.Date, "streak": pl.Int32}, orient="row"
+        states,
+        schema={"lead_symbol": pl.String, "lag_symbol": pl.String, "session_date": pl.Date, "streak": pl.Int32, "relative_level": pl.Float64},
+        orient="row",
     )
     # Rows after each pair's state row (a pair without one: its whole history).
     after = min((s[2] for s in states), default=None) if len(states) == len(firsts) else None
@@ -734,8 +775,8 @@ def _index_performance_compute(ctx: Context, scope: pl.DataFrame) -> pl.DataFram
 
 # marts.headlines ----------------------------------------------------------------------------------
 
-# How far back a night's facts read: the previous year's last close (the YTD base, at most a year
-# back), the close five sessions back, the previous streak.
+# How far back a night's facts read: the close five sessions back and the previous streak (the YTD
+# base is index_daily's prev_year_close). A year, so that a series with a long gap still finds them.
 HEADLINE_LOOKBACK_DAYS = 380
 
 
@@ -810,6 +851,7 @@ STEPS: dict[str, Step] = {
     "core.cohorts": Step(_cohorts_scope, _cohorts_compute, "{t}.session_date"),
     "marts.cohort_composition": Step(_cohort_composition_scope, _cohort_composition_compute, "{t}.session_date"),
     "marts.sector_daily": Step(_sector_daily_scope, _sector_daily_compute, "{t}.session_date"),
+    "marts.sector_performance": Step(_sector_performance_scope, _sector_performance_compute, "{t}.session_date"),
     "marts.cohort_performance": Step(_cohort_performance_scope, _cohort_performance_compute, "{t}.session_date"),
     "marts.index_daily": Step(_index_daily_scope, _index_daily_compute, "{t}.session_date"),
     "marts.index_records": Step(

@@ -126,7 +126,7 @@ def _charts(night: _Night, cache: ChartCache, redraw: bool = False) -> tuple[lis
             missing("cohort-composition", f"{_universe_name(universe)} ({universe}): no rows in "
                     f"marts.cohort_composition {upto}")
 
-    with_sectors = set(n.sectors["universe"].to_list())
+    with_sectors = set(n.sector_first)
     for universe in n.universes:
         if universe in with_sectors:
             charts.append(draw("sectors", universe))

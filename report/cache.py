@@ -65,7 +65,13 @@ def chart_inputs(night: _Night, kind: str, *args) -> list:
     if kind == "sectors":
         universe = args[0]
         anchors = n.cohort_perf.filter((pl.col("universe") == universe) & (pl.col("session_date") == n.as_of))
-        return [n.sectors.filter(pl.col("universe") == universe), anchors.select("anchor", "anchor_date"), n.anchors]
+        return [
+            n.sectors.filter(pl.col("universe") == universe),
+            n.sector_perf.filter(pl.col("universe") == universe),
+            n.sector_first.get(universe),
+            anchors.select("anchor", "anchor_date"),
+            n.anchors,
+        ]
     raise ValueError(f"chart_inputs: no inputs declared for chart kind {kind!r}; add them beside the others")
 
 

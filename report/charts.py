@@ -199,9 +199,7 @@ class _ChartMaker:
             if d.is_empty():
                 _no_data(ax, f"no rows for {lead}/{lag} in marts.relative_performance")
                 continue
-            d = d.with_columns(
-                rs=((1 + pl.col("lead_ret").fill_null(0)).cum_prod() / (1 + pl.col("lag_ret").fill_null(0)).cum_prod()) * 100
-            )
+            d = d.with_columns(rs=_rebased(pl.col("relative_level"), pl.col("base_level")))
             days = d["session_date"].to_list()
             ax.plot(days, d["rs"].to_list(), color="#1f3b73", lw=1.4)
             ax.axhline(100, color="#999999", lw=0.8, ls=":")
@@ -462,16 +460,16 @@ class _ChartMaker:
 
     def sectors(self, universe: str) -> Chart:
         n = self.night
-        s = n.sectors.filter(pl.col("universe") == universe)
-        today = s.filter(pl.col("session_date") == n.as_of).sort("return_equal_weight", nulls_last=True)
-        order = today["sector"].to_list() or sorted(set(s["sector"].to_list()))
+        today = n.sectors.filter(pl.col("universe") == universe).sort("return_equal_weight", nulls_last=True)
+        since = n.sector_perf.filter(pl.col("universe") == universe)
+        order = today["sector"].to_list() or sorted(set(since["sector"].to_list()))
         anchor_dates = {
             a: d for a, d in n.cohort_perf.filter(
                 (pl.col("universe") == universe) & (pl.col("session_date") == n.as_of)
             ).select("anchor", "anchor_date").unique().iter_rows()
         }
         panels: list[tuple[str, pl.DataFrame | None, str]] = [(f"session {n.as_of}", today, "")]
-        first = s["session_date"].min()
+        first = n.sector_first.get(universe)
         for anchor in n.anchors:
             anchor_date = anchor_dates.get(anchor)
             if anchor == "1y":
@@ -483,7 +481,7 @@ class _ChartMaker:
             elif first is None or first > anchor_date:
                 panels.append((title, None, f"sector history starts {first},\nafter the anchor {anchor_date}"))
             else:
-                panels.append((title, _compound(s, anchor_date, n.as_of), ""))
+                panels.append((title, since.filter(pl.col("anchor") == anchor), ""))
         fig, grid = self.figure(13, 0.28 * max(len(order), 4) + 2.2, 1, len(panels), legend=True,
                                 left_in=2.0, wspace_in=0.3, sharey=True)
         axes = grid[0]
@@ -519,7 +517,7 @@ class _ChartMaker:
             section="sectors",
             title=f"{name}: sector returns on the day and since each anchor",
             alt=f"{name} sector returns for the session and since each anchor, equal and cap weight",
-            tables=("marts.sector_daily", "marts.cohort_performance (anchor sessions)"),
+            tables=("marts.sector_daily", "marts.sector_performance", "marts.cohort_performance (anchor sessions)"),
             note="since an anchor: daily sector returns compounded (members as of each session)",
         )
 
@@ -543,19 +541,10 @@ def _png(fig: Figure, text: dict[str, str]) -> bytes:
     return buf.getvalue()
 
 
-def _compound(sectors: pl.DataFrame, anchor_date: date, as_of: date) -> pl.DataFrame:
-    """Sector return since an anchor: the daily returns after the anchor session compounded.
-
-    Unlike the cohort marts this is not buy and hold: each day's return is over that day's members.
-    A session without a return (no member priced) counts as 0."""
-    return (
-        sectors.filter((pl.col("session_date") > anchor_date) & (pl.col("session_date") <= as_of))
-        .group_by("sector")
-        .agg(
-            ((1 + pl.col("return_equal_weight").fill_null(0)).product() - 1).alias("return_equal_weight"),
-            ((1 + pl.col("return_cap_weight").fill_null(0)).product() - 1).alias("return_cap_weight"),
-        )
-    )
+def _rebased(level: pl.Expr, base: pl.Expr) -> pl.Expr:
+    """The relative-strength line: marts.relative_performance.relative_level over its level on the
+    pair's last session before the window (read.py's base_level), times 100."""
+    return level / base * 100
 
 
 def _streak_runs(streaks: list[int]) -> list[tuple[int, int]]:

@@ -3,8 +3,8 @@
 The snapshot is opened read-only and without file access; the marts carry their whole history, so
 an earlier night is read from the same snapshot by filtering on its date. What the charts and the
 page draw comes from the marts as stored (streaks, `longest_since`, records, support and resistance,
-the VIX's weekly change, each symbol's `history_start`); the report computes only what no mart
-holds (see docs/report.md: the relative-strength line and sector returns since an anchor).
+the VIX's weekly change, each symbol's `history_start`, sector returns since each anchor, and the
+relative-strength level, which the report only rebases to its window).
 """
 
 from __future__ import annotations
@@ -53,7 +53,9 @@ class _Night:
     relative: pl.DataFrame
     cohort_perf: pl.DataFrame
     composition: pl.DataFrame
-    sectors: pl.DataFrame
+    sectors: pl.DataFrame  # marts.sector_daily on the night
+    sector_first: dict[str, date]  # each universe's first marts.sector_daily session up to the night
+    sector_perf: pl.DataFrame  # marts.sector_performance on the night
     loads: pl.DataFrame
     night_load: dict | None
     dq_results: pl.DataFrame
@@ -84,6 +86,15 @@ def _open_snapshot(settings: Settings) -> duckdb.DuckDBPyConnection:
 
 def _frame(con: duckdb.DuckDBPyConnection, query: str, **params) -> pl.DataFrame:
     return con.sql(query, params=params or None).pl()
+
+
+def _columns(con: duckdb.DuckDBPyConnection, mart: str) -> set[str]:
+    """The columns of marts.`mart` in the snapshot (one published by older code may lack later ones)."""
+    return set(
+        _frame(con, "SELECT column_name AS c FROM information_schema.columns WHERE table_schema = 'marts' AND table_name = $t", t=mart)[
+            "c"
+        ].to_list()
+    )
 
 
 def _ordered(found: list, configured: list) -> list:
@@ -146,10 +157,7 @@ def _read_night(con: duckdb.DuckDBPyConnection, settings: Settings, as_of: date 
     ]
 
     # Columns added by migration 0005 read as null from a snapshot published before it.
-    daily_columns = set(
-        _frame(con, "SELECT column_name AS c FROM information_schema.columns "
-               "WHERE table_schema = 'marts' AND table_name = 'index_daily'")["c"].to_list()
-    )  # fmt: skip
+    daily_columns = _columns(con, "index_daily")
     later = ", ".join(
         c if c in daily_columns else f"CAST(NULL AS {t}) AS {c}"
         for c, t in (("change_5d", "DOUBLE"), ("ret_5d", "DOUBLE"), ("support_level", "DOUBLE"),
@@ -166,11 +174,27 @@ def _read_night(con: duckdb.DuckDBPyConnection, settings: Settings, as_of: date 
     history_start = dict(
         _frame(con, "SELECT symbol, min(history_start) AS d FROM marts.index_records GROUP BY symbol").iter_rows()
     )
+    if "marts.relative_performance" in present_tables and "relative_level" not in _columns(con, "relative_performance"):
+        raise ReportError(
+            f"the published snapshot {settings.published_path} predates marts.relative_performance.relative_level, "
+            "which the relative-strength chart draws; run a load (`smallcaps run`) to publish the marts again"
+        )
+    # The relative-strength line is the mart's relative_level over its level on the pair's last
+    # session before the window (1 when the pair's rows start inside it): 100 = the close before the
+    # window's first return, as a line compounded over the window's rows would be.
     relative = _frame(
         con,
-        "SELECT lead_symbol, lag_symbol, session_date, lead_ret, lag_ret, outperformed, streak, longest_since "
-        "FROM marts.relative_performance WHERE session_date BETWEEN $s AND $d "
-        "ORDER BY lead_symbol, lag_symbol, session_date",
+        """
+        WITH base AS (
+            SELECT lead_symbol, lag_symbol, arg_max(relative_level, session_date) AS base_level
+            FROM marts.relative_performance WHERE session_date < $s GROUP BY lead_symbol, lag_symbol
+        )
+        SELECT r.lead_symbol, r.lag_symbol, r.session_date, r.lead_ret, r.lag_ret, r.outperformed, r.streak,
+               r.longest_since, r.relative_level, coalesce(b.base_level, 1.0) AS base_level
+        FROM marts.relative_performance r LEFT JOIN base b USING (lead_symbol, lag_symbol)
+        WHERE r.session_date BETWEEN $s AND $d
+        ORDER BY r.lead_symbol, r.lag_symbol, r.session_date
+        """,
         s=window_start,
         d=as_of,
     )
@@ -201,10 +225,28 @@ def _read_night(con: duckdb.DuckDBPyConnection, settings: Settings, as_of: date 
         s=window_start,
         d=as_of,
     )
+    # The sector chart draws the night: each sector's return of the session and since each anchor
+    # (marts.sector_performance), and says where a universe's sector history starts.
     sectors = _frame(
         con,
         "SELECT universe, sector, session_date, members, return_equal_weight, return_cap_weight "
-        "FROM marts.sector_daily WHERE session_date <= $d ORDER BY universe, sector, session_date",
+        "FROM marts.sector_daily WHERE session_date = $d ORDER BY universe, sector",
+        d=as_of,
+    )
+    sector_first = dict(
+        _frame(
+            con, "SELECT universe, min(session_date) AS d FROM marts.sector_daily WHERE session_date <= $d GROUP BY universe", d=as_of
+        ).iter_rows()
+    )
+    if "marts.sector_performance" not in present_tables:
+        raise ReportError(
+            f"the published snapshot {settings.published_path} predates marts.sector_performance, which the sector "
+            "charts draw; run a load (`smallcaps run`) to publish the marts again"
+        )
+    sector_perf = _frame(
+        con,
+        "SELECT universe, anchor, sector, anchor_date, return_equal_weight, return_cap_weight "
+        "FROM marts.sector_performance WHERE session_date = $d ORDER BY universe, anchor, sector",
         d=as_of,
     )
     headlines = _frame(
@@ -241,6 +283,8 @@ def _read_night(con: duckdb.DuckDBPyConnection, settings: Settings, as_of: date 
         cohort_perf=cohort_perf,
         composition=composition,
         sectors=sectors,
+        sector_first=sector_first,
+        sector_perf=sector_perf,
         loads=loads,
         night_load=night_load,
         dq_results=dq_results,

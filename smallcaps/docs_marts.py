@@ -23,7 +23,8 @@ data-quality checks, and published as a read-only snapshot. Definitions of every
 [definitions.md](definitions.md).
 
 Types are DuckDB types. Units: *fraction* means 0.015 = +1.5%; *bp* = basis points (0.0001);
-*index points* is the index level; dates are NYSE session dates.
+*index points* is the index level; *ratio* is a plain multiple (1.05 = 5% above the level it is
+divided by); dates are NYSE session dates.
 
 Index symbols are Yahoo symbols: `^RUT` Russell 2000, `^GSPC` S&P 500, `^SP600` S&P SmallCap 600,
 `^IXIC` Nasdaq Composite, `^VIX` CBOE Volatility Index. Universes: `russell2000` (members from the

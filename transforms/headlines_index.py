@@ -39,24 +39,17 @@ def index_nights(
     nights: pl.LazyFrame, index_daily: pl.LazyFrame, index_records: pl.LazyFrame, symbol_order: list[str]
 ) -> pl.LazyFrame:
     """index_daily's rows of the nights, with what the index families add from the rows before:
-    the previous year's last close, the close 5 sessions earlier and its date, history_start."""
+    the close 5 sessions earlier and its date, history_start."""
     daily = index_daily.sort("symbol", "session_date")
-    year_end = (
-        daily.group_by("symbol", year=pl.col("session_date").dt.year())
-        .agg(prev_year_close=pl.col("close").sort_by("session_date").last())
-        .with_columns(pl.col("year") + 1)
-    )
-    # record_close and record_date are index_daily's own columns: a night reads a window of rows,
-    # not the history a running maximum would need.
+    # record_close, record_date and prev_year_close (the YTD base) are index_daily's own columns: a
+    # night reads a window of rows, not the history a running maximum or a year's end would need.
     return (
         daily.with_columns(
-            year=pl.col("session_date").dt.year(),
             close_5_sessions_ago=pl.col("close").shift(5).over("symbol"),
             date_5_sessions_ago=pl.col("session_date").shift(5).over("symbol"),
         )
         .join(nights, left_on="session_date", right_on="as_of_date", how="semi")
         .with_columns(as_of_date=pl.col("session_date"))
-        .join(year_end, on=["symbol", "year"], how="left")
         .join(index_records.group_by("symbol").agg(pl.col("history_start").min()), on="symbol", how="left")
         .with_columns(_order=order_of("symbol", symbol_order))
     )
@@ -108,7 +101,7 @@ def record_facts(prices: pl.LazyFrame, names: Mapping[str, str]) -> list[pl.Lazy
 
 
 def ytd_facts(prices: pl.LazyFrame, names: Mapping[str, str]) -> pl.LazyFrame:
-    """`ytd`: the YTD return with the two closes it compares."""
+    """`ytd`: the YTD return with the two closes it compares (both index_daily's)."""
 
     def ytd(r: dict) -> str:
         return (

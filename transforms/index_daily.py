@@ -20,6 +20,7 @@ INDEX_DAILY_SCHEMA: dict[str, pl.DataType] = {
     "close": pl.Float64,
     "ret_1d": pl.Float64,
     "ytd_return": pl.Float64,
+    "prev_year_close": pl.Float64,
     "is_record_close": pl.Boolean,
     "records_ytd": pl.Int32,
     "drawdown_from_record": pl.Float64,

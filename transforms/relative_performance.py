@@ -10,10 +10,17 @@ pass per pair (`_longest_since_days`), run through `map_batches` on that pair's 
 sorted by session: O(sessions) per pair, no quadratic self-join. A night carries state instead of
 re-reading history: the stored streak before its rows, and the ladder of earlier runs (for each
 length, the latest session that reached it), so its cost does not grow with the history.
+
+`relative_level` is the pair's relative-strength line, (1 + lead_ret) / (1 + lag_ret) multiplied
+up from the pair's first row. A night continues it from the stored level of its state row, and the
+product is formed as one left-to-right chain (the stored level times the first new factor, then each
+next factor), the same multiplications in the same order as the whole history: a night's levels are
+bit for bit those of a full rebuild.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -32,6 +39,7 @@ RELATIVE_PERFORMANCE_SCHEMA: dict[str, pl.DataType] = {
     "lead_ytd_return": pl.Float64,
     "lag_ytd_return": pl.Float64,
     "ytd_spread": pl.Float64,
+    "relative_level": pl.Float64,
 }
 
 
@@ -107,8 +115,9 @@ def relative_performance(
     A pair whose symbol is absent from `index_daily` yields no rows; so does a session on which
     either index has no ret_1d (its first session, or a session the other index did not trade).
 
-    A night continues from the stored rows: `state` (lead_symbol, lag_symbol, session_date, streak)
-    is each pair's stored row before the rows of `index_daily` (only later rows are returned), and
+    A night continues from the stored rows: `state` (lead_symbol, lag_symbol, session_date, streak,
+    relative_level) is each pair's stored row before the rows of `index_daily` (only later rows are
+    returned), and
     `ladders[pair]` (its ladder, trailing run) from the stored rows: `ladder` of the rows before the
     trailing run began, and that run's (length, last day). Without them, the pair's whole history
     is computed.
@@ -123,11 +132,18 @@ def relative_performance(
     )
     frames = []
     for lead, lag in keys:
-        carried_streak, after = 0, None
+        carried_streak, carried_level, after = 0, 1.0, None
         if stored is not None:
             row = stored.filter((pl.col("lead_symbol") == lead) & (pl.col("lag_symbol") == lag))
             if row.height:
                 carried_streak, after = int(row.get_column("streak")[0]), row.get_column("session_date")[0]
+                carried_level = row.get_column("relative_level")[0]
+                if carried_level is None or not math.isfinite(carried_level) or carried_level <= 0:
+                    raise ValueError(
+                        f"relative_performance: the stored row of {lead}/{lag} on {after} has relative_level "
+                        f"{carried_level!r}, not a positive number to continue from; rebuild the table "
+                        "(`smallcaps rebuild`)"
+                    )
         lead_rows = daily.filter(pl.col("symbol") == lead).select(
             "session_date", lead_ret="ret_1d", lead_ytd_return="ytd_return"
         )
@@ -139,6 +155,10 @@ def relative_performance(
             joined = joined.filter(pl.col("session_date") > after)
         outperformed = pl.col("lead_ret") > pl.col("lag_ret")
         run = (~outperformed).cum_sum()
+        factor = (1.0 + pl.col("lead_ret")) / (1.0 + pl.col("lag_ret"))
+        # The carried level enters as the first multiplication of the chain (see the module doc).
+        first = pl.int_range(pl.len()) == 0
+        chained = pl.when(first).then(pl.lit(carried_level, dtype=pl.Float64) * factor).otherwise(factor)
         carried, trailing = (ladders or {}).get((lead, lag), (None, (0, -1)))
         frame = (
             joined.sort("session_date")
@@ -148,6 +168,7 @@ def relative_performance(
                 spread=pl.col("lead_ret") - pl.col("lag_ret"),
                 outperformed=outperformed,
                 ytd_spread=pl.col("lead_ytd_return") - pl.col("lag_ytd_return"),
+                relative_level=chained.cum_prod(),
                 # Every session that is not a win starts a new run; the streak counts wins in it. The
                 # first run continues the stored streak.
                 streak=outperformed.cast(pl.Int32).cum_sum().over(run)

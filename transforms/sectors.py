@@ -1,6 +1,7 @@
-"""marts.sector_daily: how each sector of a universe did on each session.
+"""The sector marts: `marts.sector_daily`, how each sector of a universe did on each session, and
+`marts.sector_performance`, its returns compounded since each anchor.
 
-Grain: one row per universe, sector and session with at least one member in that sector.
+Grain of sector_daily: one row per universe, sector and session with at least one member in that sector.
 
 - members: the universe's members in the sector on the session (core.cohorts rows).
 - return_equal_weight: mean of the members' ret_1d that session (core.equity_returns); a member
@@ -12,6 +13,9 @@ Grain: one row per universe, sector and session with at least one member in that
   re-normalized over the sector's members that count, so they need not sum to 1 beforehand.
 - sector: as in the holdings snapshot (core.cohorts.sector); a member without one is reported
   under "Unknown" rather than dropped, so that sector members add up to the universe's members.
+
+sector_performance: one row per universe, anchor, sector and session from the anchor session on,
+for each sector with a sector_daily row on the session (see `sector_performance`).
 
 Pure: LazyFrame in, LazyFrame out.
 """
@@ -27,6 +31,16 @@ SECTOR_DAILY_SCHEMA: dict[str, pl.DataType] = {
     "sector": pl.String,
     "session_date": pl.Date,
     "members": pl.Int32,
+    "return_equal_weight": pl.Float64,
+    "return_cap_weight": pl.Float64,
+}
+
+SECTOR_PERFORMANCE_SCHEMA: dict[str, pl.DataType] = {
+    "universe": pl.String,
+    "anchor": pl.String,
+    "sector": pl.String,
+    "session_date": pl.Date,
+    "anchor_date": pl.Date,
     "return_equal_weight": pl.Float64,
     "return_cap_weight": pl.Float64,
 }
@@ -83,4 +97,62 @@ def sector_daily(cohorts: pl.LazyFrame, equity_returns: pl.LazyFrame) -> pl.Lazy
             .alias("return_cap_weight"),
         )
         .sort("universe", "sector", "session_date")
+    )
+
+
+def sector_performance(
+    sector_daily: pl.LazyFrame, anchors: pl.LazyFrame, history_start: pl.LazyFrame | None = None
+) -> pl.LazyFrame:
+    """marts.sector_performance: each sector's daily returns compounded since each anchor session.
+
+    `anchors` (anchor, session_date, anchor_date; `transforms.cohort_performance.resolve_anchors`)
+    names the rows wanted; `sector_daily` holds at least its rows from the earliest anchor_date of
+    them on. `history_start` (universe, history_start) is each universe's first sector_daily
+    session; without it, the first in `sector_daily`.
+
+    The return since the anchor on session t is prod(1 + r) - 1 over the sector's sessions after
+    the anchor session up to t, r its daily return (a session without one counts as 0, the sector's
+    members as of each session: rebalanced daily, not buy and hold); 0 on the anchor session. It is
+    computed as G(t) / G(anchor) - 1, G the running product of (1 + r) over the rows given, so
+    every anchor costs one pass whatever its distance. A universe whose sector history starts after
+    the anchor session has no rows for that anchor (the return would not be "since" it).
+    """
+    keys = ["universe", "sector"]
+    daily = sector_daily.select(
+        pl.col("universe").cast(pl.String),
+        pl.col("sector").cast(pl.String),
+        pl.col("session_date").cast(pl.Date),
+        pl.col("return_equal_weight").cast(pl.Float64),
+        pl.col("return_cap_weight").cast(pl.Float64),
+    ).sort(*keys, "session_date")
+    growth = daily.with_columns(
+        _g_ew=(1.0 + pl.col("return_equal_weight").fill_null(0.0)).cum_prod().over(keys),
+        _g_cw=(1.0 + pl.col("return_cap_weight").fill_null(0.0)).cum_prod().over(keys),
+    )
+    starts = (
+        daily.group_by("universe").agg(history_start=pl.col("session_date").min())
+        if history_start is None
+        else history_start.select(pl.col("universe").cast(pl.String), pl.col("history_start").cast(pl.Date))
+    )
+    wanted = anchors.select(
+        pl.col("anchor").cast(pl.String), pl.col("session_date").cast(pl.Date), pl.col("anchor_date").cast(pl.Date)
+    )
+    # The growth at the anchor: the sector's last row on or before the anchor session (1 when it
+    # has none there: its first row after the anchor starts from nothing earned yet).
+    at_anchor = growth.select(
+        *keys, pl.col("session_date").alias("_base_date"), pl.col("_g_ew").alias("_base_ew"), pl.col("_g_cw").alias("_base_cw")
+    ).sort("_base_date")
+    rows = (
+        growth.join(wanted, on="session_date", how="inner")
+        .join(starts, on="universe", how="inner")
+        .filter(pl.col("history_start") <= pl.col("anchor_date"))
+        .sort("anchor_date")
+        .join_asof(at_anchor, left_on="anchor_date", right_on="_base_date", by=keys, strategy="backward", check_sortedness=False)
+        .with_columns(
+            return_equal_weight=pl.col("_g_ew") / pl.col("_base_ew").fill_null(1.0) - 1.0,
+            return_cap_weight=pl.col("_g_cw") / pl.col("_base_cw").fill_null(1.0) - 1.0,
+        )
+    )
+    return rows.select([pl.col(c).cast(t) for c, t in SECTOR_PERFORMANCE_SCHEMA.items()]).sort(
+        "universe", "anchor", "sector", "session_date"
     )

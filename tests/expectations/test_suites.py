@@ -29,6 +29,7 @@ RELATIVE_PERFORMANCE_SCHEMA = get("marts.relative_performance").schema
 COHORT_COMPOSITION_SCHEMA = get("marts.cohort_composition").schema
 COHORT_PERFORMANCE_SCHEMA = get("marts.cohort_performance").schema
 SECTOR_DAILY_SCHEMA = get("marts.sector_daily").schema
+SECTOR_PERFORMANCE_SCHEMA = get("marts.sector_performance").schema
 
 AS_OF = date(2025, 3, 14)
 SESSIONS = calendar.sessions(date(2025, 3, 3), AS_OF)  # 10 sessions
@@ -96,7 +97,7 @@ def index_daily() -> pl.DataFrame:
             week = k >= 5
             before = level * (1 + 0.002 * (k - 5))
             rows.append(dict(
-                symbol=sym, session_date=d, close=close, ret_1d=0.002 if k else None, ytd_return=0.01 + 0.002 * k,
+                symbol=sym, session_date=d, close=close, ret_1d=0.002 if k else None, ytd_return=0.01 + 0.002 * k, prev_year_close=level / 1.01,
                 is_record_close=k > 0, records_ytd=k, drawdown_from_record=0.0 if k else -0.01,
                 record_close=close / 0.99 if k == 0 else close, record_date=d, rsi_14=55.0 + k,
                 rsi_avg_gain=1.1, rsi_avg_loss=0.9, sma_50=close * 0.98, sma_200=close * 0.95, high_52w=close, low_52w=close * 0.8,
@@ -119,15 +120,16 @@ def index_performance() -> pl.DataFrame:
 
 def relative_performance() -> pl.DataFrame:
     rows = []
-    streak = 0
+    streak, level = 0, 1.0
     for k, d in enumerate(SESSIONS):
         lead, lag = (None, None) if k == 0 else (0.01 if k % 4 else -0.01, 0.002)
         out = lead is not None and lead > lag
         streak = streak + 1 if out else 0
+        level = level if lead is None else level * (1 + lead) / (1 + lag)
         lead_ytd, lag_ytd = 0.05 + 0.01 * k, 0.05
         rows.append(
             ("^RUT", "^GSPC", d, lead, lag, None if lead is None else lead - lag, out, streak, None, lead_ytd, lag_ytd,
-             lead_ytd - lag_ytd)
+             lead_ytd - lag_ytd, level)
         )  # fmt: skip
     return pl.DataFrame(rows, schema=RELATIVE_PERFORMANCE_SCHEMA, orient="row")
 
@@ -154,6 +156,14 @@ def sector_daily() -> pl.DataFrame:
     return pl.DataFrame(rows, schema=SECTOR_DAILY_SCHEMA, orient="row")
 
 
+def sector_performance() -> pl.DataFrame:
+    rows = [
+        ("russell2000", "2025-03-05", s, d, SESSIONS[2], (1.001 ** (k - 2)) - 1, (1.002 ** (k - 2)) - 1)
+        for k, d in enumerate(SESSIONS[2:], start=2) for s in ("Industrials", "Health Care")
+    ]
+    return pl.DataFrame(rows, schema=SECTOR_PERFORMANCE_SCHEMA, orient="row")
+
+
 CLEAN = {
     "raw.equity_bars": equity_bars,
     "raw.index_bars": index_bars,
@@ -166,6 +176,7 @@ CLEAN = {
     "marts.cohort_composition": cohort_composition,
     "marts.cohort_performance": cohort_performance,
     "marts.sector_daily": sector_daily,
+    "marts.sector_performance": sector_performance,
 }
 
 
@@ -268,6 +279,8 @@ CASES = [
     ("marts.index_daily", "rsi_in_range", lambda d: set_at(d, 4, rsi_14=101.0), 1),
     ("marts.index_daily", "records_ytd_non_negative", lambda d: set_at(d, 4, records_ytd=-1), 1),
     ("marts.index_daily", "close_positive", lambda d: set_at(d, 4, close=0.0), 1),
+    ("marts.index_daily", "prev_year_close_positive", lambda d: set_at(d, 4, prev_year_close=-5.0), 1),
+    ("marts.index_daily", "returns_finite", lambda d: set_at(d, 5, prev_year_close=float("inf")), 1),
     ("marts.index_daily", "ret_5d_ge_minus_1", lambda d: set_at(d, 6, ret_5d=-1.01), 1),
     ("marts.index_daily", "returns_finite", lambda d: set_at(d, 8, change_5d=float("nan")), 1),
     ("marts.index_daily", "support_below_close", lambda d: set_at(d, 7, support_level=1e6), 1),
@@ -289,6 +302,9 @@ CASES = [
     ("marts.relative_performance", "lag_symbol_not_null", lambda d: set_at(d, 4, lag_symbol=None), 1),
     ("marts.relative_performance", "outperformed_not_null", lambda d: set_at(d, 4, outperformed=None), 1),
     ("marts.relative_performance", "streak_not_null", lambda d: set_at(d, 4, streak=None), 1),
+    ("marts.relative_performance", "relative_level_not_null", lambda d: set_at(d, 4, relative_level=None), 1),
+    ("marts.relative_performance", "relative_level_finite", lambda d: set_at(d, 4, relative_level=float("inf")), 1),
+    ("marts.relative_performance", "relative_level_positive", lambda d: set_at(d, 4, relative_level=0.0), 1),
     ("marts.cohort_composition", "cohort_known", lambda d: set_at(d, 0, cohort="junk"), 1),
     ("marts.cohort_composition", "members_non_negative", lambda d: set_at(d, 0, members=-3), 1),
     ("marts.cohort_composition", "share_in_range", lambda d: set_at(d, 0, share_of_members=1.5, members=50).with_columns(
@@ -315,6 +331,12 @@ CASES = [
     ("marts.sector_daily", "returns_finite", lambda d: set_at(d, 1, return_cap_weight=float("nan")), 1),
     ("marts.sector_daily", "return_equal_weight_ge_minus_1", lambda d: set_at(d, 1, return_equal_weight=-3.0), 1),
     ("marts.sector_daily", "session_not_future", lambda d: set_at(d, 1, session_date=FUTURE), 1),
+    ("marts.sector_performance", "return_equal_weight_not_null", lambda d: set_at(d, 3, return_equal_weight=None), 1),
+    ("marts.sector_performance", "return_cap_weight_not_null", lambda d: set_at(d, 4, return_cap_weight=float("nan")), 1),
+    ("marts.sector_performance", "returns_finite", lambda d: set_at(d, 3, return_cap_weight=float("inf")), 1),
+    ("marts.sector_performance", "return_cap_weight_ge_minus_1", lambda d: set_at(d, 3, return_cap_weight=-1.2), 1),
+    ("marts.sector_performance", "session_ge_anchor", lambda d: set_at(d, 3, anchor_date=SESSIONS[9]), 1),
+    ("marts.sector_performance", "keys_unique", lambda d: dup_row(d, 2), 2),
 ]
 
 # Checked at the gate level (test_gate.py) rather than as a row corruption here.

@@ -27,7 +27,8 @@ def derive_all(con: duckdb.DuckDBPyConnection, *, as_of: date, pairs, anchors, n
     from transforms.membership import membership
     from transforms.relative_performance import relative_performance
     from transforms.returns import equity_returns
-    from transforms.sectors import sector_daily
+    from transforms.cohort_performance import resolve_anchors
+    from transforms.sectors import sector_daily, sector_performance
 
     index_bars = _raw(con, "raw.index_bars", as_of)
     equity_bars = _raw(con, "raw.equity_bars", as_of)
@@ -55,7 +56,8 @@ def derive_all(con: duckdb.DuckDBPyConnection, *, as_of: date, pairs, anchors, n
     out["core.equity_returns"] = rets = equity_returns(equity_bars).collect()
     out["marts.cohort_composition"] = cohort_composition(coh.lazy()).collect()
     out["marts.cohort_performance"] = cohort_performance(coh.lazy(), rets.lazy(), s, anchors=anchors, as_of=as_of).collect()
-    out["marts.sector_daily"] = sector_daily(coh.lazy(), rets.lazy()).collect()
+    out["marts.sector_daily"] = sectors = sector_daily(coh.lazy(), rets.lazy()).collect()
+    out["marts.sector_performance"] = sector_performance(sectors.lazy(), resolve_anchors(s, anchors, as_of=as_of)).collect()
     nights = sorted(set(daily.get_column("session_date").to_list()))
     out["marts.headlines"] = headlines(
         nights, daily.lazy(), out["marts.index_records"].lazy(), out["marts.relative_performance"].lazy(),

@@ -54,6 +54,7 @@ def test_backfill_loads_every_session_and_member(home):
         ("marts.index_daily", "symbol, session_date"),
         ("marts.relative_performance", "lead_symbol, lag_symbol, session_date"),
         ("marts.cohort_performance", "universe, anchor, cohort, session_date"),
+        ("marts.sector_performance", "universe, anchor, sector, session_date"),
     ]:
         dupes = con.execute(f"SELECT count(*) FROM (SELECT {key} FROM {table} GROUP BY ALL HAVING count(*) > 1)").fetchone()[0]
         assert dupes == 0, table

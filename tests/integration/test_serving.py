@@ -108,7 +108,7 @@ def test_parquet_exports_and_their_views_hold_the_published_marts(home):
     # nothing to configure.
     views = duckdb.connect(str(home / "exports" / "smallcaps_views.duckdb"), read_only=True)
     for mart in ("index_daily", "index_records", "index_performance", "relative_performance", "cohort_composition",
-                 "cohort_performance", "sector_daily", "headlines"):
+                 "cohort_performance", "sector_daily", "sector_performance", "headlines"):
         cols = [d[0] for d in pub.execute(f"SELECT * FROM marts.{mart} LIMIT 0").description]
         a = pub.execute(f"SELECT count(*), sum(hash({', '.join(cols)})) FROM marts.{mart}").fetchone()
         b = views.execute(f"SELECT count(*), sum(hash({', '.join(cols)})) FROM marts.{mart}").fetchone()

@@ -14,6 +14,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import duckdb
+import polars as pl
 import pytest
 from PIL import Image
 from typer.testing import CliRunner
@@ -270,3 +271,73 @@ def test_real_sources_are_not_marked_synthetic_and_the_private_warehouse_is_not_
             assert "synthetic" not in im.info["Description"].lower()
             assert "data source: csv" in im.info["Description"]
     assert [p.name for p in r.png_paths] == [f"{c}.png" for c in expected_charts]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("window_days", [365, 20])
+def test_the_relative_strength_line_rebases_the_marts_level_to_the_window(snapshot_home, monkeypatch, window_days):
+    """The line is relative_level over its level before the window: the lead's returns compounded
+    over the window's rows over the lag's, as the report drew it when it compounded them itself. A
+    20-day window starts inside the snapshot, so the base is a stored level, not 1."""
+    from report import read
+    from report.charts import _rebased
+
+    monkeypatch.setattr(read, "WINDOW_DAYS", window_days)
+    con = duckdb.connect(str(snapshot_home / "published" / "smallcaps.duckdb"), read_only=True)
+    try:
+        night = read._read_night(con, Settings(home=snapshot_home), None)
+    finally:
+        con.close()
+    assert night.relative.height > 0
+    compounded = night.relative.with_columns(
+        rs=_rebased(pl.col("relative_level"), pl.col("base_level")),
+        by_hand=((1 + pl.col("lead_ret")).cum_prod() / (1 + pl.col("lag_ret")).cum_prod()).over("lead_symbol", "lag_symbol") * 100,
+    )
+    assert ((compounded["rs"] - compounded["by_hand"]).abs() <= 1e-12 * compounded["by_hand"]).all()
+    bases = compounded.group_by("lead_symbol", "lag_symbol").agg(pl.col("base_level").first())["base_level"]
+    assert (bases == 1.0).all() if window_days == 365 else (bases != 1.0).all()
+
+
+@pytest.mark.slow
+def test_a_snapshot_without_relative_level_says_to_publish_again(snapshot_home, tmp_path):
+    home = tmp_path / "home"
+    (home / "published").mkdir(parents=True)
+    snapshot = home / "published" / "smallcaps.duckdb"
+    shutil.copyfile(snapshot_home / "published" / "smallcaps.duckdb", snapshot)
+    con = duckdb.connect(str(snapshot))
+    con.execute("ALTER TABLE marts.relative_performance DROP COLUMN relative_level")
+    con.close()
+    with pytest.raises(ReportError, match=r"predates marts.relative_performance.relative_level.*`smallcaps run`"):
+        write_report(Settings(home=home))
+
+
+@pytest.mark.slow
+def test_sector_returns_since_an_anchor_are_the_marts_and_equal_the_daily_returns_compounded(snapshot_home):
+    """The sector chart's since-anchor panels read marts.sector_performance: the daily sector
+    returns after the night's anchor session compounded, as the report computed them itself before."""
+    from report import read
+
+    con = duckdb.connect(str(snapshot_home / "published" / "smallcaps.duckdb"), read_only=True)
+    try:
+        night = read._read_night(con, Settings(home=snapshot_home), None)
+        history = con.sql("SELECT * FROM marts.sector_daily").pl()
+    finally:
+        con.close()
+    anchors = night.cohort_perf.filter(pl.col("session_date") == night.as_of).select("universe", "anchor", "anchor_date").unique()
+    assert anchors.height > 0
+    compared = 0
+    for universe, anchor, anchor_date in anchors.iter_rows():
+        by_hand = (
+            history.filter((pl.col("universe") == universe) & (pl.col("session_date") > anchor_date) & (pl.col("session_date") <= night.as_of))
+            .group_by("sector")
+            .agg(((1 + pl.col(c).fill_null(0)).product() - 1).alias(c) for c in ("return_equal_weight", "return_cap_weight"))
+        )
+        got = night.sector_perf.filter((pl.col("universe") == universe) & (pl.col("anchor") == anchor))
+        assert set(got["sector"]) == set(night.sectors.filter(pl.col("universe") == universe)["sector"])
+        both = got.join(by_hand, on="sector", suffix="_by_hand")
+        assert both.height == got.height > 0
+        for c in ("return_equal_weight", "return_cap_weight"):
+            assert ((both[c] - both[f"{c}_by_hand"]).abs() <= 1e-12).all(), c
+        assert (got["anchor_date"] == anchor_date).all()
+        compared += got.height
+    assert compared > 0

@@ -196,9 +196,9 @@ def test_first_session_of_history_gets_no_record_line():
 def test_ytd_and_pair_lines():
     daily = [
         index_row("^RUT", date(2025, 12, 31), 2500.0),
-        index_row("^RUT", NIGHT, 2717.5, ytd_return=0.087),
+        index_row("^RUT", NIGHT, 2717.5, ytd_return=0.087, prev_year_close=2500.0),
         index_row("^GSPC", date(2025, 12, 31), 6000.0),
-        index_row("^GSPC", NIGHT, 6024.0, ytd_return=0.004),
+        index_row("^GSPC", NIGHT, 6024.0, ytd_return=0.004, prev_year_close=6000.0),
     ]
     rel = [{"lead_symbol": "^RUT", "lag_symbol": "^GSPC", "session_date": NIGHT, "lead_ret": 0.01, "lag_ret": 0.002,
             "spread": 0.008, "outperformed": True, "streak": 1, "lead_ytd_return": 0.087, "lag_ytd_return": 0.004,

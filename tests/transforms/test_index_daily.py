@@ -117,6 +117,22 @@ def test_ytd_return_rebases_on_last_close_of_previous_year(dates, closes, expect
 
 
 @pytest.mark.parametrize(
+    ("dates", "closes", "expected"),
+    [
+        # 2023's last close (120), on every 2024 row; none before it in the history.
+        ([date(2023, 12, 28), date(2023, 12, 29), date(2024, 1, 2), date(2024, 1, 3)], [130.0, 120.0, 126.0, 108.0], [None, None, 120.0, 120.0]),
+        # A gap year: 2024 has no previous year's close.
+        ([date(2022, 12, 30), date(2024, 1, 2), date(2024, 1, 3)], [100.0, 110.0, 120.0], [None, None, None]),
+    ],
+)
+def test_prev_year_close_is_the_ytd_base(dates, closes, expected):
+    got = daily(closes, dates)
+    assert got["prev_year_close"].to_list() == expected
+    with_base = got.filter(pl.col("prev_year_close").is_not_null())
+    assert (with_base["ytd_return"] == with_base["close"] / with_base["prev_year_close"] - 1).all()
+
+
+@pytest.mark.parametrize(
     ("closes", "records"),
     [
         # First row: nothing earlier, not a record. 101 equal to the max is not a record (tie).
@@ -353,7 +369,7 @@ def test_a_night_continuing_from_the_stored_row_equals_the_whole_history(cut):
     night = index_daily(window.lazy(), state.lazy()).collect()
     expected = whole.filter(pl.col("session_date") > cut_date)
     assert night.height == expected.height > 0
-    exact = ["symbol", "session_date", "is_record_close", "records_ytd", "record_close", "record_date", "rsi_avg_gain", "rsi_avg_loss", "rsi_14"]
+    exact = ["symbol", "session_date", "prev_year_close", "is_record_close", "records_ytd", "record_close", "record_date", "rsi_avg_gain", "rsi_avg_loss", "rsi_14"]
     assert night.select(exact).equals(expected.select(exact))
     for c in ("ret_1d", "ytd_return", "drawdown_from_record", "sma_50", "sma_200", "high_52w", "low_52w", "change_5d", "support_level", "resistance_date"):
         a, b = night.get_column(c), expected.get_column(c)

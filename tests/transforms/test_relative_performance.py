@@ -118,6 +118,37 @@ def test_sessions_missing_for_one_index_are_not_rows():
     assert out["streak"].to_list() == [1, 2, 3]
 
 
+def test_relative_level_multiplies_the_ratio_of_growth_from_the_first_row():
+    frame = marts_daily({"^A": [None, 0.10, -0.05, 0.02], "^B": [None, 0.0, 0.05, 0.02]})
+    out = relative_performance(frame, [("^A", "^B")]).collect()
+    # 1.10 / 1.00 = 1.1; then * 0.95 / 1.05; then * 1.02 / 1.02 (equal returns leave it unchanged).
+    expected = [1.1, 1.1 * 0.95 / 1.05, 1.1 * 0.95 / 1.05]
+    assert out["relative_level"].to_list() == pytest.approx(expected, rel=1e-15)
+    # Rebased on the first row, the level is the two indexes' growth since it, one over the other.
+    assert out["relative_level"][2] / out["relative_level"][0] == pytest.approx((0.95 * 1.02) / (1.05 * 1.02), rel=1e-15)
+
+
+def test_relative_level_skips_sessions_missing_for_one_index():
+    frame = pl.concat(
+        [
+            marts_daily({"^A": [0.01, 0.02, 0.03]}),
+            marts_daily({"^B": [0.0, 0.01, 0.0]}).filter(pl.col("session_date") != day(1)),
+        ]
+    )
+    out = relative_performance(frame, [("^A", "^B")]).collect()
+    assert out["relative_level"].to_list() == pytest.approx([1.01, 1.01 * 1.03], rel=1e-15)
+
+
+def test_a_stored_level_that_is_not_a_positive_number_is_refused():
+    frame = marts_daily({"^A": [0.01, 0.02], "^B": [0.0, 0.0]})
+    state = pl.LazyFrame(
+        {"lead_symbol": ["^A"], "lag_symbol": ["^B"], "session_date": [day(0)], "streak": [1], "relative_level": [None]},
+        schema={"lead_symbol": pl.String, "lag_symbol": pl.String, "session_date": pl.Date, "streak": pl.Int32, "relative_level": pl.Float64},
+    )
+    with pytest.raises(ValueError, match=r"\^A/\^B on 2024-01-02 has relative_level None"):
+        relative_performance(frame, [("^A", "^B")], state=state).collect()
+
+
 def test_accepts_settings_pairs():
     from ground.settings import Pair
 
@@ -194,6 +225,31 @@ def test_longest_since_continues_from_a_carried_ladder(wins, cut):
     carried = ladder(streak[:begin], days[:begin])
     night = _longest_since_days(streak[cut:], days[cut:], carried, (length, cut - 1))
     assert night.tolist() == whole[cut:].tolist()
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    rets=st.lists(
+        st.tuples(st.floats(-0.2, 0.2, allow_nan=False), st.floats(-0.2, 0.2, allow_nan=False)), min_size=2, max_size=80
+    ),
+    cuts=st.lists(st.integers(0, 79), max_size=4),
+)
+def test_a_night_continues_relative_level_and_streak_bit_for_bit(rets, cuts):
+    """Nights cut anywhere, each continuing from the row a stored table holds before it (its
+    streak and level), give exactly the whole-history rows: the level's product is one chain."""
+    frame = marts_daily({"^A": [a for a, _ in rets], "^B": [b for _, b in rets]})
+    pair = [("^A", "^B")]
+    whole = relative_performance(frame, pair).collect()
+    stored = whole.head(0)
+    for cut in sorted({c % len(rets) for c in cuts} | {len(rets)}):
+        last = stored.tail(1)
+        state = last.select("lead_symbol", "lag_symbol", "session_date", "streak", "relative_level")
+        window = frame if last.height == 0 else frame.filter(pl.col("session_date") > last["session_date"][0])
+        night = relative_performance(
+            window.filter(pl.col("session_date") < day(cut)), pair, state=state.lazy() if last.height else None
+        ).collect()
+        stored = pl.concat([stored, night])
+    assert stored.select("session_date", "streak", "relative_level").equals(whole.select("session_date", "streak", "relative_level"))
 
 
 # Real history -----------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from transforms.sectors import sector_daily
+from transforms.sectors import sector_daily, sector_performance
 from tests.helpers.contract import sql_columns
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -134,3 +134,83 @@ def test_sector_members_add_up_and_means_lie_within_the_members_returns(rows):
         for col in ("return_equal_weight", "return_cap_weight"):
             if r[col] is not None:
                 assert r["lo"] - 1e-12 <= r[col] <= r["hi"] + 1e-12
+
+
+# marts.sector_performance -----------------------------------------------------------------------
+
+S = [date(2025, 4, 1), date(2025, 4, 2), date(2025, 4, 3), date(2025, 4, 4), date(2025, 4, 7)]
+
+
+def sector_rows(rows: list[tuple]) -> pl.LazyFrame:
+    """rows: (universe, sector, session_date, return_equal_weight, return_cap_weight)."""
+    schema = {"universe": pl.String, "sector": pl.String, "session_date": pl.Date,
+              "return_equal_weight": pl.Float64, "return_cap_weight": pl.Float64}  # fmt: skip
+    return pl.LazyFrame(rows, schema=schema, orient="row").with_columns(pl.lit(3, pl.Int32).alias("members"))
+
+
+def anchor_map(anchor: str, anchor_date: date, sessions: list[date]) -> pl.LazyFrame:
+    return pl.LazyFrame(
+        {"anchor": anchor, "session_date": sessions, "anchor_date": anchor_date},
+        schema={"anchor": pl.String, "session_date": pl.Date, "anchor_date": pl.Date},
+    )
+
+
+def test_sector_performance_compounds_the_daily_returns_after_the_anchor_session():
+    daily = sector_rows([
+        ("r", "Energy", S[0], 0.50, 0.50),  # before the anchor: not counted
+        ("r", "Energy", S[1], 0.10, 0.20),  # the anchor session: 0
+        ("r", "Energy", S[2], -0.10, None),  # no cap-weight return that day: counts as 0
+        ("r", "Energy", S[3], 0.05, 0.10),
+        ("r", "Utilities", S[1], 0.0, 0.0),
+        ("r", "Utilities", S[3], 0.02, 0.02),  # no row on S[2]: no Utilities row that session
+    ])  # fmt: skip
+    out = sector_performance(daily, anchor_map("2025-04-02", S[1], S[1:4])).collect()
+    assert out.schema == pl.Schema(sql_columns("marts.sector_performance"))
+    energy = out.filter(pl.col("sector") == "Energy")
+    assert energy["session_date"].to_list() == S[1:4]
+    assert energy["return_equal_weight"].to_list() == pytest.approx([0.0, -0.10, 0.9 * 1.05 - 1], rel=1e-14)
+    assert energy["return_cap_weight"].to_list() == pytest.approx([0.0, 0.0, 0.10], rel=1e-14)
+    assert energy["anchor_date"].to_list() == [S[1]] * 3
+    utilities = out.filter(pl.col("sector") == "Utilities")
+    assert utilities["session_date"].to_list() == [S[1], S[3]]
+    assert utilities["return_equal_weight"].to_list() == pytest.approx([0.0, 0.02], rel=1e-14)
+
+
+def test_a_sector_that_appears_after_the_anchor_compounds_from_its_first_session():
+    daily = sector_rows([("r", "Energy", S[0], 0.01, 0.01), ("r", "Materials", S[2], 0.03, 0.03), ("r", "Materials", S[3], 0.01, 0.01)])
+    out = sector_performance(daily, anchor_map("2025-04-01", S[0], S[:4])).collect()
+    materials = out.filter(pl.col("sector") == "Materials")
+    assert materials["return_equal_weight"].to_list() == pytest.approx([0.03, 1.03 * 1.01 - 1], rel=1e-14)
+
+
+def test_a_universe_whose_sector_history_starts_after_the_anchor_has_no_rows_for_it():
+    daily = sector_rows([("r", "Energy", S[2], 0.01, 0.01), ("s", "Energy", S[0], 0.01, 0.01), ("s", "Energy", S[2], 0.02, 0.02)])
+    out = sector_performance(daily, anchor_map("2025-04-01", S[0], [S[2]])).collect()
+    assert out.select("universe", "session_date").rows() == [("s", S[2])]
+    # history_start given (a night reads a window): it decides, not the window's first row.
+    starts = pl.LazyFrame({"universe": ["r", "s"], "history_start": [S[0], S[0]]})
+    late = sector_performance(daily.filter(pl.col("session_date") >= S[2]), anchor_map("2025-04-01", S[0], [S[2]]), starts).collect()
+    assert sorted(late["universe"].to_list()) == ["r", "s"]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    rets=st.lists(st.one_of(st.none(), st.floats(-0.3, 0.3, allow_nan=False)), min_size=3, max_size=40),
+    anchor_at=st.integers(0, 39),
+    window_from=st.integers(0, 39),
+)
+def test_sector_performance_equals_the_direct_product_whatever_window_is_read(rets, anchor_at, window_from):
+    """Every row equals prod(1 + r) - 1 over the sessions after the anchor, whether the sector
+    history is read from its start (a rebuild) or from the anchor session on (a night)."""
+    days = [date(2024, 1, 1) + timedelta(days=i) for i in range(len(rets))]
+    anchor_at, window_from = anchor_at % len(rets), min(window_from % len(rets), anchor_at % len(rets))
+    daily = sector_rows([("r", "Energy", d, r, r) for d, r in zip(days, rets)])
+    wanted = anchor_map("a", days[anchor_at], days[anchor_at:])
+    starts = pl.LazyFrame({"universe": ["r"], "history_start": [days[0]]})
+    for frame in (daily, daily.filter(pl.col("session_date") >= days[window_from])):
+        out = sector_performance(frame, wanted, starts).collect()
+        expected, growth = [], 1.0
+        for r in rets[anchor_at:]:
+            growth = growth if expected == [] else growth * (1 + (r or 0.0))
+            expected.append(growth - 1)
+        assert out["return_equal_weight"].to_list() == pytest.approx(expected, rel=1e-12, abs=1e-15)
