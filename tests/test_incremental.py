@@ -329,3 +329,31 @@ def _return_changes_of(updated: derive.Updated) -> pl.DataFrame:
     from pipeline import steps
 
     return steps._return_changes(updated.changes.of("core.equity_returns"))
+
+
+def test_an_old_revised_return_reaches_only_the_cohort_rows_anchored_before_it(tmp_path):
+    """A return revised on d moves marts.cohort_performance rows whose anchor session lies before d
+    (their buy-and-hold spans it), from d on; a row anchored after d reads prices of later bars
+    only. So revising a bar of early 2024 asks for no row of the dated anchor 2024-12-10, and the
+    result still equals the whole-history derivation."""
+    from pipeline import steps
+
+    world = _new_world(9)
+    wh = Warehouse(tmp_path / "w.duckdb")
+    days = world.sessions[:START_SESSIONS]
+    for d in days:
+        _price_night(world, d)
+    _quarters_until(world, days[-1], COMPANIES)
+    wh.load(_raw(world, days), days[-1])
+    day = next(d for d in days if d >= date(2024, 3, 1))
+    member = wh.con.execute("SELECT min(symbol) FROM core.cohorts WHERE session_date = ?", [day]).fetchone()[0]
+    close, adj = world.equity_bars[(member, day)]
+    world.equity_bars[(member, day)] = (round(close * 1.05, 4), round(adj * 1.05, 4))
+    frames = {"raw.equity_bars": _bars_frame({k: v for k, v in world.equity_bars.items() if k[1] == day}, index=False)}
+    updated = wh.load(frames, days[-1])
+    ctx = derive.Context(wh.con, days[-1], days[-1], PAIRS, ANCHORS, NAMES, days[-1], days[0])
+    scope = steps._cohort_performance_scope(ctx, updated.changes)
+    assert scope.height and scope.get_column("from_date").min() == day
+    assert set(scope.get_column("anchor")) <= {"ytd", "1y"}, scope
+    assert wh.con.execute("SELECT count(*) FROM marts.cohort_performance WHERE anchor = '2024-12-10'").fetchone()[0] > 0
+    _check(wh, days[-1])
