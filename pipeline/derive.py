@@ -143,24 +143,30 @@ def in_scope_sql(con: duckdb.DuckDBPyConnection, relation: str, scope: pl.DataFr
 
 
 def filter_scope(frame: pl.DataFrame, scope: pl.DataFrame, date_col: str) -> pl.DataFrame:
-    """The rows of `frame` inside `scope` (polars twin of in_scope_sql, for a date column)."""
+    """The rows of `frame` inside `scope` (polars twin of in_scope_sql, for a date column), in
+    their order.
+
+    The matching works on row numbers, the scope's key columns and the date only: a scope of
+    ranges without keys is matched by a cross join, and carrying every column of a wide frame
+    through it (a night's headlines with their text, times a few hundred single-day scope rows)
+    cost a gigabyte for a result of kilobytes."""
     if frame.height == 0 or scope.height == 0:
         return frame.clear()
     kept = []
-    indexed = frame.with_row_index("_row")
     for named, part in _key_patterns(scope):
+        slim = frame.select(*named, date_col).with_row_index("_row")
         if not named and part.height == 1:
             lo, hi = part.row(0)
-            kept.append(indexed.filter(pl.col(date_col).is_between(lo, hi)).select("_row"))
+            kept.append(slim.filter(pl.col(date_col).is_between(lo, hi)).select("_row"))
         elif (part.get_column("from_date") == part.get_column("to_date")).all():
             # Single days (the sessions a change touched): an equality join, no range test.
             days = part.select(*named, pl.col("from_date").alias(date_col)).unique()
-            kept.append(indexed.join(days, on=[*named, date_col], how="semi").select("_row"))
+            kept.append(slim.join(days, on=[*named, date_col], how="semi").select("_row"))
         else:
-            joined = indexed.join(part, on=list(named), how="inner") if named else indexed.join(part, how="cross")
+            joined = slim.join(part, on=list(named), how="inner") if named else slim.join(part, how="cross")
             kept.append(joined.filter(pl.col(date_col).is_between(pl.col("from_date"), pl.col("to_date"))).select("_row"))
-    rows = pl.concat(kept).unique()
-    return indexed.join(rows, on="_row", how="semi").sort("_row").drop("_row")
+    rows = pl.concat(kept).get_column("_row")
+    return frame.filter(pl.int_range(0, frame.height, dtype=rows.dtype, eager=True).is_in(rows.implode()))
 
 
 # the engine -------------------------------------------------------------------------------------
@@ -190,7 +196,7 @@ class Updated:
     warnings: list[str] = field(default_factory=list)
     restatements: list[dict] = field(default_factory=list)
     gate_results: dict = field(default_factory=dict)
-    replayed: bool = False  # derived year by year: `changes` holds the last year's only
+    replayed: bool = False  # derived period by period: `changes` names the changed tables, without rows
     until: date | None = None  # the latest session the derived tables hold
 
     @property
@@ -364,16 +370,46 @@ def update(
 REPLAY_ROWS = 1_000_000
 
 
+# The date column of each raw table's rows (the first a frame has).
+DATE_COLUMNS = ("session_date", "as_of_date", "period_end_date", "ex_date")
+
+
+def _date_column(frame: pl.DataFrame) -> str | None:
+    return next((c for c in DATE_COLUMNS if c in frame.columns), None)
+
+
 def _first_changed(changes: Changes) -> date | None:
     firsts = []
     for change in changes.values():
         for frame in (change.new, change.old):
-            for col in ("session_date", "as_of_date", "period_end_date", "ex_date"):
-                if col in frame.columns and frame.height:
-                    firsts.append(frame.get_column(col).min())
-                    break
+            col = _date_column(frame)
+            if col is not None and frame.height:
+                firsts.append(frame.get_column(col).min())
     firsts = [d for d in firsts if d is not None]
     return min(firsts) if firsts else None
+
+
+def split_changes(changes: Changes, through: date) -> tuple[Changes, Changes]:
+    """(the rows of `changes` dated on or before `through`, the rest), table by table; a frame
+    without a date column goes with the rest."""
+    earlier, later = Changes(), Changes()
+    for name, change in changes.items():
+        col = _date_column(change.new) or _date_column(change.old)
+        if col is None:
+            later[name] = change
+            continue
+        old_side = (pl.col(col) <= through).fill_null(False)
+        before = Change(change.new.filter(old_side), change.old.filter(old_side))
+        after = Change(change.new.filter(~old_side), change.old.filter(~old_side))
+        if not before.empty:
+            earlier[name] = before
+        if not after.empty:
+            later[name] = after
+    return earlier, later
+
+
+def _rows(changes: Changes) -> int:
+    return sum(c.new.height + c.old.height for c in changes.values())
 
 
 def periods(first: date, until: date, months: int) -> list[tuple[date, date]]:
@@ -410,9 +446,16 @@ def run(
     one for a rebuild): each period is recomputed whole, from raw, continuing the state of the
     periods before it. Later periods must be recomputed anyway once an earlier one changed, and a
     period at a time bounds memory.
+
+    A large load of new sessions usually brings a few rows dated inside the history already
+    derived as well: quarters of companies that join a universe in the new sessions (period ends
+    years back), a revised bar. When those are few (at most `replay_rows`), they are applied first
+    as a night would apply them (one `update` up to the last derived session), and the replay
+    starts at the first new period. Replaying from the oldest such row instead made every window of
+    a long backfill re-derive the whole history before it, so its time and memory grew with the
+    history (issue 13).
     """
-    changed_rows = sum(c.new.height + c.old.height for c in changes.values())
-    if not rebuild and changed_rows <= replay_rows:
+    if not rebuild and _rows(changes) <= replay_rows:
         return update(ctx, changes, load_id=load_id, severity=severity, gated=gated)
     first = ctx.first_date if rebuild else _first_changed(changes)
     total = Updated(replayed=True)
@@ -422,7 +465,6 @@ def run(
         first = max(first, ctx.first_date)  # a quarter's period end may precede every bar
     from ground import calendar
 
-    aligned = date(first.year, 1, 1) if period_months >= 12 else date(first.year, first.month, 1)
     # A warning repeated by every period (a mart left empty by an index-only folder) is said once,
     # with the number of periods that raised it.
     repeats: dict[str, int] = {}
@@ -430,17 +472,14 @@ def run(
     def said_once() -> None:
         total.warnings.extend(w if n == 1 else f"{w} (in {n} periods of the replay)" for w, n in repeats.items())
 
-    for lo, hi in periods(aligned, ctx.until, period_months):
-        start, last = max(first, lo), calendar.session_on_or_before(hi)
-        if start > last:
-            continue
-        year_ctx = Context(**{**ctx.__dict__, "until": min(last, ctx.until)})
-        if progress:
-            progress(f"deriving {lo:%Y-%m}..{hi:%Y-%m}")
-        got = update(year_ctx, Changes(), load_id=load_id, severity=severity, timings=total.timings, rebuild_from=start, gated=gated)
+    def take(got: Updated) -> bool:
+        """Add one update's outcome to the total; True when it blocked the load."""
         for name, change in got.changes.items():
             total.rows_written[name] = total.rows_written.get(name, 0) + change.new.height + change.old.height
-            total.changes[name] = change  # only the last year's changes are kept: for counts, not content
+            # Which tables changed, not the rows (a replayed load's publish writes the snapshot
+            # whole): a period's changed rows would otherwise stay alive through the next period.
+            total.changes[name] = Change(change.new.clear(), change.old.clear())
+        got.changes.clear()
         for name, res in got.results.items():
             total.results[name] = _combine_results(total.results.get(name), res)
         total.gate_results.update(got.gate_results)
@@ -450,6 +489,33 @@ def run(
         if got.blocked:
             total.errors.extend(got.errors)
             said_once()
+        return got.blocked
+
+    if not rebuild:
+        derived_through = ctx.con.execute("SELECT max(session_date) FROM core.sessions").fetchone()[0]
+        if derived_through is not None and first <= derived_through < ctx.until:
+            earlier, later = split_changes(changes, derived_through)
+            new_first = _first_changed(later)
+            if new_first is not None and _rows(earlier) <= replay_rows:
+                if progress:
+                    progress(f"deriving {_rows(earlier):,} changed rows dated up to {derived_through}")
+                through_ctx = Context(**{**ctx.__dict__, "until": derived_through})
+                # Only this load's changes: the raw rows after derived_through are the replay's.
+                got = update(through_ctx, earlier, load_id=load_id, severity=severity, timings=total.timings, gated=gated)
+                if take(got):
+                    return total
+                first = max(new_first, first)
+
+    aligned = date(first.year, 1, 1) if period_months >= 12 else date(first.year, first.month, 1)
+    for lo, hi in periods(aligned, ctx.until, period_months):
+        start, last = max(first, lo), calendar.session_on_or_before(hi)
+        if start > last:
+            continue
+        year_ctx = Context(**{**ctx.__dict__, "until": min(last, ctx.until)})
+        if progress:
+            progress(f"deriving {lo:%Y-%m}..{hi:%Y-%m}")
+        got = update(year_ctx, Changes(), load_id=load_id, severity=severity, timings=total.timings, rebuild_from=start, gated=gated)
+        if take(got):
             return total
     said_once()
     return total

@@ -269,7 +269,8 @@ def _cohorts_compute(ctx: Context, scope: pl.DataFrame) -> pl.DataFrame:
     if wide.height:
         parts.append(_cohort_rows(ctx, wide.get_column("from_date").min(), None))
     if narrow.height:
-        parts.append(_cohort_rows(ctx, narrow.get_column("from_date").min(), narrow.get_column("symbol").unique().to_list()))
+        starts = narrow.group_by("symbol").agg(pl.col("from_date").min())
+        parts.append(_cohort_rows(ctx, narrow.get_column("from_date").min(), starts))
     rows = pl.concat([p for p in parts if p.height], how="vertical") if any(p.height for p in parts) else pl.DataFrame()
     return filter_scope(rows, scope, "session_date").unique(["universe", "symbol", "session_date"]) if rows.height else rows
 
@@ -298,22 +299,32 @@ def _universe_count(ctx: Context) -> int:
     return ctx.con.execute("SELECT count(DISTINCT universe) FROM core.membership").fetchone()[0]
 
 
-def _cohort_rows(ctx: Context, first: date, symbols: list[str] | None) -> pl.DataFrame:
+def _cohort_rows(ctx: Context, first: date, starts: pl.DataFrame | None) -> pl.DataFrame:
+    """core.cohorts rows from `first` to ctx.until: of every member, or with `starts` (symbol,
+    from_date) of those symbols from their own start."""
     from transforms.cohorts import cohorts
 
     stored_first = ctx.con.execute("SELECT min(session_date) FROM core.sessions").fetchone()[0]
     first = max(first, stored_first or first)
-    sessions = read(ctx.con, "SELECT session_date FROM core.sessions WHERE session_date BETWEEN ? AND ?", [first, ctx.until])
-    if sessions.height == 0:
-        return pl.DataFrame()
     membership = read(
         ctx.con,
         "SELECT * FROM core.membership WHERE coalesce(valid_to_date, ?) >= ? AND valid_from_date <= ?",
         [FAR_FUTURE, first, ctx.until],
     )
-    if symbols is not None:
-        membership = membership.filter(pl.col("symbol").is_in(symbols))
+    if starts is not None:
+        # Only the intervals reaching each symbol's start, and rows from the earliest session one of
+        # them covers: quarters from years back of a company that joins later (or left long ago)
+        # need no sessions, nor every holdings snapshot, of the years it was not a member.
+        membership = membership.join(starts.rename({"from_date": "_start"}), on="symbol", how="inner").filter(
+            pl.col("valid_to_date").fill_null(FAR_FUTURE) >= pl.col("_start")
+        )
+        if membership.height:
+            first = max(first, membership.select(pl.max_horizontal("valid_from_date", "_start").min()).item())
+        membership = membership.drop("_start")
     if membership.height == 0:
+        return pl.DataFrame()
+    sessions = read(ctx.con, "SELECT session_date FROM core.sessions WHERE session_date BETWEEN ? AND ?", [first, ctx.until])
+    if sessions.height == 0:
         return pl.DataFrame()
     # Sector and weight come from the latest snapshot on or before each session: the one before
     # the window, and those inside it (every line: weights are shares of the whole snapshot).
@@ -589,17 +600,27 @@ def _price_windows(dates: list[date]) -> list[tuple[date, date]]:
 
 
 def _cohort_performance_compute(ctx: Context, scope: pl.DataFrame) -> pl.DataFrame:
-    from transforms.cohort_performance import members_at_anchors, needed_prices, performance, prices_at
-
+    """The (anchor, session) rows the scope asks for, one anchor at a time: anchors share no
+    rows, and each holds its own priced members x sessions (a year of a rolling 1y anchor is ~1M
+    of them at 2,600 companies), so computing them apart bounds the step by one anchor's, not by
+    the sum of all of them (the peak of a replay year)."""
     first = scope.get_column("from_date").min()
     mapped = _anchor_map(ctx, first)
     if mapped.height == 0:
         return pl.DataFrame()
-    # Keep only the (anchor, session) rows some scope row asks for (universe is decided later).
     # The (anchor, session) rows some scope row asks for; universes are kept by the engine's filter.
     wanted = filter_scope(mapped, scope.drop("universe", strict=False), "session_date")
     if wanted.height == 0:
         return pl.DataFrame()
+    parts = [_anchor_performance(ctx, rows) for rows in wanted.partition_by("anchor", maintain_order=True)]
+    parts = [p for p in parts if p.height]
+    return pl.concat(parts, how="vertical") if parts else pl.DataFrame()
+
+
+def _anchor_performance(ctx: Context, wanted: pl.DataFrame) -> pl.DataFrame:
+    """marts.cohort_performance rows of `wanted` (anchor, session_date, anchor_date rows)."""
+    from transforms.cohort_performance import members_at_anchors, needed_prices, performance, prices_at
+
     anchor_dates = wanted.select("anchor_date").unique()
     with registered(ctx.con, _anchor_dates=anchor_dates):
         cohorts = read(
@@ -611,8 +632,7 @@ def _cohort_performance_compute(ctx: Context, scope: pl.DataFrame) -> pl.DataFra
     needed = needed_prices(members.lazy(), wanted.lazy()).collect()
     bars = _price_rows(ctx, needed)
     prices = prices_at(bars.lazy(), needed.lazy()).collect()
-    rows = performance(wanted.lazy(), members.lazy(), prices.lazy()).collect()
-    return rows
+    return performance(wanted.lazy(), members.lazy(), prices.lazy()).collect()
 
 
 def _price_rows(ctx: Context, needed: pl.DataFrame) -> pl.DataFrame:

@@ -26,7 +26,7 @@ from sources.base import BARS_SCHEMA, FUNDAMENTALS_SCHEMA, HOLDINGS_SCHEMA
 from tests.helpers.oracle import derive_all, differences
 from warehouse.datasets import sync
 from warehouse.db import connect, content_checksums
-from warehouse.load import merge, stage, transaction
+from warehouse.load import merge, read, stage, transaction
 
 INDEXES = ("^RUT", "^GSPC", "^VIX")
 PAIRS = [("^RUT", "^GSPC")]
@@ -76,8 +76,9 @@ class Warehouse:
         sync(self.con, DATASETS, {"pairs": [f"{a}/{b}" for a, b in PAIRS], "anchors": ANCHORS})
         self.n = 0
 
-    def load(self, frames: dict[str, pl.DataFrame], as_of: date) -> derive.Updated:
-        """Merge `frames` (raw table -> rows) and derive, as loading.load does (no gates)."""
+    def load(self, frames: dict[str, pl.DataFrame], as_of: date, **run_args) -> derive.Updated:
+        """Merge `frames` (raw table -> rows) and derive, as loading.load does (no gates);
+        `run_args` go to derive.run (replay_rows, progress)."""
         self.n += 1
         at = datetime(2026, 1, 1) + timedelta(seconds=self.n)
         load_id = f"t{self.n:04d}"
@@ -97,7 +98,7 @@ class Warehouse:
                 con=self.con, as_of=as_of, until=max(as_of, last) if last else as_of, pairs=PAIRS, anchors=ANCHORS,
                 index_names=NAMES, published_through=last, first_date=first,
             )
-            return derive.run(ctx, changes, load_id=load_id, gated=False)
+            return derive.run(ctx, changes, load_id=load_id, gated=False, **run_args)
 
 
 def _new_world(seed: int) -> World:
@@ -268,6 +269,62 @@ def test_a_large_load_is_replayed_period_by_period_and_equals_one_update(tmp_pat
     # Same rows; values equal the whole-history derivation (_check), floats within its tolerance: a
     # window average started at another row differs in its last bits.
     assert results[0] == results[1] == results[2]
+
+
+def test_a_large_load_after_the_history_replays_only_its_new_periods(tmp_path):
+    """A large load of new sessions (the next window of a long backfill) that also brings rows dated
+    inside the derived history (a member's late quarter, a revised bar, quarters reported in the
+    new sessions) applies those as a night would and replays from its first new period, not from
+    the oldest row it brought: the result equals the whole-history derivation."""
+    world = _new_world(5)
+    wh = Warehouse(tmp_path / "w.duckdb")
+    days = world.sessions[: START_SESSIONS + 40]  # 2023-12 .. 2025-03
+    for d in days:
+        _price_night(world, d)
+    history, window = days[:200], days[200:]  # the window starts in 2024-09 and crosses into 2025
+    _quarters_until(world, history[-1], COMPANIES)
+    wh.load(_raw(world, history), history[-1])
+    _quarters_until(world, window[-1], COMPANIES)
+    member = sorted(world.members["r2k"])[0]
+    world.fundamentals[(member, date(2022, 12, 31))] = (history[60], -5e7)  # late: counts from history[60]
+    revised = history[-3]
+    close, adj = world.equity_bars[(member, revised)]
+    world.equity_bars[(member, revised)] = (round(close * 1.05, 4), round(adj * 1.05, 4))
+    frames = _raw(world, window)
+    frames["raw.equity_bars"] = pl.concat([frames["raw.equity_bars"], _raw(world, [revised])["raw.equity_bars"]])
+    said: list[str] = []
+    out = wh.load(frames, window[-1], replay_rows=500, progress=said.append)
+    assert out.replayed
+    assert said[0].startswith("deriving ") and f"dated up to {history[-1]}" in said[0], said
+    assert said[1:] == [f"deriving {window[0]:%Y}-01..{window[0]:%Y}-12", f"deriving {window[-1]:%Y}-01..{window[-1]:%Y-%m}"], said
+    _check(wh, window[-1])
+
+
+def test_a_changed_return_of_a_company_in_no_cohort_reaches_no_cohort_mart(tmp_path):
+    """The cohort marts' scopes follow changed returns of companies in some cohort only: a bar of a
+    company that was never a member (a backfill window fetching it from its last stored bar)
+    recomputes nothing, and a member's does (from its date, or that single session)."""
+    from pipeline.steps import STEPS
+
+    world = _new_world(9)
+    wh = Warehouse(tmp_path / "w.duckdb")
+    days = world.sessions[:START_SESSIONS]
+    for d in days:
+        _price_night(world, d)
+    _quarters_until(world, days[-1], COMPANIES)
+    wh.load(_raw(world, days), days[-1])
+    ctx = derive.Context(wh.con, days[-1], days[-1], PAIRS, ANCHORS, NAMES, days[-1], days[0])
+    stored = read(wh.con, "SELECT * FROM core.equity_returns WHERE symbol = ? AND session_date = ?", ["C00", days[100]])
+    assert stored.height == 1
+
+    def changed(symbol: str) -> derive.Changes:
+        new = stored.with_columns(pl.lit(symbol).alias("symbol"), pl.col("ret_1d") + 0.01, pl.col("adj_close") * 1.01)
+        return derive.Changes({"core.equity_returns": derive.Change(new, stored.clear())})
+
+    for table in ("marts.cohort_performance", "marts.sector_daily"):
+        assert STEPS[table].scope(ctx, changed("NEVER_A_MEMBER")).height == 0, table
+        member = STEPS[table].scope(ctx, changed("C00"))
+        assert member.height and member.get_column("from_date").min() == days[100], (table, member)
 
 
 def test_a_revision_of_a_published_night_is_reported_as_a_restatement(tmp_path):
