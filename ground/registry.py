@@ -14,7 +14,6 @@ Nothing here computes: steps live in `pipeline.steps`, transforms in `transforms
 from __future__ import annotations
 
 import hashlib
-import sys
 from dataclasses import dataclass
 from graphlib import TopologicalSorter
 from typing import Iterable, Mapping

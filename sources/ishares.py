@@ -35,7 +35,6 @@ Parsing rules (docs/sources.md repeats them for users)
 from __future__ import annotations
 
 import csv
-import io
 import json
 import re
 from dataclasses import dataclass

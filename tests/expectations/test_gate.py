@@ -15,13 +15,12 @@ import polars as pl
 import pytest
 
 from ground import calendar
-from expectations.gate import QUARANTINE_SCHEMA, RESULTS_SCHEMA, gate, held_rows, row_key
+from expectations.gate import QUARANTINE_SCHEMA, RESULTS_SCHEMA, held_rows, row_key
 from test_suites import (
     AS_OF,
     FUTURE,
     SAT,
     SESSIONS,
-    SMALL_UNIVERSES,
     cohort_composition,
     cohort_performance,
     corporate_actions,

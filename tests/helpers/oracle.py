@@ -77,9 +77,7 @@ def differences(con: duckdb.DuckDBPyConnection, expected: dict[str, pl.DataFrame
         stored = read(con, f"SELECT * FROM {d.name}").cast(d.schema)
         want = expected[d.name].select(d.column_names).cast(d.schema)
         keys = list(d.key)
-        joined = want.join(stored, on=keys, how="full", coalesce=True, suffix="__got")
         problems = []
-        missing = joined.filter(pl.col(f"{d.column_names[-1]}__got").is_null() & pl.col(d.column_names[-1]).is_not_null()) if False else None
         have_w = want.select(keys).with_columns(pl.lit(True).alias("_w"))
         have_g = stored.select(keys).with_columns(pl.lit(True).alias("_g"))
         presence = have_w.join(have_g, on=keys, how="full", coalesce=True)

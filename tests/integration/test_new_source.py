@@ -5,7 +5,6 @@ name. The name "fake" appears nowhere in smallcaps/ or flows/."""
 from __future__ import annotations
 
 from datetime import date
-from pathlib import Path
 
 import duckdb
 import pytest

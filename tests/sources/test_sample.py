@@ -12,7 +12,6 @@ import gc
 import logging
 import multiprocessing
 import os
-import re
 import shutil
 import signal
 import subprocess
@@ -538,7 +537,7 @@ def test_settings_size_the_market_through_make_source(tmp_path, monkeypatch):
     assert isinstance(source, SampleSource) and source.n_companies == 4_000
     # The market is kept in the data home between runs.
     assert source._store.memory_bytes == 64 * 2**20 and source.cache_folder.parent == tmp_path / "cache" / "sample"
-    assert source.cache_folder.name.startswith(f"market-2025-20240102-4000-")
+    assert source.cache_folder.name.startswith("market-2025-20240102-4000-")
     assert Settings.model_fields["sample_companies"].default == sample.N_COMPANIES  # the default market
     bounds = {type(m).__name__: getattr(m, "ge", getattr(m, "le", None)) for m in Settings.model_fields["sample_companies"].metadata}
     assert bounds == {"Ge": sample.MIN_COMPANIES, "Le": sample.MAX_COMPANIES}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import polars as pl
 import pytest
 
 from sources.symbols import KNOWN_CLASS_SHARES, load_overrides, map_tickers, to_yahoo

@@ -206,7 +206,6 @@ def test_load_lock_excludes_a_second_load_and_dies_with_its_holder(tmp_path):
 def test_a_load_waits_for_a_brief_reader_of_the_private_file_instead_of_failing(tmp_path):
     import subprocess
     import sys
-    import time
 
     from warehouse import db
 
