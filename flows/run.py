@@ -188,6 +188,9 @@ def _load(
     )
     funds = tasks.fetch_fundamentals.map(unmapped(source), fparts, unmapped(plan.as_of), fnames)
     fetched = Fetched.combine([held] + _results(bars, "bars", names) + _results(funds, "fundamentals", fnames))
+    # A shared chunk brings its symbols behind rows from before their own first session; and one
+    # that brought nothing newer than its last stored bar has stopped trading (a failure).
+    fetched = planning.own_ranges(con, fetched, {s: first for first, group in starts.items() for s in group}, plan.bars_start)
     rebase = planning.rebase_symbols(con, fetched, plan.as_of)
     if rebase:
         log.info(

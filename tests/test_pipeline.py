@@ -93,6 +93,52 @@ def test_symbols_behind_share_chunks_from_their_earliest_date_instead_of_one_tas
     assert planning.bar_chunks({}, 3) == []
 
 
+def test_a_shared_chunk_keeps_each_symbol_behind_to_its_own_range_and_a_stopped_one_fails(tmp_path):
+    """Symbols behind share a chunk fetched from its earliest date: each keeps only its own range,
+    and one that brought nothing after its last stored bar (it stopped trading; the overlap rows it
+    did get used to count as a success) is a failed fetch, so a former member is retired in time."""
+    con = connect(tmp_path / "w.duckdb")
+    start, as_of = date(2025, 1, 6), date(2025, 1, 10)  # the night's sessions, overlap included
+    old = calendar.sessions(date(2024, 11, 1), date(2025, 1, 9))
+    put(con, "raw.equity_bars", pl.concat(
+        [bars("EARLY", d) for d in old if d <= date(2024, 12, 2)]  # stopped trading on 2024-12-02
+        + [bars("CATCH", d) for d in old if d <= date(2024, 12, 27)]  # missed some nights, trades on
+        + [bars("AAA", d) for d in old]
+    ))
+    groups = planning.bar_starts(con, ["AAA", "CATCH", "EARLY"], start, overlap=2)
+    firsts = {s: first for first, group in groups.items() for s in group}
+
+    def back2(day):
+        return calendar.previous_session(calendar.previous_session(day))
+
+    assert firsts == {"EARLY": back2(date(2024, 12, 2)), "CATCH": back2(date(2024, 12, 27)), "AAA": start}
+    ((chunk, chunk_first),) = [c for c in planning.bar_chunks(groups, 3) if "CATCH" in c[0]]
+    assert chunk_first == firsts["EARLY"] and chunk == ["EARLY", "CATCH"]
+    # What the source returns for that chunk and for the night's chunk.
+    got = Fetched(bars=pl.concat(
+        [bars("EARLY", d) for d in old if chunk_first <= d <= date(2024, 12, 2)]
+        + [bars("CATCH", d) for d in calendar.sessions(chunk_first, as_of)]
+        + [bars("AAA", d) for d in calendar.sessions(start, as_of)]
+    ))
+
+    kept = planning.own_ranges(con, got, firsts, start)
+
+    per_symbol = dict(kept.bars.group_by("symbol").agg(pl.col("session_date").min()).iter_rows())
+    assert per_symbol == firsts
+    assert kept.bars.filter(pl.col("symbol") == "CATCH").height == len(calendar.sessions(firsts["CATCH"], as_of))
+    assert kept.failures.rows() == [("EARLY", "bars", "no bar after its last stored one, 2024-12-02: not traded since")]
+    # Nobody behind (a backfill's single start): nothing to cut, nothing failed.
+    assert planning.own_ranges(con, got, {s: chunk_first for s in firsts}, chunk_first) is got
+    # The failure counts toward retirement like any other: EARLY, a former member, is retired.
+    put(con, "raw.holdings", holdings("russell2000", date(2024, 11, 1), ["AAA", "CATCH", "EARLY"]))
+    put(con, "raw.holdings", holdings("russell2000", date(2024, 12, 31), ["AAA", "CATCH"]))
+    for at in (datetime(2025, 1, 10, 23), datetime(2025, 1, 13, 23)):
+        with transaction(con):
+            loading.update_fetch_state(con, checks.split(kept, ["^RUT"], asked={"bars": list(firsts)}), at)
+    symbols, retired = planning.equity_symbols(con, holdings("russell2000", as_of, ["AAA", "CATCH"]), retire_after=2)
+    assert retired == ["EARLY"] and symbols == ["AAA", "CATCH"]
+
+
 def test_meta_symbols_records_mapping_rule_and_status(tmp_path):
     con = connect(tmp_path / "w.duckdb")
     h = pl.concat([
