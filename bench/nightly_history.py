@@ -11,7 +11,7 @@ Issue 13's goal is 30 years against 3 years of the sample market: --starts 2023-
 
 For each start a home is backfilled (flows.backfill, sample source, in a fresh process) up to the
 session before the night, or --homes gives two homes prepared that way (short first; their sample
-start is read from their first load, and --starts is then not used). Then, for
+start is their first bar, and --starts is then not used). Then, for
 --rounds rounds, alternating which goes first, each home is copied (untimed) and flows.nightly runs
 the night on the copy in a fresh process with Prefect's temporary server. Printed: whole-process
 wall seconds per round, medians, the ratio long / short, and the same for the load alone
@@ -86,9 +86,11 @@ def main() -> None:
     for label, start, given in zip(labels, args.starts, args.homes or (None, None)):
         if given:
             # The sample market depends on its start: the nightly must see the start the home was
-            # backfilled from, or it would fetch other prices and record revisions.
+            # backfilled from, or it would fetch other prices and record revisions. That is its first
+            # bar: the first succeeded load is a long backfill's last window (the windows before it
+            # end as `merged`), whose start made the nightly simulate another market.
             history = harness.loads(given)
-            start = history[0].start_date
+            start = harness.first_session(given)
             if history[-1].end_date != end:
                 sys.exit(f"{given}: its last load ends on {history[-1].end_date}, not on {end} (the session before {night})")
             homes[label] = given

@@ -51,16 +51,17 @@ def main() -> None:
         history = harness.loads(home)
         if history[-1].end_date != end:
             sys.exit(f"{home}: its last load ends on {history[-1].end_date}, not on {end} (the session before {night})")
-        # The sample market depends on its start: the nightly must use the one the home was made with.
-        env = harness.flow_env({"SMALLCAPS_SAMPLE_START": history[0].start_date.isoformat()})
+        # The sample market depends on its start: the nightly must use the one the home was made with,
+        # its first bar (a long backfill's windows end as `merged`: its first succeeded load is the
+        # last window, whose start would simulate another market).
+        env = harness.flow_env({"SMALLCAPS_SAMPLE_START": harness.first_session(home).isoformat()})
     else:
         env = harness.flow_env({"SMALLCAPS_SAMPLE_START": args.sample_start.isoformat()} if args.sample_start else {})
         home = Path(tempfile.mkdtemp(prefix="smallcaps-bench-home-")) / "home"
         took = harness.backfill(home, end, env)
         print(f"backfill of the sample up to {end} into {home}: {took.wall_s:.1f} s (process)")
-    first = harness.loads(home)[0]
     rows = harness.raw_rows(home)
-    print(f"home: sample from {first.start_date} to {end}, " + ", ".join(f"{t} {n:,}" for t, n in rows.items()))
+    print(f"home: sample from {harness.first_session(home)} to {end}, " + ", ".join(f"{t} {n:,}" for t, n in rows.items()))
 
     t = time.perf_counter()
     harness.bare(env)  # creates Prefect's database in PREFECT_HOME: not timed
