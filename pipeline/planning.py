@@ -235,18 +235,16 @@ def own_ranges(con: duckdb.DuckDBPyConnection, fetched: Fetched, firsts: Mapping
         .filter(pl.col("_own_first").is_null() | (pl.col("session_date") >= pl.col("_own_first")))
         .drop("_own_first")
     )
-    behind = sorted(s for s, first in firsts.items() if first < night_first)
-    failed = []
-    if behind:
-        with registered(con, _behind=pl.DataFrame({"symbol": behind}, schema={"symbol": pl.String})):
-            last = dict(con.execute("SELECT symbol, last_bar_date FROM meta.series SEMI JOIN _behind USING (symbol)").fetchall())
-        newest = dict(kept.filter(pl.col("symbol").is_in(behind)).group_by("symbol").agg(pl.col("session_date").max()).iter_rows())
-        already = set(fetched.failures.filter(pl.col("dataset") == "bars").get_column("symbol").to_list())
-        failed = [
-            (s, "bars", f"no bar after its last stored one, {last[s]}: not traded since")
-            for s in behind
-            if s in last and s not in already and (s not in newest or newest[s] <= last[s])
-        ]
+    behind = sorted(s for s, first in firsts.items() if first < night_first)  # not empty, see above
+    with registered(con, _behind=pl.DataFrame({"symbol": behind}, schema={"symbol": pl.String})):
+        last = dict(con.execute("SELECT symbol, last_bar_date FROM meta.series SEMI JOIN _behind USING (symbol)").fetchall())
+    newest = dict(kept.filter(pl.col("symbol").is_in(behind)).group_by("symbol").agg(pl.col("session_date").max()).iter_rows())
+    already = set(fetched.failures.filter(pl.col("dataset") == "bars").get_column("symbol").to_list())
+    failed = [
+        (s, "bars", f"no bar after its last stored one, {last[s]}: not traded since")
+        for s in behind
+        if s in last and s not in already and (s not in newest or newest[s] <= last[s])
+    ]
     if not failed and kept.height == bars.height:
         return fetched
     return replace(
