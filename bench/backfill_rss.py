@@ -5,14 +5,15 @@ Usage: .venv/bin/python bench/backfill_rss.py [SIZE ...] [--end DATE] [--keep DI
 SIZE is `[COMPANIESx]YEARSy`: `3y` is the sample market's own companies (about 2,600 listed at a
 time, 2,750 over its history) over the 3 years before --end; `10000x30y` is 10,000 companies over 30
 years. Issue 13's sizes: 3y 10y 10000x10y 10000x30y (goal: 10k x 30y within 6 GiB). A company count
-needs the sample's company-count setting (SMALLCAPS_SAMPLE_COMPANIES); without it such a size is
-refused with the reason. Default: 3y (a few minutes).
+is the sample's SMALLCAPS_SAMPLE_COMPANIES: it widens the pool the universes draw from (non-members,
+later listings), not the universes, so the rows priced stay those of about 2,600 members and the
+former members still needed; a longer history is what adds rows. Default: 3y (a few minutes).
 
 Each size is a real backfill (flows.backfill, sample source) in a fresh process under
-`/usr/bin/time -v` (Debian package `time`), into a new home. Printed per size: rows fetched (the
-load's rows_in: bars, holdings, fundamentals), wall seconds, peak RSS (GiB; the largest process of
-the run, which is the flow's own: the Prefect server is a smaller child), and GiB of peak RSS per
-million rows, with the load's slowest steps.
+`/usr/bin/time -v` (Debian package `time`), into a new home. Printed per size: the raw rows the
+home holds after it (bars, holdings, fundamentals), wall seconds, peak RSS (GiB; the largest process
+of the run, which is the flow's own: the Prefect server is a smaller child), and GiB of peak RSS per
+million rows, with the slowest steps of the last window's load.
 """
 
 from __future__ import annotations
@@ -86,14 +87,16 @@ def main() -> None:
         base = args.keep or Path(tempfile.mkdtemp(prefix="smallcaps-bench-rss-"))
         home = base / f"home-{size.text}-{start}"
         run = harness.backfill(home, end, harness.flow_env(env, prefect_home), time_v=True)
+        # The home's raw rows, not a load's rows_in: a backfill longer than
+        # SMALLCAPS_BACKFILL_WINDOW_YEARS is one load per window, and only the last ends `succeeded`.
         load = harness.loads(home)[-1]
         gib = run.max_rss_kb / 2**20
-        rows_m = load.rows_in / 1e6
+        rows_m = sum(harness.raw_rows(home).values()) / 1e6
         line = (f"{size.text:>10} {start!s:>10} {end!s:>10} {rows_m:7.2f} {run.wall_s:8.1f} {gib:12.2f} "
                 f"{gib / rows_m:12.2f}")
         results.append(line)
         slowest = sorted(((v, k) for k, v in load.timings.items() if "." not in k or k.startswith("load.")), reverse=True)[:6]
-        print(f"{size.text}: {line.split(None, 3)[3].strip()}; slowest steps: "
+        print(f"{size.text}: {line.split(None, 3)[3].strip()}; slowest steps of its last window: "
               + ", ".join(f"{k} {v:.1f}" for v, k in slowest) + f"; {harness.load_avg()}")
         if not args.keep:
             shutil.rmtree(base)
@@ -101,7 +104,7 @@ def main() -> None:
     print(header)
     print("-" * len(header))
     print("\n".join(results))
-    print("rows: fetched rows the load took in (bars, holdings, fundamentals); peak RSS: /usr/bin/time -v")
+    print("rows: raw rows the home holds after the backfill (bars, holdings, fundamentals); peak RSS: /usr/bin/time -v")
     print(harness.load_avg())
 
 
