@@ -137,40 +137,48 @@ def check_fetched(batch: Batch, source: str, plan: Plan, *, is_complete: bool) -
 GATE_HISTORY_DAYS = 40
 
 
-def history_for_gate(
-    con: duckdb.DuckDBPyConnection, table: str, before: date, through: date | None = None, symbols: Sequence[str] | None = None
-) -> pl.DataFrame:
-    """The stored row just before a batch, per symbol: the gate's day-over-day checks need it. With
-    `through`, also the stored rows of the batch's sessions [before, through]: big_revision compares
-    a re-fetch with them (without them it never sees a revision). Reads only recent row groups (the
-    bounds are literals) and, for `symbols` dormant for longer, their last stored row."""
-    cols = f"SELECT * EXCLUDE (source, fetched_at, load_id) FROM {table}"
-    recent = before - timedelta(days=GATE_HISTORY_DAYS)
-    parts = [
-        f"({cols} WHERE session_date >= DATE '{recent}' AND session_date < DATE '{before}' "
-        "QUALIFY row_number() OVER (PARTITION BY symbol ORDER BY session_date DESC) = 1)"
-    ]
-    if symbols:
-        with registered(con, _gate_symbols=pl.DataFrame({"symbol": list(symbols)}, schema={"symbol": pl.String})):
-            dormant = con.execute(
-                "SELECT symbol, last_bar_date FROM meta.series SEMI JOIN _gate_symbols USING (symbol) WHERE last_bar_date < ?",
-                [recent],
-            ).fetchall()
-        if dormant:
-            days = sorted({d for _, d in dormant})
-            names = ", ".join("'" + s.replace("'", "''") + "'" for s, _ in dormant)
-            dates = ", ".join(f"DATE '{d}'" for d in days)
-            last = pl.DataFrame(dormant, schema={"symbol": pl.String, "session_date": pl.Date}, orient="row")
-            older = read(con, f"{cols} WHERE session_date IN ({dates}) AND symbol IN ({names})")
-            parts_frame = older.join(last, on=["symbol", "session_date"], how="semi")
-        else:
-            parts_frame = None
-    else:
-        parts_frame = None
-    if through is not None:
-        parts.append(f"({cols} WHERE session_date BETWEEN DATE '{before}' AND DATE '{through}')")
-    got = read(con, " UNION ALL ".join(parts))
-    return pl.concat([got, parts_frame], how="vertical_relaxed") if parts_frame is not None and parts_frame.height else got
+def history_for_gate(con: duckdb.DuckDBPyConnection, table: str, batch: pl.DataFrame) -> pl.DataFrame:
+    """The stored rows the gate compares a batch of bars with, per symbol: the last stored row
+    before the symbol's first session in the batch (the day-over-day checks) and its stored rows
+    from that session to the batch's last (big_revision compares a re-fetch with them; without them
+    it never sees a revision).
+
+    Per symbol, because a night's symbols do not all start together: one catching up from its last
+    stored bar years back used to widen the range for every symbol, so the gate read and compared
+    every stored bar since then (5.3M rows on a 10-year sample home). Reads only the row groups of
+    the dates concerned (the bounds are literals); a symbol with no stored row in the
+    GATE_HISTORY_DAYS before its first is read at its last stored session (meta.series)."""
+    firsts = (
+        batch.select("symbol", "session_date")
+        .drop_nulls()
+        .group_by("symbol")
+        .agg(pl.col("session_date").min().alias("first_date"))
+    )
+    if firsts.height == 0:
+        return read(con, f"SELECT * EXCLUDE (source, fetched_at, load_id) FROM {table} LIMIT 0")
+    lo, hi = firsts.get_column("first_date").min(), batch.get_column("session_date").max()
+    recent = lo - timedelta(days=GATE_HISTORY_DAYS)
+    cols = "SELECT t.* EXCLUDE (source, fetched_at, load_id) FROM " + table + " t JOIN _gate_firsts f USING (symbol)"
+    with registered(con, _gate_firsts=firsts):
+        got = read(
+            con,
+            f"""({cols} WHERE t.session_date BETWEEN DATE '{lo}' AND DATE '{hi}' AND t.session_date >= f.first_date)
+                UNION ALL
+                ({cols} WHERE t.session_date >= DATE '{recent}' AND t.session_date < DATE '{hi}'
+                   AND t.session_date < f.first_date AND t.session_date >= f.first_date - INTERVAL {GATE_HISTORY_DAYS} DAY
+                 QUALIFY row_number() OVER (PARTITION BY t.symbol ORDER BY t.session_date DESC) = 1)""",
+        )
+        dormant = con.execute(
+            f"SELECT s.symbol, s.last_bar_date FROM meta.series s JOIN _gate_firsts f USING (symbol) "
+            f"WHERE s.last_bar_date < f.first_date - INTERVAL {GATE_HISTORY_DAYS} DAY"
+        ).fetchall()
+    if not dormant:
+        return got
+    days = ", ".join(f"DATE '{d}'" for d in sorted({d for _, d in dormant}))
+    names = ", ".join("'" + s.replace("'", "''") + "'" for s, _ in dormant)
+    last = pl.DataFrame(dormant, schema={"symbol": pl.String, "session_date": pl.Date}, orient="row")
+    older = read(con, f"SELECT * EXCLUDE (source, fetched_at, load_id) FROM {table} WHERE session_date IN ({days}) AND symbol IN ({names})")
+    return pl.concat([got, older.join(last, on=["symbol", "session_date"], how="semi")], how="vertical_relaxed")
 
 
 def validate(con: duckdb.DuckDBPyConnection, batch: Batch, *, load_id: str, as_of: date, settings: Settings):
@@ -180,10 +188,13 @@ def validate(con: duckdb.DuckDBPyConnection, batch: Batch, *, load_id: str, as_o
     results = {}
     for table, frame in batch.frames.items():
         history = None
-        if table in ("raw.index_bars", "raw.equity_bars") and frame.height and frame.schema.get("session_date") == pl.Date:
-            days = frame.get_column("session_date")
-            symbols = frame.get_column("symbol").drop_nulls().unique().to_list() if frame.schema.get("symbol") == pl.String else None
-            history = history_for_gate(con, table, days.min(), days.max(), symbols)
+        if (
+            table in ("raw.index_bars", "raw.equity_bars")
+            and frame.height
+            and frame.schema.get("session_date") == pl.Date
+            and frame.schema.get("symbol") == pl.String
+        ):
+            history = history_for_gate(con, table, frame)
         results[table] = gate(
             table,
             frame,

@@ -139,6 +139,36 @@ def test_a_shared_chunk_keeps_each_symbol_behind_to_its_own_range_and_a_stopped_
     assert retired == ["EARLY"] and symbols == ["AAA", "CATCH"]
 
 
+def test_the_gate_reads_each_symbols_history_from_its_own_first_session(tmp_path):
+    """The stored rows the gate compares a batch with: per symbol, the last stored row before its
+    first batch session and its stored rows from there on. A symbol catching up from months back
+    does not widen the range for the others, and a dormant one gets its last stored row."""
+    con = connect(tmp_path / "w.duckdb")
+    days = calendar.sessions(date(2024, 6, 3), date(2025, 1, 9))
+    put(con, "raw.equity_bars", pl.concat(
+        [bars("AAA", d) for d in days]
+        + [bars("LATE", d) for d in days if d <= date(2024, 9, 16)]  # behind since September
+        + [bars("NAP", d) for d in days if d <= date(2024, 6, 10)]  # dormant: nothing for months
+    ))
+    start = date(2025, 1, 6)
+    late_first = calendar.previous_session(date(2024, 9, 16))
+    batch = pl.concat(
+        [bars("AAA", d) for d in calendar.sessions(start, date(2025, 1, 10))]
+        + [bars("LATE", d) for d in calendar.sessions(late_first, date(2025, 1, 10))]
+        + [bars("NAP", date(2025, 1, 10))]
+    )
+
+    got = checks.history_for_gate(con, "raw.equity_bars", batch)
+
+    by_symbol = {s: sorted(g.get_column("session_date").to_list()) for (s,), g in got.group_by("symbol")}
+    stored_from = [d for d in days if d >= start]
+    assert by_symbol["AAA"] == [calendar.previous_session(start), *stored_from]  # not AAA since September
+    assert by_symbol["LATE"] == [calendar.previous_session(late_first), late_first, date(2024, 9, 16)]
+    assert by_symbol["NAP"] == [date(2024, 6, 10)]
+    assert got.height == sum(map(len, by_symbol.values()))
+    assert "load_id" not in got.columns and set(BARS_SCHEMA) <= set(got.columns)
+
+
 def test_meta_symbols_records_mapping_rule_and_status(tmp_path):
     con = connect(tmp_path / "w.duckdb")
     h = pl.concat([
