@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime, timezone
 
 from prefect import flow, get_run_logger
 
@@ -70,9 +70,15 @@ def backfill(
     log = get_run_logger()
     log.info("backfill %s..%s in %s windows of up to %s years", start, end, len(windows), settings.backfill_window_years)
     done = []
+    # Every window is fetched now, on the price basis the source has now: a dividend a window brings
+    # does not make the bars the windows before it stored stale (no re-fetch of their history).
+    began = datetime.now(timezone.utc).replace(tzinfo=None)
     for i, (lo, hi) in enumerate(windows, 1):
         log.info("window %s of %s: %s..%s", i, len(windows), lo, hi)
-        done.append(run_load(settings, "backfill", as_of=hi, start=lo, notes=notes if i == len(windows) else None, publish=i == len(windows)))
+        done.append(run_load(
+            settings, "backfill", as_of=hi, start=lo, notes=notes if i == len(windows) else None, publish=i == len(windows),
+            basis_since=began,
+        ))
     return combine_summaries(done)
 
 

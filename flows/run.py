@@ -25,12 +25,14 @@ from warehouse import load_log
 
 def run_load(
     settings: Settings, kind: str, *, as_of: date, start: date | None = None, source: Source | None = None,
-    notes: list[str] | None = None, publish: bool = True,
+    notes: list[str] | None = None, publish: bool = True, basis_since: datetime | None = None,
 ) -> dict:
     """Lock, plan, fetch, gate, load, check completeness, publish, export. `source` defaults to the
     one settings name; tests pass their own (any object following sources.base.Source). `notes`
     (what the caller decided, e.g. where a backfill was cut) join the run's warnings. Without
-    `publish` (a window of a backfill that is not its last) the load stops once committed."""
+    `publish` (a window of a backfill that is not its last) the load stops once committed.
+    `basis_since` (a backfill's windows: when the backfill began): bars stored since then share the
+    source's current price basis, so a new dividend does not re-fetch them (planning.rebase_symbols)."""
     log = get_run_logger()
     timings: dict[str, float] = {}
     planning.check_as_of(as_of, calendar.latest_completed_session())
@@ -62,7 +64,8 @@ def run_load(
             log.info("load %s: %s from %s, sessions %s..%s", load_id, kind, settings.source, plan.bars_start, plan.as_of)
             try:
                 outcome = _load(
-                    con, settings, plan, load_id, now, timings, source, list(notes or []), publish=publish
+                    con, settings, plan, load_id, now, timings, source, list(notes or []), publish=publish,
+                    basis_since=basis_since,
                 )
             except load_run.LoadFailed as exc:
                 status = "blocked" if isinstance(exc, load_run.LoadBlocked) else "failed"
@@ -152,7 +155,7 @@ def _load_artifact(load_id: str, night: date, counts: dict, gated: dict) -> None
 
 def _load(
     con, settings: Settings, plan: planning.Plan, load_id: str, now: datetime, timings: dict, source: Source, notes: list[str],
-    *, publish: bool = True,
+    *, publish: bool = True, basis_since: datetime | None = None,
 ) -> dict:
     log = get_run_logger()
 
@@ -191,7 +194,7 @@ def _load(
     # A shared chunk brings its symbols behind rows from before their own first session; and one
     # that brought nothing newer than its last stored bar has stopped trading (a failure).
     fetched = planning.own_ranges(con, fetched, {s: first for first, group in starts.items() for s in group}, plan.bars_start)
-    rebase = planning.rebase_symbols(con, fetched, plan.as_of)
+    rebase = planning.rebase_symbols(con, fetched, plan.as_of, basis_since=basis_since)
     if rebase:
         log.info(
             "a new split or dividend changes earlier prices: fetching the stored history of %s symbol(s) again, e.g. %s",

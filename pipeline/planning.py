@@ -4,7 +4,7 @@ fundamentals_symbols, rebase_symbols) and in which fetch chunks (bar_starts, bar
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Mapping, Sequence
 
 import duckdb
@@ -252,7 +252,9 @@ def own_ranges(con: duckdb.DuckDBPyConnection, fetched: Fetched, firsts: Mapping
     )
 
 
-def rebase_symbols(con: duckdb.DuckDBPyConnection, fetched: Fetched, as_of: date) -> dict[str, tuple[date, date]]:
+def rebase_symbols(
+    con: duckdb.DuckDBPyConnection, fetched: Fetched, as_of: date, *, basis_since: datetime | None = None
+) -> dict[str, tuple[date, date]]:
     """Symbols whose stored bars are on an old price basis, each with the sessions to fetch again.
 
     Yahoo's Close is split-adjusted and its Adj Close split- and dividend-adjusted, back to the first
@@ -263,27 +265,41 @@ def rebase_symbols(con: duckdb.DuckDBPyConnection, fetched: Fetched, as_of: date
     when an earlier rebase of it failed (meta.fetch_state, dataset 'rebase'), so a failure is
     retried until it succeeds. The range is (first stored session, the session before tonight's
     first bar of it, or `as_of` when tonight brought none): tonight's rows are already current.
+
+    `basis_since`: bars stored at or after it were fetched on the basis the source has now (the
+    earlier windows of the same backfill), so a new action does not make them stale; only bars
+    fetched before it count as stored for the rule above. Without it, a backfill in windows re-fetched
+    the whole stored history of every symbol with a dividend in each new window (~850 symbols a
+    window on the sample), unchanged rows whose fetch, gate and merge grew with the history.
     """
     actions, bars = fetched.actions, fetched.bars
     if dict(actions.schema) != ACTIONS_SCHEMA or dict(bars.schema) != BARS_SCHEMA:
         return {}  # mis-shaped frames are the gate's to name and block, not ours to mend
     firsts = bars.filter(pl.col("symbol").is_not_null()).group_by("symbol").agg(pl.col("session_date").min().alias("first_fetched"))
+    if basis_since is None:
+        stored, params = "SELECT symbol, first_bar_date AS first_stored FROM meta.series WHERE symbol IN (SELECT symbol FROM new)", []
+    else:
+        stored = (
+            "SELECT symbol, min(session_date) AS first_stored FROM raw.equity_bars "
+            "WHERE symbol IN (SELECT symbol FROM new) AND fetched_at < ? GROUP BY symbol"
+        )
+        params = [basis_since]
     with registered(con, _new_actions=actions, _first_fetched=firsts):
         rows = con.execute(
-            """WITH new AS (
+            f"""WITH new AS (
                    SELECT a.symbol FROM _new_actions a
                    WHERE a.symbol IS NOT NULL AND NOT EXISTS (
                        SELECT 1 FROM raw.corporate_actions c
                        WHERE c.symbol = a.symbol AND c.ex_date = a.ex_date AND c.action = a.action AND c.value = a.value)
                    UNION SELECT symbol FROM meta.fetch_state WHERE dataset = 'rebase' AND consecutive_failures > 0),
-               stored AS (
-                   SELECT symbol, first_bar_date AS first_stored FROM meta.series
-                   WHERE symbol IN (SELECT symbol FROM new))
+               stored AS ({stored})
                SELECT s.symbol, s.first_stored, f.first_fetched FROM stored s LEFT JOIN _first_fetched f ON f.symbol = s.symbol
                WHERE f.first_fetched IS NULL OR s.first_stored < f.first_fetched
-               ORDER BY s.symbol"""
+               ORDER BY s.symbol""",
+            params,
         ).fetchall()
-    return {s: (first, as_of if tonight is None else calendar.previous_session(tonight)) for s, first, tonight in rows}
+    spans = {s: (first, as_of if tonight is None else calendar.previous_session(tonight)) for s, first, tonight in rows}
+    return {s: (lo, hi) for s, (lo, hi) in spans.items() if lo <= hi}
 
 
 def apply_rebase(fetched: Fetched, refetched: Fetched, rebase: dict[str, tuple[date, date]]) -> Fetched:

@@ -10,7 +10,7 @@ from hypothesis import given, settings as hsettings, strategies as st
 
 from ground import calendar
 from pipeline import checks, loading, planning
-from sources.base import BARS_SCHEMA, FAILURES_SCHEMA, HOLDINGS_SCHEMA, Fetched, empty
+from sources.base import ACTIONS_SCHEMA, BARS_SCHEMA, FAILURES_SCHEMA, HOLDINGS_SCHEMA, Fetched, empty
 from warehouse.db import connect
 from warehouse.load import merge, stage, transaction
 
@@ -167,6 +167,37 @@ def test_the_gate_reads_each_symbols_history_from_its_own_first_session(tmp_path
     assert by_symbol["NAP"] == [date(2024, 6, 10)]
     assert got.height == sum(map(len, by_symbol.values()))
     assert "load_id" not in got.columns and set(BARS_SCHEMA) <= set(got.columns)
+
+
+def test_a_dividend_in_a_backfill_window_rebases_only_bars_fetched_before_the_backfill(tmp_path):
+    """Bars the earlier windows of the same backfill stored are on the basis the source has now: a
+    dividend the next window brings re-fetches only bars stored before the backfill began."""
+    con = connect(tmp_path / "w.duckdb")
+    began = datetime(2025, 2, 1, 12)
+    old_days = calendar.sessions(date(2025, 1, 2), date(2025, 1, 3))
+    window1 = calendar.sessions(date(2025, 1, 6), date(2025, 1, 31))
+
+    def stored(frame, at):
+        with transaction(con):
+            got = merge(con, "raw.equity_bars", stage(frame, source="test", fetched_at=at, load_id=f"l{at:%H%M}", table="raw.equity_bars"),
+                        f"l{at:%H%M}", loading.CHANGE_COLUMNS["raw.equity_bars"])
+            loading.update_series(con, [got])
+
+    stored(pl.concat([bars("OLD", d) for d in old_days]), datetime(2025, 1, 3, 23))  # a night before the backfill
+    stored(pl.concat([bars(s, d) for s in ("OLD", "NEW") for d in window1]), began.replace(minute=5))  # window 1
+    window2 = calendar.sessions(date(2025, 2, 3), date(2025, 2, 7))
+    dividend = pl.DataFrame(
+        [(s, date(2025, 2, 4), "dividend", 0.5) for s in ("OLD", "NEW")], schema=ACTIONS_SCHEMA, orient="row"
+    )
+    fetched = Fetched(bars=pl.concat([bars(s, d) for s in ("OLD", "NEW") for d in window2]), actions=dividend)
+
+    # Without the backfill's start both are rebased over everything stored; with it only OLD, over
+    # its bars from before the backfill up to the window.
+    before_window2 = calendar.previous_session(window2[0])
+    assert planning.rebase_symbols(con, fetched, window2[-1]) == {
+        "NEW": (window1[0], before_window2), "OLD": (old_days[0], before_window2)
+    }
+    assert planning.rebase_symbols(con, fetched, window2[-1], basis_since=began) == {"OLD": (old_days[0], before_window2)}
 
 
 def test_meta_symbols_records_mapping_rule_and_status(tmp_path):
