@@ -129,6 +129,18 @@ def _quarters_until(world: World, day: date, symbols) -> None:
                 world.fundamentals[(s, period_end)] = (period_end + timedelta(days=30 + int(world.rng.integers(0, 20))), value)
 
 
+def _loaded(world: World, path) -> tuple[Warehouse, list[date]]:
+    """A warehouse at `path` holding `world`'s first START_SESSIONS sessions and the quarters
+    reported by then, loaded at once: the history most tests here start from."""
+    wh = Warehouse(path)
+    days = world.sessions[:START_SESSIONS]
+    for d in days:
+        _price_night(world, d)
+    _quarters_until(world, days[-1], COMPANIES)
+    wh.load(_raw(world, days), days[-1])
+    return wh, days
+
+
 def _fundamentals_frame(world: World) -> pl.DataFrame:
     rows = [(s, pe, rd, v, v, None, None) for (s, pe), (rd, v) in world.fundamentals.items()]
     return pl.DataFrame(rows, schema=FUNDAMENTALS_SCHEMA, orient="row")
@@ -214,12 +226,7 @@ def _check(wh: Warehouse, as_of: date) -> None:
 @given(seed=st.integers(0, 10_000), ops=OPERATIONS)
 def test_incremental_loads_equal_the_whole_history_derivation(tmp_path_factory, seed, ops):
     world = _new_world(seed)
-    wh = Warehouse(tmp_path_factory.mktemp("inc") / "w.duckdb")
-    days = world.sessions[:START_SESSIONS]
-    for d in days:
-        _price_night(world, d)
-    _quarters_until(world, days[-1], COMPANIES)
-    wh.load(_raw(world, days), days[-1])
+    wh, days = _loaded(world, tmp_path_factory.mktemp("inc") / "w.duckdb")
     state = {"loaded": list(days)}
     for op in ops:
         _apply(op, world, wh, state)
@@ -228,12 +235,7 @@ def test_incremental_loads_equal_the_whole_history_derivation(tmp_path_factory, 
 
 def test_a_rerun_that_brings_no_change_writes_nothing(tmp_path):
     world = _new_world(7)
-    wh = Warehouse(tmp_path / "w.duckdb")
-    days = world.sessions[:START_SESSIONS]
-    for d in days:
-        _price_night(world, d)
-    _quarters_until(world, days[-1], COMPANIES)
-    wh.load(_raw(world, days), days[-1])
+    wh, days = _loaded(world, tmp_path / "w.duckdb")
     state = {"loaded": list(days)}
     _apply("night", world, wh, state)
     tables = [d.name for d in DATASETS]
@@ -307,12 +309,7 @@ def test_a_changed_return_of_a_company_in_no_cohort_reaches_no_cohort_mart(tmp_p
     from pipeline.steps import STEPS
 
     world = _new_world(9)
-    wh = Warehouse(tmp_path / "w.duckdb")
-    days = world.sessions[:START_SESSIONS]
-    for d in days:
-        _price_night(world, d)
-    _quarters_until(world, days[-1], COMPANIES)
-    wh.load(_raw(world, days), days[-1])
+    wh, days = _loaded(world, tmp_path / "w.duckdb")
     ctx = derive.Context(wh.con, days[-1], days[-1], PAIRS, ANCHORS, NAMES, days[-1], days[0])
     stored = read(wh.con, "SELECT * FROM core.equity_returns WHERE symbol = ? AND session_date = ?", ["C00", days[100]])
     assert stored.height == 1
@@ -329,12 +326,7 @@ def test_a_changed_return_of_a_company_in_no_cohort_reaches_no_cohort_mart(tmp_p
 
 def test_a_revision_of_a_published_night_is_reported_as_a_restatement(tmp_path):
     world = _new_world(3)
-    wh = Warehouse(tmp_path / "w.duckdb")
-    days = world.sessions[:START_SESSIONS]
-    for d in days:
-        _price_night(world, d)
-    _quarters_until(world, days[-1], COMPANIES)
-    wh.load(_raw(world, days), days[-1])  # published through days[-1] from here on (see Warehouse.load)
+    wh, days = _loaded(world, tmp_path / "w.duckdb")  # published through days[-1] from here on (see Warehouse.load)
     day = days[-4]
     world.index_bars[("^RUT", day)] *= 1.05
     got = wh.load({"raw.index_bars": _bars_frame({("^RUT", day): world.index_bars[("^RUT", day)]}, index=True)}, days[-1])
@@ -356,12 +348,7 @@ def test_a_revised_return_of_a_non_member_leaves_the_sector_days_alone(tmp_path)
     world = _new_world(5)
     for members in world.members.values():
         members.discard(COMPANIES[0])  # priced, in no universe
-    wh = Warehouse(tmp_path / "w.duckdb")
-    days = world.sessions[:START_SESSIONS]
-    for d in days:
-        _price_night(world, d)
-    _quarters_until(world, days[-1], COMPANIES)
-    wh.load(_raw(world, days), days[-1])
+    wh, days = _loaded(world, tmp_path / "w.duckdb")
     day = days[-40]
     held = {s for (s,) in wh.con.execute("SELECT DISTINCT symbol FROM core.cohorts WHERE session_date = ?", [day]).fetchall()}
     outsider = sorted(set(COMPANIES) - held)[0]
@@ -396,12 +383,7 @@ def test_an_old_revised_return_reaches_only_the_cohort_rows_anchored_before_it(t
     from pipeline import steps
 
     world = _new_world(9)
-    wh = Warehouse(tmp_path / "w.duckdb")
-    days = world.sessions[:START_SESSIONS]
-    for d in days:
-        _price_night(world, d)
-    _quarters_until(world, days[-1], COMPANIES)
-    wh.load(_raw(world, days), days[-1])
+    wh, days = _loaded(world, tmp_path / "w.duckdb")
     day = next(d for d in days if d >= date(2024, 3, 1))
     member = wh.con.execute("SELECT min(symbol) FROM core.cohorts WHERE session_date = ?", [day]).fetchone()[0]
     close, adj = world.equity_bars[(member, day)]
