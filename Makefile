@@ -32,12 +32,20 @@ browser:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	else echo "note: /usr/bin/chromium missing and no root apt-get: the report's browser test will be skipped"; fi
 
-test: env browser
-	.venv/bin/python -m pytest -q -n 2 --dist loadfile
+# Tests keep bytecode in __pycache__ (git ignores it): pytest rewrites the asserts of ~60 test
+# modules and Python compiles the project's own, 7 of the 12 s each worker spends collecting when
+# PYTHONDONTWRITEBYTECODE makes both start over every run.
+PYTEST := env -u PYTHONDONTWRITEBYTECODE .venv/bin/python -m pytest
 
-# The loop while working: every test but those marked slow (the ones that run a flow).
+test: env browser
+	$(PYTEST) -q -n 2 --dist loadfile
+
+# The loop while working: every test but those marked slow (flows, processes that import the
+# pipeline, the cases of a matrix after the first of each kind), property tests with a fifth of
+# their examples (tests/helpers/matrix.py). worksteal: the files differ too much in length for
+# whole files per worker to finish together.
 test-fast: env
-	.venv/bin/python -m pytest -q -m "not slow" -n 2 --dist loadfile
+	TEST_FAST_LOOP=1 $(PYTEST) -q -m "not slow" -n 2 --dist worksteal
 
 # Every bench once, with quick arguments (small homes, one round), to show each instrument works;
 # the figures of issue 13 come from the full-size runs listed in bench/README.md.

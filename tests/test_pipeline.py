@@ -13,6 +13,7 @@ from pipeline import checks, loading, planning
 from sources.base import ACTIONS_SCHEMA, BARS_SCHEMA, FAILURES_SCHEMA, HOLDINGS_SCHEMA, Fetched, empty
 from warehouse.db import connect
 from warehouse.load import merge, stage, transaction
+from tests.helpers.matrix import examples
 
 
 def holdings(universe, as_of, tickers):
@@ -405,7 +406,7 @@ interval = st.tuples(st.sampled_from(["russell2000", "sp600"]), st.integers(0, l
 
 
 @pytest.mark.slow  # over ~10 s: kept out of `make test-fast`, run by `make test`
-@hsettings(max_examples=25, deadline=None)
+@hsettings(max_examples=examples(25), deadline=None)
 @given(
     st.lists(st.tuples(st.integers(0, 5), interval), min_size=1, max_size=10),
     st.lists(st.sampled_from(["ytd", "1y", "2025-01-15", "2024-09-03"]), min_size=1, max_size=3, unique=True),

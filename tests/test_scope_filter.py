@@ -9,6 +9,7 @@ import polars as pl
 from hypothesis import given, settings, strategies as st
 
 from pipeline.derive import filter_scope, scope_frame
+from tests.helpers.matrix import examples
 
 DAY0 = date(2024, 1, 1)
 UNIVERSES = ("russell2000", "sp600", "other")
@@ -31,7 +32,7 @@ scope_rows = st.lists(
 frame_rows = st.lists(st.tuples(st.sampled_from(UNIVERSES), st.integers(0, 35)), max_size=60)
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(150), deadline=None)
 @given(frame_rows, scope_rows)
 def test_filter_scope_keeps_the_rows_a_row_by_row_reading_keeps(rows, scope_spec):
     frame = pl.DataFrame(

@@ -17,6 +17,7 @@ import pytest
 from typer.testing import CliRunner
 
 from smallcaps.cli import app
+from tests.helpers.matrix import first_of_each_kind
 
 runner = CliRunner()
 ROOT = Path(__file__).resolve().parents[2]
@@ -44,7 +45,9 @@ CASES = {
 }
 
 
-@pytest.mark.parametrize("case", sorted(CASES))
+# Each case is a CLI process (1-3 s of imports): the fast loop runs one refusal and the weekend's
+# clean exit, the full run every case.
+@pytest.mark.parametrize("case", first_of_each_kind((pytest.param(c) for c in sorted(CASES)), kind=lambda c: CASES[c][1]))
 def test_bad_arguments_fail_before_any_prefect_server(tmp_path, case):
     args, code, message = CASES[case]
     done, seconds = smallcaps(*args, home=tmp_path / "home")

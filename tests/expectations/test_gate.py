@@ -16,6 +16,7 @@ import pytest
 
 from ground import calendar
 from expectations.gate import QUARANTINE_SCHEMA, RESULTS_SCHEMA, held_rows, row_key
+from tests.helpers.matrix import first_of_each_kind
 from test_suites import (
     AS_OF,
     FUTURE,
@@ -129,7 +130,7 @@ MATRIX = [
 ]
 
 
-@pytest.mark.parametrize("c", MATRIX, ids=[c.id for c in MATRIX])
+@pytest.mark.parametrize("c", first_of_each_kind((pytest.param(c, id=c.id) for c in MATRIX), kind=lambda c: c.table))
 def test_corruption_matrix(c: Corruption):
     df = c.make()
     g = run(c.table, df)
@@ -304,6 +305,7 @@ def test_a_new_gx_context_logs_no_temporary_docs_site(caplog):
     assert not [r for r in caplog.records if "ephemeral docs site" in r.getMessage()]
 
 
+@pytest.mark.slow  # a fresh Python process importing GX: ~5 s
 def test_the_background_warm_up_builds_the_context_once_and_the_gate_uses_it():
     """A fresh process: the flow's warm-up thread builds the GX context; a second call starts no
     thread; the gate then runs on that same context."""

@@ -1,12 +1,15 @@
 from __future__ import annotations
 
 import pytest
-from prefect.testing.utilities import prefect_test_harness
 
 
 @pytest.fixture(scope="session", autouse=True)
 def prefect_backend():
     """One temporary Prefect API for the whole integration session (it takes seconds to start)."""
+    # Imported here, not at the top: Prefect's test utilities take ~3 s to import, and collecting the
+    # fast loop (whose tests here are all slow) would pay that in every worker.
+    from prefect.testing.utilities import prefect_test_harness
+
     with prefect_test_harness(server_startup_timeout=120):
         yield
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 from datetime import date
 from pathlib import Path
 
-import distributed
 import duckdb
 import polars as pl
 import pytest
@@ -53,6 +52,8 @@ def _built_a_sample_market() -> bool:
 
 
 def test_a_backfill_on_a_dask_cluster_derives_what_the_thread_pool_does(tmp_path, monkeypatch):
+    import distributed  # imported here: collecting the fast loop does not pay for it
+
     _sample_env(monkeypatch)
     with distributed.LocalCluster(
         n_workers=2, processes=True, threads_per_worker=1, dashboard_address=None, memory_limit="1GiB"

@@ -41,6 +41,7 @@ from sources.base import (
     conform,
 )
 from sources.sample import INDEX_SYMBOLS, SampleSource, membership_sizes
+from tests.helpers.matrix import first_of_each_kind
 
 START = date(2024, 1, 2)
 END = date(2026, 11, 20)
@@ -735,13 +736,16 @@ def forked(target, *args) -> multiprocessing.Process:
 
 @pytest.mark.parametrize(
     ("built", "point"),
-    [
-        (200, "sample.cache.block"),  # a complete block staged, not in place
-        (200, "sample.cache.tail"),  # ... in place, and a new tail half written
-        (300, "sample.cache.tail"),  # rows appended to one file of the tail the state names
-        (300, "sample.cache.state"),  # ... to all of them, the state staged, not in place
-        (200, "sample.cache.tidy"),  # the new state in place, the old one and its tail still there
-    ],
+    first_of_each_kind(  # the fast loop kills one writer, the full run each of them
+        [
+            pytest.param(200, "sample.cache.block"),  # a complete block staged, not in place
+            pytest.param(200, "sample.cache.tail"),  # ... in place, and a new tail half written
+            pytest.param(300, "sample.cache.tail"),  # rows appended to one file of the tail the state names
+            pytest.param(300, "sample.cache.state"),  # ... to all of them, the state staged, not in place
+            pytest.param(200, "sample.cache.tidy"),  # the new state in place, the old one and its tail still there
+        ],
+        kind=lambda built, point: "a killed writer",
+    ),
 )
 def test_a_writer_killed_anywhere_leaves_the_old_market_or_the_new_one(tmp_path, small_fresh, built, point):
     SampleSource(**SMALL, cache_dir=tmp_path).bars(["SMP0001"], SMALL_SESSIONS[built], SMALL_SESSIONS[built])
@@ -789,13 +793,16 @@ def _damage(folder: Path, how: str) -> None:
 
 @pytest.mark.parametrize(
     ("how", "logged"),
-    [
-        ("truncated block file", "removing it and simulating the market again"),
-        ("missing block", "removing it and simulating the market again"),
-        ("not a state file", "removing it and simulating the market again"),
-        ("simulated on another calendar", "removing it and simulating the market again"),
-        ("damaged companies file", "making the companies again"),
-    ],
+    first_of_each_kind(  # the fast loop damages one file of each kind of repair
+        [
+            pytest.param("truncated block file", "removing it and simulating the market again"),
+            pytest.param("missing block", "removing it and simulating the market again"),
+            pytest.param("not a state file", "removing it and simulating the market again"),
+            pytest.param("simulated on another calendar", "removing it and simulating the market again"),
+            pytest.param("damaged companies file", "making the companies again"),
+        ],
+        kind=lambda how, logged: logged,
+    ),
 )
 def test_a_damaged_cache_is_removed_with_a_log_line_and_made_again(tmp_path, small_fresh, how, logged, caplog):
     source = SampleSource(**SMALL, cache_dir=tmp_path)

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from ground import calendar
 from transforms.cohort_performance import cohort_performance, performance, resolve_anchors
 from tests.helpers.contract import sql_columns
+from tests.helpers.matrix import examples
 
 ROOT = Path(__file__).resolve().parents[2]
 COHORT_ROW = {"universe": pl.String, "symbol": pl.String, "session_date": pl.Date, "weight": pl.Float64, "cohort": pl.String}
@@ -234,7 +235,7 @@ def test_a_universe_is_only_reported_where_it_had_members_at_the_anchor():
 DAYS = calendar.sessions(date(2025, 3, 3), date(2025, 3, 31))
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=examples(40), deadline=None)
 @given(
     st.lists(
         st.tuples(

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from ground import calendar
 from transforms.cohorts import cohort_composition, cohorts, member_sessions
 from tests.helpers.contract import sql_columns
+from tests.helpers.matrix import examples
 
 ROOT = Path(__file__).resolve().parents[2]
 FUND_SCHEMA = {"symbol": pl.String, "period_end_date": pl.Date, "report_date": pl.Date, "net_income_common_usd": pl.Float64}
@@ -309,7 +310,7 @@ def reference(quarters: pl.DataFrame, day: date, symbol: str) -> tuple[str, floa
     return ("profitable" if ttm > 0 else "unprofitable"), ttm, 4
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=examples(60), deadline=None)
 @given(st.lists(quarter, max_size=18))
 def test_matches_a_slow_reference_of_rule_v1(quarters):
     fund = to_fundamentals(quarters)
@@ -323,7 +324,7 @@ def test_matches_a_slow_reference_of_rule_v1(quarters):
             assert row["ttm_net_income_usd"] == (None if ttm is None else pytest.approx(ttm))
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=examples(60), deadline=None)
 @given(st.lists(quarter, max_size=14), st.sampled_from(DAYS[20:-20]), st.lists(quarter, min_size=1, max_size=8))
 def test_no_cohort_depends_on_a_quarter_reported_after_the_session(quarters, cutoff, later):
     """Add quarters that were not public on `cutoff`, and check that every cohort on sessions up
@@ -363,7 +364,7 @@ def test_no_cohort_depends_on_a_quarter_reported_after_the_session(quarters, cut
 weights = st.one_of(st.none(), st.floats(0.01, 5.0))
 
 
-@settings(max_examples=80, deadline=None)
+@settings(max_examples=examples(80), deadline=None)
 @given(
     st.lists(
         st.tuples(st.sampled_from(["r2k", "sp600"]), st.integers(0, 3), weights,

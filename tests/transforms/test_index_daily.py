@@ -14,6 +14,7 @@ from sources.base import BARS_SCHEMA
 from transforms.index_daily import index_daily, index_records
 from tests.helpers.bars import YAHOO_DAILY, read_yahoo, weekdays
 from tests.helpers.contract import sql_columns
+from tests.helpers.matrix import examples
 
 
 
@@ -245,7 +246,7 @@ closes_strategy = st.lists(
 )
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(150), deadline=None)
 @given(closes_strategy)
 def test_records_are_exactly_the_strict_running_maxima(closes):
     out = daily(closes)
@@ -259,7 +260,7 @@ def test_records_are_exactly_the_strict_running_maxima(closes):
     assert all(d == 0.0 for d, r in zip(out["drawdown_from_record"], out["is_record_close"]) if r)
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=examples(100), deadline=None)
 @given(closes_strategy, st.integers(min_value=0, max_value=400))
 def test_records_ytd_is_the_running_count_within_each_year(closes, offset):
     dates = weekdays(date(2020, 1, 1) + timedelta(days=offset), len(closes))

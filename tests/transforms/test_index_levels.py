@@ -21,6 +21,7 @@ from transforms.index_levels import (
     index_levels,
 )
 from tests.helpers.bars import read_yahoo, weekdays
+from tests.helpers.matrix import examples
 
 LEVEL_COLUMNS = ["change_5d", "ret_5d", "support_level", "support_date", "resistance_level", "resistance_date"]
 
@@ -174,7 +175,7 @@ walks = st.lists(st.integers(min_value=-3, max_value=3), min_size=1, max_size=32
 )
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=examples(40), deadline=None)
 @given(walks)
 def test_matches_a_loop_written_from_the_definition(closes):
     # Integer steps of at most 3 points make ties and plateaus common.
@@ -182,7 +183,7 @@ def test_matches_a_loop_written_from_the_definition(closes):
     assert_matches_hand(closes, levels(closes))
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=examples(60), deadline=None)
 @given(walks, st.integers(min_value=1, max_value=320))
 def test_appending_sessions_never_changes_earlier_rows(closes, cut):
     closes = [c if c > 0 else 1.0 for c in closes]

@@ -17,6 +17,7 @@ from ground import calendar
 from sources.ishares import parse_holdings
 from sources.symbols import to_yahoo
 from transforms.membership import MEMBERSHIP_SCHEMA, membership
+from tests.helpers.matrix import examples
 
 IJR_MONTHLY = sorted((Path(__file__).resolve().parents[1] / "fixtures" / "ishares-ijr").glob("IJR_holdings_20??-??-??.csv"))
 
@@ -116,7 +117,7 @@ def test_extra_columns_and_duplicate_rows_are_ignored():
     assert out.height == 2
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=examples(60), deadline=None)
 @given(
     gaps=st.lists(st.integers(min_value=1, max_value=9), min_size=1, max_size=8),
     presence=st.lists(st.lists(st.booleans(), min_size=8, max_size=8), min_size=4, max_size=4),

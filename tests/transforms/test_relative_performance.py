@@ -13,6 +13,7 @@ from transforms.index_daily import index_daily
 from transforms.relative_performance import _longest_since_days, ladder, relative_performance
 from tests.helpers.bars import read_yahoo
 from tests.helpers.contract import sql_columns
+from tests.helpers.matrix import examples
 
 DAY0 = date(2024, 1, 2)
 
@@ -172,7 +173,7 @@ def brute_longest_since(streak: list[int]) -> list[int]:
     return out
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(st.text(alphabet="WLT", min_size=0, max_size=120))
 def test_streak_and_longest_since_properties(pattern):
     out = from_pattern(pattern)
@@ -190,7 +191,7 @@ def test_streak_and_longest_since_properties(pattern):
     assert [None if i < 0 else day(i) for i in brute_longest_since(streaks)] == out["longest_since"].to_list()
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(st.lists(st.integers(min_value=0, max_value=1), max_size=200))
 def test_longest_since_index_equals_brute_force(wins):
     import numpy as np
@@ -203,7 +204,7 @@ def test_longest_since_index_equals_brute_force(wins):
     assert _longest_since_days(np.array(streak, dtype=np.int64), days).tolist() == brute_longest_since(streak)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(wins=st.lists(st.booleans(), min_size=2, max_size=120), cut=st.integers(1, 119))
 def test_longest_since_continues_from_a_carried_ladder(wins, cut):
     """A night: the rows after a cut, from the streak before it and the ladder of the runs that
@@ -226,7 +227,7 @@ def test_longest_since_continues_from_a_carried_ladder(wins, cut):
     assert night.tolist() == whole[cut:].tolist()
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=examples(100), deadline=None)
 @given(
     rets=st.lists(
         st.tuples(st.floats(-0.2, 0.2, allow_nan=False), st.floats(-0.2, 0.2, allow_nan=False)), min_size=2, max_size=80

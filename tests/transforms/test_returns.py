@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from transforms.returns import equity_returns
 from tests.helpers.contract import sql_columns
+from tests.helpers.matrix import examples
 
 ROOT = Path(__file__).resolve().parents[2]
 BARS = {"symbol": pl.String, "session_date": pl.Date, "close": pl.Float64, "adj_close": pl.Float64}
@@ -56,7 +57,7 @@ def test_a_missing_bar_is_not_filled_the_next_return_spans_the_gap():
     assert out.height == 2 and out.get_column("ret_1d").to_list()[1] == pytest.approx(0.2)
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=examples(100), deadline=None)
 @given(st.lists(st.floats(0.01, 1_000.0), min_size=1, max_size=60))
 def test_compounded_returns_give_last_over_first(prices):
     rows = [("AAA", date(2025, 1, 1) + timedelta(days=i), p, p) for i, p in enumerate(prices)]

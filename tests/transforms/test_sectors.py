@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from transforms.sectors import sector_daily, sector_performance
 from tests.helpers.contract import sql_columns
+from tests.helpers.matrix import examples
 
 ROOT = Path(__file__).resolve().parents[2]
 D3, D4 = date(2025, 3, 3), date(2025, 3, 4)
@@ -103,7 +104,7 @@ def test_a_member_that_rejoins_after_a_gap_uses_its_weight_of_the_day_not_a_stal
     assert row["return_cap_weight"] == pytest.approx((0.5 * 0.10 + 1.0 * 0.0) / 1.5)
 
 
-@settings(max_examples=80, deadline=None)
+@settings(max_examples=examples(80), deadline=None)
 @given(
     st.lists(
         st.tuples(
@@ -192,7 +193,7 @@ def test_a_universe_whose_sector_history_starts_after_the_anchor_has_no_rows_for
     assert sorted(late["universe"].to_list()) == ["r", "s"]
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=examples(60), deadline=None)
 @given(
     rets=st.lists(st.one_of(st.none(), st.floats(-0.3, 0.3, allow_nan=False)), min_size=3, max_size=40),
     anchor_at=st.integers(0, 39),

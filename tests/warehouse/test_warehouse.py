@@ -16,6 +16,7 @@ from pipeline.lock import LoadLocked, load_lock
 from warehouse.db import checksums, connect, migrate, migrations
 from warehouse.load import merge, stage, transaction
 from warehouse.publish import publish, snapshot_for
+from tests.helpers.matrix import examples
 
 
 def bars(rows):
@@ -124,7 +125,7 @@ row = st.tuples(
 
 
 @pytest.mark.slow  # over ~10 s: kept out of `make test-fast`, run by `make test`
-@hsettings(max_examples=40, deadline=None)
+@hsettings(max_examples=examples(40), deadline=None)
 @given(st.lists(row, max_size=30, unique_by=lambda r: r[:2]), st.lists(row, max_size=30, unique_by=lambda r: r[:2]))
 def test_merge_is_idempotent_and_last_write_wins(first, second):
     con = duckdb.connect()
