@@ -16,9 +16,9 @@ Two parts.
    `pipeline.planning.last_needed_sessions` (which former members are still priced, with the
    default anchors) and `sources.yahoo.fundamentals_due` (whose fundamentals are asked: current
    members only, as `pipeline.planning.fundamentals_symbols` does), on the
-   state the earlier simulated nights left; a symbol whose fundamentals are fetched costs two
-   requests (statements and the v7 quote that dates its newest quarter), one where Yahoo has no
-   statements. Printed: requests per member per night over the last year of nights (median,
+   state the earlier simulated nights left; a symbol whose fundamentals are fetched costs one
+   statement request, and each fetch task's symbols share v7 quote requests (the release dates
+   that date the newest quarters), sources.yahoo.QUOTE_BATCH symbols a request. Printed: requests per member per night over the last year of nights (median,
    mean, 90th percentile, worst) and the first night (nothing stored: every symbol's
    fundamentals asked).
 
@@ -66,10 +66,10 @@ import polars as pl  # noqa: E402
 
 import fake_yahoo as fy  # noqa: E402
 from ground import calendar  # noqa: E402
-from pipeline.planning import last_needed_sessions  # noqa: E402
+from pipeline.planning import chunks, last_needed_sessions  # noqa: E402
 from ground.settings import Settings  # noqa: E402
 from sources.base import Fetched  # noqa: E402
-from sources.yahoo import YahooConfig, YahooSource, fundamentals_due  # noqa: E402
+from sources.yahoo import QUOTE_BATCH, YahooConfig, YahooSource, fundamentals_due  # noqa: E402
 
 # yfinance 1.7 calls pandas APIs that pandas deprecates: its warnings, not ours.
 warnings.filterwarnings("ignore", module=r"yfinance(\.|$)")
@@ -89,6 +89,7 @@ META = RECORDED_CHART["chart"]["result"][0]["meta"]
 FINANCIALS = _recorded("fundamentalsTimeSeries-AAPL-financials-quarterly.json")
 NO_STATEMENTS = _recorded("fundamentalsTimeSeries-QQQ-financials-quarterly.json")
 QUOTE = _recorded("quote-AAPL.json")["quoteResponse"]["result"][0]
+CHUNK_SIZE = Settings.model_fields["chunk_size"].default  # symbols per fetch task (flows/run.py)
 
 
 # the simulated market ---------------------------------------------------------------------------
@@ -190,13 +191,19 @@ class Night:
     members: int
     former_priced: int
     fundamentals: int  # symbols whose fundamentals are asked
-    with_statements: int  # of them, with statements (plus a quote)
+    with_statements: int  # of them, with statements
     priced: list[str]
     due: list[str]
 
     @property
+    def quotes(self) -> int:
+        """Quote requests: each fetch task of fundamentals (settings.chunk_size symbols) asks its
+        symbols' release dates QUOTE_BATCH at a time (sources.yahoo.YahooSource._releases)."""
+        return sum(-(-len(chunk) // QUOTE_BATCH) for chunk in chunks(self.due, CHUNK_SIZE))
+
+    @property
     def requests(self) -> int:
-        return len(INDEXES) + len(self.priced) + self.fundamentals + self.with_statements
+        return len(INDEXES) + len(self.priced) + self.fundamentals + self.quotes
 
     @property
     def per_member(self) -> float:
@@ -274,7 +281,7 @@ def summary(nights: list[Night]) -> str:
 
 def describe(night: Night) -> str:
     return (f"{night.day}: {night.members:,} members, {night.former_priced:,} former members still priced, "
-            f"fundamentals of {night.fundamentals:,} ({night.with_statements:,} with statements, each + a quote): "
+            f"fundamentals of {night.fundamentals:,} ({night.with_statements:,} with statements; {night.quotes:,} quote requests): "
             f"{night.requests:,} requests, {night.per_member:.3f} per member")
 
 
@@ -324,7 +331,7 @@ def make_answer(without_statements: set[str]):
         if request.kind == "timeseries":
             return fy.json_reply(NO_STATEMENTS if request.symbol in without_statements else FINANCIALS)
         if request.kind == "quote":
-            return fy.json_reply({"quoteResponse": {"result": [dict(QUOTE, symbol=request.symbol)], "error": None}})
+            return fy.quote_list(request, lambda symbol: dict(QUOTE, symbol=symbol))
         return None
 
     return answer
@@ -376,14 +383,11 @@ def fetch_night(fake: ChildYahoo, home: Path, rps: float, night: Night, overlap:
         start = calendar.previous_session(start)
     source = YahooSource(YahooConfig.from_settings(settings), session_options=fake.session_options)
 
-    def chunks(items: list[str]) -> list[list[str]]:
-        return [items[i : i + settings.chunk_size] for i in range(0, len(items), settings.chunk_size)]
-
     before = fake.counts()
     t = time.perf_counter()
     with ThreadPoolExecutor(max_workers=4) as pool:  # flows/nightly.py: ThreadPoolTaskRunner(max_workers=4)
-        bars = [pool.submit(source.bars, c, start, night.day) for c in chunks(INDEXES + night.priced)]
-        funds = [pool.submit(source.fundamentals, c, night.day) for c in chunks(night.due)]
+        bars = [pool.submit(source.bars, c, start, night.day) for c in chunks(INDEXES + night.priced, settings.chunk_size)]
+        funds = [pool.submit(source.fundamentals, c, night.day) for c in chunks(night.due, settings.chunk_size)]
         got_bars = Fetched.combine([f.result() for f in bars])
         got_funds = Fetched.combine([f.result() for f in funds])
     wall_s = time.perf_counter() - t

@@ -9,7 +9,8 @@ decisions, in short:
 - yfinance's own code talks to Yahoo: `Ticker.history(auto_adjust=False, actions=True)` per symbol
   for bars and actions, `Ticker.get_income_stmt(freq="quarterly")` for fundamentals, and the v7
   quote request of `Ticker.info` (through yfinance's YfData, so with its cookie and crumb) for the
-  latest earnings release, which dates the newest quarter (`latest_report`). History is
+  latest earnings release, which dates the newest quarter (`latest_report`), asked for
+  QUOTE_BATCH symbols at a time (the v7 quote takes a list). History is
   fetched one symbol at a time (yf.download does the same, one chart request per symbol, but hides
   each symbol's exception in a log line); so every symbol ends with its rows or with the exception
   yfinance raised for it, which becomes its `failures` row.
@@ -77,6 +78,11 @@ INCOME_ROWS: dict[str, str] = {
 # has it confirmed, the next one). yfinance asks for it in `Ticker.info` (its second request, after
 # quoteSummary); the source asks that same request alone, one symbol at a time as yfinance does.
 QUOTE_URL = "https://query1.finance.yahoo.com/v7/finance/quote"
+# The v7 quote answers a comma-separated list of symbols in one request (recorded:
+# quote-AAPL-BABA.json), omitting those it has no quote of. fundamentals() asks the release dates of
+# all its symbols this many at a time before their statements: a first night's 2,100 members cost
+# 42 quote requests instead of one per member.
+QUOTE_BATCH = 50
 NEW_YORK = ZoneInfo(EXCHANGE_TZ)
 MARKET_CLOSE = clock_time(16, 0)
 # A release more than this long after the newest quarter of the answer reports a later quarter
@@ -208,10 +214,22 @@ def _epoch(value: Any) -> datetime | None:
     return datetime.fromtimestamp(value, timezone.utc) if isinstance(value, (int, float)) and value > 0 else None
 
 
+# A company's latest earnings release: (earningsTimestamp, earningsCallTimestampStart) of its quote.
+Release = tuple[datetime | None, datetime | None]
+
+
+def _release_of(quote: Mapping[str, Any] | None) -> Release:
+    """(earningsTimestamp, earningsCallTimestampStart) of one v7 quote entry, each None where Yahoo
+    gives none (an ETF, a company without a scheduled report, a symbol it has no quote of)."""
+    if quote is None:
+        return None, None
+    return _epoch(quote.get("earningsTimestamp")), _epoch(quote.get("earningsCallTimestampStart"))
+
+
 
 class QuoteRequestFailed(RequestException):
-    """The v7 quote request for a symbol's latest earnings date failed: a network failure of the
-    symbol's fundamentals like any other (retried once at the end of the call)."""
+    """The v7 quote request for a batch's latest earnings dates failed: a network failure of each
+    of its symbols' fundamentals like any other (retried once at the end of the call)."""
 
 
 @dataclass
@@ -355,15 +373,46 @@ class YahooSource:
     def fundamentals(self, symbols: Sequence[str], as_of: date) -> Fetched:
         """Quarterly income statement lines (quarters ended on or before `as_of`) of `symbols`,
         with the newest quarter's report date where Yahoo's latest earnings release pins it down
-        (`latest_report`); two requests per symbol with quarters, one without. Which symbols are
-        due is the caller's choice (see `fundamentals_due`)."""
+        (`latest_report`): one statement request per symbol, plus one quote request per
+        QUOTE_BATCH symbols (`_releases`). Which symbols are due is the caller's choice (see
+        `fundamentals_due`)."""
         wanted = list(dict.fromkeys(symbols))
-        outcomes, requests = self._client.fetch_all(wanted, lambda s: self._income(s, as_of))
+        releases, unreleased, quote_requests = self._releases(wanted)
+        dated = [s for s in wanted if s in releases]
+        outcomes, requests = self._client.fetch_all(dated, lambda s: self._income(s, as_of, releases[s]))
         return Fetched(
             fundamentals=_frame([o.value for o in outcomes if o.kind == "ok"], FUNDAMENTALS_SCHEMA, "yahoo fundamentals"),
-            failures=self._failures(outcomes, "fundamentals"),
-            requests=requests,
+            failures=self._failures(outcomes + unreleased, "fundamentals"),
+            requests=quote_requests + requests,
         )
+
+    def _releases(self, symbols: list[str]) -> tuple[dict[str, Release], list[Outcome], int]:
+        """Each symbol's latest release (`_release_of`) from quote requests of QUOTE_BATCH symbols,
+        asked before any statement: (releases by symbol, the failures of the symbols whose batch
+        failed after the client's retry, requests made). A symbol whose release is unknown is not
+        fetched: its fundamentals stay due, as when any other request of it fails."""
+        batches = [",".join(symbols[i : i + QUOTE_BATCH]) for i in range(0, len(symbols), QUOTE_BATCH)]
+        outcomes, requests = self._client.fetch_all(batches, self._quote_batch)
+        releases: dict[str, Release] = {}
+        unreleased: list[Outcome] = []
+        for outcome in outcomes:
+            if outcome.kind == "ok":
+                releases.update(outcome.value)
+            else:
+                unreleased += [Outcome(s, kind=outcome.kind, error=outcome.error) for s in outcome.symbol.split(",")]
+        return releases, unreleased, requests
+
+    def _quote_batch(self, batch: str) -> dict[str, Release]:
+        """The releases of the comma-separated `batch` from one quote request (raises
+        QuoteRequestFailed)."""
+        params = {"symbols": batch, "formatted": "false", "lang": YfConfig.locale.lang, "region": YfConfig.locale.region}
+        try:
+            answer = YfData(session=self._client.session).get_raw_json(QUOTE_URL, params=params, timeout=self.config.client.http_timeout_s)
+        except RequestException as exc:
+            raise QuoteRequestFailed(f"{exc} (asking the latest earnings date, {QUOTE_URL})") from exc
+        results = (answer.get("quoteResponse") or {}).get("result") or []
+        quotes = {q["symbol"]: q for q in results if isinstance(q, dict) and q.get("symbol")}
+        return {s: _release_of(quotes.get(s)) for s in batch.split(",")}
 
     # one symbol ----------------------------------------------------------------------------------------
 
@@ -426,7 +475,7 @@ class YahooSource:
         bars = frame.filter(pl.col("close").is_not_null()).select(list(BARS_SCHEMA))
         return _Chart(bars=bars, actions=actions)
 
-    def _income(self, symbol: str, as_of: date) -> pl.DataFrame:
+    def _income(self, symbol: str, as_of: date, release: Release) -> pl.DataFrame:
         # yfinance falls back to three shorter requests when the one long fundamentals URL fails,
         # and then keeps doing so for every later symbol. Our failures are network errors and
         # 429s, not URL length, so each symbol starts with the one request again.
@@ -438,7 +487,7 @@ class YahooSource:
         data: dict[str, Any] = {
             "symbol": [symbol] * len(periods),
             "period_end_date": periods,
-            "report_date": [None] * len(periods),  # the statements carry none; see _latest_release
+            "report_date": [None] * len(periods),  # the statements carry none; see _quote_batch
         }
         for row, col in INCOME_ROWS.items():
             data[col] = table.loc[row].to_numpy(dtype="float64") if row in table.index else [None] * len(periods)
@@ -455,7 +504,7 @@ class YahooSource:
             raise NoData(
                 f"{NO_DATA}: no quarter with net income, EPS or revenue ended on or before {as_of}"
             )
-        release_at, call_at = self._latest_release(symbol)
+        release_at, call_at = release
         dated = latest_report(frame.get_column("period_end_date").to_list(), release_at, call_at, as_of)
         if dated is not None:
             period_end, report = dated
@@ -463,20 +512,6 @@ class YahooSource:
                 pl.when(pl.col("period_end_date") == period_end).then(pl.lit(report)).alias("report_date")
             )
         return frame.select(list(FUNDAMENTALS_SCHEMA))
-
-    def _latest_release(self, symbol: str) -> tuple[datetime | None, datetime | None]:
-        """(earningsTimestamp, earningsCallTimestampStart) of the symbol's v7 quote, each None
-        where Yahoo gives none (an ETF, a company without a scheduled report)."""
-        params = {"symbols": symbol, "formatted": "false", "lang": YfConfig.locale.lang, "region": YfConfig.locale.region}
-        try:
-            answer = YfData(session=self._client.session).get_raw_json(QUOTE_URL, params=params, timeout=self.config.client.http_timeout_s)
-        except RequestException as exc:
-            raise QuoteRequestFailed(f"{exc} (asking the latest earnings date, {QUOTE_URL})") from exc
-        results = (answer.get("quoteResponse") or {}).get("result") or []
-        quote = next((q for q in results if q.get("symbol") == symbol), None)
-        if quote is None:
-            return None, None
-        return _epoch(quote.get("earningsTimestamp")), _epoch(quote.get("earningsCallTimestampStart"))
 
     # many symbols ------------------------------------------------------------------------------------
 

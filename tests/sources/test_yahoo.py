@@ -85,12 +85,25 @@ def windowed(body: dict):
 
 def serve(charts: dict | None = None, series: dict | None = None, quotes: dict | None = None):
     """An `answer` for FakeYahoo: chart, timeseries and v7 quote replies per symbol (Reply or
-    callable)."""
+    callable). A quote request for a list of symbols gets their entries in one answer, or the first
+    error reply among theirs; a symbol without a quote reply is left out of it."""
     tables = {"chart": charts or {}, "timeseries": series or {}, "quote": quotes or {}}
 
-    def answer(r: fy.Request):
-        reply = tables.get(r.kind, {}).get(r.symbol)
+    def reply_of(r: fy.Request, symbol: str | None):
+        reply = tables.get(r.kind, {}).get(symbol)
         return reply(r) if callable(reply) else reply
+
+    def quote_entry(r: fy.Request, symbol: str):
+        reply = reply_of(r, symbol)
+        if reply is None or reply.status != 200:
+            return reply
+        entries = reply.body["quoteResponse"]["result"]
+        return next((q for q in entries if q["symbol"] == symbol), None)
+
+    def answer(r: fy.Request):
+        if r.kind == "quote":
+            return fy.quote_list(r, lambda symbol: quote_entry(r, symbol))
+        return reply_of(r, r.symbol)
 
     return answer
 
@@ -246,11 +259,37 @@ def test_quarterly_income_statements_from_the_timeseries_answers(tmp_path):
     assert got.failures.rows() == [
         ("QQQ", "fundamentals", "no data from Yahoo: no quarterly income statement (yfinance returned an empty table)")
     ]
-    # Per symbol one statement request, and one quote where there are quarters to date; plus
-    # yfinance's cookie and crumb.
+    # Per symbol one statement request; one quote request for the three; yfinance's cookie and crumb.
     assert [len(fake.asked("timeseries", s)) for s in ("AAPL", "EPAC", "QQQ")] == [1, 1, 1]
-    assert [len(fake.asked("quote", s)) for s in ("AAPL", "EPAC", "QQQ")] == [1, 1, 0]
-    assert got.requests == 7
+    assert [r.symbol for r in fake.asked("quote")] == ["AAPL,EPAC,QQQ"]
+    assert got.requests == 6
+
+
+def test_release_dates_are_asked_in_batches_and_a_failed_batch_fails_only_its_symbols(tmp_path, monkeypatch):
+    """QUOTE_BATCH symbols a quote request, answered as Yahoo answers a list (the recorded
+    AAPL,BABA answer); a batch that fails (after the retry) fails its symbols, whose statements are
+    then not asked, and leaves the other batches' symbols alone."""
+    import sources.yahoo as yahoo
+
+    monkeypatch.setattr(yahoo, "QUOTE_BATCH", 2)
+    series = {
+        "AAPL": fy.recorded("fundamentalsTimeSeries-AAPL-financials-quarterly.json"),
+        "BABA": fy.recorded("fundamentalsTimeSeries-AAPL-financials-quarterly.json"),
+        "EPAC": fy.recorded("fundamentalsTimeSeries-EPAC-financials-quarterly.json"),
+    }
+    both = fy.recorded("quote-AAPL-BABA.json")
+    broken = fy.Reply(500, "<html>Internal Server Error</html>", {"Content-Type": "text/html"})
+    with fy.FakeYahoo(serve(series=series, quotes={"AAPL": both, "BABA": both, "EPAC": broken})) as fake:
+        source = YahooSource(config(tmp_path), session_options=fake.session_options)
+        got = source.fundamentals(["AAPL", "BABA", "EPAC"], date(2025, 3, 1))
+    # One answer for AAPL and BABA (asked again by nobody); EPAC's batch: twice by yfinance, twice by the client.
+    assert [r.symbol for r in fake.asked("quote")] == ["AAPL,BABA"] + ["EPAC"] * 4
+    aapl = got.fundamentals.filter(pl.col("symbol") == "AAPL").sort("period_end_date")
+    assert aapl.get_column("report_date").to_list()[-1] == date(2025, 1, 31)  # as with its own quote
+    assert got.fundamentals.filter(pl.col("symbol") == "BABA").height == 4  # its entry is in the same answer
+    assert got.failures.select("symbol", "dataset").rows() == [("EPAC", "fundamentals")]
+    assert got.failures.get_column("error")[0].startswith("QuoteRequestFailed: HTTP Error 500")
+    assert not fake.asked("timeseries", "EPAC")
 
 
 def test_fundamentals_keep_only_quarters_ended_by_as_of(tmp_path):
@@ -274,7 +313,8 @@ def test_a_symbol_without_a_quote_keeps_unknown_report_dates(tmp_path):
 
 def test_a_failed_quote_fails_the_symbol_which_stays_due(tmp_path):
     """The quote is part of the symbol's fetch: a server error on it is retried once like any
-    other, then the symbol is a failure (its fundamentals stay due), not silently undated."""
+    other, then the symbol is a failure (its fundamentals stay due), not silently undated; its
+    statements are not asked."""
     series = {"AAPL": fy.recorded("fundamentalsTimeSeries-AAPL-financials-quarterly.json")}
     broken = fy.Reply(500, "<html>Internal Server Error</html>", {"Content-Type": "text/html"})
     with fy.FakeYahoo(serve(series=series, quotes={"AAPL": broken})) as fake:
@@ -286,6 +326,7 @@ def test_a_failed_quote_fails_the_symbol_which_stays_due(tmp_path):
     assert error.startswith("QuoteRequestFailed: HTTP Error 500") and "asking the latest earnings date" in error, error
     # yfinance repeats a request answered >= 400 once; the source retries the symbol once.
     assert error.endswith("(failed twice)") and len(fake.asked("quote", "AAPL")) == 4
+    assert not fake.asked("timeseries")
 
 
 NY_TIME = ZoneInfo("America/New_York")
