@@ -83,9 +83,14 @@ def merge(
     values = [c for c in cols if c not in keys and c not in BOOKKEEPING_COLUMNS]
     kept = KEEP_WHEN_NULL.get(table, ())
     incoming = {c: f"coalesce(s.{c}, t.{c})" if c in kept else f"s.{c}" for c in cols}
+    on = " AND ".join(f"t.{k} = s.{k}" for k in keys)
+    differs = " OR ".join(f"t.{c} IS DISTINCT FROM {incoming[c]}" for c in values) or "false"
+    # The staged rows that are new or differ, in one join: a night re-sends mostly stored rows
+    # (the overlap sessions, every quarter a source returns), and each statement below joins its
+    # rows with the table again; on the others they all find nothing.
     with registered(con, _staged=staged.select(cols)):
-        on = " AND ".join(f"t.{k} = s.{k}" for k in keys)
-        differs = " OR ".join(f"t.{c} IS DISTINCT FROM {incoming[c]}" for c in values) or "false"
+        delta = read(con, f"SELECT s.* FROM _staged s LEFT JOIN {table} t ON {on} WHERE t.{keys[0]} IS NULL OR ({differs})")
+    with registered(con, _staged=delta):
         key_text = " || '|' || ".join(f"CAST(s.{k} AS VARCHAR)" for k in keys)
         # Record every changed column before the update overwrites it.
         if values:
