@@ -656,11 +656,15 @@ def _price_rows(ctx: Context, needed: pl.DataFrame) -> pl.DataFrame:
             .filter(pl.col("_bar").is_null() | (pl.col("_bar") < pl.col("session_date") - timedelta(days=PRICE_WINDOW_DAYS)))
         )
         if probe.height:
+            # The probed symbols' rows only: an ASOF JOIN sorts its whole right side (all of
+            # core.equity_returns: 0.8-1.1 s on a 30-year home, 0.03 s for a few symbols' rows).
             with registered(ctx.con, _probe=probe.select("symbol", "session_date")):
                 older = read(
                     ctx.con,
                     """SELECT r.symbol, r.session_date, r.adj_close FROM _probe p
-                       ASOF JOIN core.equity_returns r ON r.symbol = p.symbol AND r.session_date <= p.session_date""",
+                       ASOF JOIN (SELECT symbol, session_date, adj_close FROM core.equity_returns
+                                  WHERE symbol IN (SELECT symbol FROM _probe)) r
+                       ON r.symbol = p.symbol AND r.session_date <= p.session_date""",
                 )
             rows = pl.concat([rows, older], how="vertical_relaxed").unique(["symbol", "session_date"])
     return rows
