@@ -125,20 +125,57 @@ def _key_patterns(scope: pl.DataFrame) -> list[tuple[tuple[str, ...], pl.DataFra
     return out
 
 
+# Scope rows reaching further back than this before their pattern's last date are read apart,
+# with their keys as literals (see _by_reach).
+FAR_REACH_DAYS = 400
+LITERAL_KEYS_MAX = 200
+
+
+def _by_reach(named: tuple[str, ...], part: pl.DataFrame) -> list[pl.DataFrame]:
+    """A pattern's scope rows split into those starting within FAR_REACH_DAYS of its last date and
+    those starting before: a night's scope is its new sessions for every symbol plus, for a few
+    (a dividend rebase re-sends a symbol's whole history), decades. Read as one, the literal
+    date bound reaches back decades for every symbol; apart, the recent rows read recent row
+    groups and the far ones filter on their few keys as literals (0.01 s and 0.02 s on a
+    30-year home, against 2-2.7 s for the two together)."""
+    if not named or part.height < 2:
+        return [part]
+    far = pl.col("from_date") < part.get_column("to_date").max() - timedelta(days=FAR_REACH_DAYS)
+    pieces = [part.filter(~far), part.filter(far)]
+    return [p for p in pieces if p.height] if all(p.height for p in pieces) else [part]
+
+
+def _literal_keys(named: tuple[str, ...], piece: pl.DataFrame) -> str:
+    """`AND r.key IN ('a', 'b')` for a piece's few values of its first text key, else ''."""
+    key = named[0] if named else None
+    if key is None or piece.schema[key] != pl.String:
+        return ""
+    values = piece.get_column(key).drop_nulls().unique().sort().to_list()
+    if not values or len(values) > LITERAL_KEYS_MAX:
+        return ""
+    quoted = ", ".join("'" + v.replace("'", "''") + "'" for v in values)
+    return f" AND r.{key} IN ({quoted})"
+
+
 def in_scope_sql(con: duckdb.DuckDBPyConnection, relation: str, scope: pl.DataFrame, date_expr: str, tag: str) -> str:
-    """SQL selecting the rows of `relation` inside `scope` (registers one frame per key pattern)."""
+    """SQL selecting the rows of `relation` inside `scope` (registers one frame per key pattern
+    and reach, see _by_reach)."""
     parts = []
     for i, (named, part) in enumerate(_key_patterns(scope)):
-        # The pattern's whole date range as literals: DuckDB skips the row groups outside it (tables
-        # grow in date order), so a night reads its days, not the history.
-        bound = f"({date_expr}) BETWEEN DATE '{part.get_column('from_date').min()}' AND DATE '{part.get_column('to_date').max()}'"
-        if not named and part.height == 1:
-            parts.append(f"SELECT r.* FROM {relation} r WHERE {bound}")
-            continue
-        name = f"_scope_{tag}_{i}"
-        register(con, name, part)
-        on = " AND ".join([f"r.{k} = s.{k}" for k in named] + [f"({date_expr}) BETWEEN s.from_date AND s.to_date"])
-        parts.append(f"SELECT r.* FROM {relation} r WHERE {bound} AND EXISTS (SELECT 1 FROM {name} s WHERE {on})")
+        for j, piece in enumerate(_by_reach(named, part)):
+            # The piece's whole date range as literals: DuckDB skips the row groups outside it
+            # (tables grow in date order), so a night reads its days, not the history.
+            lo, hi = piece.get_column("from_date").min(), piece.get_column("to_date").max()
+            bound = f"({date_expr}) BETWEEN DATE '{lo}' AND DATE '{hi}'"
+            if not named and piece.height == 1:
+                parts.append(f"SELECT r.* FROM {relation} r WHERE {bound}")
+                continue
+            name = f"_scope_{tag}_{i}_{j}"
+            register(con, name, piece)
+            on = " AND ".join([f"r.{k} = s.{k}" for k in named] + [f"({date_expr}) BETWEEN s.from_date AND s.to_date"])
+            parts.append(
+                f"SELECT r.* FROM {relation} r WHERE {bound}{_literal_keys(named, piece)} AND EXISTS (SELECT 1 FROM {name} s WHERE {on})"
+            )
     return " UNION ".join(parts)
 
 

@@ -1,5 +1,6 @@
-"""derive.filter_scope keeps exactly the rows a scope names, in their order, whatever mix of keyed,
-unkeyed, single-day and range rows the scope holds (checked against a row-by-row reading)."""
+"""derive.filter_scope and derive.in_scope_sql keep exactly the rows a scope names (filter_scope in
+their order), whatever mix of keyed, unkeyed, single-day and range rows the scope holds (checked
+against a row-by-row reading)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,11 @@ from datetime import date, timedelta
 import polars as pl
 from hypothesis import given, settings, strategies as st
 
-from pipeline.derive import filter_scope, scope_frame
+import duckdb
+
+from pipeline import derive
+from pipeline.derive import filter_scope, in_scope_sql, scope_frame
+from warehouse.load import read
 from tests.helpers.matrix import examples
 
 DAY0 = date(2024, 1, 1)
@@ -72,3 +77,42 @@ def test_filter_scope_of_an_unkeyed_range_and_single_days():
     )
     got = filter_scope(frame, scope, "as_of_date")
     assert got.get_column("fact").to_list() == ["fact 1", "fact 4", "fact 7", "fact 8", "fact 9"]
+
+
+# Days far enough apart that one scope holds rows starting within derive.FAR_REACH_DAYS of its last
+# date and rows starting long before (read apart, the far ones with their keys as literals); one
+# key holds a quote.
+far_scope_rows = st.lists(
+    st.tuples(st.sampled_from((None, "russell2000", "o'brien")), st.integers(0, 30), st.integers(0, 3), st.booleans()),
+    min_size=1,
+    max_size=12,
+)
+far_frame_rows = st.lists(st.tuples(st.sampled_from(("russell2000", "o'brien", "sp600")), st.integers(0, 35)), max_size=60)
+STEP_DAYS = derive.FAR_REACH_DAYS // 6
+
+
+@settings(max_examples=examples(100), deadline=None)
+@given(far_frame_rows, far_scope_rows)
+def test_in_scope_sql_reads_the_rows_a_row_by_row_reading_keeps(rows, scope_spec):
+    frame = pl.DataFrame(
+        {"universe": [u for u, _ in rows], "session_date": [DAY0 + timedelta(days=STEP_DAYS * d) for _, d in rows]},
+        schema={"universe": pl.String, "session_date": pl.Date},
+    ).unique()
+    scope_list = [
+        {
+            "universe": u,
+            "from_date": DAY0 + timedelta(days=STEP_DAYS * first),
+            "to_date": DAY0 + timedelta(days=STEP_DAYS * (first if single else first + length)),
+        }
+        for u, first, length, single in scope_spec
+    ]
+    scope = scope_frame(
+        pl.DataFrame(scope_list, schema={"universe": pl.String, "from_date": pl.Date, "to_date": pl.Date}), ("universe",)
+    )
+    con = duckdb.connect()
+    con.register("_rows", frame)
+
+    got = read(con, f"SELECT * FROM ({in_scope_sql(con, '_rows', scope, 'r.session_date', 't')})")
+
+    expected = frame.filter(pl.Series([_inside(r, scope_list) for r in frame.iter_rows(named=True)], dtype=pl.Boolean))
+    assert got.sort(got.columns).to_dicts() == expected.sort(expected.columns).to_dicts()
