@@ -11,6 +11,7 @@ from typing import Sequence
 import duckdb
 import polars as pl
 
+from pipeline.derive import FAR_REACH_DAYS
 from pipeline.load_run import LoadFailed
 from pipeline.planning import Plan
 from ground.settings import Settings
@@ -156,18 +157,17 @@ def history_for_gate(con: duckdb.DuckDBPyConnection, table: str, batch: pl.DataF
     )
     if firsts.height == 0:
         return read(con, f"SELECT * EXCLUDE (source, fetched_at, load_id) FROM {table} LIMIT 0")
-    lo, hi = firsts.get_column("first_date").min(), batch.get_column("session_date").max()
-    recent = lo - timedelta(days=GATE_HISTORY_DAYS)
-    cols = "SELECT t.* EXCLUDE (source, fetched_at, load_id) FROM " + table + " t JOIN _gate_firsts f USING (symbol)"
+    hi = batch.get_column("session_date").max()
+    # Symbols whose batch starts long before its end (a rebase re-sends a whole history) are read
+    # apart, named as literals: with the others, the one date bound would reach back decades for
+    # every symbol (see pipeline.derive._by_reach).
+    far = pl.col("first_date") < hi - timedelta(days=FAR_REACH_DAYS)
+    parts = [firsts.filter(~far), firsts.filter(far)]
+    got = pl.concat(
+        [_stored_for_gate(con, table, part, hi, named=i == 1) for i, part in enumerate(parts) if part.height],
+        how="vertical_relaxed",
+    )
     with registered(con, _gate_firsts=firsts):
-        got = read(
-            con,
-            f"""({cols} WHERE t.session_date BETWEEN DATE '{lo}' AND DATE '{hi}' AND t.session_date >= f.first_date)
-                UNION ALL
-                ({cols} WHERE t.session_date >= DATE '{recent}' AND t.session_date < DATE '{hi}'
-                   AND t.session_date < f.first_date AND t.session_date >= f.first_date - INTERVAL {GATE_HISTORY_DAYS} DAY
-                 QUALIFY row_number() OVER (PARTITION BY t.symbol ORDER BY t.session_date DESC) = 1)""",
-        )
         dormant = con.execute(
             f"SELECT s.symbol, s.last_bar_date FROM meta.series s JOIN _gate_firsts f USING (symbol) "
             f"WHERE s.last_bar_date < f.first_date - INTERVAL {GATE_HISTORY_DAYS} DAY"
@@ -179,6 +179,26 @@ def history_for_gate(con: duckdb.DuckDBPyConnection, table: str, batch: pl.DataF
     last = pl.DataFrame(dormant, schema={"symbol": pl.String, "session_date": pl.Date}, orient="row")
     older = read(con, f"SELECT * EXCLUDE (source, fetched_at, load_id) FROM {table} WHERE session_date IN ({days}) AND symbol IN ({names})")
     return pl.concat([got, older.join(last, on=["symbol", "session_date"], how="semi")], how="vertical_relaxed")
+
+
+def _stored_for_gate(con: duckdb.DuckDBPyConnection, table: str, firsts: pl.DataFrame, hi: date, *, named: bool) -> pl.DataFrame:
+    """history_for_gate's stored rows of the symbols in `firsts` (symbol, first_date), read with
+    their own date bounds; `named`: with their symbols as literals too."""
+    lo = firsts.get_column("first_date").min()
+    recent = lo - timedelta(days=GATE_HISTORY_DAYS)
+    symbols = ""
+    if named:
+        symbols = " AND t.symbol IN (" + ", ".join("'" + s.replace("'", "''") + "'" for s in firsts.get_column("symbol").to_list()) + ")"
+    cols = "SELECT t.* EXCLUDE (source, fetched_at, load_id) FROM " + table + " t JOIN _gate_firsts f USING (symbol)"
+    with registered(con, _gate_firsts=firsts):
+        return read(
+            con,
+            f"""({cols} WHERE t.session_date BETWEEN DATE '{lo}' AND DATE '{hi}' AND t.session_date >= f.first_date{symbols})
+                UNION ALL
+                ({cols} WHERE t.session_date >= DATE '{recent}' AND t.session_date < DATE '{hi}'
+                   AND t.session_date < f.first_date AND t.session_date >= f.first_date - INTERVAL {GATE_HISTORY_DAYS} DAY{symbols}
+                 QUALIFY row_number() OVER (PARTITION BY t.symbol ORDER BY t.session_date DESC) = 1)""",
+        )
 
 
 def validate(con: duckdb.DuckDBPyConnection, batch: Batch, *, load_id: str, as_of: date, settings: Settings):
