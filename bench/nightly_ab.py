@@ -8,7 +8,8 @@ checkouts with their own .venv (e.g. a `git worktree` of the older commit and th
 copies the home twice and runs flows.nightly for NIGHT in a fresh process of each checkout, the
 order alternating between rounds (the machine is shared). Each run gets its own PREFECT_HOME, so
 each pays the temporary server's database creation alike. Printed: per run the process's wall
-seconds and the load's `validate` step (meta.loads.timings); medians; the ratio before / after.
+seconds and the load's `validate`, `load`, `load.merge` and `load.derive` steps (meta.loads.timings);
+medians; the ratios before / after.
 """
 
 from __future__ import annotations
@@ -71,18 +72,20 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     sides = {"before": args.before.resolve(), "after": args.after.resolve()}
-    runs: dict[str, list[tuple[float, float]]] = {name: [] for name in sides}
+    steps = ("validate", "load", "load.merge", "load.derive")
+    runs: dict[str, list[tuple[float, ...]]] = {name: [] for name in sides}
     for r in range(args.rounds):
         for name in (list(sides) if r % 2 == 0 else list(reversed(sides))):
             wall, timings = run_once(sides[name], args.home, args.night)
-            runs[name].append((wall, timings.get("validate", float("nan"))))
-            print(f"round {r + 1} {name}: wall {wall:.1f} s, validate {runs[name][-1][1]:.2f} s, "
-                  f"load average {os.getloadavg()[0]:.1f}", flush=True)
-    medians = {name: (statistics.median(w for w, _ in v), statistics.median(s for _, s in v)) for name, v in runs.items()}
-    for name, (wall, validate) in medians.items():
-        print(f"{name} ({sides[name]}): median wall {wall:.1f} s, median validate {validate:.2f} s")
-    print(f"ratio before / after: wall {medians['before'][0] / medians['after'][0]:.2f}, "
-          f"validate {medians['before'][1] / medians['after'][1]:.2f}")
+            runs[name].append((wall, *(timings.get(s, float("nan")) for s in steps)))
+            shown = ", ".join(f"{s} {v:.2f} s" for s, v in zip(steps, runs[name][-1][1:]))
+            print(f"round {r + 1} {name}: wall {wall:.1f} s, {shown}, load average {os.getloadavg()[0]:.1f}", flush=True)
+    medians = {name: [statistics.median(run[i] for run in v) for i in range(1 + len(steps))] for name, v in runs.items()}
+    for name, m in medians.items():
+        shown = ", ".join(f"{s} {v:.2f} s" for s, v in zip(steps, m[1:]))
+        print(f"{name} ({sides[name]}): median wall {m[0]:.1f} s, medians {shown}")
+    ratios = ", ".join(f"{s} {b / a:.2f}" for s, b, a in zip(("wall",) + steps, medians["before"], medians["after"]))
+    print(f"ratio before / after: {ratios}")
 
 
 if __name__ == "__main__":
