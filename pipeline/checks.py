@@ -11,7 +11,7 @@ from typing import Sequence
 import duckdb
 import polars as pl
 
-from pipeline.derive import FAR_REACH_DAYS
+from pipeline.derive import FAR_REACH_DAYS, LITERAL_KEYS_MAX
 from pipeline.load_run import LoadFailed
 from pipeline.planning import Plan
 from ground.settings import Settings
@@ -162,11 +162,17 @@ def history_for_gate(con: duckdb.DuckDBPyConnection, table: str, batch: pl.DataF
     # apart, named as literals: with the others, the one date bound would reach back decades for
     # every symbol (see pipeline.derive._by_reach).
     far = pl.col("first_date") < hi - timedelta(days=FAR_REACH_DAYS)
-    parts = [firsts.filter(~far), firsts.filter(far)]
-    got = pl.concat(
-        [_stored_for_gate(con, table, part, hi, named=i == 1) for i, part in enumerate(parts) if part.height],
-        how="vertical_relaxed",
-    )
+    near_part, far_part = firsts.filter(~far), firsts.filter(far)
+    if near_part.height and far_part.height:
+        got = pl.concat(
+            [
+                _stored_for_gate(con, table, near_part, hi, named=False),
+                _stored_for_gate(con, table, far_part, hi, named=far_part.height <= LITERAL_KEYS_MAX),
+            ],
+            how="vertical_relaxed",
+        )
+    else:
+        got = _stored_for_gate(con, table, firsts, hi, named=False)
     with registered(con, _gate_firsts=firsts):
         dormant = con.execute(
             f"SELECT s.symbol, s.last_bar_date FROM meta.series s JOIN _gate_firsts f USING (symbol) "

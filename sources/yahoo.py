@@ -76,7 +76,7 @@ INCOME_ROWS: dict[str, str] = {
 # Report dates (see `latest_report`). Yahoo's v7 quote answer is the one real answer that dates a
 # quarterly report: `earningsTimestamp` is the company's latest earnings release (or, once Yahoo
 # has it confirmed, the next one). yfinance asks for it in `Ticker.info` (its second request, after
-# quoteSummary); the source asks that same request alone, one symbol at a time as yfinance does.
+# quoteSummary); the source asks that same request for QUOTE_BATCH symbols at a time.
 QUOTE_URL = "https://query1.finance.yahoo.com/v7/finance/quote"
 # The v7 quote answers a comma-separated list of symbols in one request (recorded:
 # quote-AAPL-BABA.json), omitting those it has no quote of. fundamentals() asks the release dates of
@@ -224,7 +224,6 @@ def _release_of(quote: Mapping[str, Any] | None) -> Release:
     if quote is None:
         return None, None
     return _epoch(quote.get("earningsTimestamp")), _epoch(quote.get("earningsCallTimestampStart"))
-
 
 
 class QuoteRequestFailed(RequestException):

@@ -143,13 +143,17 @@ def test_a_shared_chunk_keeps_each_symbol_behind_to_its_own_range_and_a_stopped_
 def test_the_gate_reads_each_symbols_history_from_its_own_first_session(tmp_path):
     """The stored rows the gate compares a batch with: per symbol, the last stored row before its
     first batch session and its stored rows from there on. A symbol catching up from months back
-    does not widen the range for the others, and a dormant one gets its last stored row."""
+    does not widen the range for the others, and a dormant one gets its last stored row. A symbol
+    whose whole history is re-sent (a rebase, from further back than derive.FAR_REACH_DAYS) is read
+    apart and gets all of it."""
     con = connect(tmp_path / "w.duckdb")
     days = calendar.sessions(date(2024, 6, 3), date(2025, 1, 9))
+    rebased_days = calendar.sessions(date(2023, 6, 1), date(2025, 1, 9))
     put(con, "raw.equity_bars", pl.concat(
         [bars("AAA", d) for d in days]
         + [bars("LATE", d) for d in days if d <= date(2024, 9, 16)]  # behind since September
         + [bars("NAP", d) for d in days if d <= date(2024, 6, 10)]  # dormant: nothing for months
+        + [bars("REB", d) for d in rebased_days]
     ))
     start = date(2025, 1, 6)
     late_first = calendar.previous_session(date(2024, 9, 16))
@@ -157,6 +161,7 @@ def test_the_gate_reads_each_symbols_history_from_its_own_first_session(tmp_path
         [bars("AAA", d) for d in calendar.sessions(start, date(2025, 1, 10))]
         + [bars("LATE", d) for d in calendar.sessions(late_first, date(2025, 1, 10))]
         + [bars("NAP", date(2025, 1, 10))]
+        + [bars("REB", d) for d in calendar.sessions(rebased_days[0], date(2025, 1, 10))]
     )
 
     got = checks.history_for_gate(con, "raw.equity_bars", batch)
@@ -166,6 +171,7 @@ def test_the_gate_reads_each_symbols_history_from_its_own_first_session(tmp_path
     assert by_symbol["AAA"] == [calendar.previous_session(start), *stored_from]  # not AAA since September
     assert by_symbol["LATE"] == [calendar.previous_session(late_first), late_first, date(2024, 9, 16)]
     assert by_symbol["NAP"] == [date(2024, 6, 10)]
+    assert by_symbol["REB"] == rebased_days
     assert got.height == sum(map(len, by_symbol.values()))
     assert "load_id" not in got.columns and set(BARS_SCHEMA) <= set(got.columns)
 
