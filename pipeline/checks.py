@@ -11,7 +11,7 @@ from typing import Sequence
 import duckdb
 import polars as pl
 
-from pipeline.derive import FAR_REACH_DAYS, LITERAL_KEYS_MAX
+from pipeline.derive import literal_in, split_by_reach
 from pipeline.load_run import LoadFailed
 from pipeline.planning import Plan
 from ground.settings import Settings
@@ -23,6 +23,7 @@ from sources.base import (
     Fetched,
 )
 from warehouse.load import read, registered
+from warehouse.publish import sql_text
 
 # Raw table of each part of a fetch, with the source schema it follows.
 RAW_TABLES: dict[str, dict[str, pl.DataType]] = {
@@ -160,19 +161,11 @@ def history_for_gate(con: duckdb.DuckDBPyConnection, table: str, batch: pl.DataF
     hi = batch.get_column("session_date").max()
     # Symbols whose batch starts long before its end (a rebase re-sends a whole history) are read
     # apart, named as literals: with the others, the one date bound would reach back decades for
-    # every symbol (see pipeline.derive._by_reach).
-    far = pl.col("first_date") < hi - timedelta(days=FAR_REACH_DAYS)
-    near_part, far_part = firsts.filter(~far), firsts.filter(far)
-    if near_part.height and far_part.height:
-        got = pl.concat(
-            [
-                _stored_for_gate(con, table, near_part, hi, named=False),
-                _stored_for_gate(con, table, far_part, hi, named=far_part.height <= LITERAL_KEYS_MAX),
-            ],
-            how="vertical_relaxed",
-        )
-    else:
-        got = _stored_for_gate(con, table, firsts, hi, named=False)
+    # every symbol (pipeline.derive.split_by_reach).
+    pieces = split_by_reach(firsts, "first_date", hi)
+    got = pl.concat(
+        [_stored_for_gate(con, table, piece, hi, named=i == 1) for i, piece in enumerate(pieces)], how="vertical_relaxed"
+    )
     with registered(con, _gate_firsts=firsts):
         dormant = con.execute(
             f"SELECT s.symbol, s.last_bar_date FROM meta.series s JOIN _gate_firsts f USING (symbol) "
@@ -181,7 +174,7 @@ def history_for_gate(con: duckdb.DuckDBPyConnection, table: str, batch: pl.DataF
     if not dormant:
         return got
     days = ", ".join(f"DATE '{d}'" for d in sorted({d for _, d in dormant}))
-    names = ", ".join("'" + s.replace("'", "''") + "'" for s, _ in dormant)
+    names = ", ".join(sql_text(s) for s, _ in dormant)
     last = pl.DataFrame(dormant, schema={"symbol": pl.String, "session_date": pl.Date}, orient="row")
     older = read(con, f"SELECT * EXCLUDE (source, fetched_at, load_id) FROM {table} WHERE session_date IN ({days}) AND symbol IN ({names})")
     return pl.concat([got, older.join(last, on=["symbol", "session_date"], how="semi")], how="vertical_relaxed")
@@ -192,9 +185,7 @@ def _stored_for_gate(con: duckdb.DuckDBPyConnection, table: str, firsts: pl.Data
     their own date bounds; `named`: with their symbols as literals too."""
     lo = firsts.get_column("first_date").min()
     recent = lo - timedelta(days=GATE_HISTORY_DAYS)
-    symbols = ""
-    if named:
-        symbols = " AND t.symbol IN (" + ", ".join("'" + s.replace("'", "''") + "'" for s in firsts.get_column("symbol").to_list()) + ")"
+    symbols = literal_in("t.symbol", firsts.get_column("symbol")) if named else ""
     cols = "SELECT t.* EXCLUDE (source, fetched_at, load_id) FROM " + table + " t JOIN _gate_firsts f USING (symbol)"
     with registered(con, _gate_firsts=firsts):
         return read(

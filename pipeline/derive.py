@@ -34,7 +34,7 @@ import importlib
 import time
 from dataclasses import dataclass, field
 from datetime import date, timedelta
-from typing import Callable
+from typing import Callable, Iterable
 
 import duckdb
 import polars as pl
@@ -42,6 +42,7 @@ import polars as pl
 from ground.crashpoints import crashpoint
 from ground.registry import DATASETS, Dataset, order
 from warehouse.load import insert, read, register, registered
+from warehouse.publish import sql_text
 
 FLOAT_TOLERANCE = 1e-12
 FAR_PAST = date(1, 1, 1)
@@ -131,30 +132,38 @@ FAR_REACH_DAYS = 400
 LITERAL_KEYS_MAX = 200
 
 
+def split_by_reach(frame: pl.DataFrame, start: str, last: date) -> list[pl.DataFrame]:
+    """`frame`'s rows whose `start` lies within FAR_REACH_DAYS before `last`, and those starting
+    earlier; one piece when either is empty. A night's reads hold its new sessions for every
+    symbol plus, for a few (a dividend rebase re-sends a symbol's whole history), decades: read as
+    one, the literal date bound reaches back decades for every symbol; apart, the recent rows read
+    recent row groups and the far ones filter on their few keys as literals (0.01 s and 0.02 s on
+    a 30-year home, against 2-2.7 s for the two together)."""
+    far = pl.col(start) < last - timedelta(days=FAR_REACH_DAYS)
+    pieces = [frame.filter(~far), frame.filter(far)]
+    return pieces if all(p.height for p in pieces) else [frame]
+
+
+def literal_in(column: str, values: Iterable[str]) -> str:
+    """`AND column IN ('a', 'b')` for at most LITERAL_KEYS_MAX distinct values, else ''."""
+    distinct = sorted(set(values))
+    if not distinct or len(distinct) > LITERAL_KEYS_MAX:
+        return ""
+    return f" AND {column} IN ({', '.join(sql_text(v) for v in distinct)})"
+
+
 def _by_reach(named: tuple[str, ...], part: pl.DataFrame) -> list[pl.DataFrame]:
-    """A pattern's scope rows split into those starting within FAR_REACH_DAYS of its last date and
-    those starting before: a night's scope is its new sessions for every symbol plus, for a few
-    (a dividend rebase re-sends a symbol's whole history), decades. Read as one, the literal
-    date bound reaches back decades for every symbol; apart, the recent rows read recent row
-    groups and the far ones filter on their few keys as literals (0.01 s and 0.02 s on a
-    30-year home, against 2-2.7 s for the two together)."""
+    """A pattern's scope rows split by how far back they start (split_by_reach)."""
     if not named or part.height < 2:
         return [part]
-    far = pl.col("from_date") < part.get_column("to_date").max() - timedelta(days=FAR_REACH_DAYS)
-    pieces = [part.filter(~far), part.filter(far)]
-    return [p for p in pieces if p.height] if all(p.height for p in pieces) else [part]
+    return split_by_reach(part, "from_date", part.get_column("to_date").max())
 
 
 def _literal_keys(named: tuple[str, ...], piece: pl.DataFrame) -> str:
-    """`AND r.key IN ('a', 'b')` for a piece's few values of its first text key, else ''."""
-    key = named[0] if named else None
-    if key is None or piece.schema[key] != pl.String:
+    """literal_in of a piece's values of its first key, where that key is text."""
+    if not named or piece.schema[named[0]] != pl.String:
         return ""
-    values = piece.get_column(key).drop_nulls().unique().sort().to_list()
-    if not values or len(values) > LITERAL_KEYS_MAX:
-        return ""
-    quoted = ", ".join("'" + v.replace("'", "''") + "'" for v in values)
-    return f" AND r.{key} IN ({quoted})"
+    return literal_in(f"r.{named[0]}", piece.get_column(named[0]).drop_nulls())
 
 
 def in_scope_sql(con: duckdb.DuckDBPyConnection, relation: str, scope: pl.DataFrame, date_expr: str, tag: str) -> str:
