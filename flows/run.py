@@ -189,7 +189,8 @@ def _load(
     bars = tasks.fetch_bars.map(
         unmapped(source), [c for c, _ in parts], [f for _, f in parts], unmapped(plan.as_of), names
     )
-    funds = tasks.fetch_fundamentals.map(unmapped(source), fparts, unmapped(plan.as_of), fnames)
+    since = planning.fundamentals_since(plan) if source.capabilities.takes_since else None
+    funds = tasks.fetch_fundamentals.map(unmapped(source), fparts, unmapped(plan.as_of), fnames, unmapped(since))
     fetched = Fetched.combine([held] + _results(bars, "bars", names) + _results(funds, "fundamentals", fnames))
     # A shared chunk brings its symbols behind rows from before their own first session; and one
     # that brought nothing newer than its last stored bar has stopped trading (a failure).

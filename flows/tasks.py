@@ -61,10 +61,12 @@ def fetch_bars(source: Source, symbols: Sequence[str], start: date, end: date, p
 
 
 @task(name="fetch-fundamentals", task_run_name="fetch-fundamentals-{part}", **FETCH_RETRIES)
-def fetch_fundamentals(source: Source, symbols: Sequence[str], as_of: date, part: str) -> Fetched:
-    got = source.fundamentals(symbols, as_of)
+def fetch_fundamentals(source: Source, symbols: Sequence[str], as_of: date, part: str, since: date | None = None) -> Fetched:
+    """`since` only for a source that takes it (Capabilities.takes_since)."""
+    got = source.fundamentals(symbols, as_of) if since is None else source.fundamentals(symbols, as_of, since=since)
     get_run_logger().info(
-        "fundamentals %s: %s symbols, %s quarters, %s failures", part, len(symbols), got.fundamentals.height, got.failures.height
+        "fundamentals %s: %s symbols, %s quarters%s, %s failures", part, len(symbols), got.fundamentals.height,
+        f" reported since {since}" if since is not None else "", got.failures.height,
     )
     return got
 

@@ -322,6 +322,21 @@ def apply_rebase(fetched: Fetched, refetched: Fetched, rebase: dict[str, tuple[d
     )
 
 
+# How far before a load's first session fundamentals are asked for, where a source can narrow them
+# (Capabilities.takes_since). A member's cohort on session D uses its 4 latest quarters counted by
+# D; the next quarter is not reported yet, so it ended less than a reporting lag (the sample's
+# longest is 60 days) before D, and the 4th latest was reported at least 25 days after it ended,
+# 4 quarters before that: after D - 401 days. 500 days holds them with a quarter to spare.
+FUNDAMENTALS_LOOKBACK_DAYS = 500
+
+
+def fundamentals_since(plan: Plan) -> date:
+    """The first report date a load needs: quarters reported before it are stored already (each
+    earlier load asked for those reported up to its night, and this plan's first session is at most
+    the last stored one) or too old for any cohort from the plan's first session on."""
+    return plan.holdings_start - timedelta(days=FUNDAMENTALS_LOOKBACK_DAYS)
+
+
 def fundamentals_symbols(
     con: duckdb.DuckDBPyConnection, settings: Settings, symbols: Sequence[str], as_of: date, *, is_metered: bool
 ) -> list[str]:

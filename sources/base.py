@@ -103,6 +103,11 @@ class Capabilities:
     # snapshot is warned about. False for a source that holds what its user chose to bring (a csv
     # folder with one index and no holdings file is a complete answer there).
     is_complete: bool = True
+    # fundamentals() takes a keyword `since` (a date): quarters reported before it may be left out,
+    # because the warehouse holds them and no cohort from the load's first session on needs an older
+    # one (pipeline.planning.fundamentals_since). Without it a source is asked as the protocol says
+    # and returns what it has: Yahoo its last quarters whatever one asks, a csv folder all of them.
+    takes_since: bool = False
 
 
 @runtime_checkable
@@ -121,5 +126,6 @@ class Source(Protocol):
         ...
 
     def fundamentals(self, symbols: Sequence[str], as_of: date) -> Fetched:
-        """Quarterly income statement lines of `symbols` as known on `as_of`."""
+        """Quarterly income statement lines of `symbols` as known on `as_of`. (A source whose
+        capabilities say `takes_since` also takes `since=`, see Capabilities.)"""
         ...

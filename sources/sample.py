@@ -197,7 +197,7 @@ class SampleSource:
         self.seed = seed
         self.start = start
         # The market begins at `start`: nothing before it exists to be asked for.
-        self.capabilities = Capabilities(first_date=start)
+        self.capabilities = Capabilities(first_date=start, takes_since=True)
         self.n_companies = companies
         self.memory_mb = memory_mb
         self.scratch_dir = scratch_dir
@@ -294,9 +294,11 @@ class SampleSource:
         Built for the asked window only: ask a long history a year at a time."""
         return self._reading(lambda: self._holdings(universes, start, end))
 
-    def fundamentals(self, symbols: Sequence[str], as_of: date) -> Fetched:
-        """Quarters with report_date <= as_of; a delisted company reports nothing after it delists."""
-        return self._reading(lambda: self._fundamentals(symbols, as_of))
+    def fundamentals(self, symbols: Sequence[str], as_of: date, since: date | None = None) -> Fetched:
+        """Quarters with report_date <= as_of (and >= since, where given: the sample never restates
+        a quarter, so an older one is as the warehouse holds it); a delisted company reports nothing
+        after it delists."""
+        return self._reading(lambda: self._fundamentals(symbols, as_of, since))
 
     def _bars(self, symbols: Sequence[str], start: date, end: date) -> Fetched:
         symbols = list(dict.fromkeys(symbols))
@@ -363,7 +365,7 @@ class SampleSource:
         holdings = pl.concat(parts) if parts else empty(HOLDINGS_SCHEMA)
         return Fetched(holdings=holdings, failures=failures_frame(failures))
 
-    def _fundamentals(self, symbols: Sequence[str], as_of: date) -> Fetched:
+    def _fundamentals(self, symbols: Sequence[str], as_of: date, since: date | None) -> Fetched:
         symbols = list(dict.fromkeys(symbols))
         market = self._market_to(max(as_of, self.start))
         # The quarters a market to as_of makes, however many a longer market (or the cache) holds.
@@ -380,6 +382,8 @@ class SampleSource:
         )
         report = qs.report_date[:, idx]
         keep = qs.exists[:, idx] & (report <= np.datetime64(as_of, "D")) & (qs.period_end[:, None] < delist_day[None, :])
+        if since is not None:
+            keep &= report >= np.datetime64(since, "D")
         ci, qi = np.nonzero(keep.T)  # company-major, quarters ascending
         cols = idx[ci]
         # A long history is a million rows and more: strings gathered by polars, NaN made null on

@@ -27,8 +27,9 @@ def test_each_registered_source_is_built_with_what_it_declares(tmp_path):
     for name, source in built.items():
         assert isinstance(source, Source) and source.name == name
         assert isinstance(source.capabilities, Capabilities)
-    # The sample market starts where the settings say; nothing else knows its first session.
-    assert built["sample"].capabilities == Capabilities(first_date=date(2025, 3, 3))
+    # The sample market starts where the settings say; nothing else knows its first session. It
+    # never restates a quarter, so a load asks it only for those reported lately.
+    assert built["sample"].capabilities == Capabilities(first_date=date(2025, 3, 3), takes_since=True)
     # A folder says which sessions it holds and holds what its user brought.
     assert built["csv"].capabilities == Capabilities(has_date_range=True, is_complete=False)
     assert built["csv"].date_range() is None  # an empty folder: the backfill says so

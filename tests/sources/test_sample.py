@@ -41,7 +41,8 @@ from sources.base import (
     conform,
 )
 from sources.sample import INDEX_SYMBOLS, SampleSource, membership_sizes
-from tests.helpers.matrix import first_of_each_kind
+from pipeline.planning import FUNDAMENTALS_LOOKBACK_DAYS
+from tests.helpers.matrix import examples, first_of_each_kind
 
 START = date(2024, 1, 2)
 END = date(2026, 11, 20)
@@ -382,6 +383,26 @@ def test_fundamentals_never_include_a_quarter_reported_after_as_of(market, as_of
     assert set(ends.dt.month().unique()) <= {3, 6, 9, 12}
     assert (ends + timedelta(days=1)).dt.day().unique().to_list() == [1]
     assert f.select(pl.struct("symbol", "period_end_date").is_unique().all()).item()
+
+
+@settings(max_examples=examples(10), deadline=None)
+@given(as_of=st.dates(min_value=START, max_value=END))
+def test_fundamentals_since_leave_out_only_quarters_no_cohort_needs(market, as_of):
+    """A load asks for quarters reported since its first session less FUNDAMENTALS_LOOKBACK_DAYS
+    (the older ones are stored, or needed by no cohort): the TTM of every member on any session from
+    there on is the one all its quarters give. (A delisted company's last quarters grow older than
+    that, but cohorts are only of members.)"""
+    source = market["source"]
+    as_of = calendar.session_on_or_before(as_of)
+    symbols = sorted({s for u in ("russell2000", "sp600") for s in source.members(u, as_of)})
+    since = as_of - timedelta(days=FUNDAMENTALS_LOOKBACK_DAYS)
+    every = source.fundamentals(symbols, as_of).fundamentals
+    recent = source.fundamentals(symbols, as_of, since=since).fundamentals
+    assert_frame_equal(recent, every.filter(pl.col("report_date") >= since))
+    assert recent.height < every.height  # the sample's quarters start years before its first session
+    full, narrowed = (ttm(f, as_of).select("symbol", "ttm").sort("symbol") for f in (every, recent))
+    assert full.get_column("ttm").null_count() < full.height / 10  # most symbols have a TTM to compare
+    assert_frame_equal(narrowed, full)
 
 
 def test_fundamentals_are_coherent(market):
