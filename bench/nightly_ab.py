@@ -8,7 +8,7 @@ checkouts with their own .venv (e.g. a `git worktree` of the older commit and th
 copies the home twice and runs flows.nightly for NIGHT in a fresh process of each checkout, the
 order alternating between rounds (the machine is shared). Each run gets its own PREFECT_HOME, so
 each pays the temporary server's database creation alike. Printed: per run the process's wall
-seconds and the load's `validate`, `load`, `load.merge` and `load.derive` steps (meta.loads.timings);
+seconds and the load's `fetch`, `validate`, `load`, `load.merge`, `load.derive` and `publish` steps (meta.loads.timings);
 medians; the ratios before / after.
 """
 
@@ -72,7 +72,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     sides = {"before": args.before.resolve(), "after": args.after.resolve()}
-    steps = ("validate", "load", "load.merge", "load.derive")
+    steps = ("fetch", "validate", "load", "load.merge", "load.derive", "publish")
     runs: dict[str, list[tuple[float, ...]]] = {name: [] for name in sides}
     for r in range(args.rounds):
         for name in (list(sides) if r % 2 == 0 else list(reversed(sides))):

@@ -843,6 +843,33 @@ def test_a_damaged_cache_is_removed_with_a_log_line_and_made_again(tmp_path, sma
     assert caplog.records == []
 
 
+def test_a_block_file_read_a_few_rows_at_a_time_gives_what_its_map_gives(tmp_path):
+    """Once a block's file was mapped (its header checked), a read of a few companies (a rebase:
+    a handful of symbols from every block of decades) reads their rows directly; a file cut short
+    since is damage, as a map would say."""
+    rng = np.random.default_rng(5)
+    t0, t1, n = 100, 139, 300
+    arrays = {f: (rng.integers(0, 10**9, (t1 - t0, n)) if f == "volume" else rng.standard_normal((t1 - t0, n))) for f in sample_companies.BAR_FIELDS}
+    sample_blocks._write_block(tmp_path, arrays, sample_blocks.NO_DIVIDENDS)
+    block = sample_blocks._Block(t0, t1, n, None, tmp_path, None)
+    many = np.arange(0, n, 3)
+    for field in sample_companies.BAR_FIELDS:
+        assert np.array_equal(block.read(field, many, t0, t1), arrays[field][:, many].T)  # mapped: header known
+    assert set(block._offsets) == set(sample_companies.BAR_FIELDS)
+    few = np.array([299, 0, 17, 17])
+    for field in sample_companies.BAR_FIELDS:
+        for a, b in ((t0, t1), (t0 + 5, t0 + 6), (t1 - 3, t1)):
+            got = block.read(field, few, a, b)
+            assert got.dtype == arrays[field].dtype and np.array_equal(got, arrays[field][a - t0 : b - t0, few].T), (field, a, b)
+    path = tmp_path / "close.npy"
+    path.write_bytes(path.read_bytes()[:-8])
+    with pytest.raises(sample_blocks._CacheDamaged, match="shorter than its header says"):
+        block.read("close", few, t0, t1)
+    path.unlink()
+    with pytest.raises(sample_blocks._CacheDamaged, match="close.npy"):
+        block.read("close", few, t0, t1)
+
+
 def test_a_new_key_never_reuses_old_files_and_removes_the_keys_nobody_uses(tmp_path, monkeypatch):
     d = SMALL_SESSIONS[30]
     old = SampleSource(**SMALL, cache_dir=tmp_path)
