@@ -290,7 +290,7 @@ def _load(
         timings["publish"] = time.perf_counter() - t
         progress.advance("published")
         t = time.perf_counter()
-        exported = tasks.export_parquet(con, settings, load_id)
+        exported = tasks.export_parquet(con, settings, load_id, patches)
         crashpoint("export.done")
         timings["export"] = time.perf_counter() - t
         progress.advance("exported")

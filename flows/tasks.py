@@ -96,13 +96,15 @@ def publish_snapshot(con, settings: Settings, as_of: date, load_id: str, source:
 
 
 @task(name="export-parquet", retries=1, retry_delay_seconds=2, cache_policy=NO_CACHE)
-def export_parquet(con, settings: Settings, load_id: str):
+def export_parquet(con, settings: Settings, load_id: str, patches=None):
+    """With `patches` (publish's), only what they change is written; the rest links the previous export."""
     from ground.registry import DATASETS
     from warehouse.export import export
 
     partitions = {d.name: d.date_column for d in DATASETS if d.export}
     return export(
-        con, settings.exports_dir, load_id=load_id, partitions=partitions, storage_version=settings.publish_storage_version
+        con, settings.exports_dir, load_id=load_id, partitions=partitions, storage_version=settings.publish_storage_version,
+        previous=loading.previous_load(con, load_id), changed=loading.export_changes(patches, partitions),
     )
 
 

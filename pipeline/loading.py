@@ -439,6 +439,35 @@ def rebuild(con: duckdb.DuckDBPyConnection, settings: Settings, *, load_id: str,
     return Loaded({}, 0, derived.warnings, timings, {}, False)
 
 
+def previous_load(con: duckdb.DuckDBPyConnection, load_id: str) -> str | None:
+    """The load before `load_id` that changed the warehouse (not failed, blocked or skipped)."""
+    row = con.execute(
+        "SELECT load_id FROM meta.loads WHERE load_id <> ? AND status NOT IN ('failed', 'blocked', 'skipped', 'running') "
+        "AND started_at <= (SELECT started_at FROM meta.loads WHERE load_id = ?) ORDER BY started_at DESC LIMIT 1",
+        [load_id, load_id],
+    ).fetchone()
+    return row[0] if row else None
+
+
+def export_changes(patches: dict | None, partitions: dict[str, str | None]) -> dict[str, set[int] | None] | None:
+    """For warehouse.export.export: the exported marts tonight's patches change, each with the years
+    of the rows they remove or write (None: unknown, when the year column is not in the key).
+    None when there are no patches (the snapshot was written whole: so is the export)."""
+    if patches is None:
+        return None
+    changed: dict[str, set[int] | None] = {}
+    for mart, col in partitions.items():
+        patch = patches.get(mart)
+        if patch is None or not (patch.remove.height or patch.write.height):
+            continue
+        if col is None or col not in patch.remove.columns or col not in patch.write.columns:
+            changed[mart] = None
+            continue
+        years = pl.concat([patch.remove.get_column(col), patch.write.get_column(col)]).dt.year().unique()
+        changed[mart] = set(years.drop_nulls().to_list()) if years.null_count() == 0 else None
+    return changed
+
+
 def publish_patches(con: duckdb.DuckDBPyConnection, settings: Settings, load_id: str, loaded: Loaded) -> dict | None:
     """How to patch the current snapshot into tonight's, or None when it must be written whole:
     after a replayed (large) load, or when the snapshot is not the one of the load before this
@@ -448,12 +477,8 @@ def publish_patches(con: duckdb.DuckDBPyConnection, settings: Settings, load_id:
 
     if not loaded.changes_complete:
         return None
-    previous = con.execute(
-        "SELECT load_id FROM meta.loads WHERE load_id <> ? AND status NOT IN ('failed', 'blocked', 'skipped', 'running') "
-        "AND started_at <= (SELECT started_at FROM meta.loads WHERE load_id = ?) ORDER BY started_at DESC LIMIT 1",
-        [load_id, load_id],
-    ).fetchone()
-    if previous is None or snapshot_load(settings.published_dir) != previous[0]:
+    previous = previous_load(con, load_id)
+    if previous is None or snapshot_load(settings.published_dir) != previous:
         return None
     patches = {}
     for table, change in loaded.changes.items():

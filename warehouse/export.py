@@ -26,6 +26,7 @@ import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Mapping
 
 import duckdb
 
@@ -125,10 +126,17 @@ def kv_metadata(mart: str, names: list[str]) -> str:
 
 def export(
     con: duckdb.DuckDBPyConnection, exports_dir: Path, *, load_id: str, partitions: dict[str, str | None], keep: int = 2,
-    storage_version: str = DEFAULT_STORAGE_VERSION,
+    storage_version: str = DEFAULT_STORAGE_VERSION, previous: str | None = None,
+    changed: Mapping[str, set[int] | None] | None = None,
 ) -> Exported:
     """Write `partitions` (mart -> the date column whose year partitions it, None: one file; the
-    registry's exported datasets) as a new version folder and swap `current` to it."""
+    registry's exported datasets) as a new version folder and swap `current` to it.
+
+    With `previous` (the load before this one) and `changed` (mart -> the years in which its rows
+    changed since then, None: any; a mart not named did not change), where `current` is that
+    load's export, the files of what did not change are hard links to its files: the cost follows
+    the night's changes, not the history. A mart whose previous files have other columns (a
+    migration) is written whole."""
     exports_dir = exports_dir.resolve()
     exports_dir.mkdir(parents=True, exist_ok=True)
     folder = exports_dir / f"v-{load_id}"
@@ -140,20 +148,33 @@ def export(
     if missing:
         raise ValueError(f"cannot export {', '.join(missing)}: no such table in the warehouse")
     marts = list(partitions)
+    before = _previous_export(exports_dir, previous) if changed is not None else None
     partitioned: dict[str, bool] = {}
     for mart in marts:
         name = mart.split(".")[1]
         col = partitions[mart]
+        columns = [c for c, _ in _columns(con, mart)]
+        kept = _reusable(con, before, name, columns) if before is not None else None
+        if kept is not None and mart not in changed:
+            partitioned[mart] = kept
+            _link(before, folder, name, kept, skip=set())
+            continue
         # An empty mart (a csv folder without holdings has no cohorts) is one empty file with its
         # columns, so its view still opens.
         partitioned[mart] = bool(col) and con.execute(f"SELECT count(*) FROM {mart}").fetchone()[0] > 0
-        meta = kv_metadata(mart, [c for c, _ in _columns(con, mart)])
+        meta = kv_metadata(mart, columns)
+        years = changed.get(mart) if kept and partitioned[mart] else None
         if partitioned[mart]:
-            con.execute(
-                f"COPY (SELECT *, year({col}) AS year FROM {mart}) TO ? "
-                f"(FORMAT parquet, PARTITION_BY (year), OVERWRITE_OR_IGNORE, {meta})",
-                [str(folder / name)],
-            )
+            where = f" WHERE year({col}) IN ({', '.join(str(y) for y in sorted(years))})" if years is not None else ""
+            if years != set():
+                con.execute(
+                    f"COPY (SELECT *, year({col}) AS year FROM {mart}{where}) TO ? "
+                    f"(FORMAT parquet, PARTITION_BY (year), OVERWRITE_OR_IGNORE, {meta})",
+                    [str(folder / name)],
+                )
+            if years is not None:
+                (folder / name).mkdir(exist_ok=True)
+                _link(before, folder, name, True, skip=years)
         else:
             con.execute(f"COPY {mart} TO ? (FORMAT parquet, {meta})", [str(folder / f"{name}.parquet")])
     crashpoint("export.written")
@@ -173,6 +194,45 @@ def export(
             shutil.rmtree(old)
     files = list(folder.rglob("*.parquet"))
     return Exported(folder, views, len(files), sum(f.stat().st_size for f in files))
+
+
+def _previous_export(exports_dir: Path, previous: str | None) -> Path | None:
+    """The folder `current` links to, if it is the export of load `previous`."""
+    current = exports_dir / "current"
+    if previous is None or not current.is_symlink():
+        return None
+    folder = exports_dir / os.readlink(current)
+    return folder if folder.name == f"v-{previous}" and folder.is_dir() else None
+
+
+def _reusable(con: duckdb.DuckDBPyConnection, before: Path, name: str, columns: list[str]) -> bool | None:
+    """How `before` holds mart `name` (True: year partitions, False: one file), or None when its
+    files cannot be kept: missing, or written with other columns than the mart has now."""
+    if (before / name).is_dir():
+        files, by_year = sorted((before / name).glob("year=*/*.parquet")), True  # the year is in the folder name
+    elif (before / f"{name}.parquet").is_file():
+        files, by_year = [before / f"{name}.parquet"], False
+    else:
+        return None
+    if not files:
+        return None
+    got = [r[0] for r in con.execute(
+        "SELECT name FROM parquet_schema(?) WHERE num_children IS NULL OR num_children = 0", [str(files[0])]
+    ).fetchall()]
+    return by_year if got == columns else None
+
+
+def _link(before: Path, folder: Path, name: str, by_year: bool, *, skip: set[int]) -> None:
+    """Hard links in `folder` to mart `name`'s files in `before`, but for the years in `skip`."""
+    if not by_year:
+        os.link(before / f"{name}.parquet", folder / f"{name}.parquet")
+        return
+    for part in sorted((before / name).glob("year=*")):
+        if int(part.name.split("=", 1)[1]) in skip:
+            continue
+        (folder / name / part.name).mkdir(parents=True)
+        for f in part.glob("*.parquet"):
+            os.link(f, folder / name / part.name / f.name)
 
 
 def _columns(con: duckdb.DuckDBPyConnection, table: str) -> list[tuple[str, str]]:
