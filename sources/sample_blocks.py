@@ -3,11 +3,13 @@ budget, then in scratch files or the cache's files (sources/sample_cache.py writ
 
 from __future__ import annotations
 
+import io
 import os
 import shutil
 import sys
 import tempfile
 import weakref
+from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -26,9 +28,19 @@ DIVIDEND_DTYPE = np.dtype([("i", np.int64), ("t", np.int64), ("value", np.float6
 NO_DIVIDENDS = np.zeros(0, DIVIDEND_DTYPE)
 
 
-# A read of at most this many companies from a block file whose header is known reads their rows
-# directly (_Block._read_rows) instead of mapping the file.
+# A read of at most this many companies from a block file reads their rows directly
+# (_Block._read_rows) instead of mapping the file.
 FEW_ROWS = 64
+
+
+@lru_cache(maxsize=64)
+def _npy_header(shape: tuple[int, ...], dtype: np.dtype) -> bytes:
+    """The magic string and header np.save writes for a C-ordered array of `shape` and `dtype`."""
+    out = io.BytesIO()
+    np.lib.format.write_array_header_1_0(
+        out, {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False, "shape": shape}
+    )
+    return out.getvalue()
 
 
 class _CacheDamaged(Exception):
@@ -64,7 +76,7 @@ class _Block:
         self.tail_dividends = tail_dividends
         self._dividends = dividends
         self._pinned: dict[str, np.ndarray] | None = None
-        # Where each field's values start in its .npy file, once a full open has checked its header.
+        # Where each field's values start in its .npy file, once _read_rows has checked its header.
         self._offsets: dict[str, int] = {}
 
     @property
@@ -96,20 +108,20 @@ class _Block:
             return np.asarray(self.pin()._pinned[field][a - self.t0 : b - self.t0, idx]).T
         if self._pinned is not None:
             return np.asarray(self._pinned[field][idx, a - self.t0 : b - self.t0])
-        if field in self._offsets and len(idx) <= FEW_ROWS:
+        if len(idx) <= FEW_ROWS:
             return self._read_rows(field, idx, a, b)
         # A memory map read and dropped at once: only the pages of the asked rows are touched.
         mapped = self._open(field)
         try:
-            self._offsets[field] = mapped.offset
             return np.asarray(mapped[idx, a - self.t0 : b - self.t0])
         finally:
             del mapped
 
     def _read_rows(self, field: str, idx: np.ndarray, a: int, b: int) -> np.ndarray:
-        """A few companies' rows read directly from the file whose header an earlier read checked:
-        a night's rebase reads a handful of symbols from every block of decades, and opening a
-        memory map (header parsed again) for each costs ten times these reads."""
+        """A few companies' rows read directly from the file: a night's rebase reads a handful of
+        symbols from every block of decades, and mapping each file (np.load parses its header)
+        cost ten times these reads. The header is checked byte for byte against the one np.save
+        writes for this block's shape, once per block and field."""
         path = self.folder / f"{field}.npy"
         dtype = np.dtype(np.int64 if field == "volume" else np.float64)
         width, size, span = self.t1 - self.t0, dtype.itemsize, (b - a) * dtype.itemsize
@@ -119,6 +131,11 @@ class _Block:
         except OSError as exc:
             raise _CacheDamaged(f"{path}: {exc}") from exc
         try:
+            if field not in self._offsets:
+                want = _npy_header((self.n, width), dtype)
+                if os.pread(fd, len(want), 0) != want:
+                    raise _CacheDamaged(f"{path}: not the header of {dtype}{[self.n, width]}")
+                self._offsets[field] = len(want)
             for r, i in enumerate(idx.tolist()):
                 got = os.pread(fd, span, self._offsets[field] + (i * width + a - self.t0) * size)
                 if len(got) != span:
