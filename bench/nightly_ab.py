@@ -3,12 +3,15 @@
 Usage: .venv/bin/python bench/nightly_ab.py HOME NIGHT BEFORE_DIR AFTER_DIR [--rounds 3]
 
 HOME is a data home backfilled up to the session before NIGHT (bench/nightly_vs_bare.py --home, or
-`smallcaps backfill --source sample --end ...`); it is only copied. BEFORE_DIR and AFTER_DIR are
+`smallcaps backfill --source sample --end ...`); it is only copied. The sample market's cache in a
+home is keyed by the code of the sample's modules: where BEFORE and AFTER differ there, one side
+would simulate the whole market again (a cold cache: 18 s on a 30-year home). Give that side a copy
+of HOME whose cache its own code brought up to the session before NIGHT, with --before-home. BEFORE_DIR and AFTER_DIR are
 checkouts with their own .venv (e.g. a `git worktree` of the older commit and this one). Each round
 copies the home twice and runs flows.nightly for NIGHT in a fresh process of each checkout, the
 order alternating between rounds (the machine is shared). Each run gets its own PREFECT_HOME, so
 each pays the temporary server's database creation alike. Printed: per run the process's wall
-seconds and the load's `fetch`, `validate`, `load`, `load.merge`, `load.derive` and `publish` steps (meta.loads.timings);
+seconds and the load's `fetch`, `validate`, `load`, `load.merge`, `load.derive`, `publish` and `export` steps (meta.loads.timings);
 medians; the ratios before / after.
 """
 
@@ -35,8 +38,9 @@ assert r["status"] == "succeeded", r
 """
 
 
-def run_once(checkout: Path, home: Path, night: str) -> tuple[float, dict]:
-    tmp = Path(tempfile.mkdtemp(prefix="nightly-ab-"))
+def run_once(checkout: Path, home: Path, night: str, keep: Path | None = None) -> tuple[float, dict]:
+    """The nightly of `checkout` on a copy of `home` (in `keep`, left there, if given)."""
+    tmp = keep or Path(tempfile.mkdtemp(prefix="nightly-ab-"))
     try:
         copy = tmp / "home"
         shutil.copytree(home, copy)
@@ -60,7 +64,8 @@ def run_once(checkout: Path, home: Path, night: str) -> tuple[float, dict]:
             con.close()
         return wall, json.loads(timings) if isinstance(timings, str) else dict(timings)
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        if keep is None:
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def main() -> None:
@@ -70,13 +75,15 @@ def main() -> None:
     parser.add_argument("before", type=Path)
     parser.add_argument("after", type=Path)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--before-home", type=Path, help="the home BEFORE runs on (default: HOME)")
     args = parser.parse_args()
     sides = {"before": args.before.resolve(), "after": args.after.resolve()}
-    steps = ("fetch", "validate", "load", "load.merge", "load.derive", "publish")
+    homes = {"before": args.before_home or args.home, "after": args.home}
+    steps = ("fetch", "validate", "load", "load.merge", "load.derive", "publish", "export")
     runs: dict[str, list[tuple[float, ...]]] = {name: [] for name in sides}
     for r in range(args.rounds):
         for name in (list(sides) if r % 2 == 0 else list(reversed(sides))):
-            wall, timings = run_once(sides[name], args.home, args.night)
+            wall, timings = run_once(sides[name], homes[name], args.night)
             runs[name].append((wall, *(timings.get(s, float("nan")) for s in steps)))
             shown = ", ".join(f"{s} {v:.2f} s" for s, v in zip(steps, runs[name][-1][1:]))
             print(f"round {r + 1} {name}: wall {wall:.1f} s, {shown}, load average {os.getloadavg()[0]:.1f}", flush=True)
