@@ -44,6 +44,7 @@ def run_once(checkout: Path, home: Path, night: str, keep: Path | None = None) -
     try:
         copy = tmp / "home"
         shutil.copytree(home, copy)
+        os.sync()  # the copy's writeback is not the nightly's (bench/harness.settle_writes)
         env = {
             **os.environ, "PREFECT_HOME": str(tmp / "prefect"), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
             "DO_NOT_TRACK": "1", "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "900",
