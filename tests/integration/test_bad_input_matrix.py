@@ -450,8 +450,9 @@ class SmallMarket:
             failures = pl.concat([failures, extra])
         return self._count(Fetched(bars=bars, actions=actions, failures=failures))
 
-    def fundamentals(self, symbols, as_of):
-        got = self.market.sample.fundamentals(symbols, as_of)
+    def fundamentals(self, symbols, as_of, since=None):
+        # It declares the sample's capabilities, takes_since included.
+        got = self.market.sample.fundamentals(symbols, as_of, since=since)
         if self.case.fundamentals:
             got = replace(got, fundamentals=self.case.fundamentals(got.fundamentals, self.market))
         return self._count(got)

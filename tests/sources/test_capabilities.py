@@ -3,6 +3,7 @@ compares a source's name."""
 
 from __future__ import annotations
 
+import inspect
 import re
 from datetime import date
 from pathlib import Path
@@ -35,6 +36,10 @@ def test_each_registered_source_is_built_with_what_it_declares(tmp_path):
     assert built["csv"].date_range() is None  # an empty folder: the backfill says so
     # Every Yahoo request counts against the rate limit and the run's budget.
     assert built["yahoo"].capabilities == Capabilities(is_metered=True)
+    # A source that says it takes `since` takes it (the flow passes it by keyword).
+    for name, source in built.items():
+        if source.capabilities.takes_since:
+            assert "since" in inspect.signature(source.fundamentals).parameters, name
 
 
 def test_what_is_known_of_a_source_by_its_name_alone():
