@@ -13,7 +13,9 @@ Each size is a real backfill (flows.backfill, sample source) in a fresh process 
 `/usr/bin/time -v` (Debian package `time`), into a new home. Printed per size: the raw rows the
 home holds after it (bars, holdings, fundamentals), wall seconds, peak RSS (GiB; the largest process
 of the run, which is the flow's own: the Prefect server is a smaller child), and GiB of peak RSS per
-million rows, with the slowest steps of the last window's load.
+million rows, with the slowest steps of the last window's load, and the peaks of the flow
+process's VmRSS, RssAnon and RssFile sampled from /proc (harness.RssSampler): a peak made of mapped
+cache files is memory the kernel takes back under pressure, one of RssAnon is not.
 """
 
 from __future__ import annotations
@@ -96,15 +98,19 @@ def main() -> None:
                 f"{gib / rows_m:12.2f}")
         results.append(line)
         slowest = sorted(((v, k) for k, v in load.timings.items() if "." not in k or k.startswith("load.")), reverse=True)[:6]
+        peaks = ", ".join(f"{k} {v / 2**20:.2f}" for k, v in run.rss_peaks.items())
         print(f"{size.text}: {line.split(None, 3)[3].strip()}; slowest steps of its last window: "
-              + ", ".join(f"{k} {v:.1f}" for v, k in slowest) + f"; {harness.load_avg()}")
+              + ", ".join(f"{k} {v:.1f}" for v, k in slowest) + f"; peaks of the flow process (GiB, sampled): {peaks}; "
+              + harness.load_avg())
         if not args.keep:
             shutil.rmtree(base)
     print()
     print(header)
     print("-" * len(header))
     print("\n".join(results))
-    print("rows: raw rows the home holds after the backfill (bars, holdings, fundamentals); peak RSS: /usr/bin/time -v")
+    print("rows: raw rows the home holds after the backfill (bars, holdings, fundamentals); peak RSS: /usr/bin/time -v; "
+          "the per-size lines above split it: RssAnon is the process's own memory, RssFile the sample cache's mapped "
+          "files the kernel keeps while memory is free")
     print(harness.load_avg())
 
 

@@ -19,6 +19,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from datetime import date
@@ -96,6 +97,8 @@ class Run:
     # user + system CPU seconds of the process and the children it waited for (the Prefect server):
     # steadier than wall time on a machine whose other users take most of the cores.
     cpu_s: float = 0.0
+    # With time_v: peaks (KiB) of the flow process's VmRSS, RssAnon and RssFile (RssSampler).
+    rss_peaks: dict[str, int] = field(default_factory=dict)
 
 
 def run_python(code: str, args: list[str], env: dict[str, str], *, time_v: bool = False) -> Run:
@@ -108,7 +111,12 @@ def run_python(code: str, args: list[str], env: dict[str, str], *, time_v: bool 
         cmd = ["/usr/bin/time", "-v", *cmd]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t = time.perf_counter()
-    done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
+    with subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as proc:
+        sampler = RssSampler(proc.pid, under_time=time_v) if time_v else None
+        out, err = proc.communicate()
+        if sampler:
+            sampler.stop()
+    done = subprocess.CompletedProcess(cmd, proc.returncode, out, err)
     wall = time.perf_counter() - t
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
@@ -121,7 +129,47 @@ def run_python(code: str, args: list[str], env: dict[str, str], *, time_v: bool 
         if not found:
             sys.exit(f"/usr/bin/time -v printed no peak RSS:\n{done.stderr[-2000:]}")
         rss = int(found.group(1))
-    return Run(wall, rss, own_stderr, cpu)
+    return Run(wall, rss, own_stderr, cpu, sampler.peaks if sampler else {})
+
+
+class RssSampler:
+    """Peaks of the flow process's resident memory by kind, from /proc/PID/status every 0.2 s:
+    RssAnon (its own heap: what a memory budget bounds) and RssFile (pages of files it maps, here
+    the sample cache's blocks: the kernel keeps them as long as memory is free and takes them back
+    under pressure). /usr/bin/time's peak RSS is their sum at its highest."""
+
+    def __init__(self, pid: int, *, under_time: bool) -> None:
+        self.pid, self.under_time = pid, under_time
+        self.peaks: dict[str, int] = {}
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _target(self) -> int | None:
+        if not self.under_time:
+            return self.pid
+        try:  # /usr/bin/time's one child: the flow process
+            children = Path(f"/proc/{self.pid}/task/{self.pid}/children").read_text().split()
+        except OSError:
+            return None
+        return int(children[0]) if children else None
+
+    def _run(self) -> None:
+        while not self._done.wait(0.2):
+            pid = self._target()
+            if pid is None:
+                continue
+            try:
+                lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+            except OSError:
+                continue
+            got = {k: int(v.split()[0]) for k, _, v in (line.partition(":") for line in lines) if k in ("VmRSS", "RssAnon", "RssFile")}
+            for k, v in got.items():
+                self.peaks[k] = max(self.peaks.get(k, 0), v)
+
+    def stop(self) -> None:
+        self._done.set()
+        self._thread.join()
 
 
 def backfill(home: Path, end: date, env: dict[str, str], *, time_v: bool = False) -> Run:
