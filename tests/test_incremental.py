@@ -396,3 +396,43 @@ def test_an_old_revised_return_reaches_only_the_cohort_rows_anchored_before_it(t
     assert set(scope.get_column("anchor")) <= {"ytd", "1y"}, scope
     assert wh.con.execute("SELECT count(*) FROM marts.cohort_performance WHERE anchor = '2024-12-10'").fetchone()[0] > 0
     _check(wh, days[-1])
+
+
+def test_the_first_stored_return_is_found_where_a_change_can_be_on_or_before_it(tmp_path):
+    """_rows_reached_by_returns asks, per changed return, whether it is on or before its symbol's
+    first stored return. steps._first_returns answers with a date that gives the same answer as
+    the true first one, reading only the weeks before each symbol's first change where a stored
+    return is there, and the true minimum otherwise: a first bar, a date before it, a symbol back
+    after a gap of months (its earlier rows are outside the weeks looked at), one never stored."""
+    from pipeline import steps
+
+    world = _new_world(4)
+    wh, days = _loaded(world, tmp_path / "w.duckdb")
+    ctx = derive.Context(wh.con, days[-1], days[-1], PAIRS, ANCHORS, NAMES, days[-1], days[0])
+    firsts = dict(wh.con.execute("SELECT symbol, min(session_date) FROM core.equity_returns GROUP BY symbol").fetchall())
+    a, b, c, d = sorted(firsts)[:4]
+    gap_to = days[len(days) // 2]
+    wh.con.execute(
+        "DELETE FROM core.equity_returns WHERE symbol = ? AND session_date BETWEEN ? AND ?",
+        [c, gap_to - timedelta(days=90), gap_to - timedelta(days=1)],
+    )
+    changes = [
+        (a, firsts[a]), (a, days[-1]),                      # its first bar and a later one
+        (b, firsts[b] - timedelta(days=3)), (b, days[-2]),  # a date before its first bar
+        (c, gap_to), (c, days[-1]),                          # back after a gap of 90 days
+        ("NEVER", days[-1]),                                 # no stored return at all
+        (a, days[len(days) // 3]),
+        (d, days[-1]),                                       # only a recent change
+    ]
+    rets = pl.DataFrame(changes, schema={"symbol": pl.String, "session_date": pl.Date}, orient="row")
+    true = dict(wh.con.execute("SELECT symbol, min(session_date) FROM core.equity_returns GROUP BY symbol").fetchall())
+    got = dict(steps._first_returns(ctx, rets).iter_rows())
+    assert set(got) == {a, b, c, d}
+    for symbol, day in changes:
+        want = None if symbol not in true else day <= true[symbol]
+        have = None if symbol not in got else day <= got[symbol]
+        assert have == want, (symbol, day, got.get(symbol), true.get(symbol))
+    # Where it matters (a change on or before the first return) the date is the true first one.
+    assert got[a] == true[a] and got[b] == true[b] and got[c] == true[c]
+    # Elsewhere it is a stored return of the weeks before the change, found without reading back.
+    assert true[d] < got[d] < days[-1]
