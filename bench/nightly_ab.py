@@ -69,14 +69,21 @@ def run_once(checkout: Path, home: Path, night: str, keep: Path | None = None) -
             shutil.rmtree(tmp, ignore_errors=True)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def two_checkouts(doc: str) -> argparse.ArgumentParser:
+    """HOME NIGHT BEFORE_DIR AFTER_DIR [--before-home DIR]: the arguments of a comparison of two
+    checkouts' same night (this script, nightly_identity.py)."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     parser.add_argument("home", type=Path)
     parser.add_argument("night")
     parser.add_argument("before", type=Path)
     parser.add_argument("after", type=Path)
-    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--before-home", type=Path, help="the home BEFORE runs on (default: HOME)")
+    return parser
+
+
+def main() -> None:
+    parser = two_checkouts(__doc__)
+    parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     sides = {"before": args.before.resolve(), "after": args.after.resolve()}
     homes = {"before": args.before_home or args.home, "after": args.home}

@@ -11,7 +11,6 @@ differ; exits 1 if any does.
 
 from __future__ import annotations
 
-import argparse
 import shutil
 import sys
 import tempfile
@@ -20,7 +19,7 @@ from pathlib import Path
 import duckdb
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from nightly_ab import run_once  # noqa: E402
+from nightly_ab import run_once, two_checkouts  # noqa: E402
 
 SCHEMAS = ("core", "marts")
 
@@ -48,13 +47,7 @@ def fingerprints(home: Path) -> dict[str, tuple]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("home", type=Path)
-    parser.add_argument("night")
-    parser.add_argument("before", type=Path)
-    parser.add_argument("after", type=Path)
-    parser.add_argument("--before-home", type=Path)
-    args = parser.parse_args()
+    args = two_checkouts(__doc__).parse_args()
     got = {}
     for name, checkout, home in (("before", args.before, args.before_home or args.home), ("after", args.after, args.home)):
         keep = Path(tempfile.mkdtemp(prefix=f"nightly-identity-{name}-"))
