@@ -153,7 +153,7 @@ def export(
     for mart in marts:
         name = mart.split(".")[1]
         col = partitions[mart]
-        columns = [c for c, _ in _columns(con, mart)]
+        columns = _columns(con, mart)
         kept = _reusable(con, before, name, columns) if before is not None else None
         if kept is not None and mart not in changed:
             partitioned[mart] = kept
@@ -162,7 +162,7 @@ def export(
         # An empty mart (a csv folder without holdings has no cohorts) is one empty file with its
         # columns, so its view still opens.
         partitioned[mart] = bool(col) and con.execute(f"SELECT count(*) FROM {mart}").fetchone()[0] > 0
-        meta = kv_metadata(mart, columns)
+        meta = kv_metadata(mart, [c for c, _ in columns])
         years = changed.get(mart) if kept and partitioned[mart] else None
         if partitioned[mart]:
             where = f" WHERE year({col}) IN ({', '.join(str(y) for y in sorted(years))})" if years is not None else ""
@@ -205,9 +205,10 @@ def _previous_export(exports_dir: Path, previous: str | None) -> Path | None:
     return folder if folder.name == f"v-{previous}" and folder.is_dir() else None
 
 
-def _reusable(con: duckdb.DuckDBPyConnection, before: Path, name: str, columns: list[str]) -> bool | None:
+def _reusable(con: duckdb.DuckDBPyConnection, before: Path, name: str, columns: list[tuple[str, str]]) -> bool | None:
     """How `before` holds mart `name` (True: year partitions, False: one file), or None when its
-    files cannot be kept: missing, or written with other columns than the mart has now."""
+    files cannot be kept: missing, or written with other columns (names and types, as DuckDB reads
+    them back) than the mart has now."""
     if (before / name).is_dir():
         files, by_year = sorted((before / name).glob("year=*/*.parquet")), True  # the year is in the folder name
     elif (before / f"{name}.parquet").is_file():
@@ -216,9 +217,7 @@ def _reusable(con: duckdb.DuckDBPyConnection, before: Path, name: str, columns: 
         return None
     if not files:
         return None
-    got = [r[0] for r in con.execute(
-        "SELECT name FROM parquet_schema(?) WHERE num_children IS NULL OR num_children = 0", [str(files[0])]
-    ).fetchall()]
+    got = [(r[0], r[1]) for r in con.execute("DESCRIBE SELECT * FROM read_parquet(?, hive_partitioning = false)", [str(files[0])]).fetchall()]
     return by_year if got == columns else None
 
 

@@ -75,6 +75,21 @@ def test_a_whole_export_when_current_is_not_the_previous_loads_or_its_columns_di
     two, three = inodes(home / "exports" / "v-L2"), inodes(home / "exports" / "v-L3")
     assert {f for f in two if two[f] == three[f]} == {f for f in two if not f.startswith("index_daily/")}
     assert viewed(home) == want
+    # Nor one whose column has another type. (One file of a mart is checked: every export writes
+    # all of a mart's files with its columns of the time, or keeps files that match them.)
+    con = connect(home / "warehouse.duckdb")
+    try:
+        (old,) = (home / "exports" / "v-L3" / "index_daily" / "year=2021").glob("*.parquet")
+        con.execute(
+            f"COPY (SELECT * REPLACE (records_ytd::DOUBLE AS records_ytd) FROM marts.index_daily WHERE year(session_date) = 2021) "
+            f"TO '{old}' (FORMAT parquet)"
+        )
+        export(con, home / "exports", load_id="L4", partitions=PARTITIONS, previous="L3", changed={})
+    finally:
+        con.close()
+    three, four = inodes(home / "exports" / "v-L3"), inodes(home / "exports" / "v-L4")
+    assert not any(three[f] == four[f] for f in three if f.startswith("index_daily/"))
+    assert viewed(home) == want
 
 
 def test_the_changed_years_come_from_the_patches_keys_and_rows():
