@@ -1,6 +1,7 @@
 """Parquet exports of the marts for BI tools and engines that scan files.
 
-Each night writes a complete new version folder, `exports/v-<load_id>/`, then swaps the symlink
+Each night makes a complete new version folder, `exports/v-<load_id>/` (writing what its changes
+touch and hard-linking the rest of the previous night's files, see export()), then swaps the symlink
 `exports/current` to it with one atomic rename, so a scan sees one night's files, never a mix.
 Time-series marts are partitioned by calendar year (`year=2025/`), which lets a dashboard that
 looks at this year read one folder. `exports/smallcaps_views.duckdb` holds one view per mart over
