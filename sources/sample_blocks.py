@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from sources.sample_companies import BAR_BYTES_PER_CELL, BAR_FIELDS, BLOCK_BYTES_MAX, BLOCK_SESSIONS
+from sources.sample_companies import BAR_BYTES_PER_CELL, BAR_FIELDS, BLOCK_BYTES_MAX, BLOCK_SESSIONS, bar_dtype
 
 if TYPE_CHECKING:  # only to name the cache in an annotation: sample_cache imports this module
     from sources.sample_cache import _Cache
@@ -84,7 +84,7 @@ class _Block:
         return BAR_BYTES_PER_CELL * self.n * (self.t1 - self.t0)
 
     def _open(self, field: str) -> np.ndarray:
-        dtype = np.dtype(np.int64 if field == "volume" else np.float64)
+        dtype = bar_dtype(field)
         if not self.is_tail:
             return _load_npy(self.folder / f"{field}.npy", (self.n, self.t1 - self.t0), dtype, mmap=True)
         # The file may hold more rows than this block (a writer appending, or one killed before it
@@ -123,7 +123,7 @@ class _Block:
         cost ten times these reads. The header is checked byte for byte against the one np.save
         writes for this block's shape, once per block and field."""
         path = self.folder / f"{field}.npy"
-        dtype = np.dtype(np.int64 if field == "volume" else np.float64)
+        dtype = bar_dtype(field)
         width, size, span = self.t1 - self.t0, dtype.itemsize, (b - a) * dtype.itemsize
         out = np.empty((len(idx), b - a), dtype)
         try:

@@ -142,6 +142,13 @@ RING = max(RANK_LAG, DIVIDEND_PRICE_LAG) + 1
 NEVER = np.iinfo(np.int64).max // 2  # delist_idx of a company that never delists
 BAR_FIELDS = ("open", "high", "low", "close", "adj_close", "volume")
 BAR_BYTES_PER_CELL = 8 * len(BAR_FIELDS)  # float64 prices, int64 volume
+
+
+def bar_dtype(field: str) -> np.dtype:
+    """How a bar field is held and stored: int64 volume, float64 prices."""
+    return np.dtype(np.int64 if field == "volume" else np.float64)
+
+
 BLOCK_SESSIONS = 256  # sessions per block, fewer for a large market (BLOCK_BYTES_MAX per block)
 BLOCK_BYTES_MAX = 64 * 2**20
 MEMORY_MB = 512  # default of settings.sample_memory_mb: bar blocks kept in memory

@@ -50,6 +50,7 @@ from sources.sample_companies import (
     _n_quarters,
     _quarters,
     _ttm_at,
+    bar_dtype,
 )
 from sources.sample_blocks import DIVIDEND_DTYPE, NO_DIVIDENDS, _Block, _Store, _block_sessions
 
@@ -176,8 +177,7 @@ class _Market:
         """len(idx) x (b - a) values of `field` (company-major), read block by block."""
         parts = [blk.read(field, idx, max(a, blk.t0), min(b, blk.t1)) for blk in self.blocks if blk.t0 < b and blk.t1 > a]
         if not parts:
-            dtype = np.int64 if field == "volume" else np.float64
-            return np.empty((len(idx), 0), dtype)
+            return np.empty((len(idx), 0), bar_dtype(field))
         return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=1)
 
 
@@ -240,7 +240,7 @@ def _simulate(
     div_at = np.searchsorted(div_t, np.arange(T0, T + 1), side="left")
 
     B = _block_sessions(n)
-    buffers = {f: np.empty((B, n), np.int64 if f == "volume" else np.float64) for f in BAR_FIELDS} if full else {}
+    buffers = {f: np.empty((B, n), bar_dtype(f)) for f in BAR_FIELDS} if full else {}
     block_t0 = T0
     block_dividends: list[np.ndarray] = []
     # Blocks start every B sessions whatever ends the market was built to: a last block cut short by
