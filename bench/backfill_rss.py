@@ -66,6 +66,7 @@ def main() -> None:
     parser.add_argument("sizes", nargs="*", type=Size.parse, default=[Size.parse("3y")], metavar="SIZE")
     parser.add_argument("--end", type=date.fromisoformat, help="last session (default: the latest completed)")
     parser.add_argument("--keep", type=Path, help="make the homes under this folder and keep them (default: deleted)")
+    parser.add_argument("--trace", type=Path, help="write here, per size, RssAnon at each of the flow's log lines")
     args = parser.parse_args()
 
     end = calendar.session_on_or_before(args.end or calendar.latest_completed_session())
@@ -102,6 +103,14 @@ def main() -> None:
         print(f"{size.text}: {line.split(None, 3)[3].strip()}; slowest steps of its last window: "
               + ", ".join(f"{k} {v:.1f}" for v, k in slowest) + f"; peaks of the flow process (GiB, sampled): {peaks}; "
               + harness.load_avg())
+        print(f"{size.text}: where RssAnon was highest (GiB, the log line that opened the window):")
+        for kib, text in harness.peak_windows(run):
+            print(f"  {kib / 2**20:6.2f}  {text}")
+        if args.trace:
+            with args.trace.open("a") as out:
+                out.write(f"# {size.text}: RssAnon GiB when the log line came, highest until the next line, the line\n")
+                for at, best, text in harness.rss_by_log_line(run):
+                    out.write(f"{at / 2**20:6.2f} {best / 2**20:6.2f}  {text}\n")
         if not args.keep:
             shutil.rmtree(base)
     print()

@@ -99,6 +99,8 @@ class Run:
     cpu_s: float = 0.0
     # With time_v: peaks (KiB) of the flow process's VmRSS, RssAnon and RssFile (RssSampler).
     rss_peaks: dict[str, int] = field(default_factory=dict)
+    # With time_v: (wall-clock time, RssAnon KiB) every 0.2 s.
+    rss_timeline: list[tuple[float, int]] = field(default_factory=list)
 
 
 def run_python(code: str, args: list[str], env: dict[str, str], *, time_v: bool = False) -> Run:
@@ -129,18 +131,58 @@ def run_python(code: str, args: list[str], env: dict[str, str], *, time_v: bool 
         if not found:
             sys.exit(f"/usr/bin/time -v printed no peak RSS:\n{done.stderr[-2000:]}")
         rss = int(found.group(1))
-    return Run(wall, rss, own_stderr, cpu, sampler.peaks if sampler else {})
+    return Run(wall, rss, own_stderr, cpu, sampler.peaks if sampler else {}, sampler.timeline if sampler else [])
+
+
+_LOG_LINE = re.compile(r"^(\d\d):(\d\d):(\d\d(?:\.\d+)?) \| \w+\s*\| (.*)$")
+
+
+def rss_by_log_line(run: Run) -> list[tuple[int, int, str]]:
+    """The flow's log lines (Prefect's `HH:MM:SS.fff | LEVEL | ...` on stderr, local time) cut the
+    run into windows: per window, in order, (RssAnon KiB at its first sample, its highest sample,
+    the log line that opened it)."""
+    if not run.rss_timeline:
+        return []
+    t0 = run.rss_timeline[0][0]
+    day = time.mktime(time.localtime(t0)[:3] + (0, 0, 0, 0, 0, -1))
+    marks: list[tuple[float, str]] = [(t0, "(start of the process)")]
+    for line in run.stderr.splitlines():
+        found = _LOG_LINE.match(line)
+        if found:
+            h, m, sec, text = found.groups()
+            at = day + int(h) * 3600 + int(m) * 60 + float(sec)
+            marks.append((at + (86400 if at < t0 - 3600 else 0), text.strip()[:140]))
+    marks.sort()
+    first: dict[int, int] = {}
+    best: dict[int, int] = {}
+    i = 0
+    for at, kib in run.rss_timeline:
+        while i + 1 < len(marks) and marks[i + 1][0] <= at:
+            i += 1
+        first.setdefault(i, kib)
+        best[i] = max(best.get(i, 0), kib)
+    return [(first[i], best[i], marks[i][1]) for i in sorted(best)]
+
+
+def peak_windows(run: Run, top: int = 5) -> list[tuple[int, str]]:
+    """Where the flow process's own memory (RssAnon) was highest: the `top` highest windows of
+    rss_by_log_line, (highest sample KiB, the log line that opened the window)."""
+    ranked = sorted(rss_by_log_line(run), key=lambda w: -w[1])[:top]
+    return [(best, text) for _, best, text in ranked]
 
 
 class RssSampler:
     """Peaks of the flow process's resident memory by kind, from /proc/PID/status every 0.2 s:
     RssAnon (its own heap: what a memory budget bounds) and RssFile (pages of files it maps, here
     the sample cache's blocks: the kernel keeps them as long as memory is free and takes them back
-    under pressure). /usr/bin/time's peak RSS is their sum at its highest."""
+    under pressure). /usr/bin/time's peak RSS is their sum at its highest. `timeline` keeps every
+    sample's (wall-clock time, RssAnon KiB), so a peak can be put beside the flow's log lines
+    (`peak_windows`)."""
 
     def __init__(self, pid: int, *, under_time: bool) -> None:
         self.pid, self.under_time = pid, under_time
         self.peaks: dict[str, int] = {}
+        self.timeline: list[tuple[float, int]] = []
         self._done = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
@@ -166,6 +208,8 @@ class RssSampler:
             got = {k: int(v.split()[0]) for k, _, v in (line.partition(":") for line in lines) if k in ("VmRSS", "RssAnon", "RssFile")}
             for k, v in got.items():
                 self.peaks[k] = max(self.peaks.get(k, 0), v)
+            if "RssAnon" in got:
+                self.timeline.append((time.time(), got["RssAnon"]))
 
     def stop(self) -> None:
         self._done.set()
