@@ -65,6 +65,40 @@ def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConne
     con.execute("COMMIT")
 
 
+def _date_key(keys: list[str], rows: pl.DataFrame) -> str | None:
+    """The first key column that holds dates (None: the key holds none)."""
+    return next((k for k in keys if rows.schema.get(k) == pl.Date), None)
+
+
+def _stored_in_range(table: str, keys: list[str], rows: pl.DataFrame) -> tuple[str, str]:
+    """(the relation of `table`'s rows a merge of `rows` can match, the same bound as a condition on
+    alias t): the stored rows whose date key lies within `rows`' dates. A key with a date decides
+    which stored rows can match; given as literals, DuckDB skips the row groups outside them (tables
+    grow in date order), so a night's re-sent sessions are joined with those sessions, not with 30
+    years. A table whose key holds no date: the whole table."""
+    day = _date_key(keys, rows)
+    lo, hi = (rows.get_column(day).min(), rows.get_column(day).max()) if day and rows.height else (None, None)
+    if lo is None:
+        return table, "TRUE"
+    bound = f"BETWEEN DATE '{lo.isoformat()}' AND DATE '{hi.isoformat()}'"
+    return f"(SELECT * FROM {table} WHERE {day} {bound})", f"t.{day} {bound}"
+
+
+def _split_after_stored(con: duckdb.DuckDBPyConnection, table: str, keys: list[str], staged: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(staged rows that may match stored ones, rows dated after every stored row). A row of the
+    second kind has a key no stored row has (the key holds its date): it is an insert, with no join.
+    A backfill window's rows are all of that kind (joining 2M of them, read back as a frame, was
+    ~1.8 GiB of the window's peak memory), and so is a night's new session."""
+    day = _date_key(keys, staged)
+    if day is None:
+        return staged, staged.clear()
+    last = con.execute(f"SELECT max({day}) FROM {table}").fetchone()[0]
+    if last is None:
+        return staged.clear(), staged
+    after = pl.col(day) > last
+    return staged.filter(~after), staged.filter(after)
+
+
 def merge(
     con: duckdb.DuckDBPyConnection, table: str, staged: pl.DataFrame, load_id: str, change_columns: list[str] | None = None
 ) -> MergeCounts:
@@ -80,6 +114,24 @@ def merge(
     dupes = staged.select(keys).is_duplicated().sum()
     if dupes:
         raise ValueError(f"{table}: {dupes} staged rows share a key ({', '.join(keys)}); refusing to merge")
+    staged = staged.select(cols)
+    matched, later = _split_after_stored(con, table, keys, staged)
+    inserted, changed, new, old = _merge_matched(con, table, matched, keys, cols, load_id, change_columns)
+    insert(con, table, later)
+    if change_columns is not None:
+        picked = later.select(change_columns)
+        new = picked if new is None else pl.concat([new, picked], how="vertical_relaxed")
+        old = picked.clear() if old is None else old
+    return MergeCounts(staged.height, inserted + later.height, changed, new, old)
+
+
+def _merge_matched(
+    con: duckdb.DuckDBPyConnection, table: str, staged: pl.DataFrame, keys: list[str], cols: list[str], load_id: str,
+    change_columns: list[str] | None,
+) -> tuple[int, int, pl.DataFrame | None, pl.DataFrame | None]:
+    """merge's join of `staged` with the stored rows: (inserted, changed, new, old)."""
+    if staged.height == 0:
+        return 0, 0, None, None
     values = [c for c in cols if c not in keys and c not in BOOKKEEPING_COLUMNS]
     kept = KEEP_WHEN_NULL.get(table, ())
     incoming = {c: f"coalesce(s.{c}, t.{c})" if c in kept else f"s.{c}" for c in cols}
@@ -88,39 +140,41 @@ def merge(
     # The staged rows that are new or differ, in one join: a night re-sends mostly stored rows
     # (the overlap sessions, every quarter a source returns), and each statement below joins its
     # rows with the table again; on the others they all find nothing.
-    with registered(con, _staged=staged.select(cols)):
-        delta = read(con, f"SELECT s.* FROM _staged s LEFT JOIN {table} t ON {on} WHERE t.{keys[0]} IS NULL OR ({differs})")
+    stored, _ = _stored_in_range(table, keys, staged)
+    with registered(con, _staged=staged):
+        delta = read(con, f"SELECT s.* FROM _staged s LEFT JOIN {stored} t ON {on} WHERE t.{keys[0]} IS NULL OR ({differs})")
+    stored, in_range = _stored_in_range(table, keys, delta)
     with registered(con, _staged=delta):
         key_text = " || '|' || ".join(f"CAST(s.{k} AS VARCHAR)" for k in keys)
         # Record every changed column before the update overwrites it.
         if values:
             unions = " UNION ALL ".join(
                 f"SELECT ?, ?, {key_text}, '{c}', CAST(t.{c} AS VARCHAR), CAST({incoming[c]} AS VARCHAR), now()::TIMESTAMP "
-                f"FROM {table} t JOIN _staged s ON {on} WHERE t.{c} IS DISTINCT FROM {incoming[c]}"
+                f"FROM {stored} t JOIN _staged s ON {on} WHERE t.{c} IS DISTINCT FROM {incoming[c]}"
                 for c in values
             )
             params = [p for _ in values for p in (load_id, table)]
             con.execute(f"INSERT OR REPLACE INTO raw.revisions {unions}", params)
-        changed = con.execute(f"SELECT count(*) FROM {table} t JOIN _staged s ON {on} WHERE {differs}").fetchone()[0]
+        changed = con.execute(f"SELECT count(*) FROM {stored} t JOIN _staged s ON {on} WHERE {differs}").fetchone()[0]
         new = old = None
         if change_columns is not None:
             pick_t = ", ".join(f"t.{c}" for c in change_columns)
             pick_s = ", ".join(f"{incoming[c]} AS {c}" for c in change_columns)
-            old = read(con, f"SELECT {pick_t} FROM {table} t JOIN _staged s ON {on} WHERE {differs}")
+            old = read(con, f"SELECT {pick_t} FROM {stored} t JOIN _staged s ON {on} WHERE {differs}")
             new = read(
                 con,
-                f"SELECT {pick_s} FROM _staged s LEFT JOIN {table} t ON {on} WHERE t.{keys[0]} IS NULL OR ({differs})",
+                f"SELECT {pick_s} FROM _staged s LEFT JOIN {stored} t ON {on} WHERE t.{keys[0]} IS NULL OR ({differs})",
             )
         if changed:
             keep_first_seen = "first_seen_at" in cols
             sets = ", ".join(
                 f"{c} = {incoming[c]}" for c in cols if c not in keys and not (keep_first_seen and c == "first_seen_at")
             )
-            con.execute(f"UPDATE {table} t SET {sets} FROM _staged s WHERE {on} AND ({differs})")
+            con.execute(f"UPDATE {table} t SET {sets} FROM _staged s WHERE {on} AND {in_range} AND ({differs})")
         inserted = con.execute(
-            f"INSERT INTO {table} SELECT s.* FROM _staged s WHERE NOT EXISTS (SELECT 1 FROM {table} t WHERE {on})"
+            f"INSERT INTO {table} SELECT s.* FROM _staged s WHERE NOT EXISTS (SELECT 1 FROM {table} t WHERE {on} AND {in_range})"
         ).fetchone()[0]
-    return MergeCounts(staged.height, int(inserted), int(changed), new, old)
+    return int(inserted), int(changed), new, old
 
 
 def replace(con: duckdb.DuckDBPyConnection, table: str, df: pl.DataFrame) -> int:

@@ -78,6 +78,31 @@ def test_merge_inserts_updates_and_records_revisions(tmp_path):
     assert rev == [("A|2025-01-03", "adj_close", "2.0", "2.5"), ("A|2025-01-03", "close", "2.0", "2.5")]
 
 
+def test_merge_joins_only_the_stored_rows_of_the_staged_dates(tmp_path):
+    """A merge matches stored rows by key, and a key with a date can only match stored rows of the
+    staged dates: the join reads those (a backfill window's merge no longer hashes the history).
+    Rows before and after the staged dates are untouched; the counts and revisions are those of the
+    rows inside."""
+    from warehouse.load import _stored_in_range
+
+    con = connect(tmp_path / "w.duckdb")
+    days = [date(2025, 1, 2) + timedelta(days=i) for i in range(10)]
+    load(con, bars([(s, d, 1, 1, 1, 1, 1, 1) for s in "AB" for d in days]), "L1")
+    before = con.execute("SELECT symbol, session_date, close, load_id FROM raw.equity_bars WHERE session_date NOT BETWEEN ? AND ? ORDER BY 1, 2", [days[4], days[6]]).fetchall()
+    window = bars([("A", days[4], 1, 1, 1, 1, 1, 1), ("A", days[5], 1, 1, 1, 2, 2, 1), ("C", days[6], 3, 3, 3, 3, 3, 3)])
+    c = load(con, window, "L2")
+    assert (c.inserted, c.changed) == (1, 1)
+    assert con.execute("SELECT row_key, column_name FROM raw.revisions ORDER BY 2").fetchall() == [
+        (f"A|{days[5]}", "adj_close"), (f"A|{days[5]}", "close"),
+    ]
+    after = con.execute("SELECT symbol, session_date, close, load_id FROM raw.equity_bars WHERE session_date NOT BETWEEN ? AND ? ORDER BY 1, 2", [days[4], days[6]]).fetchall()
+    assert after == before
+    relation, bound = _stored_in_range("raw.equity_bars", ["symbol", "session_date"], window)
+    assert bound == f"t.session_date BETWEEN DATE '{days[4]}' AND DATE '{days[6]}'"
+    assert con.execute(f"SELECT count(*) FROM {relation}").fetchone()[0] == 2 * 3 + 1
+    assert _stored_in_range("meta.x", ["name"], pl.DataFrame({"name": ["a"]})) == ("meta.x", "TRUE")
+
+
 def test_a_refetch_without_a_report_date_keeps_the_stored_one(tmp_path):
     """Yahoo dates only the newest quarter of an answer; a quarter later the same quarter comes
     back without a date. The stored date stays; a different date still replaces it (recorded)."""
