@@ -90,17 +90,29 @@ def quarter_availability(fundamentals: pl.LazyFrame, *, availability_days: int =
     )
 
 
-def ttm_events(fundamentals: pl.LazyFrame, *, availability_days: int = 45) -> pl.LazyFrame:
+def ttm_events(fundamentals: pl.LazyFrame, *, availability_days: int = 45, since: pl.LazyFrame | None = None) -> pl.LazyFrame:
     """One row per symbol and date on which a quarter becomes available: the rule v1 state from
     that date on (until the symbol's next event).
 
     Columns: symbol, available_date, ttm_net_income_usd, quarters_counted (Int32), cohort.
-    A quarter is compared with every quarter of its symbol (a self-join per symbol): a company
-    has tens of quarters, so this stays small, and it is correct even when quarters become
-    available out of period order (a restated old quarter, an early report).
+    An event is compared with every quarter of its symbol (a self-join per symbol), which is
+    correct even when quarters become available out of period order (a restated old quarter, an
+    early report). `since` (one row, column `_since`, a date): only the events a session from that
+    date on can fall under, i.e. each symbol's last event on or before it and the later ones. Thirty
+    years of a company are 120 quarters: every event against every quarter is 14,400 rows per
+    company, for a night that needs its last event or two.
     """
     quarters = quarter_availability(fundamentals, availability_days=availability_days)
     events = quarters.select("symbol", pl.col("available_date").alias("_event_date")).unique()
+    if since is not None:
+        last_before = (
+            pl.when(pl.col("_event_date") <= pl.col("_since")).then(pl.col("_event_date")).max().over("symbol")
+        )
+        events = (
+            events.join(since.select(pl.col("_since").cast(pl.Date)), how="cross")
+            .filter(last_before.is_null() | (pl.col("_event_date") >= last_before))
+            .drop("_since")
+        )
     ni_latest_first = pl.col("net_income_common_usd").sort_by("period_end_date", descending=True).head(TTM_QUARTERS)
     state = (
         events.join(quarters, on="symbol", how="inner")
@@ -275,7 +287,8 @@ def cohorts(
         raise ValueError(f"availability_days must be >= 0, got {availability_days}")
 
     rows = _sector_and_weight(member_sessions(membership, sessions), holdings)
-    events = ttm_events(fundamentals, availability_days=availability_days)
+    first = sessions.select(pl.col("session_date").cast(pl.Date).min().alias("_since"))
+    events = ttm_events(fundamentals, availability_days=availability_days, since=first)
     return (
         rows.sort("session_date")
         .join_asof(events, left_on="session_date", right_on="available_date", by="symbol", strategy="backward",

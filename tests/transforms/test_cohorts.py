@@ -325,6 +325,20 @@ def test_matches_a_slow_reference_of_rule_v1(quarters):
 
 
 @settings(max_examples=examples(60), deadline=None)
+@given(st.lists(quarter, max_size=18), st.integers(0, len(DAYS) - 1))
+def test_sessions_from_a_later_day_get_the_rows_the_whole_range_gives(quarters, start):
+    """A night computes cohorts for its sessions only, and ttm_events then keeps only the events
+    those sessions can fall under (each symbol's last one on or before the first session, and the
+    later ones): the rows must be those of the whole range, quarters out of period order included."""
+    fund = to_fundamentals(quarters)
+    whole = cohorts(all_members(), NO_HOLDINGS, fund, sessions_lf(DAYS)).collect()
+    later = cohorts(all_members(), NO_HOLDINGS, fund, sessions_lf(DAYS[start:])).collect()
+    expected = whole.filter(pl.col("session_date") >= DAYS[start])
+    assert later.height == expected.height == 3 * (len(DAYS) - start)
+    assert later.sort("symbol", "session_date").equals(expected.sort("symbol", "session_date"))
+
+
+@settings(max_examples=examples(60), deadline=None)
 @given(st.lists(quarter, max_size=14), st.sampled_from(DAYS[20:-20]), st.lists(quarter, min_size=1, max_size=8))
 def test_no_cohort_depends_on_a_quarter_reported_after_the_session(quarters, cutoff, later):
     """Add quarters that were not public on `cutoff`, and check that every cohort on sessions up
