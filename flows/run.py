@@ -201,10 +201,7 @@ def _load(
             "a new split or dividend changes earlier prices: fetching the stored history of %s symbol(s) again, e.g. %s",
             len(rebase), ", ".join(list(rebase)[:5]),
         )
-        by_range: dict[tuple[date, date], list[str]] = {}
-        for symbol, span in rebase.items():
-            by_range.setdefault(span, []).append(symbol)
-        rparts = planning.grouped_chunks(by_range, settings.chunk_size)
+        rparts = planning.rebase_chunks(rebase, settings.chunk_size)
         progress.grow(len(rparts))
         rnames = [f"rebase-{i + 1}of{len(rparts)}" for i in range(len(rparts))]
         again = tasks.fetch_bars.map(

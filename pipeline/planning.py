@@ -60,10 +60,16 @@ def chunks(symbols: Sequence[str], size: int) -> list[list[str]]:
     return [list(symbols[i : i + size]) for i in range(0, len(symbols), size)]
 
 
-def grouped_chunks(groups: dict, size: int) -> list[tuple[list[str], object]]:
-    """(chunk, key) for each chunk of each group of symbols, groups in key order: one fetch task per
-    chunk, the symbols of a group sharing the key (a first session, or a date range)."""
-    return [(chunk, key) for key, group in sorted(groups.items()) for chunk in chunks(group, size)]
+def rebase_chunks(rebase: dict[str, tuple[date, date]], size: int) -> list[tuple[list[str], tuple[date, date]]]:
+    """(chunk, (first, last session)) per fetch task of the rebased symbols: `size` symbols a chunk
+    in order of their spans, each chunk asking the range that covers its symbols' spans
+    (apply_rebase keeps each symbol's own). Their spans start at each symbol's first stored bar,
+    nearly every one another date: a chunk per span made a 30-year night's 34 dividends 10 tasks."""
+    ordered = sorted(rebase, key=lambda s: (rebase[s], s))
+    out = []
+    for part in chunks(ordered, size):
+        out.append((part, (min(rebase[s][0] for s in part), max(rebase[s][1] for s in part))))
+    return out
 
 
 def equity_symbols(
@@ -306,7 +312,22 @@ def apply_rebase(fetched: Fetched, refetched: Fetched, rebase: dict[str, tuple[d
     """`fetched` plus the re-fetched earlier bars and actions of the rebased symbols (other sessions
     than tonight's, so nothing is replaced or dropped). A symbol whose re-fetch gave no bars gets a
     failures row of dataset 'rebase' instead, and is tried again next night."""
-    done = set(refetched.bars.get_column("symbol").unique().to_list()) & set(rebase)
+    spans = pl.DataFrame(
+        [(s, lo, hi) for s, (lo, hi) in rebase.items()], schema={"symbol": pl.String, "_lo": pl.Date, "_hi": pl.Date}, orient="row"
+    )
+
+    def own_span(frame: pl.DataFrame, day: str) -> pl.DataFrame:
+        """The rows of each rebased symbol within its own span (a chunk asks the range of all its
+        symbols: rows before a symbol's first stored bar are not history it had, and tonight's
+        are fetched already)."""
+        return (
+            frame.join(spans, on="symbol", how="inner", maintain_order="left")
+            .filter(pl.col(day).is_between(pl.col("_lo"), pl.col("_hi")))
+            .drop("_lo", "_hi")
+        )
+
+    bars, actions = own_span(refetched.bars, "session_date"), own_span(refetched.actions, "ex_date")
+    done = set(bars.get_column("symbol").unique().to_list())
     errors = dict(refetched.failures.select("symbol", "error").unique(subset="symbol", keep="first").iter_rows())
     failed = [
         (s, "rebase", f"whole-history re-fetch after a new split or dividend failed: {errors.get(s, 'no bars came back')}")
@@ -315,8 +336,8 @@ def apply_rebase(fetched: Fetched, refetched: Fetched, rebase: dict[str, tuple[d
     mine = pl.col("symbol").is_in(list(done))
     return replace(
         fetched,
-        bars=pl.concat([fetched.bars, refetched.bars.filter(mine)], how="vertical"),
-        actions=pl.concat([fetched.actions, refetched.actions.filter(mine)], how="vertical"),
+        bars=pl.concat([fetched.bars, bars.filter(mine)], how="vertical"),
+        actions=pl.concat([fetched.actions, actions.filter(mine)], how="vertical"),
         failures=pl.concat([fetched.failures, pl.DataFrame(failed, schema=FAILURES_SCHEMA, orient="row")], how="vertical"),
         requests=fetched.requests + refetched.requests,
     )

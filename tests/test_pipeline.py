@@ -207,6 +207,31 @@ def test_a_dividend_in_a_backfill_window_rebases_only_bars_fetched_before_the_ba
     assert planning.rebase_symbols(con, fetched, window2[-1], basis_since=began) == {"OLD": (old_days[0], before_window2)}
 
 
+def test_rebased_symbols_share_chunks_and_keep_their_own_spans():
+    """The rebased symbols' spans start at each one's first stored bar: they share chunks of the
+    chunk size, each asking the range covering its symbols, and the re-fetch keeps of each symbol
+    only its own span (not the earlier bars it never had stored, not tonight's)."""
+    days = calendar.sessions(date(2025, 1, 2), date(2025, 1, 17))
+    rebase = {"B": (days[3], days[-2]), "A": (days[0], days[-2]), "C": (days[5], days[-3]), "D": (days[1], days[-2])}
+    assert planning.rebase_chunks(rebase, 3) == [
+        (["A", "D", "B"], (days[0], days[-2])), (["C"], (days[5], days[-3])),
+    ]
+    tonight = Fetched(bars=pl.concat([bars(s, days[-1]) for s in "ABCD"]), actions=empty(ACTIONS_SCHEMA))
+    asked = pl.concat([bars(s, d) for s in "ABC" for d in days])  # the chunk's whole range, tonight included
+    actions = pl.DataFrame([(s, days[0], "dividend", 0.1) for s in "ABC"] + [("B", days[4], "dividend", 0.2)],
+                           schema=ACTIONS_SCHEMA, orient="row")
+    got = planning.apply_rebase(tonight, Fetched(bars=asked, actions=actions), rebase)
+    spans = got.bars.group_by("symbol").agg(pl.col("session_date").min().alias("lo"), pl.col("session_date").max().alias("hi"), pl.len())
+    assert {r["symbol"]: (r["lo"], r["hi"], r["len"]) for r in spans.to_dicts()} == {
+        "A": (days[0], days[-1], len(days)),  # its span, then tonight's bar once
+        "B": (days[3], days[-1], len(days) - 3),
+        "C": (days[5], days[-1], len(days) - 5 - 2 + 1),  # the span ends two sessions before tonight
+        "D": (days[-1], days[-1], 1),  # nothing came back for it
+    }
+    assert sorted(got.actions.select("symbol", "ex_date").rows()) == [("A", days[0]), ("B", days[4])]
+    assert got.failures.filter(pl.col("dataset") == "rebase").get_column("symbol").to_list() == ["D"]
+
+
 def test_meta_symbols_records_mapping_rule_and_status(tmp_path):
     con = connect(tmp_path / "w.duckdb")
     h = pl.concat([
