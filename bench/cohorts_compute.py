@@ -14,13 +14,9 @@ medians, the ratio before / after, the highest RssAnon above the call's start (s
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import os
-import shutil
 import statistics
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 from datetime import date
@@ -28,25 +24,13 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
 
+import harness  # noqa: E402
 import transforms.cohorts as current  # noqa: E402
 from ground.settings import Settings  # noqa: E402
 from pipeline import loading, steps  # noqa: E402
 from warehouse.db import connect  # noqa: E402
-
-
-def module_at(rev: str):
-    """transforms/cohorts.py as it is at `rev`, imported under another name."""
-    text = subprocess.run(["git", "-C", str(ROOT), "show", f"{rev}:transforms/cohorts.py"], capture_output=True, text=True, check=True).stdout
-    folder = Path(tempfile.mkdtemp(prefix="cohorts-rev-"))
-    path = folder / "cohorts_at_rev.py"
-    path.write_text(text)
-    spec = importlib.util.spec_from_file_location("cohorts_at_rev", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    shutil.rmtree(folder)
-    return module
 
 
 def rss_anon_kib() -> int:
@@ -85,7 +69,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     print(f"load average {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
-    before = module_at(args.rev)
+    before = harness.module_at(args.rev, "transforms/cohorts.py")
     settings = Settings(home=args.home)
     con = connect(settings.warehouse_path, read_only=True)
     last = con.execute("SELECT max(session_date) FROM core.sessions").fetchone()[0]

@@ -61,6 +61,24 @@ assert bare() == 1
 """
 
 
+def module_at(rev: str, path: str):
+    """The module at `path` (e.g. "warehouse/load.py") as it is at git revision `rev`, imported under
+    another name (`<stem>_at_rev`), to run beside this checkout's in one process."""
+    import importlib.util
+
+    text = subprocess.run(["git", "-C", str(ROOT), "show", f"{rev}:{path}"], capture_output=True, text=True, check=True).stdout
+    folder = Path(tempfile.mkdtemp(prefix="bench-rev-"))
+    name = f"{Path(path).stem}_at_rev"
+    file = folder / f"{name}.py"
+    file.write_text(text)
+    spec = importlib.util.spec_from_file_location(name, file)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up while being built
+    spec.loader.exec_module(module)
+    shutil.rmtree(folder)
+    return module
+
+
 def load_avg() -> str:
     return "load average " + ", ".join(f"{x:.2f}" for x in os.getloadavg()) + f" ({os.cpu_count()} CPUs)"
 

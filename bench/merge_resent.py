@@ -16,40 +16,24 @@ changed rows and raw.revisions rows.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import os
-import shutil
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from datetime import datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
 
+import harness  # noqa: E402
 import polars as pl  # noqa: E402
 
 from pipeline.loading import CHANGE_COLUMNS  # noqa: E402
 from warehouse import load as after  # noqa: E402
 from warehouse.db import connect  # noqa: E402
 from warehouse.load import read, stage  # noqa: E402
-
-
-def module_at(rev: str):
-    """warehouse/load.py as it is at `rev`, imported under another name."""
-    text = subprocess.run(["git", "-C", str(ROOT), "show", f"{rev}:warehouse/load.py"], capture_output=True, text=True, check=True).stdout
-    folder = Path(tempfile.mkdtemp(prefix="merge-rev-"))
-    path = folder / "load_at_rev.py"
-    path.write_text(text)
-    spec = importlib.util.spec_from_file_location("load_at_rev", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses look their module up while being built
-    spec.loader.exec_module(module)
-    shutil.rmtree(folder)
-    return module
 
 
 def resent(con, table: str, sql: str, revised: int) -> pl.DataFrame:
@@ -85,7 +69,7 @@ def main() -> None:
     parser.add_argument("--new", type=int, default=500, help="rows of each table revised (changed values)")
     args = parser.parse_args()
     print(f"load average {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
-    before = module_at(args.rev)
+    before = harness.module_at(args.rev, "warehouse/load.py")
     con = connect(args.warehouse)
     tables = {
         "raw.fundamentals": "SELECT * FROM raw.fundamentals",
