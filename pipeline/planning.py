@@ -333,11 +333,11 @@ def apply_rebase(fetched: Fetched, refetched: Fetched, rebase: dict[str, tuple[d
         (s, "rebase", f"whole-history re-fetch after a new split or dividend failed: {errors.get(s, 'no bars came back')}")
         for s in rebase if s not in done
     ]
-    mine = pl.col("symbol").is_in(list(done))
     return replace(
         fetched,
-        bars=pl.concat([fetched.bars, bars.filter(mine)], how="vertical"),
-        actions=pl.concat([fetched.actions, actions.filter(mine)], how="vertical"),
+        bars=pl.concat([fetched.bars, bars], how="vertical"),
+        # Actions only of the symbols whose bars came back: the others are rebased again next night.
+        actions=pl.concat([fetched.actions, actions.filter(pl.col("symbol").is_in(list(done)))], how="vertical"),
         failures=pl.concat([fetched.failures, pl.DataFrame(failed, schema=FAILURES_SCHEMA, orient="row")], how="vertical"),
         requests=fetched.requests + refetched.requests,
     )
