@@ -7,8 +7,9 @@ On HOME's warehouse (opened read-only), pipeline.steps._cohort_rows computes the
 member for the last stored session (what a night's new session asks) and for the last full
 calendar year (one period of a backfill window or a rebuild), once with each implementation of
 transforms.cohorts.cohorts, alternating which goes first. Printed per case: seconds per round,
-medians, the ratio before / after, the highest RssAnon above the call's start (sampled every
-20 ms), and whether both give the same rows.
+medians, the ratio before / after, the median over rounds of the highest RssAnon above each
+call's start (sampled every 20 ms; a process's first call pays more, so not the largest), and
+whether both give the same rows.
 """
 
 from __future__ import annotations
@@ -33,22 +34,15 @@ from pipeline import loading, steps  # noqa: E402
 from warehouse.db import connect  # noqa: E402
 
 
-def rss_anon_kib() -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("RssAnon:"):
-            return int(line.split()[1])
-    raise RuntimeError("no RssAnon in /proc/self/status")
-
-
 def measured(fn):
     """(seconds, highest RssAnon above the start in GiB, result) of fn()."""
-    start = rss_anon_kib()
+    start = harness.rss_anon_kib()
     peak = [start]
     done = threading.Event()
 
     def sample() -> None:
         while not done.wait(0.02):
-            peak[0] = max(peak[0], rss_anon_kib())
+            peak[0] = max(peak[0], harness.rss_anon_kib())
 
     thread = threading.Thread(target=sample, daemon=True)
     thread.start()
@@ -59,7 +53,7 @@ def measured(fn):
         seconds = time.perf_counter() - t
         done.set()
         thread.join()
-    return seconds, (max(peak[0], rss_anon_kib()) - start) / 2**20, got
+    return seconds, (max(peak[0], harness.rss_anon_kib()) - start) / 2**20, got
 
 
 def main() -> None:
@@ -97,8 +91,8 @@ def main() -> None:
         print(
             f"{case} ({first}..{year_ctx.until}, {rows['after'].height:,} rows): before ({args.rev}) {b:.2f} s "
             f"{[round(x, 2) for x in times['before']]}, after {a:.2f} s {[round(x, 2) for x in times['after']]}; "
-            f"ratio before / after {b / a:.1f}; RssAnon above start (GiB) before {max(memory['before']):.2f}, "
-            f"after {max(memory['after']):.2f}; same rows: {same}"
+            f"ratio before / after {b / a:.1f}; RssAnon above start (GiB) before {statistics.median(memory['before']):.2f}, "
+            f"after {statistics.median(memory['after']):.2f}; same rows: {same}"
         )
     print(f"load average {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
 

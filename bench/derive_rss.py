@@ -26,17 +26,12 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
 
+import harness  # noqa: E402
 from ground.registry import Dataset  # noqa: E402
 from ground.settings import Settings  # noqa: E402
 from pipeline import derive, load_run, loading  # noqa: E402
-
-
-def rss_anon_kib() -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("RssAnon:"):
-            return int(line.split()[1])
-    raise RuntimeError("no RssAnon in /proc/self/status")
 
 
 class Labelled:
@@ -52,7 +47,7 @@ class Labelled:
         self._thread.start()
 
     def set(self, label: str) -> str:
-        now = rss_anon_kib()
+        now = harness.rss_anon_kib()
         with self._lock:
             previous, self.label = self.label, label
             self.began.setdefault(label, now)
@@ -61,7 +56,7 @@ class Labelled:
 
     def _run(self) -> None:
         while not self._done.wait(0.02):
-            now = rss_anon_kib()
+            now = harness.rss_anon_kib()
             with self._lock:
                 self.peak[self.label] = max(self.peak.get(self.label, 0), now)
 
@@ -117,7 +112,7 @@ def main() -> None:
     for name in ("_gate", "_read_scope", "diff_and_write", "_new_in_scope"):
         setattr(derive, name, wrapped(sampler, name, getattr(derive, name)))
 
-    before = rss_anon_kib()
+    before = harness.rss_anon_kib()
     con.execute("BEGIN TRANSACTION")
     try:
         ctx = loading.derive_context(con, settings, last)

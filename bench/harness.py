@@ -189,6 +189,17 @@ def peak_windows(run: Run, top: int = 5) -> list[tuple[int, str]]:
     return [(best, text) for _, best, text in ranked]
 
 
+def rss_kib(pid: int | str = "self") -> dict[str, int]:
+    """A process's resident memory by kind (KiB), from /proc/PID/status: VmRSS, RssAnon, RssFile."""
+    lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+    return {k: int(v.split()[0]) for k, _, v in (line.partition(":") for line in lines) if k in ("VmRSS", "RssAnon", "RssFile")}
+
+
+def rss_anon_kib() -> int:
+    """This process's own memory (RssAnon, KiB)."""
+    return rss_kib()["RssAnon"]
+
+
 class RssSampler:
     """Peaks of the flow process's resident memory by kind, from /proc/PID/status every 0.2 s:
     RssAnon (its own heap: what a memory budget bounds) and RssFile (pages of files it maps, here
@@ -220,10 +231,9 @@ class RssSampler:
             if pid is None:
                 continue
             try:
-                lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+                got = rss_kib(pid)
             except OSError:
                 continue
-            got = {k: int(v.split()[0]) for k, _, v in (line.partition(":") for line in lines) if k in ("VmRSS", "RssAnon", "RssFile")}
             for k, v in got.items():
                 self.peaks[k] = max(self.peaks.get(k, 0), v)
             if "RssAnon" in got:
