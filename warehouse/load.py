@@ -143,6 +143,11 @@ def _merge_matched(
     stored, _ = _stored_in_range(table, keys, staged)
     with registered(con, _staged=staged):
         delta = read(con, f"SELECT s.* FROM _staged s LEFT JOIN {stored} t ON {on} WHERE t.{keys[0]} IS NULL OR ({differs})")
+    if delta.height == 0:
+        # Every staged row is stored as it is (a rerun, re-sent overlap sessions): nothing to
+        # record, update or insert. The statements below would each join the whole table, as an
+        # empty delta has no dates to bound the stored rows by.
+        return 0, 0, None, None
     stored, in_range = _stored_in_range(table, keys, delta)
     with registered(con, _staged=delta):
         key_text = " || '|' || ".join(f"CAST(s.{k} AS VARCHAR)" for k in keys)
