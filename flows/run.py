@@ -21,6 +21,7 @@ from ground.settings import Settings
 from sources import make_source
 from sources.base import Fetched, Source
 from warehouse import load_log
+from warehouse.publish import BaseCopy, start_base_copy
 
 
 def run_load(
@@ -62,10 +63,16 @@ def run_load(
                 source=settings.source, start=plan.bars_start, end=plan.as_of,
             )
             log.info("load %s: %s from %s, sessions %s..%s", load_id, kind, settings.source, plan.bars_start, plan.as_of)
+            # A night's snapshot is the current one patched: the copy it starts from is made while
+            # the night fetches, gates and derives (a backfill publishes whole: no copy).
+            base = (
+                start_base_copy(settings.published_dir, load_id, settings.publish_storage_version)
+                if publish and kind == "nightly" else None
+            )
             try:
                 outcome = _load(
                     con, settings, plan, load_id, now, timings, source, list(notes or []), publish=publish,
-                    basis_since=basis_since,
+                    basis_since=basis_since, base=base,
                 )
             except load_run.LoadFailed as exc:
                 status = "blocked" if isinstance(exc, load_run.LoadBlocked) else "failed"
@@ -81,6 +88,9 @@ def run_load(
             except BaseException as exc:
                 load_log.finish(con, load_id=load_id, status="failed", message=f"{type(exc).__name__}: {exc}", timings=timings)
                 raise
+            finally:
+                if base is not None:
+                    base.discard()  # a publish took it, or the night did not get that far
             return outcome
         finally:
             con.close()
@@ -155,7 +165,7 @@ def _load_artifact(load_id: str, night: date, counts: dict, gated: dict) -> None
 
 def _load(
     con, settings: Settings, plan: planning.Plan, load_id: str, now: datetime, timings: dict, source: Source, notes: list[str],
-    *, publish: bool = True, basis_since: datetime | None = None,
+    *, publish: bool = True, basis_since: datetime | None = None, base: BaseCopy | None = None,
 ) -> dict:
     log = get_run_logger()
 
@@ -280,7 +290,7 @@ def _load(
         night = max(plan.as_of, loaded.until or plan.as_of)
         if night != plan.as_of:
             log.info("%s was loaded again; the warehouse holds sessions up to %s: publishing %s", plan.as_of, night, night)
-        published = tasks.publish_snapshot(con, settings, night, load_id, settings.source, patches)
+        published = tasks.publish_snapshot(con, settings, night, load_id, settings.source, patches, base)
         crashpoint("publish.done")
         load_run.record_publish(con, published, load_id)
         crashpoint("publish.recorded")

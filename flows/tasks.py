@@ -86,12 +86,12 @@ def load(con, batch, gated, load_id: str, source: str, fetched_at: datetime, set
 
 
 @task(name="publish", retries=1, retry_delay_seconds=2, cache_policy=NO_CACHE)
-def publish_snapshot(con, settings: Settings, as_of: date, load_id: str, source: str, patches=None) -> Published:
+def publish_snapshot(con, settings: Settings, as_of: date, load_id: str, source: str, patches=None, base=None) -> Published:
     from ground.registry import DATASETS
 
     return publish(
         con, settings.published_dir, as_of=as_of, load_id=load_id, source=source, keep=settings.keep_snapshots,
-        declared=DATASETS, patches=patches, storage_version=settings.publish_storage_version,
+        declared=DATASETS, patches=patches, storage_version=settings.publish_storage_version, base=base,
     )
 
 

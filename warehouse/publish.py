@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import threading
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from pathlib import Path
@@ -60,6 +61,66 @@ def _fsync(path: Path) -> None:
 def _replace(src: Path, dst: Path) -> None:
     os.replace(src, dst)
     _fsync(dst.parent)
+
+
+class BaseCopy:
+    """The current snapshot copied, in a thread, into the file tonight's snapshot is patched in.
+
+    An incremental publish starts from a copy of the current snapshot: on a long history that is
+    gigabytes copied and synced while the load waits (1.2 GB on 30 years of 10,000 companies).
+    The current snapshot is immutable (a publish replaces it by a rename, under the load lock), so
+    the copy can be made while the night fetches, gates and derives. `publish` takes it if the
+    current snapshot is still the file it copied, and copies again if not (or if the copy failed).
+    The copy is taken once: a retried publish makes its own, as the first may have patched this one.
+    """
+
+    def __init__(self, published_dir: Path, load_id: str):
+        self.source = published_dir / "smallcaps.duckdb"
+        self.path = published_dir / f".tmp-{load_id}.duckdb"
+        self._copied: tuple[int, int, int] | None = None  # (device, inode, size) of the copied file
+        self._error: BaseException | None = None
+        self._taken = False
+        self._thread = threading.Thread(target=self._copy, name="snapshot-base-copy", daemon=True)
+        self._thread.start()
+
+    def _copy(self) -> None:
+        try:
+            st = os.stat(self.source)
+            shutil.copyfile(self.source, self.path)
+            _fsync(self.path)  # the final fsync then writes only the pages the patches change
+            self._copied = (st.st_dev, st.st_ino, st.st_size)
+        except BaseException as exc:  # reported by take(): publish then copies itself
+            self._error = exc
+
+    def take(self) -> Path | None:
+        """The copy, once, if it is a whole copy of the current snapshot; else None (and no file)."""
+        self._thread.join()
+        taken, self._taken = self._taken, True
+        if not taken and self._error is None and self._copied is not None:
+            try:
+                st = os.stat(self.source)
+            except FileNotFoundError:
+                st = None
+            if st is not None and (st.st_dev, st.st_ino, st.st_size) == self._copied:
+                return self.path
+        if not taken:
+            self.path.unlink(missing_ok=True)
+        return None
+
+    def discard(self) -> None:
+        """Remove the copy unless a publish took it (then it is tonight's snapshot, or gone)."""
+        self._thread.join()
+        if not self._taken:
+            self._taken = True
+            self.path.unlink(missing_ok=True)
+
+
+def start_base_copy(published_dir: Path, load_id: str, storage_version: str) -> BaseCopy | None:
+    """A BaseCopy of the current snapshot when a publish could patch it (one exists, written in
+    `storage_version`); None otherwise."""
+    if snapshot_storage_version(published_dir) != storage_version:
+        return None
+    return BaseCopy(published_dir, load_id)
 
 
 def night_path(published_dir: Path, as_of: date) -> Path:
@@ -140,6 +201,7 @@ def publish(
     declared: Sequence | None = None,
     patches: Mapping[str, Patch] | None = None,
     storage_version: str = DEFAULT_STORAGE_VERSION,
+    base: BaseCopy | None = None,
 ) -> Published:
     """Write the reader tables into a new file and rename it into place.
 
@@ -148,7 +210,8 @@ def publish(
     (every derived table that changed since the current snapshot, and how), the new file starts as
     a copy of the current one and only those rows are rewritten: the cost follows the night's
     changes, not the history. Without them every table is copied, as they are when the current
-    snapshot was written in another storage version than `storage_version`.
+    snapshot was written in another storage version than `storage_version`. `base`: the current
+    snapshot copied ahead (start_base_copy), used instead of copying it here when it still is one.
     """
     import time
 
@@ -156,17 +219,23 @@ def publish(
     nights = published_dir / "nights"
     nights.mkdir(parents=True, exist_ok=True)
     tmp = published_dir / f".tmp-{load_id}.duckdb"
-    for leftover in published_dir.glob(".tmp-*"):
-        leftover.unlink()  # an interrupted publish: never renamed, never read
     current = published_dir / "smallcaps.duckdb"
+    # A copied file keeps the storage version it was written in: patch only a same-version file.
+    incremental = patches is not None and snapshot_storage_version(published_dir) == storage_version
+    prepared = base.take() if base is not None and incremental else None
+    if base is not None:
+        base.discard()  # not taken: not needed, or not a copy of the current snapshot
+    for leftover in published_dir.glob(".tmp-*"):
+        if leftover != prepared:
+            leftover.unlink()  # an interrupted publish: never renamed, never read
     by_name = {d.name: d for d in (DATASETS if declared is None else declared)}
     present = set(table_names(con, ("core", "marts", "meta", "dq")))
     derived = [t for t in table_names(con, PUBLISHED_SCHEMAS)]
     extra = [t for t in PUBLISHED_EXTRA if t in present]
     options = attach_options(storage_version)
-    # A copied file keeps the storage version it was written in: patch only a same-version file.
-    incremental = patches is not None and snapshot_storage_version(published_dir) == storage_version
-    if incremental:
+    if prepared is not None and prepared != tmp:
+        os.replace(prepared, tmp)
+    elif incremental and prepared is None:
         shutil.copyfile(current, tmp)
     con.execute(f"ATTACH ? AS snap {options}", [str(tmp)])
     try:

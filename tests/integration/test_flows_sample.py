@@ -104,6 +104,14 @@ def test_nightly_twice_for_the_same_session_leaves_every_table_identical(home):
     assert all(c["inserted"] == 0 and c["changed"] == 0 for c in second["tables"].values())
     con = wh(home)
     assert checksums(con, data_tables) == before
+    # The second night's snapshot is the first's patched, in the copy made while it loaded: it
+    # holds what the warehouse holds, and no copy is left behind.
+    published = home / "published"
+    assert not list(published.glob(".tmp-*"))
+    derived = table_names(con, ("core", "marts"))
+    snap = duckdb.connect(str(published / "smallcaps.duckdb"), read_only=True)
+    assert checksums(snap, derived) == checksums(con, derived)
+    snap.close()
 
 
 def test_nightly_skips_a_non_session(home):
