@@ -21,7 +21,7 @@ from ground.settings import Settings
 from sources import make_source
 from sources.base import Fetched, Source
 from warehouse import load_log
-from warehouse.publish import BaseCopy, start_base_copy
+from warehouse.publish import BaseCopy, base_copy
 
 
 def run_load(
@@ -64,9 +64,9 @@ def run_load(
             )
             log.info("load %s: %s from %s, sessions %s..%s", load_id, kind, settings.source, plan.bars_start, plan.as_of)
             # A night's snapshot is the current one patched: the copy it starts from is made while
-            # the night fetches, gates and derives (a backfill publishes whole: no copy).
+            # the night merges and derives (a backfill publishes whole: no copy).
             base = (
-                start_base_copy(settings.published_dir, load_id, settings.publish_storage_version)
+                base_copy(settings.published_dir, load_id, settings.publish_storage_version)
                 if publish and kind == "nightly" else None
             )
             try:
@@ -242,6 +242,9 @@ def _load(
             f"{reason}. {quarantined:,} rows are in dq.quarantine (load {load_id}); the warehouse and the "
             "published snapshot are unchanged. See `smallcaps dq`."
         )
+    if base is not None:
+        # Begun during the fetch, the copy's writes slowed it and the gate as much as they saved.
+        base.start()
 
     t = time.perf_counter()
     loaded = tasks.load(con, batch, gated, load_id, settings.source, now, settings, plan.as_of)

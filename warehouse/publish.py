@@ -72,6 +72,7 @@ class BaseCopy:
     the copy can be made while the night fetches, gates and derives. `publish` takes it if the
     current snapshot is still the file it copied, and copies again if not (or if the copy failed).
     The copy is taken once: a retried publish makes its own, as the first may have patched this one.
+    `start` begins it; one never started is not taken.
     """
 
     def __init__(self, published_dir: Path, load_id: str):
@@ -81,7 +82,14 @@ class BaseCopy:
         self._error: BaseException | None = None
         self._taken = False
         self._thread = threading.Thread(target=self._copy, name="snapshot-base-copy", daemon=True)
-        self._thread.start()
+
+    def start(self) -> None:
+        if not self._thread.is_alive() and self._thread.ident is None:
+            self._thread.start()
+
+    def _join(self) -> None:
+        if self._thread.ident is not None:
+            self._thread.join()
 
     def _copy(self) -> None:
         try:
@@ -94,7 +102,7 @@ class BaseCopy:
 
     def take(self) -> Path | None:
         """The copy, once, if it is a whole copy of the current snapshot; else None (and no file)."""
-        self._thread.join()
+        self._join()
         taken, self._taken = self._taken, True
         if not taken and self._error is None and self._copied is not None:
             try:
@@ -109,15 +117,15 @@ class BaseCopy:
 
     def discard(self) -> None:
         """Remove the copy unless a publish took it (then it is tonight's snapshot, or gone)."""
-        self._thread.join()
+        self._join()
         if not self._taken:
             self._taken = True
             self.path.unlink(missing_ok=True)
 
 
-def start_base_copy(published_dir: Path, load_id: str, storage_version: str) -> BaseCopy | None:
-    """A BaseCopy of the current snapshot when a publish could patch it (one exists, written in
-    `storage_version`); None otherwise."""
+def base_copy(published_dir: Path, load_id: str, storage_version: str) -> BaseCopy | None:
+    """A BaseCopy of the current snapshot (not started) when a publish could patch it (one exists,
+    written in `storage_version`); None otherwise."""
     if snapshot_storage_version(published_dir) != storage_version:
         return None
     return BaseCopy(published_dir, load_id)
@@ -211,7 +219,7 @@ def publish(
     a copy of the current one and only those rows are rewritten: the cost follows the night's
     changes, not the history. Without them every table is copied, as they are when the current
     snapshot was written in another storage version than `storage_version`. `base`: the current
-    snapshot copied ahead (start_base_copy), used instead of copying it here when it still is one.
+    snapshot copied ahead (base_copy, started), used instead of copying it here when it still is one.
     """
     import time
 

@@ -307,24 +307,25 @@ def test_a_snapshot_patched_into_a_copy_made_ahead_equals_one_patched_into_its_o
     gives the snapshot publish's own copy gives; a copy of a snapshot replaced since, or of none
     wanted, is removed and never published."""
     from warehouse.db import content_checksums
-    from warehouse.publish import BaseCopy, Patch, start_base_copy
+    from warehouse.publish import BaseCopy, Patch, base_copy
 
     con = connect(tmp_path / "w.duckdb")
     declared = _derived_tables(con)
     tables = [d.name for d in declared]
     con.execute("INSERT INTO core.sessions VALUES ('2025-01-02', 2025, false), ('2025-01-03', 2025, false)")
     pub = tmp_path / "published"
-    assert start_base_copy(pub, "L0", "v1.4.0") is None  # nothing published yet: nothing to copy
+    assert base_copy(pub, "L0", "v1.4.0") is None  # nothing published yet: nothing to copy
     publish(con, pub, as_of=date(2025, 1, 3), load_id="L1", source="test", keep=5, declared=declared)
-    assert start_base_copy(pub, "L0", "v1.0.0") is None  # another storage version: published whole
+    assert base_copy(pub, "L0", "v1.0.0") is None  # another storage version: published whole
     con.execute("INSERT INTO core.sessions VALUES ('2025-01-06', 2025, false)")
     night = {"core.sessions": Patch(
         ("session_date",), pl.DataFrame(schema={"session_date": pl.Date}),
         pl.DataFrame({"session_date": [date(2025, 1, 6)], "year": [2025], "is_early_close": [False]},
                      schema={"session_date": pl.Date, "year": pl.Int32, "is_early_close": pl.Boolean}),
     )}
-    base = start_base_copy(pub, "L2", "v1.4.0")
+    base = base_copy(pub, "L2", "v1.4.0")
     assert isinstance(base, BaseCopy)
+    base.start()
     patched = publish(con, pub, as_of=date(2025, 1, 6), load_id="L2", source="test", keep=5, declared=declared,
                       patches=night, base=base)
     assert base.take() is None  # taken once: a retried publish copies again
@@ -337,8 +338,9 @@ def test_a_snapshot_patched_into_a_copy_made_ahead_equals_one_patched_into_its_o
 
     # A copy of a snapshot replaced since is not used: the night copies the new one. (A publish
     # replaces it, and one would remove the copy too; here another file is renamed over it.)
-    stale = start_base_copy(pub, "L3", "v1.4.0")
-    stale._thread.join()
+    stale = base_copy(pub, "L3", "v1.4.0")
+    stale.start()
+    stale._join()
     con.execute("INSERT INTO core.sessions VALUES ('2025-01-07', 2025, false)")
     other = publish(con, tmp_path / "other", as_of=date(2025, 1, 7), load_id="L2b", source="test", keep=5, declared=declared)
     os.replace(other.path, pub / "smallcaps.duckdb")
@@ -357,6 +359,7 @@ def test_a_snapshot_patched_into_a_copy_made_ahead_equals_one_patched_into_its_o
     snap.close()
 
     # A night that publishes whole (no patches) removes its copy.
-    unused = start_base_copy(pub, "L4", "v1.4.0")
+    unused = base_copy(pub, "L4", "v1.4.0")
+    unused.start()
     publish(con, pub, as_of=date(2025, 1, 8), load_id="L4", source="test", keep=5, declared=declared, base=unused)
     assert not unused.path.exists() and not list(pub.glob(".tmp-*"))
